@@ -1,0 +1,44 @@
+// Linear layer variants behind one interface: dense (16/32-bit weights), quantized (GPTQ
+// codes), and quantized + adapter (LoRA, LoTA). Shapes follow HF/PyTorch: x [..., K] -> y [..., N].
+// The quantized variants store DESIGN §1's K×N codes; only forward() is shared.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+namespace lota::model {
+
+class Linear {
+  public:
+    virtual ~Linear() = default;
+    /// y = x·Wᵀ (+ bias); x [..., K] of the compute dtype, returns [..., N]. Differentiable in x.
+    virtual at::Tensor forward(const at::Tensor& x) = 0;
+    virtual int64_t in_features() const = 0;
+    virtual int64_t out_features() const = 0;
+    /// Moves parameters to `device`; floating-point parameters to `dtype` (codes stay integer).
+    virtual void to(const at::Device& device, at::ScalarType dtype) = 0;
+    /// "dense", "gptq", "gptq+lora", "gptq+lota"...
+    virtual std::string kind() const = 0;
+};
+
+using LinearPtr = std::shared_ptr<Linear>;
+
+/// Plain linear layer: weight [N, K], optional bias [N].
+class DenseLinear : public Linear {
+  public:
+    DenseLinear(at::Tensor weight, at::Tensor bias = {});
+    at::Tensor forward(const at::Tensor& x) override;
+    int64_t in_features() const override;
+    int64_t out_features() const override;
+    void to(const at::Device& device, at::ScalarType dtype) override;
+    std::string kind() const override { return "dense"; }
+    const at::Tensor& weight() const { return weight_; }
+    const at::Tensor& bias() const { return bias_; }
+
+  private:
+    at::Tensor weight_, bias_;
+};
+
+}  // namespace lota::model

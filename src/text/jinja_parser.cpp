@@ -20,7 +20,11 @@ Body Parser::parse_body(const std::set<std::string>& ends, std::string* end) {
     while (true) {
         const Token& tk = cur();
         if (tk.type == TokType::END) {
-            if (!ends.empty()) fail_at(tk.line, "unexpected end of template: missing {% " + *ends.begin() + " %}");
+            if (!ends.empty()) {
+                std::string names;
+                for (const auto& e : ends) names += (names.empty() ? "" : ", ") + e;
+                fail_at(tk.line, "unexpected end of template: unclosed block (expected one of: " + names + ")");
+            }
             return body;
         }
         if (tk.type == TokType::TEXT) {

@@ -40,5 +40,8 @@ Value jinja_global(const std::string& name);
 Value jinja_filter(const std::string& name, const Value& value, CallArgs& args);
 /// `value is name(args)`; throws "unknown test 'name'" for tests not implemented.
 bool jinja_test(const std::string& name, const Value& value, CallArgs& args);
+/// Whether jinja2 has a filter / test of this name (it rejects other names when compiling).
+bool jinja_filter_known(const std::string& name);
+bool jinja_test_known(const std::string& name);
 
 }  // namespace lota::text::jinja

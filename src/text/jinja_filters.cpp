@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <set>
 
 #include "text/jinja_eval.h"
 #include "text/jinja_strings.h"
@@ -335,7 +336,19 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
         }
         return Value::integer(n);
     }
-    fail_at(line, "unknown filter '" + name + "'");
+    fail_at(line, (jinja_filter_known(name) ? "unsupported filter '" : "unknown filter '") + name + "'");
+}
+
+bool jinja_filter_known(const std::string& name) {
+    static const std::set<std::string> names = {
+        "abs",    "attr",    "batch",  "capitalize", "center",  "count",     "d",          "default", "dictsort",
+        "e",      "escape",  "filesizeformat",       "first",   "float",     "forceescape", "format", "groupby",
+        "indent", "int",     "items",  "join",       "last",    "length",    "list",       "lower",   "map",
+        "max",    "min",     "pprint", "random",     "reject",  "rejectattr", "replace",   "reverse", "round",
+        "safe",   "select",  "selectattr", "slice",  "sort",    "string",    "striptags",  "sum",     "title",
+        "tojson", "trim",    "truncate", "unique",   "upper",   "urlencode", "urlize",     "wordcount", "wordwrap",
+        "xmlattr"};
+    return names.count(name) > 0;
 }
 
 }  // namespace lota::text::jinja

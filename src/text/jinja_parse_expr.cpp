@@ -1,6 +1,7 @@
 // Jinja expression parser: jinja2's precedence (condexpr < or < and < not < compare < + - < ~ <
 // * / // % < ** < unary < postfix and filters/tests), literals, calls with keyword arguments,
 // subscripts and slices. Part of Parser (jinja_parser.h).
+#include "text/jinja_eval.h"
 #include "text/jinja_parser.h"
 
 namespace lota::text::jinja {
@@ -276,6 +277,7 @@ ExprPtr Parser::parse_filter(ExprPtr e) {
     auto f = make_expr(ExprType::FILTER, cur().line);
     f->name = expect_name();
     while (skip_op(".")) f->name += "." + expect_name();
+    if (!jinja_filter_known(f->name)) fail_at(f->line, "unknown filter '" + f->name + "'");  // as jinja2's compiler
     f->children.push_back(std::move(e));
     if (is_op("(")) parse_args(*f);
     return f;
@@ -289,6 +291,7 @@ ExprPtr Parser::parse_filter_expr(ExprPtr e) {
             auto t = make_expr(ExprType::TEST, t_[p_++].line);
             t->negated = skip_name("not");
             t->name = expect_name();
+            if (!jinja_test_known(t->name)) fail_at(t->line, "unknown test '" + t->name + "'");
             t->children.push_back(std::move(e));
             if (is_op("(")) {
                 parse_args(*t);

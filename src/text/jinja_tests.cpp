@@ -1,6 +1,8 @@
 // Jinja tests (`x is name(args)`) as jinja2 defines them, and str.format for templates.
 // Python nuances kept: bool is a number but not an integer, Undefined is iterable and a sequence,
 // generators are iterable but not sequences.
+#include <set>
+
 #include "text/jinja_eval.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
@@ -49,7 +51,16 @@ bool jinja_test(const std::string& name, const Value& v, CallArgs& a) {
             return v.kind() == o.kind() && value_equal(v, o);
         return v.same_object(o) && (v.is_list() || v.is_dict() || v.kind() == Kind::NAMESPACE);
     }
-    fail_at(a.line, "unknown test '" + name + "'");
+    fail_at(a.line, (jinja_test_known(name) ? "unsupported test '" : "unknown test '") + name + "'");
+}
+
+bool jinja_test_known(const std::string& name) {
+    static const std::set<std::string> names = {
+        "boolean", "callable", "defined", "divisibleby", "eq", "equalto", "escaped", "even", "false", "filter",
+        "float", "ge", "greaterthan", "gt", "in", "integer", "iterable", "le", "lessthan", "lower", "lt",
+        "mapping", "ne", "none", "number", "odd", "sameas", "sequence", "string", "test", "true", "undefined",
+        "upper", "==", "!=", "<", "<=", ">", ">="};
+    return names.count(name) > 0;
 }
 
 // str.format: {} {0} {name} {{ }} and !s/!r conversions; format specs are not supported.

@@ -187,6 +187,16 @@ TEST(Jinja, ErrorsNameTheProblemAndLine) {
     EXPECT_NE(e.find("by zero"), std::string::npos) << e;
 }
 
+TEST(Jinja, FilterNamesAreCheckedWhenParsingAsJinja2Does) {
+    // jinja2 rejects unknown filter names when compiling, even in branches never taken; filters
+    // it knows but lota does not implement fail only when used.
+    std::string e = render_error("{% if false %}{{ x | frobnicate }}{% endif %}");
+    EXPECT_NE(e.find("unknown filter 'frobnicate'"), std::string::npos) << e;
+    EXPECT_EQ(render("{% if false %}{{ x | urlize }}{% endif %}ok"), "ok");
+    e = render_error("{{ 'x' | urlize }}");
+    EXPECT_NE(e.find("unsupported filter 'urlize'"), std::string::npos) << e;
+}
+
 TEST(Jinja, BadInputsAreRejected) {
     EXPECT_THROW(chat_template_render("x", json::object(), {}), lota::Error);
     EXPECT_THROW(chat_template_render("x", json::parse("[1]"), {}), lota::Error);

@@ -11,6 +11,7 @@ cd "$ROOT"
 
 need_apt=()
 for pkg in nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev ccache ninja-build cmake g++ pkg-config; do
+    command -v "$pkg" >/dev/null 2>&1 && continue  # tools installed outside dpkg (GPU image)
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

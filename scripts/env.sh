@@ -9,6 +9,7 @@ BUILD_DIR="${LOTA_BUILD_DIR:-$ROOT/build}"
 if [ -d "$ROOT/.deps/root/usr" ]; then
     export CMAKE_PREFIX_PATH="$ROOT/.deps/root/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
     export PKG_CONFIG_PATH="$ROOT/.deps/root/usr/lib/x86_64-linux-gnu/pkgconfig:$ROOT/.deps/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export PKG_CONFIG_SYSROOT_DIR="$ROOT/.deps/root"
     export CPATH="$ROOT/.deps/root/usr/include${CPATH:+:$CPATH}"
     export LIBRARY_PATH="$ROOT/.deps/root/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}"
     export LD_LIBRARY_PATH="$ROOT/.deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -33,5 +33,5 @@ class Error : public std::runtime_error {
 /// Internal invariant; failure means a bug in lota (file:line and condition are reported).
 #define LOTA_ASSERT(cond, ...)                                                               \
     do {                                                                                     \
-        if (!(cond)) ::lota::throw_internal(__FILE__, __LINE__, #cond, ::lota::strfmt("" __VA_ARGS__)); \
+        if (!(cond)) ::lota::throw_internal(__FILE__, __LINE__, #cond, ::lota::strfmt(" " __VA_ARGS__)); \
     } while (0)

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
 #include "commands.h"
 #include "util/check.h"
@@ -19,6 +20,10 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const lota::Error& e) {
         std::fprintf(stderr, "lota: error: %s\n", e.what());
+        return 1;
+    } catch (const c10::Error& e) {
+        // LibTorch errors carry a C++ backtrace; the user needs the message only.
+        std::fprintf(stderr, "lota: error: %s\n", e.what_without_backtrace());
         return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lota: error: %s\n", e.what());

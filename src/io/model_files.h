@@ -1,0 +1,46 @@
+// The tensors of an HF model directory: model.safetensors, or shards listed in
+// model.safetensors.index.json ({"weight_map": {tensor name: shard file}}). Every shard named
+// in the index must exist and hold the tensors the index assigns to it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "io/safetensors.h"
+
+namespace lota::io {
+
+class ModelFiles {
+  public:
+    /// Opens DIR's safetensors (single file or sharded). Throws naming the file on any problem.
+    explicit ModelFiles(const std::string& dir);
+    const std::string& dir() const { return dir_; }
+    bool has(const std::string& name) const { return where_.count(name) != 0; }
+    /// Path of the file holding `name` (for messages).
+    const std::string& file_of(const std::string& name) const;
+    const SafetensorsEntry& entry(const std::string& name) const;
+    /// Loads tensor `name`; throws "DIR: missing tensor 'name'" when absent.
+    at::Tensor load(const std::string& name) const;
+    /// Loads tensor `name` and checks its shape ("expected ... (why)").
+    at::Tensor load_checked(const std::string& name, const std::vector<int64_t>& shape, const std::string& why) const;
+    std::vector<std::string> names() const;
+    /// Total bytes of tensor data on disk.
+    uint64_t data_bytes() const;
+
+  private:
+    std::string dir_;
+    std::vector<std::unique_ptr<SafetensorsFile>> files_;
+    std::map<std::string, size_t> where_;
+};
+
+/// Writes tensors into DIR as model.safetensors, or as model-0000i-of-0000n.safetensors shards
+/// plus model.safetensors.index.json when they exceed `max_shard_bytes`. Each file is atomic.
+void model_files_write(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       uint64_t max_shard_bytes = 4ull << 30);
+
+}  // namespace lota::io

@@ -1,0 +1,83 @@
+// Generation loop (see generate.h). Prompts are left-padded so every sequence's last prompt
+// token sits in the last column; positions skip padding (Transformer::prepare).
+#include "model/generate.h"
+
+#include <algorithm>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "util/check.h"
+
+namespace lota::model {
+
+at::Tensor sample_next(const at::Tensor& logits, double temperature, double top_p, at::Generator& gen) {
+    if (temperature <= 0.0) return logits.argmax(-1);
+    at::Tensor probs = at::softmax(logits / temperature, -1);
+    if (top_p < 1.0) {
+        // Nucleus: keep the smallest prefix of sorted tokens whose mass reaches top_p (>= 1 token).
+        auto [sorted, idx] = probs.sort(-1, /*descending=*/true);
+        at::Tensor before = sorted.cumsum(-1) - sorted;
+        sorted.masked_fill_(before >= top_p, 0.0);
+        probs = at::zeros_like(probs).scatter_(-1, idx, sorted);
+    }
+    return at::multinomial(probs.cpu(), 1, false, gen).squeeze(-1).to(logits.device());
+}
+
+std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerateOptions& o) {
+    const int64_t B = (int64_t)prompts.size();
+    LOTA_CHECK(B > 0, "generate: no prompts");
+    int64_t Tp = 0;
+    for (const auto& p : prompts) {
+        LOTA_CHECK(!p.empty(), "generate: empty prompt");
+        Tp = std::max<int64_t>(Tp, (int64_t)p.size());
+    }
+    const int64_t V = model.config().vocab_size;
+    at::Tensor ids = at::zeros({B, Tp}, at::kLong), mask = at::zeros({B, Tp}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+        const auto& p = prompts[b];
+        int64_t pad = Tp - (int64_t)p.size();
+        for (size_t t = 0; t < p.size(); ++t) {
+            LOTA_CHECK(p[t] >= 0 && p[t] < V, "generate: token id %lld out of range [0, %lld)", (long long)p[t],
+                       (long long)V);
+            ids[b][pad + (int64_t)t] = p[t];
+            mask[b][pad + (int64_t)t] = 1;
+        }
+    }
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+    std::vector<std::vector<int64_t>> out(B);
+    std::vector<bool> done(B, false);
+    KVCache cache;
+    if (o.use_cache) cache = model.make_cache(B, Tp + o.max_new_tokens);
+    at::Tensor step_ids = ids, step_mask = mask;
+    for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+        at::Tensor logits = o.use_cache ? model.forward(step_ids, step_mask, &cache) : model.forward(ids, mask);
+        at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kFloat);
+        at::Tensor next = sample_next(last, o.temperature, o.top_p, gen).to(at::kCPU);
+        bool all_done = true;
+        at::Tensor next_mask = at::ones({B, 1}, at::kLong);
+        for (int64_t b = 0; b < B; ++b) {
+            if (done[b]) {
+                next[b] = 0;
+                next_mask[b][0] = 0;  // finished sequences feed padding, which nothing attends to
+                continue;
+            }
+            int64_t tok = next[b].item<int64_t>();
+            out[b].push_back(tok);
+            if (o.on_token) o.on_token(b, tok);
+            if (std::find(o.stop_ids.begin(), o.stop_ids.end(), tok) != o.stop_ids.end()) done[b] = true;
+            all_done = all_done && done[b];
+        }
+        if (all_done) break;
+        step_ids = next.view({B, 1});
+        step_mask = next_mask;
+        if (!o.use_cache) {
+            ids = at::cat({ids, step_ids}, 1);
+            mask = at::cat({mask, step_mask}, 1);
+        }
+    }
+    return out;
+}
+
+}  // namespace lota::model

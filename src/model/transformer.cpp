@@ -1,0 +1,163 @@
+// Transformer forward pass (see transformer.h). Follows transformers' modeling_llama /
+// modeling_qwen2 / modeling_qwen3 op by op so fp32 logits agree to ~1e-5.
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "model/arch.h"
+#include "model/rope.h"
+#include "util/check.h"
+
+namespace lota::model {
+
+at::ScalarType dtype_from_name(const std::string& name) {
+    if (name == "f32") return at::kFloat;
+    if (name == "bf16") return at::kBFloat16;
+    if (name == "f16") return at::kHalf;
+    LOTA_FAIL("unknown dtype '%s' (expected f32, bf16 or f16)", name.c_str());
+}
+
+at::Device device_from_name(const std::string& name) {
+    if (name == "cpu") return at::Device(at::kCPU);
+    if (name == "cuda") {
+        LOTA_CHECK(at::hasCUDA(), "--device cuda: this build of lota (LibTorch) has no CUDA device available");
+        return at::Device(at::kCUDA, 0);
+    }
+    LOTA_FAIL("unknown device '%s' (expected cpu or cuda)", name.c_str());
+}
+
+Transformer::Transformer(io::ModelConfig config, at::Tensor embed, std::vector<Block> blocks, at::Tensor final_norm,
+                         at::Tensor lm_head, at::Device device, at::ScalarType dtype)
+    : config_(std::move(config)),
+      embed_(std::move(embed)),
+      blocks_(std::move(blocks)),
+      final_norm_(std::move(final_norm)),
+      lm_head_(std::move(lm_head)),
+      inv_freq_(rope_inv_freq(config_).to(device)),
+      device_(device),
+      dtype_(dtype) {}
+
+at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+    // HF LlamaRMSNorm: normalise in float32, cast back, then scale by the weight.
+    at::Tensor xf = x.to(at::kFloat);
+    at::Tensor var = xf.pow(2).mean(-1, true);
+    at::Tensor y = (xf * at::rsqrt(var + config_.rms_norm_eps)).to(x.scalar_type());
+    return w * y;
+}
+
+at::Tensor Transformer::embed(const at::Tensor& ids) const { return at::embedding(embed_, ids); }
+
+KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
+    KVCache c;
+    auto opts = at::TensorOptions().dtype(dtype_).device(device_);
+    for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+        c.k.push_back(at::empty({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+        c.v.push_back(at::empty({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+    }
+    c.key_mask = at::zeros({batch, capacity}, opts.dtype(at::kBool));
+    c.next_positions = at::zeros({batch}, opts.dtype(at::kLong));
+    return c;
+}
+
+ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const {
+    LOTA_CHECK(ids.dim() == 2, "token ids must be [batch, tokens], got %s", shape_str(ids.sizes().vec()).c_str());
+    const int64_t B = ids.size(0), T = ids.size(1);
+    const int64_t past = cache ? cache->length : 0;
+    const int64_t S = past + T;
+    auto long_opts = at::TensorOptions().dtype(at::kLong).device(device_);
+    at::Tensor mask = attention_mask.defined() ? attention_mask.to(device_).to(at::kBool)
+                                               : at::ones({B, T}, long_opts.dtype(at::kBool));
+    LOTA_CHECK(mask.sizes() == ids.sizes(), "attention mask shape %s differs from ids shape %s",
+               shape_str(mask.sizes().vec()).c_str(), shape_str(ids.sizes().vec()).c_str());
+    // Positions count real tokens only (as HF generate: cumsum(mask) - 1), so left padding works.
+    at::Tensor base = cache ? cache->next_positions.view({B, 1}) : at::zeros({B, 1}, long_opts);
+    at::Tensor positions = base + mask.to(at::kLong).cumsum(1) - 1;
+    positions = positions.clamp_min(0);
+    ForwardContext ctx;
+    std::tie(ctx.cos, ctx.sin) = rope_cos_sin(inv_freq_, positions, dtype_);
+    ctx.cache = cache;
+    at::Tensor key_mask;
+    if (cache) {
+        LOTA_CHECK(S <= cache->capacity(), "KV cache holds %lld positions, %lld needed", (long long)cache->capacity(),
+                   (long long)S);
+        LOTA_CHECK(cache->key_mask.size(0) == B, "KV cache is for batch %lld, got %lld",
+                   (long long)cache->key_mask.size(0), (long long)B);
+        cache->key_mask.narrow(1, past, T).copy_(mask);
+        key_mask = cache->key_mask.narrow(1, 0, S);
+    } else {
+        key_mask = mask;
+    }
+    const bool padded = !key_mask.all().item<bool>();
+    if (!padded && past == 0) {
+        ctx.causal = T > 1;  // plain causal: lets CUDA use the fused flash kernel
+    } else if (!padded && T == 1) {
+        ctx.causal = false;  // one new token attends to every cached key
+    } else {
+        // query i (absolute position past+i) sees key j when j <= past+i and key j is real;
+        // it always sees itself, so padding rows never become all-masked (NaN).
+        at::Tensor qpos = at::arange(past, S, long_opts).view({T, 1});
+        at::Tensor kpos = at::arange(0, S, long_opts).view({1, S});
+        at::Tensor causal = (kpos <= qpos).view({1, 1, T, S});
+        at::Tensor self = (kpos == qpos).view({1, 1, T, S});
+        ctx.attn_mask = causal.logical_and(key_mask.view({B, 1, 1, S})).logical_or(self);
+        ctx.causal = false;
+    }
+    return ctx;
+}
+
+at::Tensor Transformer::attention(Block& b, const at::Tensor& x, const ForwardContext& ctx, int64_t layer) {
+    const int64_t B = x.size(0), T = x.size(1);
+    const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
+    at::Tensor q = b.linears[0]->forward(x).view({B, T, H, D});
+    at::Tensor k = b.linears[1]->forward(x).view({B, T, Hkv, D});
+    at::Tensor v = b.linears[2]->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+    if (config_.qk_norm) {
+        q = rms_norm(q, b.q_norm);
+        k = rms_norm(k, b.k_norm);
+    }
+    q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
+    k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
+    if (ctx.cache) {
+        KVCache& c = *ctx.cache;
+        c.k[layer].narrow(2, c.length, T).copy_(k);
+        c.v[layer].narrow(2, c.length, T).copy_(v);
+        k = c.k[layer].narrow(2, 0, c.length + T);
+        v = c.v[layer].narrow(2, 0, c.length + T);
+    }
+    const double scale = 1.0 / std::sqrt((double)D);
+    std::optional<at::Tensor> mask;
+    if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
+    at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.causal && T > 1, scale,
+                                                    /*enable_gqa=*/H != Hkv);
+    o = o.transpose(1, 2).reshape({B, T, H * D});
+    return b.linears[3]->forward(o);
+}
+
+at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx) {
+    Block& b = blocks_[layer];
+    at::Tensor x = h + attention(b, rms_norm(h, b.input_norm), ctx, layer);
+    at::Tensor n = rms_norm(x, b.post_norm);
+    at::Tensor mlp = b.linears[6]->forward(at::silu(b.linears[4]->forward(n)) * b.linears[5]->forward(n));
+    return x + mlp;
+}
+
+at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(rms_norm(h, final_norm_), lm_head_); }
+
+at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) {
+    at::Tensor ids_dev = ids.to(device_);
+    ForwardContext ctx = prepare(ids_dev, attention_mask, cache);
+    at::Tensor h = embed(ids_dev);
+    for (int64_t l = 0; l < (int64_t)blocks_.size(); ++l) h = block_forward(l, h, ctx);
+    if (cache) {
+        const int64_t T = ids.size(1);
+        at::Tensor mask = attention_mask.defined() ? attention_mask.to(device_).to(at::kLong)
+                                                   : at::ones_like(ids_dev);
+        cache->next_positions += mask.sum(1);
+        cache->length += T;
+    }
+    return head(h);
+}
+
+}  // namespace lota::model

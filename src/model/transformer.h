@@ -1,0 +1,85 @@
+// The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3 (HF semantics):
+// embeddings, RMSNorm, RoPE (incl. llama3 scaling), grouped-query attention with causal and
+// padding masks, SwiGLU MLP, LM head; optional q/k/v bias (Qwen2) and q/k RMSNorm (Qwen3).
+// Projections are model::Linear objects, so quantized and adapter variants plug in per slot.
+// Shapes: B batch, T new tokens, S cached + new keys, C hidden, H heads, Hkv KV heads, D head dim.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "io/hf_config.h"
+#include "model/kv_cache.h"
+#include "model/linear.h"
+
+namespace lota::model {
+
+struct Block {
+    /// q, k, v, o, gate, up, down, in linear_slots() order.
+    std::vector<LinearPtr> linears;
+    at::Tensor input_norm, post_norm, q_norm, k_norm;  // q/k norms only for Qwen3
+};
+
+/// Per-forward state shared by all blocks: RoPE tables and the attention mask.
+struct ForwardContext {
+    at::Tensor cos, sin;    ///< [B, T, D]
+    at::Tensor attn_mask;   ///< [B, 1, T, S] bool (true = attend), undefined = plain causal
+    bool causal = true;     ///< use is_causal when attn_mask is undefined and T > 1
+    KVCache* cache = nullptr;
+};
+
+struct LoadOptions {
+    std::string device = "cpu";  ///< "cpu" or "cuda"
+    std::string dtype = "f32";   ///< compute dtype: f32, bf16, f16
+};
+
+class Transformer {
+  public:
+    /// Loads an HF model directory (config.json + safetensors). Quantized checkpoints get
+    /// quantized linears. Throws lota::Error naming the file and tensor on any mismatch.
+    static std::unique_ptr<Transformer> load(const std::string& dir, const LoadOptions& options);
+
+    Transformer(io::ModelConfig config, at::Tensor embed, std::vector<Block> blocks, at::Tensor final_norm,
+                at::Tensor lm_head, at::Device device, at::ScalarType dtype);
+
+    /// logits [B, T, V] (compute dtype) for token ids [B, T] (int64). `attention_mask` [B, T]
+    /// (1 = token, 0 = padding) may be undefined. With a cache, appends to it.
+    at::Tensor forward(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr);
+
+    // Pieces of forward(), used by calibration, training and evaluation.
+    at::Tensor embed(const at::Tensor& ids) const;
+    ForwardContext prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const;
+    at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
+    at::Tensor head(const at::Tensor& h) const;  ///< final norm + LM head
+    /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
+    KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+    const io::ModelConfig& config() const { return config_; }
+    std::vector<Block>& blocks() { return blocks_; }
+    at::Device device() const { return device_; }
+    at::ScalarType dtype() const { return dtype_; }
+    const at::Tensor& embed_weight() const { return embed_; }
+    const at::Tensor& lm_head_weight() const { return lm_head_; }
+
+  private:
+    at::Tensor attention(Block& b, const at::Tensor& x, const ForwardContext& ctx, int64_t layer);
+    at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+
+    io::ModelConfig config_;
+    at::Tensor embed_;
+    std::vector<Block> blocks_;
+    at::Tensor final_norm_, lm_head_;
+    at::Tensor inv_freq_;
+    at::Device device_;
+    at::ScalarType dtype_;
+};
+
+/// "f32" | "bf16" | "f16" -> scalar type; throws otherwise.
+at::ScalarType dtype_from_name(const std::string& name);
+/// "cpu" | "cuda" -> device; throws when CUDA is requested but unavailable.
+at::Device device_from_name(const std::string& name);
+
+}  // namespace lota::model

@@ -1,0 +1,55 @@
+// Filesystem helpers (see fs.h).
+#include "util/fs.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "util/check.h"
+
+namespace lota {
+
+namespace fs = std::filesystem;
+
+bool path_exists(const std::string& path) { return fs::exists(path); }
+
+bool dir_is_empty_or_missing(const std::string& path) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return true;
+    return fs::is_directory(path, ec) && fs::is_empty(path, ec);
+}
+
+void file_copy(const std::string& from, const std::string& to) {
+    std::error_code ec;
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+    LOTA_CHECK(!ec, "cannot copy %s to %s: %s", from.c_str(), to.c_str(), ec.message().c_str());
+}
+
+StagedDir::StagedDir(const std::string& final_dir) : final_(final_dir) {
+    while (!final_.empty() && final_.back() == '/') final_.pop_back();
+    LOTA_CHECK(!final_.empty(), "output directory name is empty");
+    LOTA_CHECK(dir_is_empty_or_missing(final_), "%s: output directory exists and is not empty", final_.c_str());
+    std::random_device rd;
+    tmp_ = final_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 100000);
+    std::error_code ec;
+    fs::create_directories(tmp_, ec);
+    LOTA_CHECK(!ec, "%s: cannot create directory: %s", tmp_.c_str(), ec.message().c_str());
+}
+
+StagedDir::~StagedDir() {
+    if (!committed_) {
+        std::error_code ec;
+        fs::remove_all(tmp_, ec);
+    }
+}
+
+void StagedDir::commit() {
+    std::error_code ec;
+    if (fs::exists(final_, ec)) fs::remove(final_, ec);  // only an empty directory can be here
+    fs::rename(tmp_, final_, ec);
+    LOTA_CHECK(!ec, "cannot rename %s to %s: %s", tmp_.c_str(), final_.c_str(), ec.message().c_str());
+    committed_ = true;
+}
+
+}  // namespace lota

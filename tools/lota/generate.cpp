@@ -1,0 +1,75 @@
+// lota generate: greedy (default) or sampled continuation of a prompt given as token ids
+// (--prompt-ids JSON) or text (--prompt, needs tokenizer.json in the model directory;
+// --chat renders the prompt as a user message with the model's chat template).
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "args.h"
+#include "commands.h"
+#include "io/token_ids.h"
+#include "model/generate.h"
+#include "model/prompt.h"
+#include "util/check.h"
+
+namespace {
+
+struct GenerateCliOptions {
+    std::string model, prompt_ids, prompt, device = "cpu", dtype = "f32";
+    bool chat = false, no_cache = false;
+    lota::model::GenerateOptions gen;
+};
+
+int run_generate(GenerateCliOptions& o) {
+    torch::NoGradGuard no_grad;
+    LOTA_CHECK(o.prompt_ids.empty() != o.prompt.empty(), "generate: give exactly one of --prompt-ids and --prompt");
+    auto model = lota::model::Transformer::load(o.model, {o.device, o.dtype});
+    o.gen.use_cache = !o.no_cache;
+    if (!o.prompt_ids.empty()) {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(o.prompt_ids);
+        } catch (const nlohmann::json::exception& e) {
+            LOTA_FAIL("--prompt-ids: malformed JSON: %s", e.what());
+        }
+        auto prompts = lota::io::token_ids_parse(j, "--prompt-ids");
+        for (int64_t e : model->config().eos_token_ids) o.gen.stop_ids.push_back(e);
+        auto out = lota::model::generate(*model, prompts, o.gen);
+        nlohmann::json result = j[0].is_array() ? nlohmann::json(out) : nlohmann::json(out[0]);
+        std::printf("%s\n", result.dump().c_str());
+        return 0;
+    }
+    lota::model::PromptText text(o.model);
+    std::vector<int64_t> ids = text.encode_prompt(o.prompt, o.chat);
+    o.gen.stop_ids = text.stop_ids(model->config());
+    lota::model::StreamDecoder stream(text);
+    o.gen.on_token = [&](int64_t, int64_t tok) {
+        std::string piece = stream.push(tok);
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+    };
+    lota::model::generate(*model, {ids}, o.gen);
+    std::string rest = stream.finish();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::printf("\n");
+    return 0;
+}
+
+LOTA_COMMAND("generate", "Generate a continuation (greedy by default)", [](CLI::App& sub) -> lota::cli::CommandRun {
+    auto o = std::make_shared<GenerateCliOptions>();
+    sub.add_option("--model", o->model, "HF model directory")->required();
+    sub.add_option("--prompt-ids", o->prompt_ids, "JSON array of token ids (or array of arrays: a batch)");
+    sub.add_option("--prompt", o->prompt, "prompt text (uses the model's tokenizer)");
+    sub.add_flag("--chat", o->chat, "render --prompt as a user message with the chat template");
+    sub.add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
+    sub.add_option("--temperature", o->gen.temperature, "0 = greedy")->capture_default_str();
+    sub.add_option("--top-p", o->gen.top_p, "nucleus sampling mass")->capture_default_str();
+    lota::cli::add_seed_flag(sub, o->gen.seed);
+    sub.add_flag("--no-kv-cache", o->no_cache, "recompute the whole sequence each step (reference path)");
+    lota::cli::add_device_flag(sub, o->device);
+    lota::cli::add_dtype_flag(sub, o->dtype);
+    return [o] { return run_generate(*o); };
+});
+
+}  // namespace

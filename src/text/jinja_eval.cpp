@@ -136,8 +136,8 @@ class Evaluator {
         d.set("first", Value::boolean(i == 0));
         d.set("last", Value::boolean(i == n - 1));
         d.set("length", Value::integer(n));
-        d.set("depth", Value::integer(loop_depth_));
-        d.set("depth0", Value::integer(loop_depth_ - 1));
+        d.set("depth", Value::integer(1));  // depth counts recursive loop levels only, which are unsupported
+        d.set("depth0", Value::integer(0));
         d.set("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value::undefined("previtem"));
         d.set("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)] : Value::undefined("nextitem"));
         d.set("cycle", Value::callable("loop.cycle", [i](CallArgs& a) {

@@ -194,6 +194,10 @@ Value int_filter(const Value& v, CallArgs& a) {
     if (v.kind() == Kind::FLOAT) return std::isfinite(v.as_double()) ? Value::integer(static_cast<int64_t>(v.as_double())) : dflt;
     if (!v.is_string()) return dflt;
     std::string s = py_strip(v.as_string(), nullptr, true, true);
+    if (s.find_first_of("xXpP_") != std::string::npos) {  // strtod's hex floats; Python's digit separators
+        if (s.find_first_of("xXpP") != std::string::npos) return dflt;
+        fail_at(a.line, "unsupported: int filter on a string with '_' digit separators");
+    }
     char* end = nullptr;
     errno = 0;
     long long i = std::strtoll(s.c_str(), &end, 10);
@@ -279,6 +283,7 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
     if (name == "float") {
         if (v.is_number()) return Value::number(v.as_double());
         std::string s = v.is_string() ? py_strip(v.as_string(), nullptr, true, true) : "";
+        if (s.find_first_of("xXpP_(") != std::string::npos) s.clear();  // hex floats / nan(...) are not Python floats
         char* end = nullptr;
         double f = std::strtod(s.c_str(), &end);
         if (!s.empty() && *end == '\0') return Value::number(f);

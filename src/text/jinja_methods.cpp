@@ -65,9 +65,11 @@ bool all_chars(const std::string& s, int (*pred)(int)) {
 Value call_str_method(const std::string& s, const std::string& name, CallArgs& a) {
     Value holder;
     if (name == "startswith" || name == "endswith") {
-        a.check(name.c_str(), 1, {});
+        a.check(name.c_str(), 3, {});
         if (a.args.empty()) fail_at(a.line, name + " needs an argument");
-        return Value::boolean(affix_match(s, a.args[0], name == "startswith", a.line));
+        if (a.args.size() == 1) return Value::boolean(affix_match(s, a.args[0], name == "startswith", a.line));
+        Value sub = jinja_slice(Value::string(s), &a.args[1], a.args.size() > 2 ? &a.args[2] : nullptr, nullptr, a.line);
+        return Value::boolean(affix_match(sub.as_string(), a.args[0], name == "startswith", a.line));
     }
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
         a.check(name.c_str(), 1, {"chars"});

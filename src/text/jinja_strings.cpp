@@ -1,7 +1,10 @@
-// Python str operations on UTF-8 (see jinja_strings.h).
+// Python str operations on UTF-8 (see jinja_strings.h). Case mapping is exact for the code points
+// case_handled() accepts and refused (lota::Error) for other cased letters.
 #include "text/jinja_strings.h"
 
 #include <cstdio>
+
+#include "util/check.h"
 
 namespace lota::text::jinja {
 
@@ -205,10 +208,39 @@ static char32_t to_lower_cp(char32_t c) {
     return c;
 }
 
-static bool is_cased(char32_t c) { return to_upper_cp(c) != c || to_lower_cp(c) != c || c == 0xDF; }
+static bool is_cased(char32_t c) {
+    return to_upper_cp(c) != c || to_lower_cp(c) != c || c == 0xDF || c == 0xAA || c == 0xBA || c == 0x138;
+}
+
+// Blocks holding letters with case (Python 3.11 unicodedata 14.0; gaps of <= 48 code points merged).
+static const char32_t kCasedBlocks[][2] = {
+    {0x41, 0x7A},       {0xB5, 0x2AF},      {0x345, 0x588},     {0x10A0, 0x10FF},   {0x13A0, 0x13FD},
+    {0x1C80, 0x1CBF},   {0x1D00, 0x1D2B},   {0x1D6B, 0x1D9A},   {0x1E00, 0x1FFC},   {0x2102, 0x2184},
+    {0x24B6, 0x24E9},   {0x2C00, 0x2D2D},   {0xA640, 0xA69B},   {0xA722, 0xA7FA},   {0xAB30, 0xABBF},
+    {0xFB00, 0xFB17},   {0xFF21, 0xFF5A},   {0x10400, 0x1044F}, {0x104B0, 0x104FB}, {0x10570, 0x105BC},
+    {0x10C80, 0x10CF2}, {0x118A0, 0x118DF}, {0x16E40, 0x16E7F}, {0x1D400, 0x1D7CB}, {0x1DF00, 0x1DF1E},
+    {0x1E900, 0x1E943}};
+
+// The code points whose case mapping here equals Python's (checked exhaustively by
+// tests/py/test_chat_template.py); others in cased blocks are refused rather than mapped wrongly.
+static bool case_handled(char32_t c, bool titling) {
+    if (c < 0x180) return c != 0x130 && c != 0x131 && c != 0x149 && c != 0x17F && !(titling && c == 0xDF);
+    if ((c >= 0x391 && c <= 0x3A9 && c != 0x3A2 && c != 0x3A3) || (c >= 0x3B1 && c <= 0x3C9)) return true;
+    if (c >= 0x400 && c <= 0x45F) return true;
+    for (const auto& r : kCasedBlocks)
+        if (c >= r[0] && c <= r[1]) return false;
+    return true;  // no case
+}
+
+static void check_case(const std::u32string& u, bool titling) {
+    for (char32_t c : u)
+        if (!case_handled(c, titling))
+            LOTA_FAIL("chat template: unsupported: changing the case of U+%04X", static_cast<unsigned>(c));
+}
 
 static std::string map_case(const std::string& s, bool upper) {
     std::u32string u = utf8_decode(s), out;
+    check_case(u, false);
     for (char32_t c : u) {
         if (upper && c == 0xDF) {
             out += U"SS";
@@ -224,6 +256,7 @@ std::string py_lower(const std::string& s) { return map_case(s, false); }
 
 std::string py_title(const std::string& s) {
     std::u32string u = utf8_decode(s), out;
+    check_case(u, true);
     bool prev_cased = false;
     for (char32_t c : u) {
         out.push_back(prev_cased ? to_lower_cp(c) : to_upper_cp(c));
@@ -234,6 +267,7 @@ std::string py_title(const std::string& s) {
 
 std::string py_capitalize(const std::string& s) {
     std::u32string u = utf8_decode(s);
+    check_case(u, true);
     for (size_t i = 0; i < u.size(); ++i) u[i] = i == 0 ? to_upper_cp(u[i]) : to_lower_cp(u[i]);
     return utf8_encode(u);
 }

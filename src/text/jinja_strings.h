@@ -1,7 +1,7 @@
 // Python str semantics on UTF-8 strings for the Jinja interpreter: code-point decoding,
 // whitespace as str.isspace() sees it, strip/split/replace/case mapping and repr(). Case
-// mapping covers Latin-1, Latin Extended-A, Greek and Cyrillic; other scripts are left
-// unchanged (Python would map a few rarer letters too).
+// mapping covers ASCII, Latin-1, Latin Extended-A and basic Greek and Cyrillic letters; other
+// cased letters make it throw lota::Error (unsupported) instead of giving a wrong result.
 #pragma once
 
 #include <cstdint>

@@ -25,5 +25,6 @@ int run_selected(CLI::App& app);
 #define LOTA_CONCAT2(a, b) a##b
 #define LOTA_CONCAT(a, b) LOTA_CONCAT2(a, b)
 /// LOTA_COMMAND("name", "help", [](CLI::App& sub) -> CommandRun { ... });
-#define LOTA_COMMAND(name, help, setup) \
-    static ::lota::cli::CommandRegistrar LOTA_CONCAT(lota_command_, __LINE__)(name, help, setup)
+/// (Variadic so that commas inside the lambda body need no extra parentheses.)
+#define LOTA_COMMAND(name, help, ...) \
+    static ::lota::cli::CommandRegistrar LOTA_CONCAT(lota_command_, __LINE__)(name, help, __VA_ARGS__)

@@ -418,8 +418,10 @@ std::vector<int32_t> Tokenizer::stop_ids() const {
     std::vector<int32_t> out;
     if (impl_->eos_id >= 0) out.push_back(impl_->eos_id);
     for (const char* name : {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>", "<|endoftext|>"}) {
-        auto id = impl_->token_to_id(name);
-        if (id && std::find(out.begin(), out.end(), *id) == out.end()) out.push_back(*id);
+        // Only added special tokens count: Qwen's vocabulary has "</s>" as ordinary text.
+        auto id = impl_->added_map.find(name);
+        if (id == impl_->added_map.end() || !is_special(id->second)) continue;
+        if (std::find(out.begin(), out.end(), id->second) == out.end()) out.push_back(id->second);
     }
     return out;
 }

@@ -1,0 +1,130 @@
+// Packing and unpacking of GPTQ codes and zero points, and the v1 <-> v2 qzeros conversion
+// (see pack.h). Plain CPU loops over the shared bit-stream helpers; tensors on other devices are
+// copied to the CPU and back (packing is not on a hot path; dequantization is kernels/dequant.h).
+#include "quant/pack.h"
+
+#include <ATen/ATen.h>
+
+#include "kernels/dequant_formula.h"
+#include "quant/quantized_weight.h"
+#include "quant/quantizer.h"
+#include "util/check.h"
+
+namespace lota::quant {
+namespace {
+
+// Packs int values [R, C] into int32 words along `dim` (0: along rows, 1: along columns).
+at::Tensor pack_stream(const at::Tensor& values, int bits, int dim, const char* what) {
+    check_bits(bits, what);
+    LOTA_CHECK(values.dim() == 2, "%s: expected a 2-D tensor, got shape %s", what,
+               shape_str(values.sizes().vec()).c_str());
+    LOTA_CHECK(!at::isFloatingType(values.scalar_type()) && values.scalar_type() != at::kBool,
+               "%s: expected an integer tensor, got %s", what, c10::toString(values.scalar_type()));
+    const int64_t R = values.size(0), C = values.size(1);
+    const int64_t L = dim == 0 ? R : C;
+    LOTA_CHECK(L * bits % 32 == 0, "%s: %lld values along the packed axis times %d bits is not a multiple of 32",
+               what, (long long)L, bits);
+    const at::Tensor v = values.to(at::kCPU, at::kLong).contiguous();
+    const int64_t maxq = (1 << bits) - 1;
+    LOTA_CHECK(v.numel() == 0 || (v.min().item<int64_t>() >= 0 && v.max().item<int64_t>() <= maxq),
+               "%s: values must lie in [0, %lld] for %d bits, got range [%lld, %lld]", what, (long long)maxq, bits,
+               (long long)v.min().item<int64_t>(), (long long)v.max().item<int64_t>());
+    const int64_t words = L * bits / 32;
+    at::Tensor out = at::zeros(dim == 0 ? std::vector<int64_t>{words, C} : std::vector<int64_t>{R, words}, at::kInt);
+    auto* o = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+    const int64_t* p = v.data_ptr<int64_t>();
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = 0; c < C; ++c) {
+            const uint32_t q = static_cast<uint32_t>(p[r * C + c]);
+            if (dim == 0)
+                kernels::gptq_stream_put(o + c, C, r, bits, q);
+            else
+                kernels::gptq_stream_put(o + r * words, 1, c, bits, q);
+        }
+    return out.to(values.device());
+}
+
+// Inverse of pack_stream: int32 words -> int32 values [R, C].
+at::Tensor unpack_stream(const at::Tensor& words_in, int bits, int dim, const char* what) {
+    check_bits(bits, what);
+    LOTA_CHECK(words_in.dim() == 2 && words_in.scalar_type() == at::kInt,
+               "%s: expected an int32 2-D tensor, got %s %s", what, c10::toString(words_in.scalar_type()),
+               shape_str(words_in.sizes().vec()).c_str());
+    const at::Tensor w = words_in.to(at::kCPU).contiguous();
+    const int64_t WR = w.size(0), WC = w.size(1);
+    const int64_t R = dim == 0 ? WR * 32 / bits : WR, C = dim == 1 ? WC * 32 / bits : WC;
+    at::Tensor out = at::empty({R, C}, at::kInt);
+    const int32_t* p = w.data_ptr<int32_t>();
+    int32_t* o = out.data_ptr<int32_t>();
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = 0; c < C; ++c)
+            o[r * C + c] = static_cast<int32_t>(dim == 0 ? kernels::gptq_stream_get(p + c, WC, r, bits)
+                                                         : kernels::gptq_stream_get(p + r * WC, 1, c, bits));
+    return out.to(words_in.device());
+}
+
+at::Tensor add_word_constants(const at::Tensor& qzeros, int bits, bool add, const char* what) {
+    check_bits(bits, what);
+    LOTA_CHECK(qzeros.dim() == 2 && qzeros.scalar_type() == at::kInt, "%s: expected int32 [G, N*b/32], got %s %s",
+               what, c10::toString(qzeros.scalar_type()), shape_str(qzeros.sizes().vec()).c_str());
+    at::Tensor w = qzeros.to(at::kCPU).contiguous().clone();
+    auto* p = reinterpret_cast<uint32_t*>(w.data_ptr<int32_t>());
+    const int64_t R = w.size(0), C = w.size(1);
+    for (int64_t c = 0; c < C; ++c) {
+        const uint32_t k = qzeros_v1_word_constant(c, bits);
+        for (int64_t r = 0; r < R; ++r) p[r * C + c] = add ? p[r * C + c] + k : p[r * C + c] - k;  // mod 2^32
+    }
+    return w.to(qzeros.device());
+}
+
+}  // namespace
+
+at::Tensor pack_codes(const at::Tensor& codes, int bits) { return pack_stream(codes, bits, 0, "pack_codes"); }
+
+at::Tensor unpack_codes(const QuantizedWeight& qw) {
+    return unpack_stream(qw.qweight, qw.bits, 0, "unpack_codes").to(at::kByte);
+}
+
+at::Tensor pack_zeros(const at::Tensor& zeros, int bits) { return pack_stream(zeros, bits, 1, "pack_zeros"); }
+
+at::Tensor unpack_zeros(const at::Tensor& qzeros, int bits) { return unpack_stream(qzeros, bits, 1, "unpack_zeros"); }
+
+uint32_t qzeros_v1_word_constant(int64_t w, int bits) {
+    uint32_t k = 0;
+    const int64_t lo = 32 * w, hi = 32 * w + 32;
+    for (int64_t i = (lo + bits - 1) / bits; i * bits < hi; ++i) k |= 1u << (i * bits - lo);
+    return k;
+}
+
+at::Tensor qzeros_v1_to_v2(const at::Tensor& qzeros_v1, int bits) {
+    return add_word_constants(qzeros_v1, bits, true, "qzeros_v1_to_v2");
+}
+
+at::Tensor qzeros_v2_to_v1(const at::Tensor& qzeros_v2, int bits) {
+    return add_word_constants(qzeros_v2, bits, false, "qzeros_v2_to_v1");
+}
+
+}  // namespace lota::quant
+
+namespace lota::quant {
+
+QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& scales, const at::Tensor& zeros,
+                                      const at::Tensor& g_idx, int bits, int group_size, bool sym, bool desc_act) {
+    LOTA_CHECK(Q.dim() == 2, "quantized_weight_make: expected codes [N, K], got %s",
+               shape_str(Q.sizes().vec()).c_str());
+    QuantizedWeight qw;
+    qw.bits = bits;
+    qw.group_size = group_size;
+    qw.sym = sym;
+    qw.desc_act = desc_act;
+    qw.out_features = Q.size(0);
+    qw.in_features = Q.size(1);
+    qw.qweight = pack_codes(Q.t().to(at::kCPU, at::kInt).contiguous(), bits);
+    qw.scales = scales.to(at::kCPU, at::kHalf).contiguous();
+    qw.zeros = zeros.to(at::kCPU, at::kInt).contiguous();
+    qw.g_idx = g_idx.to(at::kCPU, at::kInt).contiguous();
+    quantized_weight_check(qw, "quantized_weight_make");
+    return qw;
+}
+
+}  // namespace lota::quant

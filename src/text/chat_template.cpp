@@ -76,11 +76,7 @@ ChatTemplateConfig chat_template_config_load(const std::string& dir) {
     LOTA_CHECK(!cfg.is_discarded() && cfg.is_object(), "%s: not a JSON object", file.c_str());
     ChatTemplateConfig out;
     out.chat_template = template_from_config(cfg, file);
-    if (out.chat_template.empty()) {
-        std::string jinja_file = dir + "/chat_template.jinja";
-        LOTA_CHECK(read_text(jinja_file, &out.chat_template),
-                   "%s: no chat_template (and no %s); pass a template file instead", file.c_str(), jinja_file.c_str());
-    }
+    if (out.chat_template.empty()) read_text(dir + "/chat_template.jinja", &out.chat_template);
     out.bos_token = token_text(cfg, "bos_token", file);
     out.eos_token = token_text(cfg, "eos_token", file);
     for (const char* key : {"unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {

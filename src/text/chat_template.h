@@ -32,8 +32,8 @@ struct ChatTemplateConfig {
 };
 
 /// Reads DIR/tokenizer_config.json: chat_template as a string or a list of {name, template}
-/// (the "default" one), else DIR/chat_template.jinja; tokens as strings or {"content": ...}.
-/// Throws lota::Error naming the file when it is unreadable or has no chat template.
+/// (the "default" one), else DIR/chat_template.jinja, else ""; tokens as strings or
+/// {"content": ...}. Throws lota::Error naming the file when it is unreadable or malformed.
 ChatTemplateConfig chat_template_config_load(const std::string& dir);
 
 /// Renders `tmpl` for `messages` (a JSON array of {"role", "content", ...} objects), with the

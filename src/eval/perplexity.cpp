@@ -1,0 +1,55 @@
+// Perplexity (see perplexity.h).
+#include "eval/perplexity.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include "io/mapped_file.h"
+#include "model/transformer.h"
+#include "text/tokenizer.h"
+#include "util/check.h"
+#include "util/log.h"
+
+namespace lota::eval {
+
+PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const torch::NoGradGuard no_grad;
+    LOTA_CHECK(o.seqlen > 1, "perplexity: seqlen must be > 1, got %lld", (long long)o.seqlen);
+    const std::vector<int32_t> ids32 = tok.encode(io::file_read_text(o.data), false);
+    const int64_t total = static_cast<int64_t>(ids32.size());
+    LOTA_CHECK(total >= 2, "%s: text has %lld tokens, need at least 2", o.data.c_str(), (long long)total);
+    int64_t L = o.seqlen;
+    if (total < L) {
+        LOTA_LOG_WARN("%s: text has only %lld tokens < seqlen %lld; evaluating one window of %lld", o.data.c_str(),
+                      (long long)total, (long long)L, (long long)total);
+        L = total;
+    }
+    int64_t windows = total / L;
+    if (o.max_windows > 0) windows = std::min(windows, o.max_windows);
+    const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.begin() + windows * L), at::kLong)
+                               .view({windows, L});
+    double nll_sum = 0;
+    for (int64_t w = 0; w < windows; ++w) {
+        const at::Tensor x = ids.narrow(0, w, 1).to(model.device());
+        const at::Tensor logits = model.forward(x).to(at::kFloat).squeeze(0);  // [L, V]
+        const at::Tensor logp = at::log_softmax(logits.narrow(0, 0, L - 1), -1);
+        const at::Tensor target = x.squeeze(0).narrow(0, 1, L - 1).unsqueeze(1);
+        nll_sum -= logp.gather(1, target).sum().item<double>();
+        LOTA_LOG_DEBUG("ppl window %lld/%lld: running ppl %.4f", (long long)(w + 1), (long long)windows,
+                       std::exp(nll_sum / double((w + 1) * (L - 1))));
+    }
+    PerplexityResult r;
+    r.windows = windows;
+    r.tokens = windows * (L - 1);
+    r.text_tokens = total;
+    r.mean_nll = nll_sum / double(r.tokens);
+    r.ppl = std::exp(r.mean_nll);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+}  // namespace lota::eval

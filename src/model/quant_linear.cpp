@@ -1,0 +1,57 @@
+// QuantLinear (see quant_linear.h).
+#include "model/quant_linear.h"
+
+#include <ATen/ATen.h>
+
+#include "kernels/dequant.h"
+#include "util/check.h"
+
+namespace lota::model {
+
+at::Tensor DequantBuffer::get(int64_t K, int64_t N, at::ScalarType dtype, const at::Device& device) {
+    const int64_t need = K * N;
+    if (!storage_.defined() || storage_.scalar_type() != dtype || storage_.device() != device ||
+        storage_.numel() < need)
+        storage_ = at::empty({need}, at::TensorOptions().dtype(dtype).device(device));
+    return storage_.narrow(0, 0, need).view({K, N});
+}
+
+QuantLinear::QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer)
+    : qw_(std::move(qw)), buffer_(std::move(buffer)) {
+    quant::quantized_weight_check(qw_, "QuantLinear");
+}
+
+at::Tensor QuantLinear::dequantized(at::ScalarType dtype) const { return quant::dequantize(qw_, dtype); }
+
+at::Tensor QuantLinear::forward(const at::Tensor& x) {
+    LOTA_CHECK(x.size(-1) == qw_.in_features, "QuantLinear: input has %lld features, expected %lld",
+               (long long)x.size(-1), (long long)qw_.in_features);
+    const at::ScalarType dtype = x.scalar_type();
+    // A shared buffer is overwritten by the next layer, so it is only safe when autograd will
+    // not save W for the backward pass.
+    const bool reuse = buffer_ && !(at::GradMode::is_enabled() && x.requires_grad());
+    at::Tensor out;
+    if (reuse) out = buffer_->get(qw_.in_features, qw_.out_features, dtype, qw_.qweight.device());
+    const at::Tensor W = kernels::dequant_forward(qw_.qweight, qw_.zeros, qw_.scales, qw_.g_idx, qw_.offset, qw_.bits,
+                                                  dtype, out);  // [K, N]
+    at::Tensor bias = qw_.bias;
+    if (bias.defined() && bias.scalar_type() != dtype) bias = bias.to(dtype);
+    return bias.defined() ? at::linear(x, W.t(), bias) : at::linear(x, W.t());
+}
+
+void QuantLinear::to(const at::Device& device, at::ScalarType dtype) {
+    qw_.qweight = qw_.qweight.to(device);
+    qw_.zeros = qw_.zeros.to(device);
+    qw_.scales = qw_.scales.to(device);
+    qw_.g_idx = qw_.g_idx.to(device);
+    if (qw_.offset.defined()) qw_.offset = qw_.offset.to(device);
+    if (qw_.bias.defined()) qw_.bias = qw_.bias.to(device, dtype);
+}
+
+void quant_linears_share_buffer(const std::vector<LinearPtr>& linears) {
+    const auto buffer = std::make_shared<DequantBuffer>();
+    for (const auto& l : linears)
+        if (auto* q = dynamic_cast<QuantLinear*>(l.get())) q->set_buffer(buffer);
+}
+
+}  // namespace lota::model

@@ -1,0 +1,55 @@
+// QuantLinear: a GPTQ-quantized linear layer (DESIGN §1) behind the model::Linear interface.
+// Forward dequantizes this layer's weight into a [K, N] tensor of the compute dtype (CPU
+// reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM. The model never holds
+// a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
+// in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
+// tensor that the caching allocator recycles (and that autograd may keep for ∂x).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "model/linear.h"
+#include "quant/quantized_weight.h"
+
+namespace lota::model {
+
+/// One scratch tensor reused by every QuantLinear of a model for its dequantized weight.
+/// Not thread-safe; only used while gradients are off (autograd must keep its own copy).
+class DequantBuffer {
+  public:
+    /// A [K, N] view of the buffer (grown when needed) of `dtype` on `device`.
+    at::Tensor get(int64_t K, int64_t N, at::ScalarType dtype, const at::Device& device);
+
+  private:
+    at::Tensor storage_;
+};
+
+class QuantLinear : public Linear {
+  public:
+    /// Validates `qw` (quant::quantized_weight_check); the bias, if any, is cast to the compute dtype in to().
+    explicit QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer = nullptr);
+    /// y = x·Wᵀ (+ bias) with W = S·(Q − Z (+ F)) in x's dtype; differentiable in x.
+    at::Tensor forward(const at::Tensor& x) override;
+    int64_t in_features() const override { return qw_.in_features; }
+    int64_t out_features() const override { return qw_.out_features; }
+    /// Moves codes/scales/zeros/g_idx (dtypes kept) to `device`; bias to `dtype`.
+    void to(const at::Device& device, at::ScalarType dtype) override;
+    std::string kind() const override { return "gptq"; }
+
+    const quant::QuantizedWeight& weight() const { return qw_; }
+    /// The dequantized weight [K, N] of `dtype` (a fresh tensor).
+    at::Tensor dequantized(at::ScalarType dtype) const;
+    void set_buffer(std::shared_ptr<DequantBuffer> buffer) { buffer_ = std::move(buffer); }
+
+  private:
+    quant::QuantizedWeight qw_;
+    std::shared_ptr<DequantBuffer> buffer_;
+};
+
+/// Attaches one new DequantBuffer to every QuantLinear in `linears` (others are left alone).
+void quant_linears_share_buffer(const std::vector<LinearPtr>& linears);
+
+}  // namespace lota::model

@@ -1,0 +1,45 @@
+// lota quantize: GPTQ or RTN quantization of an HF model directory into a GPTQ checkpoint
+// (calibrate/gptq_driver.h). Defaults come from QuantizeModelOptions / QuantOptions.
+#include <cstdio>
+
+#include "args.h"
+#include "calibrate/gptq_driver.h"
+#include "commands.h"
+
+namespace {
+
+struct QuantizeArgs {
+    std::string model, out;
+    lota::calibrate::QuantizeModelOptions opts;
+};
+
+int run_quantize(const QuantizeArgs& a) {
+    const auto rep = lota::calibrate::quantize_model(a.model, a.out, a.opts);
+    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs; mean rel err %.4g -> %s\n",
+                (long long)rep.n_linears, a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size,
+                rep.seconds, rep.mean_rel_error, a.out.c_str());
+    return 0;
+}
+
+lota::cli::CommandRun setup_quantize(CLI::App& sub) {
+    auto a = std::make_shared<QuantizeArgs>();
+    auto& o = a->opts;
+    sub.add_option("--model", a->model, "HF model directory (16/32-bit)")->required();
+    sub.add_option("--out", a->out, "output directory (written atomically)")->required();
+    sub.add_option("--method", o.method, "gptq or rtn")->check(CLI::IsMember({"gptq", "rtn"}))->capture_default_str();
+    sub.add_option("--bits", o.quant.bits, "2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
+    sub.add_option("--group-size", o.quant.group_size, "32, 64, 128, ... or -1 (per channel)")->capture_default_str();
+    sub.add_flag("--sym", o.quant.sym, "symmetric grid (default asymmetric)");
+    sub.add_flag("--act-order", o.quant.act_order, "GPTQ act-order (desc_act)");
+    sub.add_option("--calib", o.calib_path, "calibration text: .txt or .jsonl with {\"text\": ...}");
+    sub.add_option("--calib-samples", o.calib_samples, "random calibration windows")->capture_default_str();
+    sub.add_option("--calib-seqlen", o.calib_seqlen, "tokens per window")->capture_default_str();
+    sub.add_option("--damp", o.quant.damp, "GPTQ dampening (fraction of mean diag H)")->capture_default_str();
+    lota::cli::add_seed_flag(sub, o.seed);
+    lota::cli::add_device_flag(sub, o.device);
+    return [a] { return run_quantize(*a); };
+}
+
+LOTA_COMMAND("quantize", "Quantize a model with GPTQ or RTN (GPTQ checkpoint output)", setup_quantize);
+
+}  // namespace

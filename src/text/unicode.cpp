@@ -123,10 +123,11 @@ std::vector<char32_t> nfd_codepoints(const std::string& s) {
     return cps;
 }
 
-bool below_combining_range(const std::string& s) {
-    // Every code point below U+0300 is NFC and NFD stable; its UTF-8 lead byte is below 0xCC.
+// Whether every byte is below `limit`: code points below U+0300 (lead bytes below 0xCC) are NFC
+// stable; those below U+00C0 (bytes below 0xC3) are NFD stable too.
+bool all_bytes_below(const std::string& s, unsigned char limit) {
     for (unsigned char c : s)
-        if (c >= 0xCC) return false;
+        if (c >= limit) return false;
     return true;
 }
 
@@ -254,12 +255,12 @@ bool is_white_space(char32_t c) {
 }
 
 std::string nfd(const std::string& s) {
-    if (below_combining_range(s)) return s;
+    if (all_bytes_below(s, 0xC3)) return s;
     return encode_all(nfd_codepoints(s));
 }
 
 std::string nfc(const std::string& s) {
-    if (below_combining_range(s)) return s;
+    if (all_bytes_below(s, 0xCC)) return s;
     std::vector<char32_t> cps = nfd_codepoints(s);
     std::vector<char32_t> out;
     out.reserve(cps.size());

@@ -2,7 +2,8 @@
 (Tokenizer.from_file(...).encode/.decode), computed in the same run, for the real tokenizers in
 $LOTA_SHARED_DIR/tokenizers (Llama 2, Llama 3.1, Qwen3), SmolLM2 (rebuilt from its GGUF by HF
 transformers) and synthetic variants exercising added-token flags (lstrip/rstrip/single_word/
-normalized), unk fusing, Metaspace and ByteLevel add_prefix_space."""
+normalized), NFD/Strip normalizers, unk fusing, Metaspace, ByteLevel add_prefix_space and
+RobertaProcessing."""
 import copy
 import json
 import os
@@ -116,6 +117,11 @@ def edit_qwen_flags(j):
                                   "lstrip": False, "rstrip": False, "normalized": True, "special": special})
 
 
+def edit_qwen_nfd(j):
+    j["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "Strip", "strip_left": False,
+                                                                          "strip_right": True}]}
+
+
 def edit_llama2_unk(j):
     j["model"]["byte_fallback"] = False
     j["added_tokens"].append({"id": 32000, "content": "foo bar", "single_word": False, "lstrip": False,
@@ -142,6 +148,7 @@ def tokenizers_under_test(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tok")
     dirs = {n: SHARED / "tokenizers" / n for n in REAL}
     dirs["qwen3_flags"] = write_variant(tmp, "qwen3_flags", dirs["qwen3"], edit_qwen_flags)
+    dirs["qwen3_nfd"] = write_variant(tmp, "qwen3_nfd", dirs["qwen3"], edit_qwen_nfd)
     dirs["llama2_unk"] = write_variant(tmp, "llama2_unk", dirs["llama2"], edit_llama2_unk)
     dirs["llama2_metaspace"] = write_variant(tmp, "llama2_metaspace", dirs["llama2"], edit_llama2_metaspace)
     smol = build_smollm2(tmp)
@@ -151,7 +158,7 @@ def tokenizers_under_test(tmp_path_factory):
     return dirs
 
 
-ALL = REAL + ["qwen3_flags", "llama2_unk", "llama2_metaspace", "smollm2", "smollm2_prefix"]
+ALL = REAL + ["qwen3_flags", "qwen3_nfd", "llama2_unk", "llama2_metaspace", "smollm2", "smollm2_prefix"]
 
 
 def get_dir(dirs, name):
@@ -195,7 +202,8 @@ def test_encode_decode_match_hf(tokenizers_under_test, name):
     roundtrip = hf.decode_batch(ref, skip_special_tokens=False)
     same = [i for i, t in enumerate(texts) if roundtrip[i] == t]
     assert all(decoded[False][i] == texts[i] for i in same)
-    assert len(same) >= len(texts) // 2, f"{name}: HF round-trips only {len(same)} of {len(texts)}"
+    if name in REAL + ["smollm2"]:
+        assert len(same) >= len(texts) // 2, f"{name}: HF round-trips only {len(same)} of {len(texts)}"
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -101,3 +101,26 @@ def test_batched_generation_equals_one_by_one(model):
     for p, got in zip(prompts, batch):
         alone = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(p), "--max-new-tokens", 8).stdout)
         assert got == alone
+
+
+def test_cli_bad_inputs_exit_nonzero_and_name_the_file(tmp_path):
+    d = tmp_path / "m"
+    lota("init", "--arch", "llama", "--out", d, "--seed", 1)
+    st = d / "model.safetensors"
+    data = st.read_bytes()
+    (tmp_path / "ids.json").write_text("[1, 2, 3]")
+    st.write_bytes(data[: len(data) // 2])  # truncated
+    p = lota("logits", "--model", d, "--ids", tmp_path / "ids.json", "--out", tmp_path / "o.safetensors", check=False)
+    assert p.returncode != 0 and "model.safetensors" in p.stderr and "past the end" in p.stderr, p.stderr
+    st.write_bytes(data)
+    (d / "config.json").write_text((d / "config.json").read_text().replace("LlamaForCausalLM", "GPT2LMHeadModel"))
+    p = lota("inspect", d, check=False)
+    assert p.returncode != 0 and "unsupported architecture GPT2LMHeadModel" in p.stderr, p.stderr
+    (d / "config.json").write_text("{ not json")
+    p = lota("inspect", d, check=False)
+    assert p.returncode != 0 and "config.json: malformed JSON" in p.stderr, p.stderr
+    (tmp_path / "bad_ids.json").write_text("[1, -2]")
+    p = lota("logits", "--model", d, "--ids", tmp_path / "bad_ids.json", "--out", tmp_path / "o.safetensors",
+             check=False)
+    assert p.returncode != 0 and "bad_ids.json" in p.stderr, p.stderr
+    assert not (tmp_path / "o.safetensors").exists()

@@ -267,11 +267,16 @@ def ref_template(template, messages, gen, extra, bos="<s>", eos="</s>"):
     return rendered[0]
 
 
-def lota_template(tmp_path, template, messages, gen, extra, bos="<s>", eos="</s>"):
+def template_args(tmp_path, template, bos="<s>", eos="</s>"):
+    """CLI flags rendering `template` with these special tokens (a tokenizer dir without a template)."""
     path = tmp_path / "template.jinja"
     path.write_text(template, encoding="utf-8")
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": bos, "eos_token": eos}))
-    return lota_render(messages, "--tokenizer", str(tmp_path), "--template", str(path), *cli_args(gen, extra))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": bos, "eos_token": {"content": eos}}))
+    return ["--tokenizer", str(tmp_path), "--template", str(path)]
+
+
+def lota_template(tmp_path, template, messages, gen, extra, bos="<s>", eos="</s>"):
+    return lota_render(messages, *template_args(tmp_path, template, bos, eos), *cli_args(gen, extra))
 
 
 def need_shared():
@@ -372,7 +377,7 @@ def test_inline_template(tmp_path, name, shape, gen, extra):
     try:
         ref = ref_template(template, messages, gen, extra)
     except Exception as e:  # the template rejects this conversation: lota must reject it too
-        r = run_lota(messages, "--template", str(_write(tmp_path, template)), *cli_args(gen, extra))
+        r = run_lota(messages, *template_args(tmp_path, template), *cli_args(gen, extra))
         assert r.returncode != 0 and str(e).encode() in r.stderr, r.stderr.decode()
         return
     got = lota_template(tmp_path, template, messages, gen, extra)
@@ -422,7 +427,7 @@ def test_raise_exception_gives_template_message(tmp_path):
     bad = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
     with pytest.raises(Exception, match="Conversation roles must alternate"):
         ref_template(template, bad, False, None)
-    r = run_lota(bad, "--template", str(_write(tmp_path, template)))
+    r = run_lota(bad, *template_args(tmp_path, template))
     assert r.returncode != 0
     assert b"Conversation roles must alternate user/assistant/user/assistant/..." in r.stderr
     assert r.stdout == b""

@@ -10,6 +10,7 @@
 #include "text/chat_template.h"
 #include "util/check.h"
 
+// Suite name "jinja" (lower case) so that `ctest -R jinja` selects these tests.
 namespace {
 
 using lota::text::ChatTemplateOptions;
@@ -100,7 +101,7 @@ x)J"},
 )J", R"J({})J", R"J(a b c)J"},
 };
 
-TEST(Jinja, MatchesJinja2OnCases) {
+TEST(jinja, MatchesJinja2OnCases) {
     for (const Case& c : kCases) {
         SCOPED_TRACE(c.name);
         std::string got;
@@ -114,12 +115,12 @@ TEST(Jinja, MatchesJinja2OnCases) {
     }
 }
 
-TEST(Jinja, NewlinesAreNormalisedAndOneTrailingNewlineDropped) {
+TEST(jinja, NewlinesAreNormalisedAndOneTrailingNewlineDropped) {
     EXPECT_EQ(render("line1\r\n{% if true %}\r\nline2\r\n{% endif %}\r\n"), "line1\nline2\n");
     EXPECT_EQ(render("x\n\n"), "x\n");
 }
 
-TEST(Jinja, TemplateVariablesAsTransformersPassesThem) {
+TEST(jinja, TemplateVariablesAsTransformersPassesThem) {
     ChatTemplateOptions opt;
     opt.add_generation_prompt = true;
     opt.eos_token = "</s>";
@@ -132,20 +133,20 @@ TEST(Jinja, TemplateVariablesAsTransformersPassesThem) {
     EXPECT_EQ(chat_template_render("{{ tools[0]|tojson }}", messages, opt), R"({"b": 1, "a": 2})");
 }
 
-TEST(Jinja, ReasoningFieldsAreAliasedLikeTransformers) {
+TEST(jinja, ReasoningFieldsAreAliasedLikeTransformers) {
     json messages = json::parse(R"([{"role": "assistant", "content": "x", "reasoning": "why"}])");
     EXPECT_EQ(chat_template_render("{{ messages[0]|tojson }}", messages, {}),
               R"({"thinking": "why", "role": "assistant", "content": "x", "reasoning": "why", "reasoning_content": "why"})");
 }
 
-TEST(Jinja, GeneratorsBehaveLikePythonGenerators) {
+TEST(jinja, GeneratorsBehaveLikePythonGenerators) {
     // A generator is truthy even when empty, has no len(), and cannot be printed.
     EXPECT_EQ(render("{% if [1]|select('even') %}T{% endif %}"), "T");
     EXPECT_NE(render_error("{{ [1]|select('odd')|length }}").find("has no len()"), std::string::npos);
     EXPECT_NE(render_error("{{ [1]|map('string') }}").find("generator"), std::string::npos);
 }
 
-TEST(Jinja, ErrorsNameTheProblemAndLine) {
+TEST(jinja, ErrorsNameTheProblemAndLine) {
     std::string e = render_error("ok\n{{ 'x' | frobnicate }}");
     EXPECT_NE(e.find("unknown filter 'frobnicate'"), std::string::npos) << e;
     EXPECT_NE(e.find("line 2"), std::string::npos) << e;
@@ -187,7 +188,7 @@ TEST(Jinja, ErrorsNameTheProblemAndLine) {
     EXPECT_NE(e.find("by zero"), std::string::npos) << e;
 }
 
-TEST(Jinja, FilterNamesAreCheckedWhenParsingAsJinja2Does) {
+TEST(jinja, FilterNamesAreCheckedWhenParsingAsJinja2Does) {
     // jinja2 rejects unknown filter names when compiling, even in branches never taken; filters
     // it knows but lota does not implement fail only when used.
     std::string e = render_error("{% if false %}{{ x | frobnicate }}{% endif %}");
@@ -197,14 +198,14 @@ TEST(Jinja, FilterNamesAreCheckedWhenParsingAsJinja2Does) {
     EXPECT_NE(e.find("unsupported filter 'urlize'"), std::string::npos) << e;
 }
 
-TEST(Jinja, BadInputsAreRejected) {
+TEST(jinja, BadInputsAreRejected) {
     EXPECT_THROW(chat_template_render("x", json::object(), {}), lota::Error);
     EXPECT_THROW(chat_template_render("x", json::parse("[1]"), {}), lota::Error);
     EXPECT_THROW(render("{{ 'unterminated }}"), lota::Error);
     EXPECT_THROW(render("{# unterminated"), lota::Error);
 }
 
-TEST(Jinja, StrftimeNowFormats) {
+TEST(jinja, StrftimeNowFormats) {
     std::string year = render("{{ strftime_now('%Y') }}");
     ASSERT_EQ(year.size(), 4u);
     EXPECT_GE(std::stoi(year), 2024);

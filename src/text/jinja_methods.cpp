@@ -142,7 +142,9 @@ Value call_dict_method(const Value& d, const std::string& name, CallArgs& a) {
                 out.push_back(name == "keys" ? Value::string(kv.first) : kv.second);
             }
         }
-        return Value::list(std::move(out));
+        Value view = Value::list(std::move(out));
+        view.list_data().is_view = true;
+        return view;
     }
     if (name == "get") {
         a.check("get", 2, {});
@@ -264,7 +266,9 @@ Value jinja_slice(const Value& obj, const Value* start, const Value* stop, const
     }
     std::vector<Value> items;
     for (size_t i : picks) items.push_back(obj.list_data().items[i]);
-    return Value::list(std::move(items), obj.list_data().is_tuple);
+    Value out = Value::list(std::move(items), obj.list_data().is_tuple);
+    out.list_data().is_view = obj.list_data().is_view;  // a sliced range is a range
+    return out;
 }
 
 namespace {
@@ -283,7 +287,9 @@ Value global_range(CallArgs& a) {
         if (out.size() >= 100000) fail_at(a.line, "range too big (the sandbox allows 100000 items)");
         out.push_back(Value::integer(i));
     }
-    return Value::list(std::move(out));
+    Value range = Value::list(std::move(out));
+    range.list_data().is_view = true;
+    return range;
 }
 
 Value build_mapping(CallArgs& a, Value target, const char* what) {

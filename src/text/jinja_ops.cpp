@@ -133,15 +133,15 @@ Value jinja_binary(const std::string& op, const Value& a, const Value& b, int li
     if (op == "+") {
         if (a.is_string() && b.is_string()) return Value::string(a.as_string() + b.as_string());
         if (a.is_list() && b.is_list() && !a.list_data().is_iterator && !b.list_data().is_iterator &&
-            a.list_data().is_tuple == b.list_data().is_tuple) {
+            !a.list_data().is_view && !b.list_data().is_view && a.list_data().is_tuple == b.list_data().is_tuple) {
             std::vector<Value> items = a.list_data().items;
             for (const auto& v : b.list_data().items) items.push_back(v);
             return Value::list(std::move(items), a.list_data().is_tuple);
         }
     }
     if (op == "*") {
-        bool a_seq = a.is_string() || (a.is_list() && !a.list_data().is_iterator);
-        bool b_seq = b.is_string() || (b.is_list() && !b.list_data().is_iterator);
+        bool a_seq = a.is_string() || (a.is_list() && !a.list_data().is_iterator && !a.list_data().is_view);
+        bool b_seq = b.is_string() || (b.is_list() && !b.list_data().is_iterator && !b.list_data().is_view);
         if (a_seq && b.is_integral()) return repeat(a, b.as_int(), line);
         if (b_seq && a.is_integral()) return repeat(b, a.as_int(), line);
     }

@@ -227,6 +227,7 @@ std::string value_repr(const Value& v, int line) {
         case Kind::UNDEFINED: return "Undefined";
         case Kind::LIST: {
             if (v.list_data().is_iterator) fail_at(line, "unsupported: printing a generator (add |list)");
+            if (v.list_data().is_view) fail_at(line, "unsupported: printing a dict view or range (add |list)");
             if (!v.list_data().is_tuple) return "[" + repr_items(v, line) + "]";
             return "(" + repr_items(v, line) + (v.list_data().items.size() == 1 ? ",)" : ")");
         }
@@ -269,7 +270,7 @@ bool value_equal(const Value& a, const Value& b) {
         case Kind::STRING: return a.as_string() == b.as_string();
         case Kind::LIST: {
             const ListData &x = a.list_data(), &y = b.list_data();
-            if (x.is_iterator || y.is_iterator) return &x == &y;
+            if (x.is_iterator || y.is_iterator || x.is_view != y.is_view) return &x == &y;
             if (x.is_tuple != y.is_tuple || x.items.size() != y.items.size()) return false;
             for (size_t i = 0; i < x.items.size(); ++i)
                 if (!value_equal(x.items[i], y.items[i])) return false;

@@ -25,6 +25,9 @@ struct ListData {
     bool is_tuple = false;
     /// A generator (jinja2's select/map/reverse...): single pass, no len(), always truthy.
     bool is_iterator = false;
+    /// dict.items()/keys()/values() or range(): sized and iterable, but Python prints them as
+    /// "dict_items([...])" / "range(0, 3)", which lota refuses to print.
+    bool is_view = false;
 };
 
 struct DictData {

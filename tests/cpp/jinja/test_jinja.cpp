@@ -144,6 +144,10 @@ TEST(jinja, GeneratorsBehaveLikePythonGenerators) {
     EXPECT_EQ(render("{% if [1]|select('even') %}T{% endif %}"), "T");
     EXPECT_NE(render_error("{{ [1]|select('odd')|length }}").find("has no len()"), std::string::npos);
     EXPECT_NE(render_error("{{ [1]|map('string') }}").find("generator"), std::string::npos);
+    // Python prints dict views and ranges as dict_items([...]) / range(0, 2): refused, not misprinted.
+    EXPECT_NE(render_error("{{ {'a': 1}.items() }}").find("unsupported"), std::string::npos);
+    EXPECT_NE(render_error("{{ range(2) }}").find("unsupported"), std::string::npos);
+    EXPECT_EQ(render("{{ {'a': 1}.items()|list }}{{ range(2)|list }}{{ range(3)|length }}"), "[('a', 1)][0, 1]3");
 }
 
 TEST(jinja, ErrorsNameTheProblemAndLine) {

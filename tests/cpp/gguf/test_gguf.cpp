@@ -44,7 +44,7 @@ GgufBuilder one_tensor_file(uint32_t type, std::vector<int64_t> ne, uint64_t off
 
 }  // namespace
 
-TEST(Gguf, RoundTripAllValueTypesAndTensors) {
+TEST(gguf, RoundTripAllValueTypesAndTensors) {
     GgufBuilder b;
     b.header(3, 2, 9);
     b.kv_str("general.architecture", "llama");
@@ -101,7 +101,7 @@ TEST(Gguf, RoundTripAllValueTypesAndTensors) {
     EXPECT_THROW(f.load_f32("nope"), lota::Error);
 }
 
-TEST(Gguf, RejectsBadMagic) {
+TEST(gguf, RejectsBadMagic) {
     GgufBuilder b;
     b.raw("GGML", 4);
     b.u32(3);
@@ -110,7 +110,7 @@ TEST(Gguf, RejectsBadMagic) {
     expect_rejected(b, "magic.gguf", "bad magic");
 }
 
-TEST(Gguf, RejectsUnsupportedVersions) {
+TEST(gguf, RejectsUnsupportedVersions) {
     GgufBuilder b;
     b.header(99, 0, 0);
     expect_rejected(b, "v99.gguf", "unsupported GGUF version 99");
@@ -122,7 +122,7 @@ TEST(Gguf, RejectsUnsupportedVersions) {
     expect_rejected(be, "bigendian.gguf", "big-endian");
 }
 
-TEST(Gguf, RejectsTruncatedHeader) {
+TEST(gguf, RejectsTruncatedHeader) {
     GgufBuilder b;
     b.raw("GGUF", 4);
     b.u32(3);
@@ -138,7 +138,7 @@ TEST(Gguf, RejectsTruncatedHeader) {
     expect_rejected(mid, "midkey.gguf", "has length 1000, but only 20 bytes are left");
 }
 
-TEST(Gguf, RejectsHugeCountsAndLengths) {
+TEST(gguf, RejectsHugeCountsAndLengths) {
     GgufBuilder s;
     s.header(3, 0, 1);
     s.u64(1ull << 60);  // key length
@@ -160,7 +160,7 @@ TEST(Gguf, RejectsHugeCountsAndLengths) {
     expect_rejected(one_tensor_file(0, {1ll << 20, 1ll << 20}, 0, 0), "hugedims.gguf", "runs past the end");
 }
 
-TEST(Gguf, RejectsDuplicatesAndBadValues) {
+TEST(gguf, RejectsDuplicatesAndBadValues) {
     GgufBuilder b;
     b.header(3, 0, 2);
     b.kv_u32("a", 1);
@@ -188,7 +188,7 @@ TEST(Gguf, RejectsDuplicatesAndBadValues) {
     expect_rejected(al, "align.gguf", "expected a power of two");
 }
 
-TEST(Gguf, RejectsBadTensorInfos) {
+TEST(gguf, RejectsBadTensorInfos) {
     expect_rejected(one_tensor_file(0, {4}, 0, 8), "pastend.gguf", "runs past the end of the file");
     expect_rejected(one_tensor_file(99, {4}, 0, 16), "unknowntype.gguf", "unknown ggml type 99");
     expect_rejected(one_tensor_file(0, {4}, 8, 64), "misaligned.gguf", "expected a multiple of the alignment 32");
@@ -201,7 +201,7 @@ TEST(Gguf, RejectsBadTensorInfos) {
     EXPECT_THROW(f.load_f32("t"), lota::Error);
 }
 
-TEST(GgufDequant, HalfToFloatIsExact) {
+TEST(gguf_dequant, HalfToFloatIsExact) {
     using lota::io::ggml_half_to_float;
     EXPECT_EQ(ggml_half_to_float(0x3C00), 1.0f);
     EXPECT_EQ(ggml_half_to_float(0xC000), -2.0f);
@@ -214,7 +214,7 @@ TEST(GgufDequant, HalfToFloatIsExact) {
     EXPECT_TRUE(std::isnan(ggml_half_to_float(0x7E00)));
 }
 
-TEST(GgufDequant, Q4_0_Q4_1_Q8_0MatchTheFormulas) {
+TEST(gguf_dequant, Q4_0_Q4_1_Q8_0MatchTheFormulas) {
     // Q4_0: f16 d = 0.5, then 16 bytes; element j < 16 is the low nibble of byte j, j >= 16 the high
     // nibble of byte j - 16; y = d·(q − 8).
     std::vector<uint8_t> q40 = {0x00, 0x38};

@@ -84,7 +84,7 @@ void expect_no_output(const std::string& out) {
 
 }  // namespace
 
-TEST(GgufImport, TinyLlamaWritesAnHfDirectory) {
+TEST(gguf_import, TinyLlamaWritesAnHfDirectory) {
     const std::string gguf = tiny_llama("llama").write("tiny_llama.gguf");
     const std::string out = fresh_dir("ok");
     lota::io::gguf_import({gguf, out, "f32"});
@@ -127,7 +127,7 @@ TEST(GgufImport, TinyLlamaWritesAnHfDirectory) {
     EXPECT_EQ(v[1][0].item<float>(), 400.0f + 8);
 }
 
-TEST(GgufImport, RejectsOtherArchitecturesAndLeavesNothing) {
+TEST(gguf_import, RejectsOtherArchitecturesAndLeavesNothing) {
     const std::string gguf = tiny_llama("qwen9").write("tiny_qwen9.gguf");
     const std::string out = fresh_dir("arch");
     try {
@@ -139,7 +139,7 @@ TEST(GgufImport, RejectsOtherArchitecturesAndLeavesNothing) {
     expect_no_output(out);
 }
 
-TEST(GgufImport, MissingTensorLeavesNoPartialOutput) {
+TEST(gguf_import, MissingTensorLeavesNoPartialOutput) {
     const std::string gguf = tiny_llama("llama", true).write("tiny_missing.gguf");
     const std::string out = fresh_dir("missing");
     try {
@@ -151,7 +151,7 @@ TEST(GgufImport, MissingTensorLeavesNoPartialOutput) {
     expect_no_output(out);
 }
 
-TEST(GgufImport, RefusesANonEmptyOutputDirectory) {
+TEST(gguf_import, RefusesANonEmptyOutputDirectory) {
     const std::string gguf = tiny_llama("llama").write("tiny_llama2.gguf");
     const std::string out = fresh_dir("exists");
     fs::create_directories(out);

@@ -33,7 +33,7 @@ if python3 -c 'import torch,sys; sys.exit(0 if torch.version.cuda else 1)' 2>/de
 fi
 
 STAMP=.venv/.lota-requirements
-REQ="torch==2.13.0 numpy transformers tokenizers jinja2 gguf safetensors peft pytest sentencepiece protobuf"
+REQ="torch==2.13.0 numpy transformers tokenizers jinja2 gguf safetensors peft accelerate pytest sentencepiece protobuf"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQ" ]; then
     [ -x .venv/bin/python ] || python3 -m venv .venv
     echo "bootstrap: installing Python packages into .venv"

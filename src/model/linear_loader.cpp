@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "model/quant_loader.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -10,9 +11,8 @@ namespace lota::model {
 LinearPtr linear_load(const io::ModelFiles& files, const io::ModelConfig& cfg, const std::string& config_path,
                       const std::string& prefix, int64_t in, int64_t out, bool bias, const at::Device& device,
                       at::ScalarType dtype) {
-    LOTA_CHECK(cfg.quantization_config.is_null(),
-               "%s: quantized checkpoints (quantization_config) are not supported by this build yet",
-               config_path.c_str());
+    if (!cfg.quantization_config.is_null())
+        return quant_linear_load(files, cfg.quantization_config, config_path, prefix, in, out, bias, device, dtype);
     std::string why = strfmt("out=%lld, in=%lld from %s", (long long)out, (long long)in, config_path.c_str());
     at::Tensor w = files.load_checked(prefix + ".weight", {out, in}, why).to(device, dtype);
     at::Tensor b;

@@ -7,6 +7,7 @@
 #include "io/model_files.h"
 #include "model/arch.h"
 #include "model/linear_loader.h"
+#include "model/quant_linear.h"
 #include "model/transformer.h"
 #include "util/check.h"
 #include "util/log.h"
@@ -64,6 +65,10 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
     } else {
         lm_head = load_dense(name_lm_head(), {cfg.vocab_size, C}, "vocab_size x hidden_size; tie_word_embeddings false");
     }
+    // Quantized layers dequantize into one shared scratch buffer (never a 16-bit copy of the model).
+    std::vector<LinearPtr> all;
+    for (const auto& b : blocks) all.insert(all.end(), b.linears.begin(), b.linears.end());
+    quant_linears_share_buffer(all);
     LOTA_LOG_DEBUG("loaded %s: %lld layers on %s", dir.c_str(), (long long)cfg.num_hidden_layers,
                    options.device.c_str());
     return std::make_unique<Transformer>(std::move(cfg), embed, std::move(blocks), norm, lm_head, device, dtype);

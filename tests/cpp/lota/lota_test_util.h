@@ -2,7 +2,9 @@
 // tolerance comparison that reports the worst element.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <string>
 
@@ -58,7 +60,8 @@ inline void expect_close(const at::Tensor& actual, const at::Tensor& ref, double
         << what << ": max abs err " << max_abs << ", max rel err " << max_rel << ", worst at flat index " << i
         << ": got " << a[i].item<double>() << ", expected " << b[i].item<double>() << " (atol " << atol << ", rtol "
         << rtol << ")";
-    std::printf("[ info ] %s: max abs err %.3g, max rel err %.3g\n", what.c_str(), max_abs, max_rel);
+    std::printf("[ info ] %s: max abs err %.3g (%.3g of max|ref|), max rel err %.3g\n", what.c_str(), max_abs,
+                max_abs / std::max(b.abs().max().item<double>(), 1e-300), max_rel);
 }
 
 /// Bit-for-bit equality of two tensors of the same dtype; prints the first mismatch.

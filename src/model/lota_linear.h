@@ -1,0 +1,54 @@
+// LotaLinear: a GPTQ layer with a LoTA-QAF ternary adapter (DESIGN §1) behind model::Linear.
+// Training and inference share one path (Note [LoTA training plan] in quant/lota_grad.h): the
+// adapter is pre-merged into a QuantLinear (codes Q + M, offset F) whenever lora_A/lora_B changed
+// (detected through their tensor version counters, so an in-place optimizer step is enough), and
+// forward is that QuantLinear's forward. With grad mode on, a tap accumulates ∂L/∂A, ∂L/∂B into
+// float32 buffers. Not here: the optimizer (train/tsignsgd.h) and adapter files (io).
+#pragma once
+
+#include <memory>
+
+#include <ATen/core/Tensor.h>
+
+#include "model/linear.h"
+#include "model/quant_linear.h"
+#include "quant/lota_grad.h"
+#include "quant/quantized_weight.h"
+
+namespace lota::model {
+
+class LotaLinear : public Linear {
+  public:
+    /// base: the quantized layer (no offset); a_t = lora_A.weight int8 [r, K], b_t = lora_B.weight
+    /// int8 [N, r] (kept by handle, updated in place by the optimizer); omega = ω > 0.
+    LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b_t, double omega,
+               std::shared_ptr<DequantBuffer> buffer = nullptr);
+    /// y = x·W'ᵀ (+ bias), W' = S·(Q + M − Z + F); differentiable in x; with grad mode on, the
+    /// backward adds to grad_a()/grad_b().
+    at::Tensor forward(const at::Tensor& x) override;
+    int64_t in_features() const override { return base_.in_features; }
+    int64_t out_features() const override { return base_.out_features; }
+    /// Moves the base weight, the adapter and its grad buffers to `device`; bias to `dtype`.
+    /// Gradient buffers are zeroed.
+    void to(const at::Device& device, at::ScalarType dtype) override;
+    std::string kind() const override { return "gptq+lota"; }
+
+    const at::Tensor& lora_a() const { return state_.a_t; }
+    const at::Tensor& lora_b() const { return state_.b_t; }
+    const at::Tensor& grad_a() const { return state_.grad_a; }
+    const at::Tensor& grad_b() const { return state_.grad_b; }
+    double omega() const { return state_.omega; }
+    void zero_grad() { quant::lota_train_state_zero_grad(state_); }
+    /// The merged layer for the current adapter (pre-merging first if the adapter changed): what
+    /// `lota merge` writes, and what this layer's forward runs.
+    const QuantLinear& merged();
+
+  private:
+    quant::QuantizedWeight base_;
+    quant::LotaTrainState state_;
+    std::shared_ptr<DequantBuffer> buffer_;
+    std::unique_ptr<QuantLinear> merged_;
+    int64_t a_version_ = -1, b_version_ = -1;  ///< adapter versions merged_ was built from
+};
+
+}  // namespace lota::model

@@ -1,0 +1,183 @@
+// peft adapter directories: reader, writer and the check against a model's modules (adapter.h).
+#include "io/adapter.h"
+
+#include <set>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+#include "util/check.h"
+#include "util/fs.h"
+
+namespace lota::io {
+namespace {
+
+const char* const PREFIX = "base_model.model.";
+const char* const CONFIG_FILE = "adapter_config.json";
+const char* const MODEL_FILE = "adapter_model.safetensors";
+
+std::string shape_str(const at::Tensor& t) {
+    std::string s = "[";
+    for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+    return s + "]";
+}
+
+std::string short_name(const std::string& module) {
+    const size_t dot = module.rfind('.');
+    return dot == std::string::npos ? module : module.substr(dot + 1);
+}
+
+}  // namespace
+
+AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::string& file) {
+    LOTA_CHECK(j.is_object(), "%s: expected a JSON object", file.c_str());
+    AdapterConfig c;
+    try {
+        LOTA_CHECK(j.value("peft_type", std::string("LORA")) == "LORA", "%s: peft_type must be \"LORA\", got %s",
+                   file.c_str(), j["peft_type"].dump().c_str());
+        LOTA_CHECK(j.contains("r"), "%s: missing key \"r\"", file.c_str());
+        c.r = j.at("r").get<int64_t>();
+        c.lora_alpha = j.value("lora_alpha", 2.0 * (double)c.r);
+        c.lora_dropout = j.value("lora_dropout", 0.0);
+        c.base_model = j.value("base_model_name_or_path", std::string());
+        if (j.contains("target_modules") && j["target_modules"].is_array())
+            c.target_modules = j["target_modules"].get<std::vector<std::string>>();
+        c.method = "lora";
+        if (j.contains("lota")) {
+            const auto& l = j["lota"];
+            LOTA_CHECK(l.is_object(), "%s: \"lota\" must be an object", file.c_str());
+            c.method = "lota";
+            LOTA_CHECK(l.contains("omega"), "%s: \"lota\" has no \"omega\"", file.c_str());
+            c.omega = l.at("omega").get<double>();
+            c.bits = l.value("bits", 0);
+            c.group_size = l.value("group_size", 0);
+            for (const auto& [k, v] : l.items())
+                if (k != "omega" && k != "bits" && k != "group_size") c.lota_extra[k] = v;
+        }
+    } catch (const nlohmann::json::exception& e) {
+        LOTA_FAIL("%s: bad value: %s", file.c_str(), e.what());
+    }
+    LOTA_CHECK(c.r >= 1 && c.r <= 65536, "%s: r must be in [1, 65536], got %lld", file.c_str(), (long long)c.r);
+    LOTA_CHECK(c.method != "lota" || c.omega > 0, "%s: lota.omega must be > 0, got %g", file.c_str(), c.omega);
+    return c;
+}
+
+nlohmann::json adapter_config_to_json(const AdapterConfig& c) {
+    nlohmann::json j = {{"peft_type", "LORA"},
+                        {"task_type", "CAUSAL_LM"},
+                        {"r", c.r},
+                        {"lora_alpha", c.lora_alpha},
+                        {"lora_dropout", c.lora_dropout},
+                        {"target_modules", c.target_modules},
+                        {"base_model_name_or_path", c.base_model},
+                        {"bias", "none"},
+                        {"fan_in_fan_out", false},
+                        {"inference_mode", true}};
+    if (c.method == "lota") {
+        nlohmann::json l = c.lota_extra;
+        l["method"] = "lota-qaf";
+        l["omega"] = c.omega;
+        l["bits"] = c.bits;
+        l["group_size"] = c.group_size;
+        j["lota"] = l;
+    }
+    return j;
+}
+
+Adapter adapter_read(const std::string& dir) {
+    const std::string cfg_path = dir + "/" + CONFIG_FILE, st_path = dir + "/" + MODEL_FILE;
+    LOTA_CHECK(path_exists(cfg_path), "%s: not an adapter directory (no %s)", dir.c_str(), CONFIG_FILE);
+    LOTA_CHECK(path_exists(st_path), "%s: not an adapter directory (no %s)", dir.c_str(), MODEL_FILE);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(file_read_text(cfg_path));
+    } catch (const nlohmann::json::exception& e) {
+        LOTA_FAIL("%s: malformed JSON: %s", cfg_path.c_str(), e.what());
+    }
+    Adapter a;
+    a.config = adapter_config_from_json(j, cfg_path);
+    const bool lota = a.config.method == "lota";
+    SafetensorsFile f(st_path);
+    const std::string pre = PREFIX;
+    for (const auto& e : f.entries()) {
+        const std::string& n = e.name;
+        const std::string suf_a = ".lora_A.weight", suf_b = ".lora_B.weight";
+        const bool is_a = n.size() > suf_a.size() && n.compare(n.size() - suf_a.size(), suf_a.size(), suf_a) == 0;
+        const bool is_b = n.size() > suf_b.size() && n.compare(n.size() - suf_b.size(), suf_b.size(), suf_b) == 0;
+        LOTA_CHECK(n.rfind(pre, 0) == 0 && (is_a || is_b),
+                   "%s: unexpected tensor '%s' (expected base_model.model.<module>.lora_A.weight / lora_B.weight)",
+                   st_path.c_str(), n.c_str());
+        const std::string module = n.substr(pre.size(), n.size() - pre.size() - suf_a.size());
+        at::Tensor t = f.load(n);
+        LOTA_CHECK(t.dim() == 2, "%s: tensor '%s' has %lld dims, expected 2", st_path.c_str(), n.c_str(),
+                   (long long)t.dim());
+        if (lota) {
+            LOTA_CHECK(t.scalar_type() == at::kChar, "%s: tensor '%s' is %s, expected I8 (LoTA ternary adapter)",
+                       st_path.c_str(), n.c_str(), e.dtype.c_str());
+            LOTA_CHECK(t.abs().max().item<int>() <= 1, "%s: tensor '%s' has values outside {-1, 0, 1}",
+                       st_path.c_str(), n.c_str());
+        } else {
+            LOTA_CHECK(at::isFloatingType(t.scalar_type()), "%s: tensor '%s' is %s, expected a float type (LoRA)",
+                       st_path.c_str(), n.c_str(), e.dtype.c_str());
+        }
+        auto& m = a.modules[module];
+        (is_a ? m.lora_a : m.lora_b) = t;
+        const int64_t r_dim = is_a ? t.size(0) : t.size(1);
+        LOTA_CHECK(r_dim == a.config.r, "%s: tensor '%s' has shape %s: rank %lld, but %s says r = %lld",
+                   st_path.c_str(), n.c_str(), shape_str(t).c_str(), (long long)r_dim, CONFIG_FILE,
+                   (long long)a.config.r);
+    }
+    LOTA_CHECK(!a.modules.empty(), "%s: no adapter tensors", st_path.c_str());
+    for (const auto& [name, m] : a.modules)
+        LOTA_CHECK(m.lora_a.defined() && m.lora_b.defined(), "%s: module '%s' has lora_%s.weight but no lora_%s.weight",
+                   st_path.c_str(), name.c_str(), m.lora_a.defined() ? "A" : "B", m.lora_a.defined() ? "B" : "A");
+    return a;
+}
+
+void adapter_write(const std::string& dir, const Adapter& adapter) {
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto& [name, m] : adapter.modules) {
+        tensors.emplace_back(PREFIX + name + ".lora_A.weight", m.lora_a.contiguous());
+        tensors.emplace_back(PREFIX + name + ".lora_B.weight", m.lora_b.contiguous());
+    }
+    safetensors_write(dir + "/" + MODEL_FILE, tensors, {{"format", "pt"}});
+    const std::string text = adapter_config_to_json(adapter.config).dump(2) + "\n";
+    file_write_atomic(dir + "/" + CONFIG_FILE, text.data(), text.size());
+}
+
+void adapter_check(const Adapter& adapter, const std::vector<AdapterTarget>& targets, int bits, int group_size,
+                   const std::string& dir) {
+    const AdapterConfig& c = adapter.config;
+    if (c.method == "lota") {
+        LOTA_CHECK(c.bits == 0 || c.bits == bits, "%s: adapter was trained on a %d-bit model, this model has %d bits",
+                   dir.c_str(), c.bits, bits);
+        LOTA_CHECK(c.group_size == 0 || c.group_size == group_size,
+                   "%s: adapter was trained with group size %d, this model has group size %d", dir.c_str(),
+                   c.group_size, group_size);
+    }
+    std::map<std::string, const AdapterTarget*> by_name;
+    for (const auto& t : targets) by_name[t.name] = &t;
+    for (const auto& [name, m] : adapter.modules) {
+        auto it = by_name.find(name);
+        LOTA_CHECK(it != by_name.end(), "%s: adapter module '%s' does not exist in the model (or is not adaptable)",
+                   dir.c_str(), name.c_str());
+        const int64_t K = it->second->in_features, N = it->second->out_features;
+        LOTA_CHECK(m.lora_a.size(0) == c.r && m.lora_a.size(1) == K,
+                   "%s: tensor '%s%s.lora_A.weight' has shape %s, expected [%lld, %lld] (r=%lld, in=%lld)", dir.c_str(),
+                   PREFIX, name.c_str(), shape_str(m.lora_a).c_str(), (long long)c.r, (long long)K, (long long)c.r,
+                   (long long)K);
+        LOTA_CHECK(m.lora_b.size(0) == N && m.lora_b.size(1) == c.r,
+                   "%s: tensor '%s%s.lora_B.weight' has shape %s, expected [%lld, %lld] (out=%lld, r=%lld)", dir.c_str(),
+                   PREFIX, name.c_str(), shape_str(m.lora_b).c_str(), (long long)N, (long long)c.r, (long long)N,
+                   (long long)c.r);
+    }
+    const std::set<std::string> wanted(c.target_modules.begin(), c.target_modules.end());
+    for (const auto& t : targets)
+        LOTA_CHECK(!wanted.count(short_name(t.name)) || adapter.modules.count(t.name),
+                   "%s: adapter_config.json targets '%s' but the adapter has no tensors for module '%s'", dir.c_str(),
+                   short_name(t.name).c_str(), t.name.c_str());
+}
+
+}  // namespace lota::io

@@ -1,0 +1,105 @@
+// Exact LoTA-QAF merge into a GPTQ checkpoint (merge.h).
+#include "merge/merge.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <ATen/ATen.h>
+
+#include "io/adapter.h"
+#include "io/gptq_checkpoint.h"
+#include "merge/verify.h"
+#include "quant/gptq_tensors.h"
+#include "quant/lota_merge.h"
+#include "util/check.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+namespace lota::merge {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// Files of the model directory that are not tensors and travel with the merged model.
+const char* const COPY_FILES[] = {"tokenizer.json",       "tokenizer_config.json", "generation_config.json",
+                                  "special_tokens_map.json", "chat_template.jinja",  "tokenizer.model"};
+
+/// Removes a directory on scope exit unless released (a failed verify leaves nothing behind).
+struct DirGuard {
+    std::string path;
+    ~DirGuard() {
+        if (path.empty()) return;
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+}  // namespace
+
+MergeResult merge_run(const MergeOptions& o) {
+    at::NoGradGuard no_grad;
+    LOTA_CHECK(dir_is_empty_or_missing(o.out), "%s: output directory exists and is not empty", o.out.c_str());
+    io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(o.model);
+    LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
+               "into the original quantized model", o.model.c_str());
+    const io::Adapter adapter = io::adapter_read(o.adapter);
+    LOTA_CHECK(adapter.config.method == "lota",
+               "%s: a 16-bit LoRA adapter cannot be merged into the quantized grid exactly; evaluate it unmerged "
+               "(`lota logits --adapter`)", o.adapter.c_str());
+
+    std::map<std::string, quant::QuantizedWeight> weights;
+    std::vector<io::AdapterTarget> targets;
+    for (const auto& [name, t] : ckpt.linears) {
+        weights[name] = quant::quantized_weight_from_gptq(t, ckpt.quant, o.model + ": " + name);
+        targets.push_back({name, weights[name].in_features, weights[name].out_features});
+    }
+    io::adapter_check(adapter, targets, ckpt.quant.bits, ckpt.quant.group_size, o.adapter);
+
+    MergeResult res;
+    for (auto& [name, qw] : weights) {
+        quant::QuantizedWeight merged;
+        auto it = adapter.modules.find(name);
+        if (it != adapter.modules.end()) {
+            merged = quant::lota_merge(qw, it->second.lora_a, it->second.lora_b, adapter.config.omega);
+            res.markers += quant::unpack_codes(merged).ne(quant::unpack_codes(qw)).sum().item<int64_t>();
+            ++res.merged_modules;
+        } else {
+            merged = qw;  // F = 0: S·(Q − Z + 0) is S·(Q − Z) bit for bit
+            merged.offset = at::zeros({qw.n_groups(), qw.out_features}, at::kFloat);
+        }
+        ckpt.linears[name] = quant::gptq_tensors_from_quantized_weight(merged, ckpt.quant.checkpoint_format);
+    }
+    ckpt.quant.lota_offset = true;
+    ckpt.quant.extra["lota_offset_note"] =
+        "every quantized linear has <prefix>.lota_offset float32 [G, N], the LoTA-QAF offset factor F: "
+        "W = S * (Q - Z + F). Readers that ignore it load the model without the offsets.";
+    ckpt.quant.extra["lota_adapter"] = {{"r", adapter.config.r}, {"omega", adapter.config.omega}};
+
+    std::vector<std::string> copy;
+    for (const char* f : COPY_FILES) copy.push_back(o.model + "/" + f);
+    const fs::path out_abs = fs::absolute(fs::path(o.out)).lexically_normal();
+    const std::string staged = (out_abs.has_filename() ? out_abs : out_abs.parent_path()).string() + ".merge-" +
+                               std::to_string(::getpid());
+    DirGuard guard{staged};
+    io::gptq_checkpoint_write(staged, ckpt, copy);
+    LOTA_LOG_INFO("merged %lld modules (%lld codes moved by one grid step)", (long long)res.merged_modules,
+                  (long long)res.markers);
+    if (o.verify) {
+        const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
+        LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
+        const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
+        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask);
+        const at::Tensor merged = logits_compute(staged, "", ids, mask);
+        logits_require_equal(with_adapter, merged, "merge --verify (adapter model vs merged model)");
+        res.verified = true;
+        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values)",
+                      (long long)merged.numel());
+    }
+    if (fs::exists(o.out)) fs::remove(o.out);  // empty (checked above)
+    fs::rename(staged, o.out);
+    guard.path.clear();
+    return res;
+}
+
+}  // namespace lota::merge

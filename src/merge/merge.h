@@ -1,0 +1,34 @@
+// `lota merge`: the exact LoTA-QAF merge of an adapter into its quantized model (DESIGN §1
+// "Merge", §3 "Merged LoTA model"). Every adapted linear becomes Q' = Q + M in the same bit width
+// and packing, with the per-group offset factor F stored as <prefix>.lota_offset; linears without
+// an adapter get F = 0, so that quantize_config.json's "lota_offset": true holds for every linear.
+// Readers that ignore lota_offset (GPTQModel, transformers) load the model without offsets.
+// Verification runs the adapter model (LotaLinear, the training path) and the merged model on
+// the same sample inputs and requires bit-identical logits. Nothing is written unless the
+// adapter fits the model (and, with verify, unless the logits match).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace lota::merge {
+
+struct MergeOptions {
+    std::string model;    ///< quantized model directory (GPTQ checkpoint without offsets)
+    std::string adapter;  ///< LoTA adapter directory (io/adapter.h)
+    std::string out;      ///< merged model directory (must not exist or be empty)
+    bool verify = false;  ///< compare logits of adapter and merged model bit for bit
+    int64_t verify_batch = 2, verify_len = 16;  ///< sample inputs: random ids [batch, len], one padded row
+    uint64_t seed = 0;    ///< for the sample inputs
+};
+
+struct MergeResult {
+    int64_t merged_modules = 0;
+    int64_t markers = 0;         ///< non-zero entries of M over all modules
+    bool verified = false;       ///< verify ran and logits were bit-identical
+};
+
+/// Merges and writes `options.out`; throws lota::Error (nothing written) on any mismatch.
+MergeResult merge_run(const MergeOptions& options);
+
+}  // namespace lota::merge

@@ -1,0 +1,95 @@
+// Adapter placement on a Transformer (adapter_apply.h).
+#include "train/adapter_apply.h"
+
+#include <map>
+#include <set>
+
+#include <ATen/ATen.h>
+
+#include "model/arch.h"
+#include "model/quant_linear.h"
+#include "util/check.h"
+
+namespace lota::train {
+
+std::vector<io::AdapterTarget> adapter_targets(model::Transformer& model, const std::vector<std::string>& short_names) {
+    std::set<std::string> known, wanted(short_names.begin(), short_names.end());
+    for (const auto& s : model::linear_slots()) known.insert(s.short_name);
+    for (const auto& n : wanted)
+        LOTA_CHECK(known.count(n), "unknown target module '%s' (expected q_proj, k_proj, v_proj, o_proj, gate_proj, "
+                   "up_proj or down_proj)", n.c_str());
+    std::vector<io::AdapterTarget> out;
+    const auto& slots = model::linear_slots();
+    for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
+        for (size_t i = 0; i < slots.size(); ++i) {
+            if (!wanted.empty() && !wanted.count(slots[i].short_name)) continue;
+            const auto& lin = model.blocks()[l].linears[i];
+            out.push_back({model::name_linear(l, slots[i]), lin->in_features(), lin->out_features()});
+        }
+    return out;
+}
+
+std::pair<int, int> model_quant_format(model::Transformer& model) {
+    for (auto& b : model.blocks())
+        for (auto& lin : b.linears)
+            if (auto q = std::dynamic_pointer_cast<model::QuantLinear>(lin))
+                return {q->weight().bits, q->weight().group_size};
+    LOTA_FAIL("the model has no quantized linear layers (run `lota quantize` first)");
+}
+
+std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Adapter& adapter, const std::string& what) {
+    const auto [bits, group_size] = model_quant_format(model);
+    io::adapter_check(adapter, adapter_targets(model, {}), bits, group_size, what);
+    const bool lota = adapter.config.method == "lota";
+    const auto& slots = model::linear_slots();
+    auto buffer = std::make_shared<model::DequantBuffer>();
+    std::vector<AdaptedLayer> out;
+    for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
+        for (size_t i = 0; i < slots.size(); ++i) {
+            const std::string name = model::name_linear(l, slots[i]);
+            auto it = adapter.modules.find(name);
+            if (it == adapter.modules.end()) continue;
+            model::LinearPtr& slot = model.blocks()[l].linears[i];
+            AdaptedLayer layer;
+            layer.name = name;
+            if (lota) {
+                auto q = std::dynamic_pointer_cast<model::QuantLinear>(slot);
+                LOTA_CHECK(q != nullptr, "%s: module '%s' is not quantized (%s); LoTA-QAF needs a GPTQ layer",
+                           what.c_str(), name.c_str(), slot->kind().c_str());
+                layer.base = q->weight();
+                const at::Device dev = layer.base.qweight.device();
+                layer.lota = std::make_shared<model::LotaLinear>(layer.base, it->second.lora_a.to(dev, at::kChar).clone(),
+                                                                 it->second.lora_b.to(dev, at::kChar).clone(),
+                                                                 adapter.config.omega, buffer);
+                slot = layer.lota;
+            } else {
+                const double scaling = adapter.config.lora_alpha / (double)adapter.config.r;
+                layer.lora = std::make_shared<LoraLinear>(slot, it->second.lora_a.to(model.device()),
+                                                          it->second.lora_b.to(model.device()), scaling,
+                                                          adapter.config.lora_dropout);
+                slot = layer.lora;
+            }
+            out.push_back(std::move(layer));
+        }
+    return out;
+}
+
+io::Adapter adapter_collect(const std::vector<AdaptedLayer>& layers, const io::AdapterConfig& config,
+                            at::ScalarType lora_dtype) {
+    io::Adapter a;
+    a.config = config;
+    for (const auto& l : layers) {
+        io::AdapterModule m;
+        if (l.lota) {
+            m.lora_a = l.lota->lora_a().cpu().clone();
+            m.lora_b = l.lota->lora_b().cpu().clone();
+        } else {
+            m.lora_a = l.lora->lora_a().detach().to(at::kCPU, lora_dtype).clone();
+            m.lora_b = l.lora->lora_b().detach().to(at::kCPU, lora_dtype).clone();
+        }
+        a.modules[l.name] = m;
+    }
+    return a;
+}
+
+}  // namespace lota::train

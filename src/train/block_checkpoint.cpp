@@ -1,0 +1,80 @@
+// Per-block gradient checkpointing (block_checkpoint.h).
+#include "train/block_checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace lota::train {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+/// What one checkpointed block needs in backward; lives until the backward of that block.
+struct BlockArgs : public torch::CustomClassHolder {
+    model::Transformer* model = nullptr;
+    int64_t layer = 0;
+    std::shared_ptr<const model::ForwardContext> ctx;
+    std::optional<at::Generator> gen;
+    at::Tensor gen_state;  ///< generator state before the block's forward
+};
+
+struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpointFunction> {
+    static at::Tensor forward(AutogradContext* actx, const at::Tensor& h, const at::Tensor& anchor,
+                              const c10::intrusive_ptr<BlockArgs>& args) {
+        if (args->gen) args->gen_state = args->gen->get_state();
+        at::Tensor out;
+        {
+            at::NoGradGuard no_grad;
+            out = args->model->block_forward(args->layer, h, *args->ctx);
+        }
+        actx->save_for_backward({h});
+        actx->saved_data["args"] = c10::IValue::make_capsule(args);
+        return out;
+    }
+
+    static variable_list backward(AutogradContext* actx, variable_list grad_out) {
+        const auto args = c10::static_intrusive_pointer_cast<BlockArgs>(actx->saved_data["args"].toCapsule());
+        const at::Tensor h = actx->get_saved_variables()[0].detach().requires_grad_(true);
+        at::Tensor after;
+        if (args->gen) {
+            after = args->gen->get_state();
+            args->gen->set_state(args->gen_state);
+        }
+        {
+            at::AutoGradMode grad(true);
+            const at::Tensor out = args->model->block_forward(args->layer, h, *args->ctx);
+            torch::autograd::backward({out}, {grad_out[0]});
+        }
+        if (args->gen) args->gen->set_state(after);
+        return {h.grad(), at::Tensor(), at::Tensor()};
+    }
+};
+
+}  // namespace
+
+at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, const at::Tensor& h,
+                                      std::shared_ptr<const model::ForwardContext> ctx,
+                                      std::optional<at::Generator> dropout_gen) {
+    auto args = c10::make_intrusive<BlockArgs>();
+    args->model = &model;
+    args->layer = layer;
+    args->ctx = std::move(ctx);
+    args->gen = std::move(dropout_gen);
+    // A leaf that requires grad, so autograd runs this block's backward even when h needs none.
+    const at::Tensor anchor = at::zeros({}, at::kFloat).requires_grad_(true);
+    return BlockCheckpointFunction::apply(h, anchor, args);
+}
+
+at::Tensor forward_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                                std::optional<at::Generator> dropout_gen) {
+    // Every block's saved args share the context, so it lives exactly as long as the graph.
+    const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare(ids, mask, nullptr));
+    at::Tensor h = model.embed(ids);
+    for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
+        h = block_forward_checkpointed(model, l, h, ctx, dropout_gen);
+    return model.head(h);
+}
+
+}  // namespace lota::train

@@ -1,0 +1,31 @@
+// Gradient checkpointing per transformer block: the block runs without keeping its activations
+// and is recomputed in backward (Chen et al. 2016, "Training deep nets with sublinear memory
+// cost"). LoTA's merged weights are reused by the recomputation (they depend only on the adapter,
+// which is constant within a step); LoRA dropout masks are reproduced by restoring the dropout
+// generator's state before the recomputation, so results equal the uncheckpointed path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include "model/transformer.h"
+
+namespace lota::train {
+
+/// Block `layer` of `model` on h [B, T, C] with `ctx`; activations recomputed in backward.
+/// `dropout_gen` is the generator the block's LoRA layers draw from (or nullopt). `model` must
+/// outlive the backward pass; the context is kept alive by the graph.
+at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, const at::Tensor& h,
+                                      std::shared_ptr<const model::ForwardContext> ctx,
+                                      std::optional<at::Generator> dropout_gen);
+
+/// Full forward to logits [B, T, V] with every block checkpointed (ids/mask [B, T] int64 on the
+/// model's device).
+at::Tensor forward_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                                std::optional<at::Generator> dropout_gen);
+
+}  // namespace lota::train

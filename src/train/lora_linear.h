@@ -1,0 +1,43 @@
+// LoraLinear: the 16-bit LoRA baseline (Hu et al. 2021; the paper's GPTQ+LoRA) on top of any
+// frozen model::Linear (here the quantized base): y = base(x) + (α/r)·dropout(x)·Aᵀ·Bᵀ.
+// A [r, K] and B [N, r] are float32 master tensors with requires_grad (AdamW updates them, see
+// train/adamw.h); forward casts them to x's dtype (bf16 on CUDA). Dropout draws from a generator
+// the trainer sets per step, so a resumed run draws the same masks. Not mergeable into the grid.
+#pragma once
+
+#include <optional>
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include "model/linear.h"
+
+namespace lota::train {
+
+class LoraLinear : public model::Linear {
+  public:
+    /// base: frozen layer; a [r, K], b [N, r] (float, made float32 leaves with requires_grad on
+    /// base's device); scaling = α/r; dropout probability p in [0, 1).
+    LoraLinear(model::LinearPtr base, at::Tensor a, at::Tensor b, double scaling, double dropout);
+    at::Tensor forward(const at::Tensor& x) override;
+    int64_t in_features() const override { return base_->in_features(); }
+    int64_t out_features() const override { return base_->out_features(); }
+    void to(const at::Device& device, at::ScalarType dtype) override;
+    std::string kind() const override { return base_->kind() + "+lora"; }
+
+    at::Tensor& lora_a() { return a_; }
+    at::Tensor& lora_b() { return b_; }
+    /// Dropout is applied only while a generator is set (training; the trainer sets one per step).
+    void set_generator(std::optional<at::Generator> gen) { gen_ = std::move(gen); }
+
+  private:
+    model::LinearPtr base_;
+    at::Tensor a_, b_;
+    double scaling_, dropout_;
+    std::optional<at::Generator> gen_;
+};
+
+/// peft's LoRA init: A kaiming-uniform (a = √5, i.e. U(−1/√K, 1/√K)) from `gen`, B zeros; float32.
+at::Tensor lora_init_a(int64_t r, int64_t in_features, at::Generator& gen);
+
+}  // namespace lota::train

@@ -1,0 +1,53 @@
+// The fine-tuning loop behind `lota train` (issue 5 "Trainer"): LoTA-QAF (ternary adapters on the
+// quantized linears, t-SignSGD) or the 16-bit LoRA baseline (AdamW) on the same quantized base.
+// Per optimizer step: batch_size examples in micro-batches, loss = Σ token CE over target tokens
+// / total target tokens of the step, one backward per micro-batch, one optimizer step.
+// Logs every step to OUT/train_log.jsonl and one "step ..." line on stderr; checkpoints every
+// save_every steps (train/checkpoint.h); the final adapter is OUT/adapter_model.safetensors +
+// adapter_config.json (io/adapter.h), plus OUT/loss_curve.svg.
+// Gradient checkpointing per block (train/block_checkpoint.h) is on by default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/adamw.h"
+#include "train/data.h"
+#include "train/tsignsgd.h"
+
+namespace lota::train {
+
+struct TrainOptions {
+    std::string model;            ///< quantized model directory (GPTQ checkpoint)
+    std::string out;              ///< adapter output directory (must be new or empty unless resume)
+    std::string method = "lota";  ///< lota | lora
+    DataOptions data;
+    int64_t steps = 0;            ///< optimizer steps; 0 = from epochs
+    double epochs = 0;            ///< used when steps = 0 (default 1 epoch)
+    int64_t batch_size = 64;      ///< examples per optimizer step
+    int64_t micro_batch_size = 0; ///< examples per forward; 0 = batch_size
+    int64_t rank = 64;            ///< r
+    double omega = 0;             ///< LoTA ω; 0 = 0.75·r
+    std::vector<std::string> target_modules;  ///< short names; empty = all seven projections
+    int64_t save_every = 0;       ///< checkpoint every K steps (0: only at the end)
+    bool gradient_checkpointing = true;  ///< recompute each block in backward
+    bool resume = false;          ///< continue from OUT's latest checkpoint
+    std::string device = "cpu";   ///< cpu (f32) | cuda (bf16)
+    uint64_t seed = 0;
+    int64_t max_steps_this_run = 0;  ///< stop (after checkpointing) when > 0 steps ran; for tests
+    TSignSgdOptions tsign;        ///< LoTA optimizer
+    AdamWOptions adamw;           ///< LoRA optimizer
+    double lora_alpha = 0;        ///< 0 = 2·r
+    double lora_dropout = 0.05;
+};
+
+struct TrainResult {
+    int64_t steps_done = 0;
+    double first_loss = 0, last_loss = 0;
+};
+
+/// Runs training; throws lota::Error on bad input, on a non-finite loss (the last checkpoint is kept).
+TrainResult train_run(const TrainOptions& options);
+
+}  // namespace lota::train

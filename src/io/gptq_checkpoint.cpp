@@ -1,6 +1,7 @@
 // GPTQ checkpoint directory reader/writer (see gptq_checkpoint.h for the layout).
 #include "io/gptq_checkpoint.h"
 
+#include <ftw.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -81,6 +82,14 @@ nlohmann::json read_json(const fs::path& p) {
 }
 
 void write_text(const fs::path& p, const std::string& s) { file_write_atomic(p.string(), s.data(), s.size()); }
+
+// rm -rf without std::filesystem::remove_all: the torch 2.11 wheel on the GPU machine exports
+// its own std::filesystem::remove_all from libtorch.so, which crashes when called from here.
+void remove_tree(const fs::path& p) {
+    ::nftw(
+        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+}
 
 }  // namespace
 
@@ -228,7 +237,7 @@ void gptq_checkpoint_write(const std::string& out_dir, const GptqCheckpoint& ck,
     const std::string base = (out.has_filename() ? out : out.parent_path()).string();
     const fs::path tmp = base + ".tmp." + std::to_string(::getpid());
     std::error_code ec;
-    fs::remove_all(tmp, ec);
+    remove_tree(tmp);
     LOTA_CHECK(fs::create_directories(tmp, ec), "%s: cannot create directory: %s", tmp.string().c_str(),
                ec.message().c_str());
     try {
@@ -257,12 +266,12 @@ void gptq_checkpoint_write(const std::string& out_dir, const GptqCheckpoint& ck,
         const bool had = fs::exists(out);
         if (had) fs::rename(out, old);
         fs::rename(tmp, out);
-        if (had) fs::remove_all(old);
+        if (had) remove_tree(old);
     } catch (const fs::filesystem_error& e) {
-        fs::remove_all(tmp, ec);
+        remove_tree(tmp);
         LOTA_FAIL("%s: writing the GPTQ checkpoint failed: %s", out.string().c_str(), e.what());
     } catch (...) {
-        fs::remove_all(tmp, ec);
+        remove_tree(tmp);
         throw;
     }
 }

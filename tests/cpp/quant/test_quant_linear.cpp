@@ -3,6 +3,9 @@
 // swapped into the model give the logits of the dequantized dense model; GPTQ beats RTN.
 #include <gtest/gtest.h>
 
+#include <ftw.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -24,9 +27,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Not std::filesystem::remove_all: the GPU machine's libtorch.so exports a crashing one.
+void rm_rf(const fs::path& p) {
+    ::nftw(
+        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+}
+
 fs::path tmp_dir(const std::string& name) {
     const fs::path d = fs::temp_directory_path() / ("lota_test_ql_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(d);
+    rm_rf(d);
     return d;
 }
 
@@ -109,5 +119,5 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     opts.method = "gptq";  // no calibration text
     EXPECT_THROW(calibrate::quantize_model(base.string(), q4.string(), opts), Error);
     EXPECT_FALSE(fs::exists(q4));
-    for (const auto& d : {base, r4}) fs::remove_all(d);
+    for (const auto& d : {base, r4}) rm_rf(d);
 }

@@ -1,0 +1,183 @@
+"""LoTA-QAF and LoRA fine-tuning, the exact merge and resume, end to end through the lota CLI on a
+tiny random Llama (`lota init`, llama2 tokenizer from ../shared, no chat template so the plain
+prompt is used) quantized with RTN 4-bit g32:
+  - both methods lower the training loss on a tiny repeated dataset;
+  - `lota merge --verify` passes and merged logits == adapter logits (`lota logits --adapter`) bit for bit;
+  - a run killed with SIGKILL and resumed == the uninterrupted run (bit-identical adapter files);
+  - bad adapters (wrong rank, missing module, LoRA) -> non-zero exit and no output directory."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lota_testlib import LOTA_BIN, lota, need_shared, write_json
+
+EXAMPLES = [
+    {"instruction": "What is the capital of France?", "input": "", "output": "Paris is the capital of France."},
+    {"instruction": "Add the numbers.", "input": "2 and 3", "output": "2 plus 3 is 5."},
+    {"instruction": "Name a color.", "input": "", "output": "Blue is a color."},
+    {"instruction": "Say hello.", "input": "", "output": "Hello there, friend!"},
+]
+LOTA_ARGS = ["--method", "lota", "--rank", 8, "--omega", 2]
+LORA_ARGS = ["--method", "lora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tok = need_shared("tokenizers/llama2")
+    root = tmp_path_factory.mktemp("train")
+    base, quant = root / "base", root / "quant"
+    lota("init", "--arch", "llama", "--out", base, "--seed", 0, "--tokenizer", tok, "--hidden", 64,
+         "--intermediate", 128, "--layers", 2)
+    lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 32)
+    data = write_json(root / "data.json", EXAMPLES * 4)
+    return root, quant, data
+
+
+def train(quant, data, out, method_args, steps=8, extra=(), check=True):
+    return lota("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", out, "--steps", steps,
+                "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *method_args, *extra, check=check)
+
+
+def log(out):
+    return [json.loads(line) for line in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+
+
+def files_equal(a, b, name="adapter_model.safetensors"):
+    return (Path(a) / name).read_bytes() == (Path(b) / name).read_bytes()
+
+
+def test_lota_lowers_loss_and_logs(setup):
+    root, quant, data = setup
+    out = root / "lota"
+    proc = train(quant, data, out, LOTA_ARGS)
+    assert "step 8/8 | loss" in proc.stderr
+    recs = log(out)
+    assert [r["step"] for r in recs] == list(range(1, 9))
+    for key in ("loss", "tokens_per_s", "sigma_t", "markers_pos", "markers_neg", "mean_abs_offset", "grad_norm",
+                "peak_mem_mib"):
+        assert key in recs[0], key
+    assert recs[0]["sigma_t"] == pytest.approx(0.95 + (1 / 6.4) * (0.999 - 0.95))
+    assert recs[0]["markers_pos"] == 0 and recs[0]["mean_abs_offset"] == 0  # B = 0 at step 1
+    assert any(r["markers_pos"] + r["markers_neg"] > 0 for r in recs), "markers never fired with omega 2"
+    first, last = recs[0]["loss"], min(r["loss"] for r in recs[-2:])
+    print(f"\nLoTA-QAF loss {first:.4f} -> {last:.4f}")
+    assert last < first, recs
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 8 and cfg["lota"]["omega"] == 2
+    assert (out / "loss_curve.svg").exists()
+
+
+def test_lora_lowers_loss(setup):
+    root, quant, data = setup
+    out = root / "lora"
+    train(quant, data, out, LORA_ARGS)
+    recs = log(out)
+    first, last = recs[0]["loss"], min(r["loss"] for r in recs[-2:])
+    print(f"\nLoRA loss {first:.4f} -> {last:.4f}")
+    assert last < first, recs
+    assert json.loads((out / "adapter_config.json").read_text())["lora_alpha"] == 16
+
+
+def test_merge_verify_and_logits_bit_identical(setup):
+    root, quant, data = setup
+    adapter = root / "lota"
+    if not (adapter / "adapter_model.safetensors").exists():
+        train(quant, data, adapter, LOTA_ARGS)
+    merged = root / "merged"
+    proc = lota("merge", "--model", quant, "--adapter", adapter, "--out", merged, "--verify")
+    assert "bit-identical" in proc.stdout
+    qc = json.loads((merged / "quantize_config.json").read_text())
+    assert qc["lota_offset"] is True
+    ids = write_json(root / "ids.json", [[1, 450, 7483, 310, 3444, 338], [1, 15043, 727, 0, 0, 0][:3]])
+    lota("logits", "--model", merged, "--ids", ids, "--out", root / "merged_logits.safetensors")
+    lota("logits", "--model", quant, "--adapter", adapter, "--ids", ids, "--out", root / "adapter_logits.safetensors")
+    lota("logits", "--model", quant, "--ids", ids, "--out", root / "base_logits.safetensors")
+    a = (root / "merged_logits.safetensors").read_bytes()
+    b = (root / "adapter_logits.safetensors").read_bytes()
+    assert a == b, "merged logits differ from adapter logits"
+    assert a != (root / "base_logits.safetensors").read_bytes(), "the adapter changed nothing"
+    # LoRA adapters evaluate unmerged too.
+    lota("logits", "--model", quant, "--adapter", root / "lora", "--ids", ids, "--out", root / "lora_logits.safetensors")
+
+
+def test_kill_and_resume_is_bit_identical(setup):
+    root, quant, data = setup
+    for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS)]:
+        full, cut = root / f"full_{name}", root / f"cut_{name}"
+        train(quant, data, full, args, steps=6, extra=["--save-every", 2])
+        cmd = [LOTA_BIN, "train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
+               "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *args, "--save-every", 2]
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 600
+        while not (cut / "checkpoint-2").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (cut / "adapter_model.safetensors").exists() or (cut / "checkpoint-6").exists()
+        lota("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
+             "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *args, "--save-every", 2, "--resume")
+        assert files_equal(full, cut), f"{name}: resumed adapter differs from the uninterrupted run"
+        assert [r["loss"] for r in log(full)] == [r["loss"] for r in log(cut)]
+        # A deterministic interruption point too (--stop-after), resumed at step 3.
+        cut3 = root / f"cut3_{name}"
+        train(quant, data, cut3, args, steps=6, extra=["--stop-after", 3])
+        train(quant, data, cut3, args, steps=6, extra=["--resume"])
+        assert files_equal(full, cut3), f"{name}: --stop-after 3 + --resume differs"
+
+
+def test_bad_adapters_are_rejected(setup):
+    root, quant, data = setup
+    good = root / "lota"
+    if not (good / "adapter_model.safetensors").exists():
+        train(quant, data, good, LOTA_ARGS)
+    cases = {}
+    # Wrong rank: a rank-4 adapter whose config claims r = 8.
+    wrong_rank = root / "bad_rank"
+    shutil.copytree(good, wrong_rank, ignore=shutil.ignore_patterns("checkpoint-*"))
+    cfg = json.loads((wrong_rank / "adapter_config.json").read_text())
+    cfg["r"] = 4
+    (wrong_rank / "adapter_config.json").write_text(json.dumps(cfg))
+    cases["rank"] = (wrong_rank, "rank 8, but adapter_config.json says r = 4")
+    # Adapter trained on a subset, config claiming all modules (missing module).
+    subset = root / "subset"
+    train(quant, data, subset, LOTA_ARGS, steps=1, extra=["--target-modules", "q_proj"])
+    cfg = json.loads((subset / "adapter_config.json").read_text())
+    cfg["target_modules"] = ["q_proj", "v_proj"]
+    (subset / "adapter_config.json").write_text(json.dumps(cfg))
+    cases["missing"] = (subset, "no tensors for module 'model.layers.0.self_attn.v_proj'")
+    cases["lora"] = (root / "lora", "cannot be merged")
+    for name, (adapter, message) in cases.items():
+        if not adapter.exists():
+            continue
+        out = root / f"merged_bad_{name}"
+        proc = lota("merge", "--model", quant, "--adapter", adapter, "--out", out, check=False)
+        assert proc.returncode != 0, name
+        assert message in proc.stderr, (name, proc.stderr)
+        assert not out.exists(), name
+        assert not list(root.glob(f"merged_bad_{name}.*")), name
+    # Wrong model: an adapter for a differently shaped model.
+    other = root / "other_base"
+    lota("init", "--arch", "llama", "--out", other, "--seed", 0, "--hidden", 32, "--intermediate", 64, "--layers", 2,
+         "--vocab", 256)
+    other_q = root / "other_q"
+    lota("quantize", "--model", other, "--out", other_q, "--method", "rtn", "--bits", 4, "--group-size", 32)
+    proc = lota("merge", "--model", other_q, "--adapter", good, "--out", root / "merged_other", check=False)
+    assert proc.returncode != 0 and "lora_A.weight' has shape [8, 128], expected [8, 64]" in proc.stderr, proc.stderr
+    assert not (root / "merged_other").exists()
+
+
+def test_gradient_checkpointing_changes_nothing(setup):
+    """Recomputing blocks in backward (the default) gives the same adapters as keeping activations."""
+    root, quant, data = setup
+    for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS)]:
+        a, b = root / f"gc_on_{name}", root / f"gc_off_{name}"
+        train(quant, data, a, args, steps=3)
+        train(quant, data, b, args, steps=3, extra=["--no-gradient-checkpointing"])
+        assert [r["loss"] for r in log(a)] == [r["loss"] for r in log(b)], name
+        assert files_equal(a, b), f"{name}: checkpointed and plain backward give different adapters"

@@ -181,3 +181,15 @@ def test_gradient_checkpointing_changes_nothing(setup):
         train(quant, data, b, args, steps=3, extra=["--no-gradient-checkpointing"])
         assert [r["loss"] for r in log(a)] == [r["loss"] for r in log(b)], name
         assert files_equal(a, b), f"{name}: checkpointed and plain backward give different adapters"
+
+
+def test_non_finite_loss_stops_and_keeps_checkpoint(setup):
+    """A diverging LoRA run (absurd learning rate) stops with a clear message; the last good checkpoint stays."""
+    root, quant, data = setup
+    out = root / "diverge"
+    proc = train(quant, data, out, ["--method", "lora", "--rank", 8, "--lr", "1e30", "--warmup-ratio", 0], steps=6,
+                 extra=["--save-every", 1], check=False)
+    assert proc.returncode != 0
+    assert "not finite" in proc.stderr, proc.stderr
+    assert list(out.glob("checkpoint-*")), "the last good checkpoint was removed"
+    assert not (out / "adapter_model.safetensors").exists()

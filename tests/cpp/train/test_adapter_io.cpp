@@ -52,7 +52,7 @@ std::string error_of(F f) {
     return "";
 }
 
-TEST(adapter_io, round_trip_is_exact) {
+TEST(train_adapter_io, round_trip_is_exact) {
     const std::string dir = temp_dir("rt");
     const auto a = make_adapter();
     lota::io::adapter_write(dir, a);
@@ -70,7 +70,7 @@ TEST(adapter_io, round_trip_is_exact) {
     fs::remove_all(dir);
 }
 
-TEST(adapter_io, lora_adapter_has_no_lota_block) {
+TEST(train_adapter_io, lora_adapter_has_no_lota_block) {
     auto a = make_adapter();
     a.config.method = "lora";
     const auto j = lota::io::adapter_config_to_json(a.config);
@@ -80,7 +80,7 @@ TEST(adapter_io, lora_adapter_has_no_lota_block) {
     EXPECT_EQ(lota::io::adapter_config_from_json(j, "x").method, "lora");
 }
 
-TEST(adapter_io, rejects_mismatches) {
+TEST(train_adapter_io, rejects_mismatches) {
     const std::string dir = temp_dir("bad");
     // Shape mismatch against the model.
     auto a = make_adapter();
@@ -105,7 +105,7 @@ TEST(adapter_io, rejects_mismatches) {
     fs::remove_all(dir);
 }
 
-TEST(adapter_io, rejects_corrupt_files) {
+TEST(train_adapter_io, rejects_corrupt_files) {
     const std::string dir = temp_dir("corrupt");
     EXPECT_NE(error_of([&] { lota::io::adapter_read(dir); }).find("not an adapter directory"), std::string::npos);
     auto a = make_adapter();

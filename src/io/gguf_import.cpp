@@ -23,6 +23,7 @@
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 namespace lota::io {
@@ -234,8 +235,7 @@ class StagingDir {
     }
     ~StagingDir() {
         if (committed_) return;
-        std::error_code ec;
-        std::filesystem::remove_all(tmp_, ec);
+        lota::remove_tree(tmp_);
     }
     StagingDir(const StagingDir&) = delete;
     StagingDir& operator=(const StagingDir&) = delete;

@@ -30,8 +30,7 @@ struct DirGuard {
     std::string path;
     ~DirGuard() {
         if (path.empty()) return;
-        std::error_code ec;
-        fs::remove_all(path, ec);
+        remove_tree(path);
     }
 };
 

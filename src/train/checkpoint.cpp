@@ -30,7 +30,7 @@ int64_t checkpoint_step(const std::string& name) {
 
 void checkpoint_save(const std::string& out_dir, int64_t step, const Checkpoint& ckpt) {
     const std::string final_dir = out_dir + "/checkpoint-" + std::to_string(step);
-    if (path_exists(final_dir)) fs::remove_all(final_dir);
+    if (path_exists(final_dir)) remove_tree(final_dir);
     {
         StagedDir staged(final_dir);
         io::adapter_write(staged.path(), ckpt.adapter);
@@ -51,8 +51,7 @@ void checkpoint_save(const std::string& out_dir, int64_t step, const Checkpoint&
         const int64_t s = checkpoint_step(name);
         const bool stale_tmp = name.rfind("checkpoint-", 0) == 0 && name.find(".tmp-") != std::string::npos;
         if ((s >= 0 && s != step) || stale_tmp) {
-            std::error_code ec;
-            fs::remove_all(e.path(), ec);
+            remove_tree(e.path().string());
         }
     }
     LOTA_LOG_INFO("saved checkpoint %s", final_dir.c_str());

@@ -1,6 +1,8 @@
 // Filesystem helpers (see fs.h).
 #include "util/fs.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +15,15 @@ namespace lota {
 namespace fs = std::filesystem;
 
 bool path_exists(const std::string& path) { return fs::exists(path); }
+
+// Note [remove_tree]: the torch 2.11 CUDA wheel on the GPU machine exports its own
+// std::filesystem::remove_all from libtorch.so (another libstdc++ ABI), and calls from lota
+// resolve to it and crash; POSIX nftw has no such clash.
+bool remove_tree(const std::string& path) {
+    if (::access(path.c_str(), F_OK) != 0) return true;
+    auto rm = [](const char* p, const struct stat*, int, struct FTW*) -> int { return ::remove(p) == 0 ? 0 : -1; };
+    return ::nftw(path.c_str(), rm, 16, FTW_DEPTH | FTW_PHYS) == 0;
+}
 
 bool dir_is_empty_or_missing(const std::string& path) {
     std::error_code ec;
@@ -39,8 +50,7 @@ StagedDir::StagedDir(const std::string& final_dir) : final_(final_dir) {
 
 StagedDir::~StagedDir() {
     if (!committed_) {
-        std::error_code ec;
-        fs::remove_all(tmp_, ec);
+        remove_tree(tmp_);
     }
 }
 

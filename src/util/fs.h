@@ -7,6 +7,9 @@ namespace lota {
 
 bool path_exists(const std::string& path);
 bool dir_is_empty_or_missing(const std::string& path);
+/// rm -rf `path`; returns false if something could not be removed. Uses nftw, not
+/// std::filesystem::remove_all: see Note [remove_tree] in fs.cpp.
+bool remove_tree(const std::string& path);
 /// Copies a file (throws naming both paths).
 void file_copy(const std::string& from, const std::string& to);
 

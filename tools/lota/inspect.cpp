@@ -46,6 +46,22 @@ int run_inspect(const InspectOptions& o) {
     r["dtypes"] = by_dtype;
     r["size_on_disk_bytes"] = files.data_bytes();
     r["quantization"] = c.quantization_config;
+    // Bits per weight of the quantized linears: every stored byte of their qweight/qzeros/scales/
+    // g_idx (+ LoTA offsets) over their K·N weights.
+    int64_t qweights = 0, qbytes = 0;
+    if (!c.quantization_config.is_null()) {
+        const int bits = c.quantization_config.value("bits", 0);
+        for (const auto& name : files.names()) {
+            const auto& e = files.entry(name);
+            const std::string suffix = name.substr(name.rfind('.') + 1);
+            if (suffix == "qweight" && bits > 0 && e.shape.size() == 2) qweights += e.shape[0] * 32 / bits * e.shape[1];
+            if (suffix == "qweight" || suffix == "qzeros" || suffix == "scales" || suffix == "g_idx" ||
+                suffix == "lota_offset")
+                qbytes += (int64_t)(e.end - e.begin);
+        }
+        r["quantized_weights"] = qweights;
+        r["bits_per_weight"] = qweights > 0 ? 8.0 * qbytes / qweights : 0.0;
+    }
     if (o.json) {
         r["tensors"] = tensors;
         std::printf("%s\n", r.dump(2).c_str());
@@ -61,7 +77,14 @@ int run_inspect(const InspectOptions& o) {
     std::printf("parameters     %.3f M stored elements\n", params / 1e6);
     for (const auto& [dt, n] : by_dtype) std::printf("  %-6s       %lld\n", dt.c_str(), (long long)n);
     std::printf("size on disk   %.2f MiB\n", files.data_bytes() / 1048576.0);
-    if (!c.quantization_config.is_null()) std::printf("quantization   %s\n", c.quantization_config.dump().c_str());
+    if (!c.quantization_config.is_null()) {
+        const auto& q = c.quantization_config;
+        std::printf("quantization   %s, %d bits, group size %d, act-order %s, %s\n",
+                    q.value("quant_method", std::string("?")).c_str(), q.value("bits", 0), q.value("group_size", 0),
+                    q.value("desc_act", false) ? "yes" : "no", q.value("sym", false) ? "symmetric" : "asymmetric");
+        std::printf("bits/weight    %.3f over %.3f M quantized weights (codes + zeros + scales + g_idx)\n",
+                    r["bits_per_weight"].get<double>(), qweights / 1e6);
+    }
     for (const auto& [name, t] : tensors.items())
         std::printf("  %-56s %-5s %s\n", name.c_str(), t["dtype"].get<std::string>().c_str(), t["shape"].dump().c_str());
     return 0;

@@ -5,6 +5,7 @@
 #include "args.h"
 #include "calibrate/gptq_driver.h"
 #include "commands.h"
+#include "util/strfmt.h"
 
 namespace {
 
@@ -15,9 +16,11 @@ struct QuantizeArgs {
 
 int run_quantize(const QuantizeArgs& a) {
     const auto rep = lota::calibrate::quantize_model(a.model, a.out, a.opts);
-    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs; mean rel err %.4g -> %s\n",
-                (long long)rep.n_linears, a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size,
-                rep.seconds, rep.mean_rel_error, a.out.c_str());
+    // The GPTQ driver measures each layer's relative output error; RTN has no calibration data.
+    const std::string err = a.opts.method == "gptq" ? lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error) : "";
+    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s -> %s\n", (long long)rep.n_linears,
+                a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size, rep.seconds, err.c_str(),
+                a.out.c_str());
     return 0;
 }
 

@@ -216,42 +216,6 @@ std::string generation_config_json(const GgufSpecialTokens& sp) {
     return c.dump(2);
 }
 
-// A sibling directory OUT.tmp-XXXXXX that becomes OUT on commit() and is removed otherwise.
-class StagingDir {
-  public:
-    explicit StagingDir(std::string out) : out_(std::move(out)) {
-        while (out_.size() > 1 && out_.back() == '/') out_.pop_back();
-        std::error_code ec;
-        if (std::filesystem::exists(out_, ec)) {
-            LOTA_CHECK(std::filesystem::is_directory(out_, ec) && std::filesystem::is_empty(out_, ec),
-                       "%s: output exists and is not an empty directory; remove it or choose another --out",
-                       out_.c_str());
-        }
-        std::string templ = out_ + ".tmp-XXXXXX";
-        LOTA_CHECK(::mkdtemp(templ.data()) != nullptr, "%s: cannot create a staging directory: %s", templ.c_str(),
-                   std::strerror(errno));
-        tmp_ = templ;
-        ::chmod(tmp_.c_str(), 0755);  // mkdtemp makes it 0700
-    }
-    ~StagingDir() {
-        if (committed_) return;
-        lota::remove_tree(tmp_);
-    }
-    StagingDir(const StagingDir&) = delete;
-    StagingDir& operator=(const StagingDir&) = delete;
-
-    std::string file(const char* name) const { return tmp_ + "/" + name; }
-    void commit() {
-        LOTA_CHECK(std::rename(tmp_.c_str(), out_.c_str()) == 0, "%s: cannot rename %s into place: %s", out_.c_str(),
-                   tmp_.c_str(), std::strerror(errno));
-        committed_ = true;
-    }
-
-  private:
-    std::string out_, tmp_;
-    bool committed_ = false;
-};
-
 void write_text(const std::string& path, const std::string& text) { file_write_atomic(path, text.data(), text.size()); }
 
 }  // namespace
@@ -275,15 +239,15 @@ void gguf_import(const GgufImportOptions& opts) {
                names::TOK_TOKENS, (long long)n_tokens, (long long)h.n_vocab);
     const GgufSpecialTokens special = gguf_special_tokens(g, h.n_vocab);
 
-    StagingDir dir(opts.out_dir);
+    StagedDir dir(opts.out_dir);
     auto tensors = convert_tensors(g, h, dtype);
     LOTA_LOG_INFO("import: writing %zu tensors (%s) to %s", tensors.size(), opts.dtype.c_str(), opts.out_dir.c_str());
-    safetensors_write(dir.file("model.safetensors"), tensors, {{"format", "pt"}});
+    safetensors_write(dir.path() + "/model.safetensors", tensors, {{"format", "pt"}});
     tensors.clear();
-    write_text(dir.file("config.json"), config_json(g, h, special, dtype));
-    write_text(dir.file("generation_config.json"), generation_config_json(special));
-    write_text(dir.file("tokenizer.json"), tok.tokenizer_json);
-    write_text(dir.file("tokenizer_config.json"), tok.tokenizer_config_json);
+    write_text(dir.path() + "/config.json", config_json(g, h, special, dtype));
+    write_text(dir.path() + "/generation_config.json", generation_config_json(special));
+    write_text(dir.path() + "/tokenizer.json", tok.tokenizer_json);
+    write_text(dir.path() + "/tokenizer_config.json", tok.tokenizer_config_json);
     dir.commit();
     LOTA_LOG_INFO("import: wrote %s", opts.out_dir.c_str());
 }

@@ -9,6 +9,7 @@
 
 #include "io/gguf.h"
 #include "io/gguf_names.h"
+#include "text/unicode.h"
 #include "util/check.h"
 
 namespace lota::io {
@@ -17,78 +18,23 @@ namespace {
 namespace names = gguf_names;
 using ojson = nlohmann::ordered_json;
 
-// GPT-2's byte -> code point table (the "byte alphabet" of byte-level BPE): printable Latin-1
-// bytes map to themselves, the other 68 bytes to 256, 257, ... in byte order.
-std::vector<uint32_t> byte_alphabet() {
-    std::vector<uint32_t> cp(256, 0);
-    std::vector<bool> direct(256, false);
-    for (int b = 33; b <= 126; ++b) direct[b] = true;
-    for (int b = 161; b <= 172; ++b) direct[b] = true;
-    for (int b = 174; b <= 255; ++b) direct[b] = true;
-    uint32_t next = 256;
-    for (int b = 0; b < 256; ++b) cp[b] = direct[b] ? static_cast<uint32_t>(b) : next++;
-    return cp;
-}
-
-void utf8_append(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
-// Code points of a UTF-8 string; false on malformed input.
-bool utf8_decode(const std::string& s, std::vector<uint32_t>& out) {
-    out.clear();
-    for (size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-        if (len == 0 || i + len > s.size()) return false;
-        uint32_t cp = len == 1 ? c : (c & (0x7F >> len));
-        for (int k = 1; k < len; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        out.push_back(cp);
-        i += len;
-    }
-    return true;
-}
-
+// Byte-level BPE spelling of vocabulary entries, with the GPT-2 byte alphabet of src/text.
 class ByteLevelSpelling {
   public:
-    ByteLevelSpelling() : table_(byte_alphabet()), alphabet_(table_.begin(), table_.end()) {}
-    /// True when every character of `token` is in the byte alphabet.
-    bool is_spelled(const std::string& token) const {
-        if (!utf8_decode(token, cps_)) return false;
-        for (uint32_t cp : cps_)
-            if (alphabet_.count(cp) == 0) return false;
+    /// True when `token` is valid UTF-8 and every character is in the byte alphabet.
+    static bool is_spelled(const std::string& token) {
+        if (text::utf8_invalid_at(token) != std::string::npos) return false;
+        for (size_t i = 0; i < token.size();)
+            if (text::byte_level_byte(text::utf8_next(token, i)) < 0) return false;
         return true;
     }
     /// The token as byte-level BPE spells it: as is when already spelled, else byte by byte.
-    std::string spell(const std::string& token) const {
+    static std::string spell(const std::string& token) {
         if (is_spelled(token)) return token;
         std::string out;
-        for (unsigned char b : token) utf8_append(out, table_[b]);
+        for (unsigned char b : token) out += text::byte_level_char(b);
         return out;
     }
-
-  private:
-    std::vector<uint32_t> table_;
-    std::set<uint32_t> alphabet_;
-    mutable std::vector<uint32_t> cps_;
 };
 
 ojson added_token(int64_t id, const std::string& content, bool special) {

@@ -35,9 +35,24 @@ std::vector<std::string> calib_read_texts(const std::string& path) {
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s:%lld: invalid JSON: %s", path.c_str(), (long long)line_no, e.what());
         }
-        LOTA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(),
-                   "%s:%lld: expected an object with a string \"text\"", path.c_str(), (long long)line_no);
-        texts.push_back(j["text"].get<std::string>());
+        LOTA_CHECK(j.is_object(), "%s:%lld: expected a JSON object per line", path.c_str(), (long long)line_no);
+        if (j.contains("text") && j["text"].is_string()) {
+            texts.push_back(j["text"].get<std::string>());
+        } else {
+            // Chat records (e.g. `lota generate --prompts` output): the messages' contents joined.
+            LOTA_CHECK(j.contains("messages") && j["messages"].is_array(),
+                       "%s:%lld: expected a string \"text\" or a \"messages\" list", path.c_str(), (long long)line_no);
+            std::string joined;
+            for (const auto& m : j["messages"]) {
+                LOTA_CHECK(m.is_object() && m.contains("content") && m["content"].is_string(),
+                           "%s:%lld: every message needs a string \"content\"", path.c_str(), (long long)line_no);
+                const std::string c = m["content"].get<std::string>();
+                if (c.empty()) continue;
+                if (!joined.empty()) joined += "\n\n";
+                joined += c;
+            }
+            texts.push_back(joined);
+        }
     }
     LOTA_CHECK(!texts.empty(), "%s: no documents", path.c_str());
     return texts;

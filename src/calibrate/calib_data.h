@@ -15,8 +15,9 @@ class Tokenizer;
 
 namespace lota::calibrate {
 
-/// The documents of `path`: the whole file for .txt, the "text" field of each line for .jsonl.
-/// Throws naming the file and line for malformed JSON or a missing "text".
+/// The documents of `path`: the whole file for .txt; for .jsonl the "text" field of each line,
+/// or, for chat records, their "messages" contents joined by blank lines. Throws naming the file
+/// and line for malformed JSON or a record with neither.
 std::vector<std::string> calib_read_texts(const std::string& path);
 
 /// ids [n_samples, L] int64: windows drawn uniformly (std::mt19937_64 seeded with `seed`) from

@@ -12,10 +12,13 @@
 #include "text/tokenizer.h"
 #include "util/check.h"
 #include "util/log.h"
+#include "util/progress.h"
+#include "util/strfmt.h"
 
 namespace lota::eval {
 
-PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& o) {
+PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& o,
+                                 model::Transformer* reference) {
     const auto t0 = std::chrono::steady_clock::now();
     const torch::NoGradGuard no_grad;
     LOTA_CHECK(o.seqlen > 1, "perplexity: seqlen must be > 1, got %lld", (long long)o.seqlen);
@@ -32,15 +35,27 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
     if (o.max_windows > 0) windows = std::min(windows, o.max_windows);
     const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.begin() + windows * L), at::kLong)
                                .view({windows, L});
-    double nll_sum = 0;
+    if (reference != nullptr)
+        LOTA_CHECK(reference->config().vocab_size == model.config().vocab_size,
+                   "perplexity: the KL reference has vocab_size %lld, the model %lld", (long long)reference->config().vocab_size,
+                   (long long)model.config().vocab_size);
+    double nll_sum = 0, kl_sum = 0;
+    Progress progress("ppl", windows);
     for (int64_t w = 0; w < windows; ++w) {
         const at::Tensor x = ids.narrow(0, w, 1).to(model.device());
         const at::Tensor logits = model.forward(x).to(at::kFloat).squeeze(0);  // [L, V]
         const at::Tensor logp = at::log_softmax(logits.narrow(0, 0, L - 1), -1);
         const at::Tensor target = x.squeeze(0).narrow(0, 1, L - 1).unsqueeze(1);
         nll_sum -= logp.gather(1, target).sum().item<double>();
-        LOTA_LOG_DEBUG("ppl window %lld/%lld: running ppl %.4f", (long long)(w + 1), (long long)windows,
-                       std::exp(nll_sum / double((w + 1) * (L - 1))));
+        std::string status = strfmt("ppl %.4f", std::exp(nll_sum / double((w + 1) * (L - 1))));
+        if (reference != nullptr) {
+            const at::Tensor xr = x.to(reference->device());
+            const at::Tensor ref_logits = reference->forward(xr).to(at::kFloat).squeeze(0).to(logp.device());
+            const at::Tensor ref_logp = at::log_softmax(ref_logits.narrow(0, 0, L - 1), -1);
+            kl_sum += (ref_logp.exp() * (ref_logp - logp)).sum().item<double>();
+            status += strfmt(" | KL %.5f", kl_sum / double((w + 1) * (L - 1)));
+        }
+        progress.update(w + 1, status);
     }
     PerplexityResult r;
     r.windows = windows;
@@ -48,6 +63,7 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
     r.text_tokens = total;
     r.mean_nll = nll_sum / double(r.tokens);
     r.ppl = std::exp(r.mean_nll);
+    if (reference != nullptr) r.kl = kl_sum / double(r.tokens);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
 }

@@ -28,10 +28,15 @@ struct PerplexityResult {
     int64_t windows = 0;
     int64_t text_tokens = 0;   ///< tokens in the whole text
     double seconds = 0;
+    /// Mean over scored tokens of KL(p_reference ‖ p_model) in nats; −1 without a reference.
+    double kl = -1;
 };
 
 /// Evaluates `model` on opts.data. A text shorter than L gives one window of all its tokens
-/// (with a warning); fewer than 2 tokens throws lota::Error naming the file.
-PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& opts);
+/// (with a warning); fewer than 2 tokens throws lota::Error naming the file. With `reference`
+/// (e.g. the 16-bit model a quantized one came from, same vocabulary) the same windows also run
+/// through it and the result carries the mean KL divergence from it.
+PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& opts,
+                                 model::Transformer* reference = nullptr);
 
 }  // namespace lota::eval

@@ -19,6 +19,8 @@
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/progress.h"
+#include "util/strfmt.h"
 
 namespace lota::train {
 namespace {
@@ -187,7 +189,7 @@ TrainResult train_run(const TrainOptions& o) {
                   (long long)o.batch_size, (long long)micro);
 
     TrainResult res;
-    const auto t_run = Clock::now();
+    Progress progress("train " + o.method, total, 0.0, start);
     for (int64_t step = start + 1; step <= total; ++step) {
         const auto t0 = Clock::now();
         std::optional<at::Generator> gen;
@@ -222,16 +224,13 @@ TrainResult train_run(const TrainOptions& o) {
             rec.update({{"lr", lr}, {"grad_norm", norm}});
         }
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-        const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
-        const double eta = elapsed / (double)(step - start) * (double)(total - step);
         rec.update({{"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},
                     {"peak_mem_mib", peak_memory_mib(cuda)}});
         train_log_append(log_path, rec);
-        LOTA_LOG_INFO("step %lld/%lld | loss %.4f | %.0f tok/s | %s %.5g | grad norm %.4g | eta %.0fs",
-                      (long long)step, (long long)total, loss, (double)sl.tokens / dt,
-                      o.method == "lota" ? "sigma" : "lr",
-                      o.method == "lota" ? rec["sigma_t"].get<double>() : rec["lr"].get<double>(),
-                      rec["grad_norm"].get<double>(), eta);
+        progress.update(step, strfmt("loss %.4f | %.0f tok/s | %s %.4g | grad norm %.4g", loss,
+                                     (double)sl.tokens / dt, o.method == "lota" ? "sigma" : "lr",
+                                     o.method == "lota" ? rec["sigma_t"].get<double>() : rec["lr"].get<double>(),
+                                     rec["grad_norm"].get<double>()));
         if (step == start + 1) res.first_loss = loss;
         res.last_loss = loss;
         ++res.steps_done;

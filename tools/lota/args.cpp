@@ -1,6 +1,9 @@
 // Shared flag definitions (see args.h).
 #include "args.h"
 
+#include "io/adapter.h"
+#include "train/adapter_apply.h"
+
 namespace lota::cli {
 
 void add_device_flag(CLI::App& sub, std::string& device) {
@@ -15,6 +18,17 @@ void add_dtype_flag(CLI::App& sub, std::string& dtype) {
 
 void add_seed_flag(CLI::App& sub, uint64_t& seed) {
     sub.add_option("--seed", seed, "random seed")->capture_default_str();
+}
+
+void add_adapter_flag(CLI::App& sub, std::string& adapter) {
+    sub.add_option("--adapter", adapter, "adapter directory (LoTA-QAF or LoRA) applied unmerged");
+}
+
+std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,
+                                               const std::string& device, const std::string& dtype) {
+    auto model = model::Transformer::load(model_dir, {device, dtype});
+    if (!adapter.empty()) train::adapter_apply(*model, io::adapter_read(adapter), adapter);
+    return model;
 }
 
 }  // namespace lota::cli

@@ -1,9 +1,12 @@
 // Flags shared by several subcommands, declared once with their defaults in the help text.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+
+#include "model/transformer.h"
 
 namespace lota::cli {
 
@@ -13,5 +16,12 @@ void add_device_flag(CLI::App& sub, std::string& device);
 void add_dtype_flag(CLI::App& sub, std::string& dtype);
 /// --seed S.
 void add_seed_flag(CLI::App& sub, uint64_t& seed);
+/// --adapter DIR: a LoTA-QAF or LoRA adapter applied unmerged.
+void add_adapter_flag(CLI::App& sub, std::string& adapter);
+
+/// Loads a model directory (dense, GPTQ or merged LoTA) and, when `adapter` is not empty, puts
+/// that adapter on it unmerged (checked against the model first).
+std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,
+                                               const std::string& device, const std::string& dtype);
 
 }  // namespace lota::cli

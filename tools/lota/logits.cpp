@@ -7,9 +7,7 @@
 #include "commands.h"
 #include "io/safetensors.h"
 #include "io/token_ids.h"
-#include "io/adapter.h"
 #include "model/transformer.h"
-#include "train/adapter_apply.h"
 #include "util/check.h"
 
 namespace {
@@ -21,8 +19,7 @@ struct LogitsOptions {
 int run_logits(const LogitsOptions& o) {
     torch::NoGradGuard no_grad;
     auto seqs = lota::io::token_ids_read(o.ids);
-    auto model = lota::model::Transformer::load(o.model, {o.device, o.dtype});
-    if (!o.adapter.empty()) lota::train::adapter_apply(*model, lota::io::adapter_read(o.adapter), o.adapter);
+    auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     int64_t T = 0;
     for (const auto& s : seqs) T = std::max<int64_t>(T, (int64_t)s.size());
     const int64_t B = (int64_t)seqs.size();
@@ -44,7 +41,7 @@ LOTA_COMMAND("logits", "Forward pass on token ids; write logits to safetensors",
     sub.add_option("--model", o->model, "HF model directory")->required();
     sub.add_option("--ids", o->ids, "JSON file: array of ids, or array of arrays (batch, right-padded)")->required();
     sub.add_option("--out", o->out, "output .safetensors")->required();
-    sub.add_option("--adapter", o->adapter, "adapter directory (LoTA-QAF or LoRA) applied unmerged");
+    lota::cli::add_adapter_flag(sub, o->adapter);
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);
     return [o] { return run_logits(*o); };

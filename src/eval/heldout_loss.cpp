@@ -1,0 +1,69 @@
+// Held-out loss (see heldout_loss.h).
+#include "eval/heldout_loss.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include "model/prompt.h"
+#include "model/transformer.h"
+#include "util/check.h"
+#include "util/progress.h"
+#include "util/strfmt.h"
+
+namespace lota::eval {
+
+HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string& model_dir,
+                                    const HeldoutLossOptions& o, model::Transformer* reference) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const torch::NoGradGuard no_grad;
+    LOTA_CHECK(o.batch_size >= 1, "loss: batch size must be >= 1, got %lld", (long long)o.batch_size);
+    if (reference != nullptr)
+        LOTA_CHECK(reference->config().vocab_size == model.config().vocab_size,
+                   "loss: the KL reference has vocab_size %lld, the model %lld",
+                   (long long)reference->config().vocab_size, (long long)model.config().vocab_size);
+    const model::PromptText text(model_dir);
+    std::vector<train::Example> data = train::data_load(o.data, text);
+    if (o.limit > 0 && (int64_t)data.size() > o.limit) data.resize((size_t)o.limit);
+    HeldoutLossResult r;
+    double nll_sum = 0, kl_sum = 0;
+    Progress progress("loss", (int64_t)data.size());
+    for (size_t b = 0; b < data.size(); b += (size_t)o.batch_size) {
+        std::vector<const train::Example*> ex;
+        for (size_t i = b; i < std::min(data.size(), b + (size_t)o.batch_size); ++i) ex.push_back(&data[i]);
+        const train::Batch batch = train::batch_collate(ex);
+        const at::Tensor ids = batch.ids.to(model.device()), mask = batch.mask.to(model.device());
+        const int64_t T = ids.size(1);
+        // logits at t predict labels at t+1
+        const at::Tensor logp = at::log_softmax(model.forward(ids, mask).to(at::kFloat).narrow(1, 0, T - 1), -1);
+        const at::Tensor labels = batch.labels.narrow(1, 1, T - 1).to(logp.device());
+        const at::Tensor scored = labels != -100;
+        const at::Tensor nll = -logp.gather(2, labels.clamp_min(0).unsqueeze(2)).squeeze(2);
+        nll_sum += nll.masked_select(scored).sum().item<double>();
+        r.tokens += scored.sum().item<int64_t>();
+        if (reference != nullptr) {
+            const at::Tensor ref_logp = at::log_softmax(
+                reference->forward(ids.to(reference->device()), mask.to(reference->device()))
+                    .to(at::kFloat)
+                    .narrow(1, 0, T - 1)
+                    .to(logp.device()),
+                -1);
+            const at::Tensor kl = (ref_logp.exp() * (ref_logp - logp)).sum(2);
+            kl_sum += kl.masked_select(scored).sum().item<double>();
+        }
+        r.examples += (int64_t)ex.size();
+        std::string status = strfmt("loss %.4f", nll_sum / double(std::max<int64_t>(1, r.tokens)));
+        if (reference != nullptr) status += strfmt(" | KL %.5f", kl_sum / double(std::max<int64_t>(1, r.tokens)));
+        progress.update(r.examples, status);
+    }
+    LOTA_CHECK(r.tokens > 0, "%s: no answer tokens to score", o.data.path.c_str());
+    r.mean_nll = nll_sum / double(r.tokens);
+    r.ppl = std::exp(r.mean_nll);
+    if (reference != nullptr) r.kl = kl_sum / double(r.tokens);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+}  // namespace lota::eval

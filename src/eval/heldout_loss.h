@@ -1,0 +1,35 @@
+// Held-out loss: the training objective (mean NLL of the answer tokens, teacher-forced) on a
+// dataset in one of the training formats, without updating anything; optionally the KL
+// divergence from a reference model on the same answer tokens. This is how `lota eval --task
+// loss` compares a base, a quantized, an adapted and a merged model on data they did not train on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "train/data.h"
+
+namespace lota::model {
+class Transformer;
+}
+
+namespace lota::eval {
+
+struct HeldoutLossOptions {
+    train::DataOptions data;
+    int64_t batch_size = 8;
+    int64_t limit = -1;  ///< first N examples only (−1: all)
+};
+
+struct HeldoutLossResult {
+    double mean_nll = 0;  ///< per answer token, natural log
+    double ppl = 0;       ///< exp(mean_nll)
+    double kl = -1;       ///< mean KL(p_reference ‖ p_model) per answer token; −1 without a reference
+    int64_t examples = 0, tokens = 0;
+    double seconds = 0;
+};
+
+HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string& model_dir,
+                                    const HeldoutLossOptions& options, model::Transformer* reference = nullptr);
+
+}  // namespace lota::eval

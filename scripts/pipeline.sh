@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The main job, end to end, on a 16-bit HF model directory (scripts/demo.sh passes SmolLM2):
+#   1. the 16-bit model answers the demo prompts (data/demo): training and held-out data it made
+#   2. GPTQ-quantize it (calibrated on its own answers)
+#   3. LoTA-QAF fine-tune the quantized model on the 16-bit model's answers (it learns to recover)
+#   4. merge the ternary adapter into the integer weights, verified bit-exact
+#   5. evaluate 16-bit, quantized and merged models on the held-out answers: answer loss and
+#      perplexity, and KL divergence from the 16-bit model
+# Usage: scripts/pipeline.sh MODEL_DIR WORK_DIR. Knobs (environment): LOTA (binary), BITS (3),
+# GROUP (64), STEPS (40), DEVICE (cpu|cuda, default cuda when the build has it), NEW_TOKENS (96).
+set -euo pipefail
+MODEL="$1"
+WORK="$2"
+LOTA="${LOTA:-build/lota}"
+BITS="${BITS:-3}"
+GROUP="${GROUP:-64}"
+STEPS="${STEPS:-40}"
+NEW_TOKENS="${NEW_TOKENS:-96}"
+if [ -z "${DEVICE:-}" ]; then
+    DEVICE=cpu
+    "$LOTA" version | grep -q "^cuda: yes" && DEVICE=cuda
+fi
+DTYPE=f32
+[ "$DEVICE" = cuda ] && DTYPE=bf16
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QUANT="$WORK/gptq-${BITS}bit-g${GROUP}"
+ADAPTER="$WORK/lota-adapter"
+MERGED="$WORK/gptq-${BITS}bit-g${GROUP}-lota"
+mkdir -p "$WORK"
+t_start=$SECONDS
+step() { echo; echo "=== [$(( SECONDS - t_start ))s] $*"; }
+# A number from lota's one-line JSON output: json_num KEY FILE
+json_num() { sed -E "s/.*\"$1\":(-?[0-9.eE+-]+).*/\1/" "$2"; }
+
+step "1/5 the 16-bit model answers the demo prompts (training data and held-out data)"
+for split in train eval; do
+    [ -s "$WORK/$split.jsonl" ] || "$LOTA" generate --model "$MODEL" --prompts "$HERE/data/demo/${split}_prompts.json" \
+        --format alpaca --out "$WORK/$split.jsonl" --max-new-tokens "$NEW_TOKENS" --temperature 0.7 --top-p 0.9 \
+        --seed 0 --batch-size 16 --device "$DEVICE" --dtype "$DTYPE"
+done
+
+step "2/5 GPTQ ${BITS}-bit, group ${GROUP}, calibrated on the model's own answers"
+[ -d "$QUANT" ] || "$LOTA" quantize --model "$MODEL" --out "$QUANT" --method gptq --bits "$BITS" --group-size "$GROUP" \
+    --calib "$WORK/train.jsonl" --calib-samples 16 --calib-seqlen 512 --device "$DEVICE"
+
+step "3/5 LoTA-QAF fine-tuning of the ${BITS}-bit model on the 16-bit model's answers ($STEPS steps)"
+[ -f "$ADAPTER/adapter_config.json" ] || "$LOTA" train --model "$QUANT" --data "$WORK/train.jsonl" --format chat \
+    --method lota --out "$ADAPTER" --steps "$STEPS" --batch-size 16 --micro-batch-size 8 --rank 16 --device "$DEVICE" \
+    --save-every 10 --resume
+
+step "4/5 merge the adapter into the integer weights (--verify: merged logits == adapter logits, bit for bit)"
+rm -rf "$MERGED"
+"$LOTA" merge --model "$QUANT" --adapter "$ADAPTER" --out "$MERGED" --verify | tee "$WORK/merge.log"
+merge_exact=no
+grep -q "bit-identical" "$WORK/merge.log" && merge_exact=yes
+
+step "5/5 held-out answer loss and KL to the 16-bit model"
+evaluate() {  # name model_dir
+    "$LOTA" eval --task loss --model "$2" --data "$WORK/eval.jsonl" --format chat --kl-reference "$MODEL" --json \
+        --device "$DEVICE" --dtype "$DTYPE" > "$WORK/eval-$1.json"
+}
+evaluate 16bit "$MODEL"
+evaluate gptq "$QUANT"
+evaluate lota "$MERGED"
+
+echo
+echo "SmolLM2 main job: held-out answers of the 16-bit model ($(json_num examples "$WORK/eval-16bit.json") prompts," \
+    "$(json_num tokens "$WORK/eval-16bit.json") answer tokens), device $DEVICE"
+printf '%-34s %12s %12s %14s\n' model "answer loss" perplexity "KL to 16-bit"
+row() { printf '%-34s %12.4f %12.3f %14.5f\n' "$1" "$(json_num loss "$2")" "$(json_num ppl "$2")" "$(json_num kl "$2")"; }
+row "16-bit (before quantization)" "$WORK/eval-16bit.json"
+row "GPTQ ${BITS}-bit g${GROUP}" "$WORK/eval-gptq.json"
+row "GPTQ ${BITS}-bit + LoTA-QAF, merged" "$WORK/eval-lota.json"
+echo "merge exact: $merge_exact   ($(du -sh "$MERGED" | cut -f1) merged model, still ${BITS}-bit; total $(( SECONDS - t_start ))s)"
+[ "$merge_exact" = yes ]

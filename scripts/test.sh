@@ -7,4 +7,7 @@ scripts/bootstrap.sh
 scripts/build.sh
 source scripts/env.sh
 cd "$BUILD_DIR"
+# One OpenMP thread per test process: ctest runs tests in parallel, and oversubscribed OpenMP
+# teams (MKL GEMMs) stall at their spin barriers, running many times slower.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 ctest --output-on-failure -L cpu -j "${LOTA_TEST_JOBS:-2}" "$@"

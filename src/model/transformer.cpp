@@ -107,7 +107,8 @@ ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& att
     return ctx;
 }
 
-at::Tensor Transformer::attention(Block& b, const at::Tensor& x, const ForwardContext& ctx, int64_t layer) {
+at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
+    Block& b = blocks_[layer];
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
     at::Tensor q = b.linears[0]->forward(x).view({B, T, H, D});
@@ -131,16 +132,33 @@ at::Tensor Transformer::attention(Block& b, const at::Tensor& x, const ForwardCo
     if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
     at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.causal && T > 1, scale,
                                                     /*enable_gqa=*/H != Hkv);
-    o = o.transpose(1, 2).reshape({B, T, H * D});
-    return b.linears[3]->forward(o);
+    return o.transpose(1, 2).reshape({B, T, H * D});
+}
+
+at::Tensor Transformer::attn_in(int64_t layer, const at::Tensor& h) const {
+    return rms_norm(h, blocks_[layer].input_norm);
+}
+
+at::Tensor Transformer::attn_out(int64_t layer, const at::Tensor& h, const at::Tensor& core) {
+    return h + blocks_[layer].linears[3]->forward(core);
+}
+
+at::Tensor Transformer::mlp_in(int64_t layer, const at::Tensor& mid) const {
+    return rms_norm(mid, blocks_[layer].post_norm);
+}
+
+at::Tensor Transformer::mlp_hidden(int64_t layer, const at::Tensor& n) {
+    Block& b = blocks_[layer];
+    return at::silu(b.linears[4]->forward(n)) * b.linears[5]->forward(n);
+}
+
+at::Tensor Transformer::mlp_out(int64_t layer, const at::Tensor& mid, const at::Tensor& m) {
+    return mid + blocks_[layer].linears[6]->forward(m);
 }
 
 at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx) {
-    Block& b = blocks_[layer];
-    at::Tensor x = h + attention(b, rms_norm(h, b.input_norm), ctx, layer);
-    at::Tensor n = rms_norm(x, b.post_norm);
-    at::Tensor mlp = b.linears[6]->forward(at::silu(b.linears[4]->forward(n)) * b.linears[5]->forward(n));
-    return x + mlp;
+    const at::Tensor mid = attn_out(layer, h, attn_core(layer, attn_in(layer, h), ctx));
+    return mlp_out(layer, mid, mlp_hidden(layer, mlp_in(layer, mid)));
 }
 
 at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(rms_norm(h, final_norm_), lm_head_); }

@@ -54,6 +54,17 @@ class Transformer {
     ForwardContext prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const;
     at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
     at::Tensor head(const at::Tensor& h) const;  ///< final norm + LM head
+
+    // The stages of block_forward, in order, each ending at the input of a group of linears, for
+    // drivers that need those inputs one group at a time (GPTQ's true-sequential calibration):
+    //   mid = attn_out(l, h, attn_core(l, attn_in(l, h), ctx))
+    //   block_forward(l, h) == mlp_out(l, mid, mlp_hidden(l, mlp_in(l, mid)))   (bit for bit)
+    at::Tensor attn_in(int64_t layer, const at::Tensor& h) const;  ///< input of q, k, v
+    at::Tensor attn_core(int64_t layer, const at::Tensor& xn, const ForwardContext& ctx);  ///< input of o
+    at::Tensor attn_out(int64_t layer, const at::Tensor& h, const at::Tensor& core);       ///< h + o(core)
+    at::Tensor mlp_in(int64_t layer, const at::Tensor& mid) const;  ///< input of gate, up
+    at::Tensor mlp_hidden(int64_t layer, const at::Tensor& n);      ///< silu(gate(n))·up(n): input of down
+    at::Tensor mlp_out(int64_t layer, const at::Tensor& mid, const at::Tensor& m);  ///< mid + down(m)
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;
 
@@ -65,7 +76,6 @@ class Transformer {
     const at::Tensor& lm_head_weight() const { return lm_head_; }
 
   private:
-    at::Tensor attention(Block& b, const at::Tensor& x, const ForwardContext& ctx, int64_t layer);
     at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
 
     io::ModelConfig config_;

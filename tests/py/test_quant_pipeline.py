@@ -23,9 +23,6 @@ def ppl(model, data):
     return json.loads(proc.stdout.strip().splitlines()[-1])["ppl"]
 
 
-@pytest.mark.skipif(os.environ.get("LOTA_SLOW_TESTS") != "1",
-                    reason="opt-in (LOTA_SLOW_TESTS=1): GPTQ of SmolLM2 on 2 CPU cores currently takes 10-30 min "
-                           "per model; see issue [3 of 5]")
 def test_smollm2_wikitext2_ppl_ordering(tmp_path):
     wiki = need_shared("data/wikitext2/wiki.test.joined.txt")
     calib = need_shared("data/c4/c4_demo.jsonl")

@@ -46,7 +46,8 @@ def f(v, fmt):
     return format(v, fmt) if v is not None else format("-", ">" + fmt.split(".")[0])
 print(f"{'impl':16} {'mb':>3} {'seq':>5} {'step s':>8} {'tok/s':>9} {'peak GiB':>9} {'smi GiB':>8}  peak source")
 for (impl, mb), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-    print(f"{impl:16} {mb:>3} {r['seq']:>5} {f(r['step_s'], '8.3f')} {f(r['tokens_per_s'], '9.0f')} "
+    name = impl + ("*" if r.get("complete") is False else "")
+    print(f"{name:16} {mb:>3} {r['seq']:>5} {f(r['step_s'], '8.3f')} {f(r['tokens_per_s'], '9.0f')} "
           f"{f(r.get('peak_gib'), '9.2f')} {f(r.get('smi_peak_gib'), '8.2f')}  {r.get('peak_source', '')}")
 def ratio(a, b, key):
     ra, rb = rows.get(a), rows.get(b)
@@ -62,9 +63,12 @@ print(f"\nissue 5 targets at micro-batch {mb}:")
 for name, v, op, t in checks:
     ok = None if v is None else (v >= t if op == ">=" else v <= t)
     print(f"  {name:42} {f(v, '6.3f'):>6}  (target {op} {t})  {'-' if ok is None else ('MET' if ok else 'NOT met')}")
+if any(r.get("complete") is False for r in rows.values()):
+    print("* run stopped (timeout) before all steps were logged: median of the steps it logged")
 if any(r.get("peak_source") == "log peak_mem_mib" for r in rows.values()):
-    print("note: lota's peak_gib is train_log.jsonl's peak_mem_mib; if that is host RSS (src/train/train_log.cpp,"
-          " peak_memory_mib), compare device memory with the nvidia-smi column instead.")
+    print("note: lota's peak_gib is train_log.jsonl's peak_mem_mib (max over steps 2..): the CUDA allocator's peak"
+          " once src/kernels/device_memory is wired into the trainer, host RSS in builds before that; the"
+          " nvidia-smi column (driver-level, 100 ms samples) is the same measure for all rows either way.")
 EOF
 }
 [ "${1:-}" = summary ] && { summary; exit 0; }
@@ -140,9 +144,9 @@ stamp "text: $TEXT"
 
 # ---- one row per run
 lota_row() {  # method mb dir smi-file
-    "$PY" - "$@" "$SEQ" >> "$ROWS" <<'EOF'
+    "$PY" - "$@" "$SEQ" "$STEPS" >> "$ROWS" <<'EOF'
 import json, statistics, sys
-m, mb, d, smi, seq = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+m, mb, d, smi, seq, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 log = [json.loads(l) for l in open(f"{d}/train_log.jsonl") if l.strip()]
 timed = [r for r in log if r["step"] >= 2] or log   # step 1 is the warm-up
 st = statistics.median(r["step_time_s"] for r in timed)
@@ -152,7 +156,8 @@ print(json.dumps({"impl": "lota-" + m, "micro_batch": mb, "seq": seq, "step_s": 
                   "log_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in timed), 1),
                   "peak_gib": round(max(r["peak_mem_mib"] for r in timed) / 1024, 3), "peak_source": "log peak_mem_mib",
                   "smi_peak_gib": round(max(used) / 1024, 3) if used else None,
-                  "steps_s": [round(r["step_time_s"], 4) for r in log], "loss": log[-1].get("loss")}))
+                  "steps_s": [round(r["step_time_s"], 4) for r in log], "complete": len(log) >= steps,
+                  "loss": log[-1].get("loss")}))
 EOF
     tail -1 "$ROWS"
 }

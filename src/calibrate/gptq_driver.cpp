@@ -16,6 +16,7 @@
 
 #include "calibrate/calib_data.h"
 #include "io/gptq_checkpoint.h"
+#include "kernels/device_memory.h"
 #include "io/mapped_file.h"
 #include "io/model_files.h"
 #include "model/arch.h"
@@ -169,8 +170,10 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     rep.n_linears = static_cast<int64_t>(done.size());
     rep.mean_rel_error = gptq && rep.n_linears ? rel_sum / double(rep.n_linears) : 0.0;
     rep.seconds = seconds_since(t0);
-    LOTA_LOG_INFO("quantize: wrote %s (%lld linears, %d bits, group %d, %.1fs)", out_dir.c_str(),
-                  (long long)rep.n_linears, opts.quant.bits, opts.quant.group_size, rep.seconds);
+    rep.peak_memory_mib = kernels::device_peak_memory_mib(m->device());
+    LOTA_LOG_INFO("quantize: wrote %s (%lld linears, %d bits, group %d, %.1fs, peak %s memory %.0f MiB)",
+                  out_dir.c_str(), (long long)rep.n_linears, opts.quant.bits, opts.quant.group_size, rep.seconds,
+                  m->device().is_cuda() ? "GPU" : "resident", rep.peak_memory_mib);
     return rep;
 }
 

@@ -27,6 +27,7 @@ struct QuantizeModelReport {
     int64_t n_linears = 0;
     double mean_rel_error = 0;  ///< GPTQ only: mean of tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ) over linears
     double seconds = 0;
+    double peak_memory_mib = 0;  ///< GPU allocator peak on CUDA, peak resident set on CPU
 };
 
 /// Reads `model_dir`, quantizes every block projection and writes the checkpoint to `out_dir`

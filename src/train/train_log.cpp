@@ -36,13 +36,6 @@ LotaStats lota_stats(const std::vector<AdaptedLayer>& layers) {
     return s;
 }
 
-double peak_memory_mib(bool cuda) {
-    (void)cuda;  // the CUDA allocator's peak is not wired up here (CPU builds have no c10_cuda)
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;  // ru_maxrss is KiB on Linux
-}
-
 void train_log_append(const std::string& path, const nlohmann::json& record) {
     std::ofstream f(path, std::ios::app);
     LOTA_CHECK(f.good(), "%s: cannot open for appending", path.c_str());

@@ -19,8 +19,6 @@ struct LotaStats {
 };
 LotaStats lota_stats(const std::vector<AdaptedLayer>& layers);
 
-/// Peak resident memory of this process in MiB (and of the CUDA allocator when `cuda`).
-double peak_memory_mib(bool cuda);
 
 /// Appends one JSON line to `path` (keeps earlier lines); on resume, train_log_truncate first
 /// drops records of steps after `step`.

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "kernels/device_memory.h"
 #include "model/arch.h"
 #include "model/prompt.h"
 #include "model/transformer.h"
@@ -225,7 +226,7 @@ TrainResult train_run(const TrainOptions& o) {
         }
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.update({{"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},
-                    {"peak_mem_mib", peak_memory_mib(cuda)}});
+                    {"peak_mem_mib", kernels::device_peak_memory_mib(model->device())}});
         train_log_append(log_path, rec);
         progress.update(step, strfmt("loss %.4f | %.0f tok/s | %s %.4g | grad norm %.4g", loss,
                                      (double)sl.tokens / dt, o.method == "lota" ? "sigma" : "lr",

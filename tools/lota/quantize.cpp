@@ -18,8 +18,9 @@ int run_quantize(const QuantizeArgs& a) {
     const auto rep = lota::calibrate::quantize_model(a.model, a.out, a.opts);
     // The GPTQ driver measures each layer's relative output error; RTN has no calibration data.
     const std::string err = a.opts.method == "gptq" ? lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error) : "";
-    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s -> %s\n", (long long)rep.n_linears,
-                a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size, rep.seconds, err.c_str(),
+    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s; peak %s memory %.0f MiB -> %s\n",
+                (long long)rep.n_linears, a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size,
+                rep.seconds, err.c_str(), a.opts.device == "cuda" ? "GPU" : "resident", rep.peak_memory_mib,
                 a.out.c_str());
     return 0;
 }

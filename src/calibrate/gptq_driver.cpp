@@ -71,6 +71,14 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
                    name.c_str(), (long long)lin->out_features(), opts.quant.bits);
     }
 
+    // The calibration forwards may use TF32 on CUDA (GPTQ's reference runs them in fp16); the
+    // Hessians and the GPTQ solve switch it off for themselves (quant/gptq.cpp).
+    const bool prev_tf32 = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuBLAS(m->device().is_cuda());
+    struct RestoreTf32 {
+        bool prev;
+        ~RestoreTf32() { at::globalContext().setAllowTF32CuBLAS(prev); }
+    } restore_tf32{prev_tf32};
     std::vector<at::Tensor> hs;
     model::ForwardContext ctx;
     if (gptq) {
@@ -86,7 +94,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     for (int64_t l = 0; l < n_layers; ++l) {
         const auto tl = Clock::now();
         auto& linears = m->blocks()[l].linears;
-        double layer_rel = 0;
+        double layer_rel = 0, solve_s = 0;
         // Quantizes the linears `idx` (GPTQ from `hessian`, or RTN) and swaps them into the model.
         auto quantize_group = [&](std::initializer_list<int> idx, const quant::Gptq* hessian) {
             for (int i : idx) {
@@ -94,7 +102,9 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
                 const model::DenseLinear& d = dense_of(linears[i], name);
                 quant::QuantizedWeight qw;
                 if (hessian != nullptr) {
-                    quant::GptqResult r = hessian->quantize(d.weight(), opts.quant);
+                    const auto ts = Clock::now();
+                    quant::GptqResult r = hessian->quantize(d.weight(), opts.quant);  // ends in a sync (item)
+                    solve_s += seconds_since(ts);
                     if (r.dead_columns > 0)
                         LOTA_LOG_DEBUG("%s: %lld dead input columns", name.c_str(), (long long)r.dead_columns);
                     layer_rel += r.rel_error;
@@ -134,9 +144,10 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         }
         const double elapsed = seconds_since(t0);
         const double eta = elapsed / double(l + 1) * double(n_layers - l - 1);
-        LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs | elapsed %s | ETA %s",
+        LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs (GPTQ solves %.1fs) | "
+                      "elapsed %s | ETA %s",
                       opts.method.c_str(), (long long)(l + 1), (long long)n_layers, opts.quant.bits,
-                      opts.quant.group_size, gptq ? layer_rel / double(slots.size()) : 0.0, seconds_since(tl),
+                      opts.quant.group_size, gptq ? layer_rel / double(slots.size()) : 0.0, seconds_since(tl), solve_s,
                       format_duration(elapsed).c_str(), format_duration(eta).c_str());
     }
 

@@ -95,14 +95,18 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     }
     const at::Tensor Hinv = inverse_cholesky_upper(H, opts.damp);
 
-    at::Tensor Q = at::zeros_like(W);
+    // Per column a handful of kernel launches (on CUDA the loop is launch-bound): codes, the
+    // quantization error scaled by 1/d written straight into Err1, and the rank-1 update of the
+    // block's later columns. Losses and codes are gathered once per block.
+    at::Tensor Q = at::empty_like(W);
     at::Tensor losses = at::zeros({N}, W.options());
     std::vector<at::Tensor> scales, zeros;
     GridParams p;
     for (int64_t i1 = 0; i1 < K; i1 += opts.block_size) {
         const int64_t i2 = std::min(i1 + opts.block_size, K), count = i2 - i1;
         at::Tensor W1 = W.slice(1, i1, i2).clone();
-        at::Tensor Err1 = at::zeros({N, count}, W.options());
+        at::Tensor Q1 = Q.slice(1, i1, i2);
+        at::Tensor Err1 = at::empty({N, count}, W.options());
         const at::Tensor Hinv1 = Hinv.slice(0, i1, i2).slice(1, i1, i2);
         for (int64_t i = 0; i < count; ++i) {
             const int64_t col = i1 + i;
@@ -121,15 +125,13 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
                 zeros.push_back(p.zero);
             }
             const at::Tensor w = W1.select(1, i);
-            const at::Tensor d = Hinv1[i][i];
-            const at::Tensor q = quantize_codes(w, p.scale, p.zero, maxq);
-            const at::Tensor w_hat = dequantize_codes(q, p.scale, p.zero);
-            Q.select(1, col).copy_(q);
-            losses.add_((w - w_hat).square() / d.square() / 2);
-            const at::Tensor err = (w - w_hat) / d;
+            at::Tensor q = Q1.select(1, i);
+            q.copy_(quantize_codes(w, p.scale, p.zero, maxq));
+            at::Tensor err = Err1.select(1, i);
+            at::div_out(err, w - dequantize_codes(q, p.scale, p.zero), Hinv1[i][i]);
             W1.slice(1, i).sub_(err.unsqueeze(1).matmul(Hinv1.select(0, i).slice(0, i).unsqueeze(0)));
-            Err1.select(1, i).copy_(err);
         }
+        losses.add_(Err1.square().sum(1), 0.5);  // (w − ŵ)² / d² / 2 per column
         if (i2 < K) W.slice(1, i2).sub_(Err1.matmul(Hinv.slice(0, i1, i2).slice(1, i2)));
     }
 
@@ -141,9 +143,12 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     result.loss = losses.sum().item<double>();
     result.qw = quantized_weight_make(Q, at::stack(scales), at::stack(zeros), g_idx, opts.bits, opts.group_size,
                                       opts.sym, opts.act_order);
-    // Relative output error on the calibration set, from the stored (fp16-scale) grid.
-    const at::Tensor W_hat = dequantize(result.qw, at::kFloat).t().to(W.device());
-    const at::Tensor dW = W_orig - W_hat;
+    // Relative output error on the calibration set, from the stored (fp16-scale) grid, computed
+    // on the device from the codes rather than from the packed (CPU) weight.
+    const at::Tensor gi = g_idx.to(W.device());
+    const at::Tensor S = at::stack(scales, 1).to(at::kHalf).to(at::kFloat).index_select(1, gi);  // [N, K]
+    const at::Tensor Z = at::stack(zeros, 1).index_select(1, gi);
+    const at::Tensor dW = W_orig - S * (Q - Z);
     const double num = (dW.matmul(H_orig) * dW).sum().item<double>();
     const double den = (W_orig.matmul(H_orig) * W_orig).sum().item<double>();
     result.rel_error = den > 0 ? num / den : 0.0;

@@ -1,11 +1,16 @@
 // Filesystem helpers (see fs.h).
 #include "util/fs.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 
 #include "util/check.h"
@@ -35,6 +40,19 @@ void file_copy(const std::string& from, const std::string& to) {
     std::error_code ec;
     fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
     LOTA_CHECK(!ec, "cannot copy %s to %s: %s", from.c_str(), to.c_str(), ec.message().c_str());
+}
+
+std::vector<std::string> dir_list(const std::string& path) {
+    // opendir, not std::filesystem::directory_iterator: see Note [remove_tree].
+    const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
+    LOTA_CHECK(dir != nullptr, "%s: cannot list directory: %s", path.c_str(), std::strerror(errno));
+    std::vector<std::string> names;
+    while (const dirent* e = ::readdir(dir.get())) {
+        const std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 StagedDir::StagedDir(const std::string& final_dir) : final_(final_dir) {

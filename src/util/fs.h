@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace lota {
 
@@ -12,6 +13,8 @@ bool dir_is_empty_or_missing(const std::string& path);
 bool remove_tree(const std::string& path);
 /// Copies a file (throws naming both paths).
 void file_copy(const std::string& from, const std::string& to);
+/// Names of the entries of directory `path` (no "." or ".."), sorted; throws naming the path.
+std::vector<std::string> dir_list(const std::string& path);
 
 /// A temporary sibling directory of `final_dir` that becomes `final_dir` on commit(); removed
 /// (with its contents) if destroyed without commit, so failed runs leave nothing behind.

@@ -1,16 +1,21 @@
 // lota eval: evaluation tasks on a model directory (dense, GPTQ or merged LoTA), optionally with
 // an unmerged adapter. Tasks: "ppl" — perplexity on a text file (eval/perplexity.h); "loss" —
-// held-out answer loss on a dataset in a training format (eval/heldout_loss.h). Both can also
-// report the KL divergence from a reference model (--kl-reference). Prints one line, or one JSON
-// object with --json.
+// held-out answer loss on a dataset in a training format (eval/heldout_loss.h); "mmlu" — k-shot
+// multiple choice by log-likelihood (eval/mmlu.h); "gsm8k", "sql", "viggo" — greedy answers scored
+// with the official rules (eval/generation_tasks.h). ppl and loss can also report the KL divergence
+// from a reference model (--kl-reference). Prints a line or table, or one JSON object with --json.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "args.h"
 #include "commands.h"
+#include "eval/generation_tasks.h"
 #include "eval/heldout_loss.h"
+#include "eval/mmlu.h"
+#include "eval/mmlu_report.h"
 #include "eval/perplexity.h"
+#include "model/prompt.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
@@ -18,16 +23,60 @@
 
 namespace {
 
+namespace eval = lota::eval;
+
 struct EvalOptions {
-    std::string task = "ppl", model, adapter, kl_reference, data, device = "cpu", dtype = "f32";
-    lota::eval::PerplexityOptions ppl;
-    lota::eval::HeldoutLossOptions loss;
+    std::string task = "ppl", model, adapter, kl_reference, data, device = "cpu", dtype = "f32", subjects;
+    int64_t batch_size = -1, limit = -1;  // −1: the task's default / everything
+    eval::PerplexityOptions ppl;
+    eval::HeldoutLossOptions loss;
+    eval::MmluOptions mmlu;
+    eval::GenerationTaskOptions gen;
     bool json = false;
 };
 
 std::string kl_text(double kl) { return kl >= 0 ? lota::strfmt(" | KL %.5f", kl) : ""; }
 
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    while (b <= s.size() && !s.empty()) {
+        const size_t e = std::min(s.find(',', b), s.size());
+        if (e > b) out.push_back(s.substr(b, e - b));
+        b = e + 1;
+    }
+    return out;
+}
+
+// Runs o.task other than ppl/loss; fills `j` and returns the text to print.
+std::string run_task(EvalOptions& o, lota::model::Transformer& model, nlohmann::json& j) {
+    if (o.task == "mmlu") {
+        o.mmlu.data = o.data;
+        o.mmlu.subjects = split_commas(o.subjects);
+        o.mmlu.limit = o.limit;
+        if (o.batch_size > 0) o.mmlu.batch_size = o.batch_size;
+        const eval::MmluResult r = eval::mmlu_eval(model, lota::text::Tokenizer::from_dir(o.model), o.mmlu);
+        j.update(eval::mmlu_result_json(r));
+        j["shots"] = o.mmlu.shots;
+        return eval::mmlu_result_table(r);
+    }
+    const eval::GenerationTask task = eval::generation_task_from_name(o.task);
+    o.gen.data = o.data;
+    o.gen.limit = o.limit;
+    if (o.batch_size > 0) o.gen.batch_size = o.batch_size;
+    const eval::GenerationTaskResult r =
+        eval::generation_task_eval(model, lota::model::PromptText(o.model), task, o.gen);
+    j.update({{"accuracy", r.accuracy}, {"examples", r.examples}, {"correct", r.correct},
+              {"new_tokens", r.new_tokens}, {"max_total_len", o.gen.max_total_len}, {"seconds", r.seconds}});
+    if (!o.gen.out.empty()) j["out"] = o.gen.out;
+    return lota::strfmt("%s accuracy %.2f%% (%lld of %lld) | %lld new tokens | %.1fs%s", o.task.c_str(),
+                        100.0 * r.accuracy, (long long)r.correct, (long long)r.examples, (long long)r.new_tokens,
+                        r.seconds, o.gen.out.empty() ? "" : (" | predictions in " + o.gen.out).c_str());
+}
+
 int run_eval(EvalOptions& o) {
+    LOTA_CHECK(o.kl_reference.empty() || o.task == "ppl" || o.task == "loss",
+               "eval: --kl-reference applies to --task ppl and loss only");
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     std::unique_ptr<lota::model::Transformer> reference;
     if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
@@ -38,7 +87,7 @@ int run_eval(EvalOptions& o) {
     if (o.task == "ppl") {
         o.ppl.data = o.data;
         const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o.model);
-        const lota::eval::PerplexityResult r = lota::eval::perplexity_eval(*model, tok, o.ppl, reference.get());
+        const eval::PerplexityResult r = eval::perplexity_eval(*model, tok, o.ppl, reference.get());
         j.update({{"ppl", r.ppl}, {"mean_nll", r.mean_nll}, {"tokens", r.tokens}, {"windows", r.windows},
                   {"seqlen", o.ppl.seqlen}, {"text_tokens", r.text_tokens}, {"seconds", r.seconds}});
         if (reference) j["kl"] = r.kl;
@@ -47,38 +96,61 @@ int run_eval(EvalOptions& o) {
                             (long long)o.ppl.seqlen, r.seconds);
     } else if (o.task == "loss") {
         o.loss.data.path = o.data;
-        const lota::eval::HeldoutLossResult r = lota::eval::heldout_loss_eval(*model, o.model, o.loss, reference.get());
+        o.loss.limit = o.limit;
+        if (o.batch_size > 0) o.loss.batch_size = o.batch_size;
+        const eval::HeldoutLossResult r = eval::heldout_loss_eval(*model, o.model, o.loss, reference.get());
         j.update({{"format", o.loss.data.format}, {"loss", r.mean_nll}, {"ppl", r.ppl}, {"tokens", r.tokens},
                   {"examples", r.examples}, {"seconds", r.seconds}});
         if (reference) j["kl"] = r.kl;
         line = lota::strfmt("loss %.5f | ppl %.4f%s | %lld answer tokens in %lld examples | %.1fs", r.mean_nll, r.ppl,
                             kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.examples, r.seconds);
     } else {
-        LOTA_FAIL("eval: unknown task \"%s\" (supported: ppl, loss)", o.task.c_str());
+        line = run_task(o, *model, j);
     }
-    std::printf("%s\n", o.json ? j.dump().c_str() : line.c_str());
+    std::printf("%s\n", o.json ? j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str()
+                               : line.c_str());
     return 0;
 }
 
-LOTA_COMMAND("eval", "Evaluate a model: perplexity (ppl) or held-out answer loss (loss)",
+LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, SQL or ViGGO accuracy",
              [](CLI::App& sub) -> lota::cli::CommandRun {
     auto o = std::make_shared<EvalOptions>();
-    sub.add_option("--task", o->task, "ppl: perplexity of a text file; loss: answer loss of a dataset")
-        ->check(CLI::IsMember({"ppl", "loss"}))
+    sub.add_option("--task", o->task,
+                   "ppl: perplexity of a text file; loss: answer loss of a dataset; mmlu: k-shot multiple choice; "
+                   "gsm8k|sql|viggo: greedy answers scored with the official rules")
+        ->check(CLI::IsMember({"ppl", "loss", "mmlu", "gsm8k", "sql", "viggo"}))
         ->capture_default_str();
     sub.add_option("--model", o->model, "HF model directory (dense, GPTQ or merged LoTA)")->required();
     lota::cli::add_adapter_flag(sub, o->adapter);
-    sub.add_option("--data", o->data, "ppl: UTF-8 text file; loss: dataset file in --format")->required();
+    sub.add_option("--data", o->data,
+                   "ppl: UTF-8 text; loss: dataset in --format; mmlu: folder with dev/ and test/; gsm8k: JSONL "
+                   "{question, answer}; sql: chat JSONL; viggo: CSV mr,ref")
+        ->required();
+    sub.add_option("--batch-size", o->batch_size,
+                   lota::strfmt("sequences per forward (default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld)",
+                                (long long)eval::HeldoutLossOptions{}.batch_size,
+                                (long long)eval::MmluOptions{}.batch_size,
+                                (long long)eval::GenerationTaskOptions{}.batch_size));
+    sub.add_option("--limit", o->limit, "loss, gsm8k, sql, viggo: first N examples; mmlu: first N per subject "
+                                        "(-1: all)")
+        ->capture_default_str();
     sub.add_option("--seqlen", o->ppl.seqlen, "ppl: window length in tokens")->capture_default_str();
     sub.add_option("--max-windows", o->ppl.max_windows, "ppl: evaluate at most N windows (-1: all)")
         ->capture_default_str();
     sub.add_option("--format", o->loss.data.format, "loss: alpaca|gsm8k|chat|viggo|text")->capture_default_str();
     sub.add_option("--source-max-len", o->loss.data.source_max_len, "loss: prompt tokens kept")->capture_default_str();
     sub.add_option("--target-max-len", o->loss.data.target_max_len, "loss: answer tokens kept")->capture_default_str();
-    sub.add_option("--batch-size", o->loss.batch_size, "loss: examples per forward")->capture_default_str();
-    sub.add_option("--limit", o->loss.limit, "loss: first N examples only (-1: all)")->capture_default_str();
     sub.add_option("--kl-reference", o->kl_reference,
-                   "also report KL(reference || model) per scored token, e.g. against the 16-bit model");
+                   "ppl, loss: also report KL(reference || model) per scored token, e.g. against the 16-bit model");
+    sub.add_option("--shots", o->mmlu.shots, "mmlu: dev examples before each question")->capture_default_str();
+    sub.add_option("--subjects", o->subjects, "mmlu: comma-separated subjects (default: all in DATA/test)");
+    sub.add_option("--max-len", o->mmlu.max_len,
+                   "mmlu: tokens per sequence, longer prompts are cut from the left (-1: max_position_embeddings)")
+        ->capture_default_str();
+    sub.add_flag("--add-bos", o->mmlu.add_bos, "mmlu: encode prompts with the tokenizer's special tokens (BOS)");
+    sub.add_option("--max-total-len", o->gen.max_total_len, "gsm8k, sql, viggo: prompt + answer tokens")
+        ->capture_default_str();
+    sub.add_option("--out", o->gen.out, "gsm8k, sql, viggo: write prompt, prediction, reference, verdict as JSONL");
     sub.add_flag("--json", o->json, "print one JSON object");
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);

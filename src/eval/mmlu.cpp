@@ -25,7 +25,7 @@ const char* const kContinuations[4] = {" A", " B", " C", " D"};
 // (" A".." D" in every tokenizer we know) a question needs one forward, not four.
 struct Row {
     std::vector<int64_t> ids;
-    std::vector<std::pair<size_t, int>> users;  // (answer index, choice)
+    std::vector<std::pair<size_t, int>> users;  // (question index in the subject, choice)
     size_t cont_max = 0;                        // longest continuation scored on this row
 };
 
@@ -50,7 +50,7 @@ void subject_tokenize(const MmluSubject& s, const text::Tokenizer& tok, const Mm
         a.index = (int64_t)qi;
         a.answer = s.test[qi].answer;
         a.tokens = (int64_t)ctx.size();
-        const size_t ai = answers.size();
+        const size_t ai = sc.conts.size();
         std::array<std::vector<int64_t>, 4> conts;
         std::vector<size_t> own_rows;  // rows of this question, for sharing
         for (int c = 0; c < 4; ++c) {
@@ -80,10 +80,10 @@ void subject_tokenize(const MmluSubject& s, const text::Tokenizer& tok, const Mm
     }
 }
 
-// Runs `rows` (indices into sc.rows) as one right-padded batch and adds each choice's
-// log-likelihood into its answer. Only the last cont_max positions of a row go through the LM head.
+// Runs `rows` (indices into sc.rows) as one right-padded batch and writes each choice's
+// log-likelihood into answers[question]. Only the last cont_max positions of a row go through the LM head.
 void batch_score(model::Transformer& model, const Scoring& sc, const std::vector<size_t>& rows,
-                 std::vector<MmluAnswer>& answers) {
+                 MmluAnswer* answers) {
     const int64_t B = (int64_t)rows.size();
     int64_t T = 0;
     for (size_t r : rows) T = std::max<int64_t>(T, (int64_t)sc.rows[r].ids.size());
@@ -167,7 +167,7 @@ MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, cons
         for (size_t b = 0; b < order.size(); b += (size_t)o.batch_size) {
             const size_t e = std::min(order.size(), b + (size_t)o.batch_size);
             batch_score(model, sc, std::vector<size_t>(order.begin() + (int64_t)b, order.begin() + (int64_t)e),
-                        r.answers);
+                        r.answers.data() + first);
             const int64_t done = (int64_t)first + (int64_t)(s.test.size() * e / order.size());
             progress.update(done, s.name);
         }

@@ -4,6 +4,12 @@ prompt itself from the CSVs, tokenizes with HF `tokenizers` the way lm-eval's HF
 (continuation = encode(context + " X")[len(encode(context)):], no BOS), and sums the log-softmax of
 the continuation tokens. Every question must get the same letter, every log-likelihood must agree
 within 1e-3, and the subject/category/average accuracies must follow from the answers."""
+import os
+
+# One thread unless told otherwise, set before torch loads (here and in the lota subprocesses): on
+# a small shared CPU, OpenMP threads waiting at barriers made these runs 3-25x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import csv
 import json
 

@@ -47,8 +47,10 @@ void reference_check(GenerationTask task, const std::string& reference, const st
 }
 
 // The prompt exactly as the model saw it (special tokens included), for the predictions file.
-std::string prompt_render(const train::TextPair& pair, const model::PromptText& text) {
-    const train::Example e = train::example_make({pair.prompt, ""}, text, train::DataOptions{});
+std::string prompt_render(const train::TextPair& pair, const model::PromptText& text, int64_t source_max_len) {
+    train::DataOptions render;
+    render.source_max_len = source_max_len;  // as generate_answers cuts it
+    const train::Example e = train::example_make({pair.prompt, ""}, text, render);
     return text.tokenizer().decode(std::vector<int32_t>(e.ids.begin(), e.ids.begin() + e.n_source), false);
 }
 
@@ -94,7 +96,7 @@ GenerationTaskResult generation_task_eval(model::Transformer& model, const model
         r.new_tokens += answers[i].new_tokens;
         if (!o.out.empty())
             jsonl += nlohmann::json({{"index", i},
-                                     {"prompt", prompt_render(pairs[i], text)},
+                                     {"prompt", prompt_render(pairs[i], text, ao.source_max_len)},
                                      {"prediction", prediction},
                                      {"reference", pairs[i].target},
                                      {"verdict", correct ? "correct" : "wrong"}})

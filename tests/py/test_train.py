@@ -56,7 +56,7 @@ def test_lota_lowers_loss_and_logs(setup):
     root, quant, data = setup
     out = root / "lota"
     proc = train(quant, data, out, LOTA_ARGS)
-    assert "step 8/8 | loss" in proc.stderr
+    assert "train lota 8/8 | loss" in proc.stderr  # the progress line of the last step
     recs = log(out)
     assert [r["step"] for r in recs] == list(range(1, 9))
     for key in ("loss", "tokens_per_s", "sigma_t", "markers_pos", "markers_neg", "mean_abs_offset", "grad_norm",

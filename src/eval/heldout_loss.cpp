@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include "eval/kl.h"
 #include "model/prompt.h"
 #include "model/transformer.h"
 #include "util/check.h"
@@ -20,10 +21,7 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
     const auto t0 = std::chrono::steady_clock::now();
     const torch::NoGradGuard no_grad;
     LOTA_CHECK(o.batch_size >= 1, "loss: batch size must be >= 1, got %lld", (long long)o.batch_size);
-    if (reference != nullptr)
-        LOTA_CHECK(reference->config().vocab_size == model.config().vocab_size,
-                   "loss: the KL reference has vocab_size %lld, the model %lld",
-                   (long long)reference->config().vocab_size, (long long)model.config().vocab_size);
+    if (reference != nullptr) kl_reference_check(*reference, model, "loss");
     const model::PromptText text(model_dir);
     std::vector<train::Example> data = train::data_load(o.data, text);
     if (o.limit > 0 && (int64_t)data.size() > o.limit) data.resize((size_t)o.limit);
@@ -44,13 +42,8 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
         nll_sum += nll.masked_select(scored).sum().item<double>();
         r.tokens += scored.sum().item<int64_t>();
         if (reference != nullptr) {
-            const at::Tensor ref_logp = at::log_softmax(
-                reference->forward(ids.to(reference->device()), mask.to(reference->device()))
-                    .to(at::kFloat)
-                    .narrow(1, 0, T - 1)
-                    .to(logp.device()),
-                -1);
-            const at::Tensor kl = (ref_logp.exp() * (ref_logp - logp)).sum(2);
+            const at::Tensor ref_logp = reference_logp(*reference, ids, mask, logp.device()).narrow(1, 0, T - 1);
+            const at::Tensor kl = kl_per_position(ref_logp, logp);
             kl_sum += kl.masked_select(scored).sum().item<double>();
         }
         r.examples += (int64_t)ex.size();

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include "eval/kl.h"
 #include "io/mapped_file.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
@@ -35,10 +36,7 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
     if (o.max_windows > 0) windows = std::min(windows, o.max_windows);
     const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.begin() + windows * L), at::kLong)
                                .view({windows, L});
-    if (reference != nullptr)
-        LOTA_CHECK(reference->config().vocab_size == model.config().vocab_size,
-                   "perplexity: the KL reference has vocab_size %lld, the model %lld", (long long)reference->config().vocab_size,
-                   (long long)model.config().vocab_size);
+    if (reference != nullptr) kl_reference_check(*reference, model, "perplexity");
     double nll_sum = 0, kl_sum = 0;
     Progress progress("ppl", windows);
     for (int64_t w = 0; w < windows; ++w) {
@@ -49,10 +47,8 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
         nll_sum -= logp.gather(1, target).sum().item<double>();
         std::string status = strfmt("ppl %.4f", std::exp(nll_sum / double((w + 1) * (L - 1))));
         if (reference != nullptr) {
-            const at::Tensor xr = x.to(reference->device());
-            const at::Tensor ref_logits = reference->forward(xr).to(at::kFloat).squeeze(0).to(logp.device());
-            const at::Tensor ref_logp = at::log_softmax(ref_logits.narrow(0, 0, L - 1), -1);
-            kl_sum += (ref_logp.exp() * (ref_logp - logp)).sum().item<double>();
+            const at::Tensor ref_logp = reference_logp(*reference, x, {}, logp.device()).squeeze(0).narrow(0, 0, L - 1);
+            kl_sum += kl_per_position(ref_logp, logp).sum().item<double>();
             status += strfmt(" | KL %.5f", kl_sum / double((w + 1) * (L - 1)));
         }
         progress.update(w + 1, status);

@@ -2,7 +2,10 @@
 // batch sizes (KV cache, greedy), timed with device synchronisation; warm-up, then the median
 // of R repeats. Prints one JSON line per measurement. Usage:
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
-//                 [--context 128] [--steps 64] [--repeat 5]
+//                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--adapter DIR] [--label X]
+// --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
+// quantized layers use dequant + GEMM for decode too (comparisons); --adapter: an unmerged
+// adapter (LoRA or LoTA) on top of the model.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,7 +18,10 @@
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
+#include "model/decode_graph.h"
+#include "model/quant_linear.h"
 #include "model/transformer.h"
+#include "train/adapter_apply.h"
 
 namespace {
 
@@ -49,12 +55,14 @@ double time_median(const at::Device& dev, int repeat, F&& f) {
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
-                             "[--batches 1,16] [--context N] [--steps N] [--repeat N]\n");
+                             "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
+                             "[--lora-rank R] [--label X]\n");
         return 1;
     }
-    std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16";
-    int64_t prefill = 2048, context = 128, steps = 64;
+    std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
+    int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0;
     int repeat = 5;
+    bool graph = true, gemv = true;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--device") device = v;
@@ -64,40 +72,73 @@ int main(int argc, char** argv) {
         else if (k == "--context") context = std::stoll(v);
         else if (k == "--steps") steps = std::stoll(v);
         else if (k == "--repeat") repeat = std::stoi(v);
+        else if (k == "--graph") graph = v != "0";
+        else if (k == "--gemv") gemv = v != "0";
+        else if (k == "--lora-rank") lora_rank = std::stoll(v);
+        else if (k == "--label") label = v;
+        else {
+            std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
+            return 1;
+        }
     }
     try {
         torch::NoGradGuard no_grad;
+        if (!gemv) lota::model::QuantLinear::set_gemv_max_rows(0);
         auto model = lota::model::Transformer::load(dir, {device, dtype});
         const at::Device dev = model->device();
+        if (lora_rank > 0) {
+            // An unmerged 16-bit LoRA on every projection (random A and B: the cost does not depend on the values).
+            for (auto& block : model->blocks())
+                for (auto& l : block.linears) {
+                    const at::Tensor a = at::randn({lora_rank, l->in_features()}) * 0.01;
+                    const at::Tensor b = at::randn({l->out_features(), lora_rank}) * 0.01;
+                    auto lora = std::make_shared<lota::train::LoraLinear>(l, a, b, 2.0, 0.0);
+                    lora->to(dev, model->dtype());
+                    l = lora;
+                }
+        }
         const int64_t V = model->config().vocab_size;
-        at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);
-        double t = time_median(dev, repeat, [&] { model->forward(ids); });
-        std::printf("{\"impl\":\"lota\",\"what\":\"prefill\",\"batch\":1,\"tokens\":%lld,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
-                    (long long)prefill, t, prefill / t);
+        if (prefill > 0) {
+            at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);
+            double t = time_median(dev, repeat, [&] { model->forward(ids); });
+            std::printf("{\"impl\":\"%s\",\"what\":\"prefill\",\"batch\":1,\"tokens\":%lld,\"seconds\":%.5f,"
+                        "\"tokens_per_s\":%.1f}\n",
+                        label.c_str(), (long long)prefill, t, prefill / t);
+        }
         size_t pos = 0;
         while (pos < batches.size()) {
             size_t comma = batches.find(',', pos);
             int64_t B = std::stoll(batches.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
             pos = comma == std::string::npos ? batches.size() : comma + 1;
             at::Tensor prompt = at::randint(0, V, {B, context}, at::kLong).to(dev);
+            const at::Tensor mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kLong).device(dev));
             std::vector<double> dec;
+            bool replayed = false;
             for (int r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
-                auto cache = model->make_cache(B, context + steps + 1);
+                auto cache = model->make_cache(B, context + steps + 2);
+                lota::model::DecodeGraph decode(*model, cache, graph);
                 at::Tensor logits = model->forward(prompt, {}, &cache);
                 at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1).view({B, 1});
-                sync(dev);
-                auto t0 = std::chrono::steady_clock::now();
-                for (int64_t s = 0; s < steps; ++s) {
-                    logits = model->forward(next, {}, &cache);
+                for (int w = 0; w < 2; ++w) {  // eager step and capture: not timed
+                    logits = decode.step(next, mask);
                     next = logits.select(1, 0).argmax(-1).view({B, 1});
                 }
                 sync(dev);
+                auto t0 = std::chrono::steady_clock::now();
+                for (int64_t s = 0; s < steps; ++s) {
+                    logits = decode.step(next, mask);
+                    next = logits.select(1, 0).argmax(-1).view({B, 1});
+                }
+                sync(dev);
+                replayed = decode.replaying();
                 if (r > 0) dec.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             }
             double tdec = median(dec);
-            std::printf("{\"impl\":\"lota\",\"what\":\"decode\",\"batch\":%lld,\"context\":%lld,\"steps\":%lld,"
-                        "\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
-                        (long long)B, (long long)context, (long long)steps, tdec, B * steps / tdec);
+            std::printf("{\"impl\":\"%s\",\"what\":\"decode\",\"batch\":%lld,\"context\":%lld,\"steps\":%lld,"
+                        "\"graph\":%s,\"gemv\":%s,\"lora_rank\":%lld,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                        label.c_str(), (long long)B, (long long)context, (long long)steps,
+                        replayed ? "true" : "false", gemv ? "true" : "false", (long long)lora_rank, tdec,
+                        B * steps / tdec);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_forward: %s\n", e.what());

@@ -29,12 +29,9 @@ void check_arg(const at::Tensor& t, const char* name, at::ScalarType dtype, cons
 
 }  // namespace
 
-at::Tensor dequant_forward(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
-                           const at::Tensor& g_idx, const at::Tensor& offset, int bits, at::ScalarType dtype,
-                           at::Tensor out) {
+void dequant_check_args(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
+                        const at::Tensor& g_idx, const at::Tensor& offset, int bits) {
     LOTA_CHECK(bits == 2 || bits == 3 || bits == 4 || bits == 8, "dequant: bits = %d, expected 2, 3, 4 or 8", bits);
-    LOTA_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
-               "dequant: output dtype %s, expected float32, float16 or bfloat16", c10::toString(dtype));
     LOTA_CHECK(qweight.defined() && qweight.dim() == 2 && g_idx.defined() && g_idx.dim() == 1 && zeros.defined() &&
                    zeros.dim() == 2,
                "dequant: expected qweight [K*b/32, N], zeros [G, N], g_idx [K]");
@@ -46,6 +43,16 @@ at::Tensor dequant_forward(const at::Tensor& qweight, const at::Tensor& zeros, c
     check_arg(scales, "scales", at::kHalf, {G, N}, device);
     check_arg(g_idx, "g_idx", at::kInt, {K}, device);
     if (offset.defined()) check_arg(offset, "offset", at::kFloat, {G, N}, device);
+}
+
+at::Tensor dequant_forward(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
+                           const at::Tensor& g_idx, const at::Tensor& offset, int bits, at::ScalarType dtype,
+                           at::Tensor out) {
+    dequant_check_args(qweight, zeros, scales, g_idx, offset, bits);
+    LOTA_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+               "dequant: output dtype %s, expected float32, float16 or bfloat16", c10::toString(dtype));
+    const at::Device device = qweight.device();
+    const int64_t K = g_idx.size(0), N = qweight.size(1), G = zeros.size(0);
     if (out.defined())
         check_arg(out, "out", dtype, {K, N}, device);
     else

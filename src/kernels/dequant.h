@@ -17,6 +17,10 @@ at::Tensor dequant_forward(const at::Tensor& qweight, const at::Tensor& zeros, c
                            const at::Tensor& g_idx, const at::Tensor& offset, int bits, at::ScalarType dtype,
                            at::Tensor out = {});
 
+/// The shape/dtype/device checks of dequant_forward (all but g_idx's value range); throws lota::Error.
+void dequant_check_args(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
+                        const at::Tensor& g_idx, const at::Tensor& offset, int bits);
+
 /// CPU reference (plain loops, the spec); arguments already validated.
 void dequant_cpu(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
                  const at::Tensor& g_idx, const at::Tensor& offset, int bits, at::Tensor& out);

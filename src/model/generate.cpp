@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "model/decode_graph.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -50,9 +51,12 @@ std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector
     std::vector<bool> done(B, false);
     KVCache cache;
     if (o.use_cache) cache = model.make_cache(B, Tp + o.max_new_tokens);
+    DecodeGraph decode(model, cache, o.cuda_graph);
     at::Tensor step_ids = ids, step_mask = mask;
     for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-        at::Tensor logits = o.use_cache ? model.forward(step_ids, step_mask, &cache) : model.forward(ids, mask);
+        at::Tensor logits = !o.use_cache ? model.forward(ids, mask)
+                            : step == 0  ? model.forward(step_ids, step_mask, &cache)
+                                         : decode.step(step_ids, step_mask);
         at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kFloat);
         at::Tensor next = sample_next(last, o.temperature, o.top_p, gen).to(at::kCPU);
         bool all_done = true;

@@ -16,6 +16,7 @@ struct GenerateOptions {
     double top_p = 1.0;
     uint64_t seed = 0;
     bool use_cache = true;            ///< false: recompute the whole sequence every step (reference)
+    bool cuda_graph = true;           ///< on CUDA, replay decode steps as a CUDA graph (decode_graph.h)
     std::vector<int64_t> stop_ids;    ///< a sequence ends after emitting one of these
     /// Called with (sequence index, token) as each token is chosen (streaming).
     std::function<void(int64_t, int64_t)> on_token;

@@ -4,9 +4,16 @@
 #include <ATen/ATen.h>
 
 #include "kernels/dequant.h"
+#include "kernels/quant_gemv.h"
 #include "util/check.h"
 
 namespace lota::model {
+namespace {
+int64_t g_gemv_max_rows = 16;
+}
+
+int64_t QuantLinear::gemv_max_rows() { return g_gemv_max_rows; }
+void QuantLinear::set_gemv_max_rows(int64_t rows) { g_gemv_max_rows = rows; }
 
 at::Tensor DequantBuffer::get(int64_t K, int64_t N, at::ScalarType dtype, const at::Device& device) {
     const int64_t need = K * N;
@@ -27,9 +34,22 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
     LOTA_CHECK(x.size(-1) == qw_.in_features, "QuantLinear: input has %lld features, expected %lld",
                (long long)x.size(-1), (long long)qw_.in_features);
     const at::ScalarType dtype = x.scalar_type();
+    const bool grad = at::GradMode::is_enabled() && x.requires_grad();
+    const int64_t rows = qw_.in_features > 0 ? x.numel() / qw_.in_features : 0;
+    if (x.is_cuda() && !grad && rows > 0 && rows <= g_gemv_max_rows) {
+        // Decode-sized: read the packed codes once instead of writing and re-reading W.
+        if (group_rows_ < 0) group_rows_ = kernels::quant_gemv_group_rows(qw_.g_idx, qw_.n_groups());
+        at::Tensor bias = qw_.bias;
+        if (bias.defined() && bias.scalar_type() != dtype) bias = bias.to(dtype);
+        std::vector<int64_t> shape = x.sizes().vec();
+        shape.back() = qw_.out_features;
+        return kernels::quant_gemv(x.reshape({rows, qw_.in_features}), qw_.qweight, qw_.zeros, qw_.scales, qw_.g_idx,
+                                   qw_.offset, bias, qw_.bits, group_rows_)
+            .view(shape);
+    }
     // A shared buffer is overwritten by the next layer, so it is only safe when autograd will
     // not save W for the backward pass.
-    const bool reuse = buffer_ && !(at::GradMode::is_enabled() && x.requires_grad());
+    const bool reuse = buffer_ && !grad;
     at::Tensor out;
     if (reuse) out = buffer_->get(qw_.in_features, qw_.out_features, dtype, qw_.qweight.device());
     const at::Tensor W = kernels::dequant_forward(qw_.qweight, qw_.zeros, qw_.scales, qw_.g_idx, qw_.offset, qw_.bits,
@@ -40,6 +60,7 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
 }
 
 void QuantLinear::to(const at::Device& device, at::ScalarType dtype) {
+    group_rows_ = -1;
     qw_.qweight = qw_.qweight.to(device);
     qw_.zeros = qw_.zeros.to(device);
     qw_.scales = qw_.scales.to(device);

@@ -1,6 +1,8 @@
 // QuantLinear: a GPTQ-quantized linear layer (DESIGN §1) behind the model::Linear interface.
 // Forward dequantizes this layer's weight into a [K, N] tensor of the compute dtype (CPU
-// reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM. The model never holds
+// reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM; on CUDA, inputs of
+// at most gemv_max_rows() rows without autograd (decode steps) instead go through
+// kernels/quant_gemv.h, which reads the packed codes directly. The model never holds
 // a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
 // in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
 // tensor that the caching allocator recycles (and that autograd may keep for ∂x).
@@ -44,9 +46,15 @@ class QuantLinear : public Linear {
     at::Tensor dequantized(at::ScalarType dtype) const;
     void set_buffer(std::shared_ptr<DequantBuffer> buffer) { buffer_ = std::move(buffer); }
 
+    /// Largest number of input rows that uses the packed-code kernel on CUDA (default 16; 0
+    /// turns it off, for benchmarks that compare both paths). Process-wide.
+    static int64_t gemv_max_rows();
+    static void set_gemv_max_rows(int64_t rows);
+
   private:
     quant::QuantizedWeight qw_;
     std::shared_ptr<DequantBuffer> buffer_;
+    int64_t group_rows_ = -1;  ///< kernels::quant_gemv_group_rows, computed at the first decode-sized call
 };
 
 /// Attaches one new DequantBuffer to every QuantLinear in `linears` (others are left alone).

@@ -53,11 +53,13 @@ KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
     KVCache c;
     auto opts = at::TensorOptions().dtype(dtype_).device(device_);
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-        c.k.push_back(at::empty({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
-        c.v.push_back(at::empty({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+        c.k.push_back(at::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+        c.v.push_back(at::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
     }
     c.key_mask = at::zeros({batch, capacity}, opts.dtype(at::kBool));
     c.next_positions = at::zeros({batch}, opts.dtype(at::kLong));
+    c.write_pos = at::zeros({1}, opts.dtype(at::kLong));
+    c.slots = at::arange(capacity, opts.dtype(at::kLong));
     return c;
 }
 
@@ -120,7 +122,13 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     }
     q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
     k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
-    if (ctx.cache) {
+    if (ctx.cache && ctx.whole_cache) {
+        KVCache& c = *ctx.cache;
+        c.k[layer].index_copy_(2, c.write_pos, k);
+        c.v[layer].index_copy_(2, c.write_pos, v);
+        k = c.k[layer];
+        v = c.v[layer];
+    } else if (ctx.cache) {
         KVCache& c = *ctx.cache;
         c.k[layer].narrow(2, c.length, T).copy_(k);
         c.v[layer].narrow(2, c.length, T).copy_(v);
@@ -163,7 +171,39 @@ at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const 
 
 at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(rms_norm(h, final_norm_), lm_head_); }
 
+at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) {
+    const int64_t B = ids.size(0), S = cache.capacity();
+    LOTA_CHECK(ids.dim() == 2 && ids.size(1) == 1 && mask.sizes() == ids.sizes(),
+               "decode step: expected ids and mask [batch, 1], got %s and %s", shape_str(ids.sizes().vec()).c_str(),
+               shape_str(mask.sizes().vec()).c_str());
+    LOTA_CHECK(cache.key_mask.size(0) == B, "KV cache is for batch %lld, got %lld",
+               (long long)cache.key_mask.size(0), (long long)B);
+    cache.key_mask.index_copy_(1, cache.write_pos, mask.to(at::kBool));
+    // As prepare(): a real token's position is the count of real tokens before it.
+    const at::Tensor positions = (cache.next_positions.view({B, 1}) + mask - 1).clamp_min(0);
+    ForwardContext ctx;
+    std::tie(ctx.cos, ctx.sin) = rope_cos_sin(inv_freq_, positions, dtype_);
+    ctx.cache = &cache;
+    ctx.whole_cache = true;
+    ctx.causal = false;
+    // Real keys, plus the new token itself (a padding row must not be all-masked).
+    ctx.attn_mask = cache.key_mask.view({B, 1, 1, S}).logical_or(cache.slots.eq(cache.write_pos).view({1, 1, 1, S}));
+    at::Tensor h = embed(ids);
+    for (int64_t l = 0; l < (int64_t)blocks_.size(); ++l) h = block_forward(l, h, ctx);
+    cache.next_positions.add_(mask.view({B}));
+    cache.write_pos.add_(1);
+    return head(h);
+}
+
 at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) {
+    if (cache && ids.dim() == 2 && ids.size(1) == 1 && cache->length < cache->capacity()) {
+        const at::Tensor ids_dev = ids.to(device_);
+        const at::Tensor mask = attention_mask.defined() ? attention_mask.to(device_).to(at::kLong)
+                                                         : at::ones_like(ids_dev);
+        at::Tensor logits = decode_step(ids_dev, mask, *cache);
+        cache->length += 1;
+        return logits;
+    }
     at::Tensor ids_dev = ids.to(device_);
     ForwardContext ctx = prepare(ids_dev, attention_mask, cache);
     at::Tensor h = embed(ids_dev);
@@ -174,6 +214,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attenti
                                                    : at::ones_like(ids_dev);
         cache->next_positions += mask.sum(1);
         cache->length += T;
+        cache->write_pos.fill_(cache->length);
     }
     return head(h);
 }

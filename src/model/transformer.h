@@ -28,6 +28,7 @@ struct ForwardContext {
     at::Tensor cos, sin;    ///< [B, T, D]
     at::Tensor attn_mask;   ///< [B, 1, T, S] bool (true = attend), undefined = plain causal
     bool causal = true;     ///< use is_causal when attn_mask is undefined and T > 1
+    bool whole_cache = false;  ///< decode step: write at cache->write_pos, attend over all slots
     KVCache* cache = nullptr;
 };
 
@@ -48,6 +49,13 @@ class Transformer {
     /// logits [B, T, V] (compute dtype) for token ids [B, T] (int64). `attention_mask` [B, T]
     /// (1 = token, 0 = padding) may be undefined. With a cache, appends to it.
     at::Tensor forward(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr);
+
+    /// One decode step with fixed shapes: logits [B, 1, V] for ids [B, 1] and mask [B, 1] (int64,
+    /// on the model's device). Attends over every cache slot (unwritten ones masked), writes the
+    /// new key/value at cache.write_pos and advances the device-side positions; never reads back
+    /// to the host and leaves cache.length to the caller, so a CUDA graph can capture it once and
+    /// replay it every step (model/decode_graph.h). forward() uses it for one-token steps.
+    at::Tensor decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache);
 
     // Pieces of forward(), used by calibration, training and evaluation.
     at::Tensor embed(const at::Tensor& ids) const;

@@ -22,7 +22,7 @@ namespace {
 
 struct GenerateCliOptions {
     std::string model, adapter, prompt_ids, prompt, prompts, format = "chat", out, device = "cpu", dtype = "f32";
-    bool chat = false, no_cache = false;
+    bool chat = false, no_cache = false, no_graph = false;
     int64_t batch_size = 16, limit = -1;
     lota::model::GenerateOptions gen;
 };
@@ -54,6 +54,7 @@ int run_generate(GenerateCliOptions& o) {
                "generate: give exactly one of --prompt-ids, --prompt and --prompts");
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     o.gen.use_cache = !o.no_cache;
+    o.gen.cuda_graph = !o.no_graph;
     if (!o.prompts.empty()) return run_generate_file(o, *model);
     if (!o.prompt_ids.empty()) {
         nlohmann::json j;
@@ -102,6 +103,7 @@ LOTA_COMMAND("generate", "Generate a continuation (greedy by default)", [](CLI::
     sub.add_option("--top-p", o->gen.top_p, "nucleus sampling mass")->capture_default_str();
     lota::cli::add_seed_flag(sub, o->gen.seed);
     sub.add_flag("--no-kv-cache", o->no_cache, "recompute the whole sequence each step (reference path)");
+    sub.add_flag("--no-cuda-graph", o->no_graph, "CUDA: launch each decode step's kernels one by one");
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);
     return [o] { return run_generate(*o); };

@@ -1,0 +1,25 @@
+// Decode-sized quantized product: y [M, N] = x [M, K] · Wᵀ (+ bias), W[k,n] = S·(Q − Z + F)
+// (DESIGN §1) read straight from the packed GPTQ codes, scales, zeros and LoTA offsets — no
+// dequantized copy of W is made. Meant for the few rows (1–16) of a decode step, where reading
+// the packed weights once is the whole cost. On CUDA: kernels/quant_gemv_cuda.cu. On the CPU the
+// twin is the reference itself: dequant_forward to float32, then one float32 GEMM.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace lota::kernels {
+
+/// x [M, K] (f32, f16 or bf16); quantized tensors as in dequant_forward; bias [N] of x's dtype
+/// or undefined. `group_rows` > 0 promises g_idx[k] == k / group_rows with group_rows a multiple
+/// of 32 (see quant_gemv_group_rows); 0 reads g_idx per row (act-order). Returns y [M, N] of x's
+/// dtype, computed in float32 and rounded once. Throws lota::Error on any mismatch.
+at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
+                      const at::Tensor& scales, const at::Tensor& g_idx, const at::Tensor& offset,
+                      const at::Tensor& bias, int bits, int64_t group_rows);
+
+/// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when
+/// g_idx[k] == k / g for every k with g a multiple of 32 (or K rounded up to 32 when G == 1),
+/// else 0. Reads g_idx (one device sync on CUDA: call it once per layer, not per step).
+int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups);
+
+}  // namespace lota::kernels

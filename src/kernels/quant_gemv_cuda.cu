@@ -1,0 +1,245 @@
+// CUDA kernel of the decode-sized quantized product y = x·Wᵀ, W[k,n] = S·(Q − Z + F) read from
+// the packed GPTQ codes (see quant_gemv.h; the CPU reference is dequant + GEMM).
+//
+// Work split: a block of 64 threads owns 256 consecutive output columns (4 per thread, one
+// 16-byte load per packed word row when N allows it, else 1 per thread) and one range of K rows.
+// x's rows of that range are staged in shared memory 256 rows at a time as float32 (every thread
+// reads the same x values: broadcasts). Codes are read 32 rows at a time (`bits` words per
+// column). Each block writes float32 partial sums for its K range; a second kernel adds the
+// ranges in a fixed order (deterministic), adds the bias and rounds once to the output type.
+//
+// When the rows of a group are contiguous (g = k / group_rows, no act-order), the group's scale
+// is factored out of each 32-row chunk:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner
+// loop is one FMA per code and row of x. With act-order (g = g_idx[k]) every code is
+// dequantized with kernels::dequant_value, as the reference does.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels/dequant_formula.h"
+#include "kernels/quant_gemv_cuda.h"
+
+namespace lota::kernels {
+namespace {
+
+constexpr int THREADS = 64;
+constexpr int PIECE = 256;  // rows of x staged in shared memory at a time
+constexpr int CHUNK = 32;   // rows whose codes fill exactly `bits` words
+
+__device__ __forceinline__ float load_as_float(const void* p, GemvType t, int64_t i) {
+    switch (t) {
+        case GemvType::F16: return __half2float(static_cast<const __half*>(p)[i]);
+        case GemvType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+        default: return static_cast<const float*>(p)[i];
+    }
+}
+
+// Loads the COLS words at qweight[row, n0 .. n0+COLS) (zeros for columns past N).
+template <int COLS>
+__device__ __forceinline__ void load_words(const int32_t* __restrict__ qweight, int64_t row, int64_t N, int64_t n0,
+                                           int32_t (&w)[COLS]) {
+    if constexpr (COLS == 4) {
+        const int4 v = __ldg(reinterpret_cast<const int4*>(qweight + row * N + n0));
+        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+    } else {
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) w[c] = n0 + c < N ? __ldg(qweight + row * N + n0 + c) : 0;
+    }
+}
+
+template <int BITS, int COLS, int MROWS, bool GROUPED>
+__global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
+    __shared__ float xs[MROWS][PIECE];
+    __shared__ float xsum[MROWS][PIECE / CHUNK];
+    __shared__ int32_t gs[PIECE];
+    const int64_t N = a.N, K = a.K, M = a.M;
+    const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * THREADS + threadIdx.x) * COLS;
+    const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MROWS;
+    const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows;
+    const int64_t k_end = k_begin + a.split_rows < K ? k_begin + a.split_rows : K;
+    const int64_t word_rows = K * BITS / 32;
+    const bool active = n0 < N;
+
+    float acc[MROWS][COLS];
+#pragma unroll
+    for (int m = 0; m < MROWS; ++m)
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) acc[m][c] = 0.0f;
+
+    for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
+        const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
+        __syncthreads();  // the previous piece is no longer read
+        for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
+            const int m = i / PIECE, r = i % PIECE;
+            xs[m][r] = (m0 + m < M && r < rows) ? load_as_float(a.x, a.x_type, (m0 + m) * K + p0 + r) : 0.0f;
+        }
+        if constexpr (!GROUPED)
+            for (int r = threadIdx.x; r < PIECE; r += THREADS) gs[r] = r < rows ? a.g_idx[p0 + r] : 0;
+        __syncthreads();
+        if constexpr (GROUPED) {
+            for (int i = threadIdx.x; i < MROWS * (PIECE / CHUNK); i += THREADS) {
+                const int m = i / (PIECE / CHUNK), ch = i % (PIECE / CHUNK);
+                float s = 0.0f;
+#pragma unroll
+                for (int r = 0; r < CHUNK; ++r) s += xs[m][ch * CHUNK + r];
+                xsum[m][ch] = s;
+            }
+            __syncthreads();
+        }
+        if (!active) continue;
+        for (int r0 = 0; r0 < rows; r0 += CHUNK) {
+            // The 32 rows from p0 + r0 start at a word boundary: p0 + r0 is a multiple of 32.
+            const int64_t w0 = (p0 + r0) / CHUNK * BITS;
+            int32_t words[COLS][BITS];
+#pragma unroll
+            for (int b = 0; b < BITS; ++b) {
+                int32_t w[COLS];
+                if (w0 + b < word_rows) {
+                    load_words<COLS>(a.qweight, w0 + b, N, n0, w);
+                } else {
+#pragma unroll
+                    for (int c = 0; c < COLS; ++c) w[c] = 0;  // rows past K (x is 0 there)
+                }
+#pragma unroll
+                for (int c = 0; c < COLS; ++c) words[c][b] = w[c];
+            }
+            if constexpr (GROUPED) {
+                const int64_t g = (p0 + r0) / a.group_rows;
+#pragma unroll
+                for (int c = 0; c < COLS; ++c) {
+                    if (n0 + c >= N) break;
+                    float dot[MROWS];
+#pragma unroll
+                    for (int m = 0; m < MROWS; ++m) dot[m] = 0.0f;
+#pragma unroll
+                    for (int i = 0; i < CHUNK; ++i) {
+                        const float q = static_cast<float>(gptq_stream_get(words[c], 1, i, BITS));
+#pragma unroll
+                        for (int m = 0; m < MROWS; ++m) dot[m] = fmaf(xs[m][r0 + i], q, dot[m]);
+                    }
+                    const int64_t gn = g * N + n0 + c;
+                    const float s = __half2float(reinterpret_cast<const __half*>(a.scales)[gn]);
+                    const float zf = static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f);
+#pragma unroll
+                    for (int m = 0; m < MROWS; ++m) acc[m][c] += s * (dot[m] - zf * xsum[m][r0 / CHUNK]);
+                }
+            } else {
+#pragma unroll 4
+                for (int i = 0; i < CHUNK; ++i) {
+                    const int64_t g = gs[r0 + i];
+#pragma unroll
+                    for (int c = 0; c < COLS; ++c) {
+                        if (n0 + c >= N) break;
+                        const int64_t gn = g * N + n0 + c;
+                        const int32_t q = static_cast<int32_t>(gptq_stream_get(words[c], 1, i, BITS));
+                        const float f = a.offset ? a.offset[gn] : 0.0f;
+                        const float w = dequant_value(
+                            q, a.zeros[gn], __half2float(reinterpret_cast<const __half*>(a.scales)[gn]), f);
+#pragma unroll
+                        for (int m = 0; m < MROWS; ++m) acc[m][c] = fmaf(xs[m][r0 + i], w, acc[m][c]);
+                    }
+                }
+            }
+        }
+    }
+    if (!active) return;
+#pragma unroll
+    for (int m = 0; m < MROWS; ++m) {
+        if (m0 + m >= M) break;
+        float* dst = a.partial + (static_cast<int64_t>(blockIdx.y) * M + m0 + m) * N + n0;
+#pragma unroll
+        for (int c = 0; c < COLS; ++c)
+            if (n0 + c < N) dst[c] = acc[m][c];
+    }
+}
+
+__device__ __forceinline__ void store_as(void* p, GemvType t, int64_t i, float v) {
+    switch (t) {
+        case GemvType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+        case GemvType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
+        default: static_cast<float*>(p)[i] = v; break;
+    }
+}
+
+// out[m, n] = Σ_s partial[s, m, n] (s in order) + bias[n], rounded once.
+__global__ void gemv_reduce_kernel(GemvArgs a) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t MN = a.M * a.N;
+    if (i >= MN) return;
+    float v = 0.0f;
+    for (int64_t s = 0; s < a.splits; ++s) v += a.partial[s * MN + i];
+    if (a.bias) v += load_as_float(a.bias, a.out_type, i % a.N);
+    store_as(a.out, a.out_type, i, v);
+}
+
+template <int BITS, int COLS, int MROWS>
+void launch_rows(const GemvArgs& a, cudaStream_t stream) {
+    const int64_t cols_per_block = static_cast<int64_t>(THREADS) * COLS;
+    const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
+                    static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
+    if (a.group_rows > 0)
+        quant_gemv_kernel<BITS, COLS, MROWS, true><<<grid, THREADS, 0, stream>>>(a);
+    else
+        quant_gemv_kernel<BITS, COLS, MROWS, false><<<grid, THREADS, 0, stream>>>(a);
+}
+
+template <int BITS, int COLS>
+void launch_cols(const GemvArgs& a, cudaStream_t stream) {
+    if (a.M == 1)
+        launch_rows<BITS, COLS, 1>(a, stream);
+    else if (a.M <= 4)
+        launch_rows<BITS, COLS, 4>(a, stream);
+    else
+        launch_rows<BITS, COLS, 8>(a, stream);  // more rows: more blocks along z
+}
+
+template <int BITS>
+void launch_bits(const GemvArgs& a, cudaStream_t stream) {
+    if (a.vector_loads)
+        launch_cols<BITS, 4>(a, stream);
+    else
+        launch_cols<BITS, 1>(a, stream);
+}
+
+int sm_count() {
+    static int count = [] {
+        int dev = 0, n = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            return 108;
+        return n;
+    }();
+    return count;
+}
+
+}  // namespace
+
+int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
+    const int64_t cols_per_block = static_cast<int64_t>(THREADS) * (vector_loads ? 4 : 1);
+    const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
+    const int64_t row_blocks = M == 1 ? 1 : M <= 4 ? 1 : (M + 7) / 8;
+    const int64_t chunks = (K + CHUNK - 1) / CHUNK;
+    // Enough blocks to fill every SM several times; each range keeps at least 4 chunks of rows.
+    int64_t splits = (4 * sm_count() + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
+    const int64_t max_splits = chunks / 4 > 0 ? chunks / 4 : 1;
+    splits = splits < 1 ? 1 : splits > max_splits ? max_splits : splits;
+    const int64_t chunks_per_split = (chunks + splits - 1) / splits;
+    *split_rows = chunks_per_split * CHUNK;
+    return (chunks + chunks_per_split - 1) / chunks_per_split;
+}
+
+int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
+    if (a.M == 0 || a.N == 0) return 0;
+    const auto stream = static_cast<cudaStream_t>(stream_ptr);
+    switch (a.bits) {
+        case 2: launch_bits<2>(a, stream); break;
+        case 3: launch_bits<3>(a, stream); break;
+        case 4: launch_bits<4>(a, stream); break;
+        default: launch_bits<8>(a, stream); break;
+    }
+    const int64_t MN = a.M * a.N;
+    gemv_reduce_kernel<<<static_cast<unsigned>((MN + 255) / 256), 256, 0, stream>>>(a);
+    return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace lota::kernels

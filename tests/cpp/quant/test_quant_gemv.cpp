@@ -1,0 +1,149 @@
+// The decode-sized quantized product (kernels/quant_gemv.h): its CPU twin and bad input in CI;
+// the CUDA kernel against a float64 reference on random shapes, every bit width and group size,
+// act-order, LoTA offsets and bias, with poisoned memory (skipped without CUDA).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+
+#include "kernels/quant_gemv.h"
+#include "model/quant_linear.h"
+#include "quant/quantized_weight.h"
+#include "quant/rtn.h"
+#include "util/check.h"
+
+using namespace lota;
+
+namespace {
+
+bool have_cuda() {
+#ifdef LOTA_WITH_CUDA
+    return at::hasCUDA();
+#else
+    return false;
+#endif
+}
+
+quant::QuantizedWeight random_layer(int64_t K, int64_t N, int bits, int group, bool act_order, bool offset,
+                                    bool bias) {
+    quant::QuantOptions o;
+    o.bits = bits;
+    o.group_size = group;
+    quant::QuantizedWeight qw = quant::rtn_quantize(at::randn({N, K}) * 0.05, o);
+    if (act_order) qw.g_idx = qw.g_idx.index_select(0, at::randperm(K, at::kLong)).contiguous();
+    if (offset) qw.offset = at::rand({qw.n_groups(), N}) - 0.5;
+    if (bias) qw.bias = at::randn({N});
+    return qw;
+}
+
+quant::QuantizedWeight to_device(quant::QuantizedWeight qw, const at::Device& d) {
+    qw.qweight = qw.qweight.to(d);
+    qw.zeros = qw.zeros.to(d);
+    qw.scales = qw.scales.to(d);
+    qw.g_idx = qw.g_idx.to(d);
+    if (qw.offset.defined()) qw.offset = qw.offset.to(d);
+    if (qw.bias.defined()) qw.bias = qw.bias.to(d);
+    return qw;
+}
+
+// y64 = x·Wᵀ + b in float64 from the spec's dequantized W; bound = |x|·|W| (the scale of the
+// rounding errors any float32 accumulation order can make).
+std::pair<at::Tensor, at::Tensor> reference(const quant::QuantizedWeight& qw, const at::Tensor& x) {
+    const at::Tensor W = quant::dequantize(qw, at::kFloat).to(at::kDouble);  // [K, N]
+    const at::Tensor xd = x.to(at::kDouble);
+    at::Tensor y = xd.matmul(W);
+    if (qw.bias.defined()) y = y + qw.bias.to(x.scalar_type()).to(at::kDouble);
+    return {y, xd.abs().matmul(W.abs())};
+}
+
+at::Tensor run_gemv(const quant::QuantizedWeight& qw, const at::Tensor& x, int64_t group_rows) {
+    const at::Tensor bias = qw.bias.defined() ? qw.bias.to(x.scalar_type()) : at::Tensor();
+    return kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, bias, qw.bits, group_rows);
+}
+
+double out_eps(at::ScalarType t) { return t == at::kBFloat16 ? 1.0 / 256 : t == at::kHalf ? 1.0 / 1024 : 0.0; }
+
+}  // namespace
+
+TEST(QuantGemv, CpuTwinIsTheReferenceAndGroupRowsIsDetected) {
+    at::manual_seed(3);
+    const quant::QuantizedWeight qw = random_layer(96, 37, 3, 32, false, true, true);
+    const at::Tensor x = at::randn({2, 96});
+    const auto [ref, bound] = reference(qw, x);
+    const at::Tensor y = run_gemv(qw, x, 32);
+    EXPECT_TRUE(((y.to(at::kDouble) - ref).abs() <= 1e-5 * bound + 1e-6).all().item<bool>());
+    EXPECT_EQ(kernels::quant_gemv_group_rows(qw.g_idx, qw.n_groups()), 32);
+    const quant::QuantizedWeight act = random_layer(96, 8, 4, 32, true, false, false);
+    EXPECT_EQ(kernels::quant_gemv_group_rows(act.g_idx, act.n_groups()), 0);
+    const quant::QuantizedWeight one = random_layer(40, 8, 4, -1, false, false, false);
+    EXPECT_EQ(kernels::quant_gemv_group_rows(one.g_idx, one.n_groups()), 64);  // K rounded up to 32
+}
+
+TEST(QuantGemv, BadInputIsRefused) {
+    const quant::QuantizedWeight qw = random_layer(64, 8, 4, 32, false, false, false);
+    EXPECT_THROW(run_gemv(qw, at::randn({2, 63}), 32), Error);  // wrong K
+    EXPECT_THROW(run_gemv(qw, at::randn({2, 64}).to(at::kInt), 32), Error);  // wrong dtype
+    EXPECT_THROW(run_gemv(qw, at::randn({2, 64}), 48), Error);  // group_rows not a multiple of 32
+    EXPECT_THROW(kernels::quant_gemv(at::randn({1, 64}), qw.qweight, qw.zeros, qw.scales, qw.g_idx, {},
+                                     at::randn({9}), 4, 32),
+                 Error);  // bias of the wrong length
+}
+
+TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
+    if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
+    const at::Device cuda(at::kCUDA);
+    int cases = 0;
+    struct Shape { int64_t K, N; };
+    // K: partial 32-row chunks and several 256-row pieces; N: odd, not a multiple of 4, multiples of 4.
+    const Shape shapes[] = {{96, 203}, {640, 256}, {1344, 130}, {4224, 516}};
+    for (int bits : {2, 3, 4, 8})
+        for (int group : {32, 64, 128, -1})
+            for (bool act_order : {false, true})
+                for (const Shape& sh : shapes) {
+                    if (group > 0 && sh.K % group != 0) continue;
+                    at::manual_seed(1000 * bits + 10 * group + act_order + sh.K);
+                    const bool offset = (sh.K / 32 + bits) % 2 == 0, bias = sh.N % 2 == 0;
+                    const quant::QuantizedWeight qw = random_layer(sh.K, sh.N, bits, group, act_order, offset, bias);
+                    const quant::QuantizedWeight qc = to_device(qw, cuda);
+                    const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
+                    if (!act_order) {
+                        ASSERT_GT(group_rows, 0);
+                    }
+                    for (int64_t M : {1, 3, 8, 16})
+                        for (auto dtype : {at::kFloat, at::kBFloat16}) {
+                            const at::Tensor x = at::randn({M, sh.K}).to(dtype);
+                            const auto [ref, bound] = reference(qw, x);
+                            { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
+                            const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
+                            ASSERT_EQ(y.scalar_type(), dtype);
+                            const at::Tensor err = (y.to(at::kDouble) - ref).abs();
+                            const at::Tensor tol = 2e-5 * bound + out_eps(dtype) * ref.abs() + 1e-6;
+                            ASSERT_TRUE(y.isfinite().all().item<bool>());
+                            ASSERT_TRUE((err <= tol).all().item<bool>())
+                                << "bits " << bits << " group " << group << " act " << act_order << " K " << sh.K
+                                << " N " << sh.N << " M " << M << " dtype " << dtype << " max err "
+                                << err.max().item<double>() << " at tol " << tol.min().item<double>();
+                            ++cases;
+                        }
+                }
+    std::printf("quant_gemv CUDA: %d cases match the float64 reference\n", cases);
+    EXPECT_GT(cases, 300);
+}
+
+TEST(QuantGemvCuda, QuantLinearUsesItForDecodeRowsOnly) {
+    if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
+    at::manual_seed(5);
+    const quant::QuantizedWeight qw = random_layer(512, 384, 4, 64, false, true, true);
+    model::QuantLinear layer(qw);
+    layer.to(at::Device(at::kCUDA), at::kBFloat16);
+    const torch::NoGradGuard no_grad;
+    const at::Tensor x = at::randn({1, 20, 512}).to(at::kBFloat16).cuda();
+    const at::Tensor full = layer.forward(x);                          // 20 rows: dequant + GEMM
+    const at::Tensor rows = layer.forward(x.narrow(1, 0, 4));          // 4 rows: the kernel
+    EXPECT_EQ(rows.sizes(), (std::vector<int64_t>{1, 4, 384}));
+    EXPECT_TRUE(at::allclose(rows.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 2e-2, 2e-2));
+    model::QuantLinear::set_gemv_max_rows(0);
+    const at::Tensor off = layer.forward(x.narrow(1, 0, 4));
+    model::QuantLinear::set_gemv_max_rows(16);
+    EXPECT_TRUE(at::allclose(off.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 1e-2, 1e-2));
+}

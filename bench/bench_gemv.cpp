@@ -1,0 +1,131 @@
+// Decode-sized quantized product benchmark (issue 6): for a layer of K x N, M rows of x and
+// b-bit codes, times kernels::quant_gemv (packed codes read directly), the dequantize + GEMM path
+// QuantLinear takes otherwise, and a dense bf16 GEMM; reports the kernel's bandwidth against
+// the measured device-to-device copy bandwidth. Each time is the median of 7 batches of 100
+// calls after a warm-up. One JSON line per measurement. Usage:
+//   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/types.h>
+#ifdef LOTA_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include "kernels/quant_gemv.h"
+#include "model/quant_linear.h"
+#include "quant/quantized_weight.h"
+
+namespace {
+
+std::vector<int64_t> parse_list(const std::string& s) {
+    std::vector<int64_t> v;
+    size_t pos = 0;
+    while (pos < s.size()) {
+        size_t comma = s.find(',', pos);
+        v.push_back(std::stoll(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+        pos = comma == std::string::npos ? s.size() : comma + 1;
+    }
+    return v;
+}
+
+template <class F>
+double seconds_per_call(F&& f) {
+#ifdef LOTA_WITH_CUDA
+    for (int i = 0; i < 20; ++i) f();
+    c10::cuda::device_synchronize();
+    std::vector<double> t;
+    for (int r = 0; r < 7; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 100; ++i) f();
+        c10::cuda::device_synchronize();
+        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 100);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string shapes = "4096x14336,14336x4096", rows = "1,4,8,16";
+    int bits = 4, group = 128;
+    bool offset = false;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string k = argv[i], v = argv[i + 1];
+        if (k == "--shapes") shapes = v;
+        else if (k == "--bits") bits = std::stoi(v);
+        else if (k == "--group") group = std::stoi(v);
+        else if (k == "--rows") rows = v;
+        else if (k == "--offset") offset = v != "0";
+        else {
+            std::fprintf(stderr, "bench_gemv: unknown option %s\n", k.c_str());
+            return 1;
+        }
+    }
+    if (!at::hasCUDA()) {
+        std::fprintf(stderr, "bench_gemv: needs a CUDA device\n");
+        return 1;
+    }
+    const torch::NoGradGuard no_grad;
+    const at::TensorOptions cuda = at::TensorOptions().device(at::kCUDA);
+    // Device-to-device copy bandwidth (read + write) of a 2 GiB buffer: the reference "measured HBM bandwidth".
+    const at::Tensor src = at::empty({int64_t(1) << 29}, cuda.dtype(at::kFloat)), dst = at::empty_like(src);
+    const double tcopy = seconds_per_call([&] { dst.copy_(src); });
+    const double copy_bw = 2.0 * src.nbytes() / tcopy;
+    std::printf("{\"what\":\"copy\",\"bytes\":%lld,\"seconds\":%.6g,\"gb_per_s\":%.1f}\n", (long long)src.nbytes(),
+                tcopy, copy_bw / 1e9);
+    for (const std::string& shape : [&] {
+             std::vector<std::string> v;
+             size_t pos = 0;
+             while (pos < shapes.size()) {
+                 size_t comma = shapes.find(',', pos);
+                 v.push_back(shapes.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+                 pos = comma == std::string::npos ? shapes.size() : comma + 1;
+             }
+             return v;
+         }()) {
+        const int64_t K = std::stoll(shape.substr(0, shape.find('x'))), N = std::stoll(shape.substr(shape.find('x') + 1));
+        const int64_t G = group > 0 ? K / group : 1;
+        lota::quant::QuantizedWeight qw;
+        qw.bits = bits;
+        qw.group_size = group;
+        qw.in_features = K;
+        qw.out_features = N;
+        qw.qweight = at::randint(INT32_MIN, INT32_MAX, {K * bits / 32, N}, cuda.dtype(at::kInt));
+        qw.zeros = at::randint(0, 1 << bits, {G, N}, cuda.dtype(at::kInt));
+        qw.scales = (at::rand({G, N}, cuda.dtype(at::kFloat)) * 0.01).to(at::kHalf);
+        qw.g_idx = at::arange(K, cuda.dtype(at::kInt)).div(group > 0 ? group : K, "floor").to(at::kInt);
+        if (offset) qw.offset = at::rand({G, N}, cuda.dtype(at::kFloat)) - 0.5;
+        lota::model::QuantLinear layer(qw, std::make_shared<lota::model::DequantBuffer>());
+        const int64_t group_rows = lota::kernels::quant_gemv_group_rows(qw.g_idx, G);
+        const at::Tensor W16 = at::randn({N, K}, cuda.dtype(at::kBFloat16));
+        const double wbytes = double(qw.qweight.nbytes()) + qw.scales.nbytes() + qw.zeros.nbytes() +
+                              (offset ? double(qw.offset.nbytes()) : 0.0);
+        for (int64_t M : parse_list(rows)) {
+            const at::Tensor x = at::randn({M, K}, cuda.dtype(at::kBFloat16));
+            const double tk = seconds_per_call([&] {
+                lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows);
+            });
+            lota::model::QuantLinear::set_gemv_max_rows(0);
+            const double td = seconds_per_call([&] { layer.forward(x); });
+            lota::model::QuantLinear::set_gemv_max_rows(16);
+            const double tb = seconds_per_call([&] { at::linear(x, W16); });
+            const double bytes = wbytes + 2.0 * M * (K + N);
+            std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
+                        "\"kernel_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
+                        "\"fraction_of_copy_bw\":%.3f}\n",
+                        (long long)K, (long long)N, bits, group, offset ? "true" : "false", (long long)M, tk * 1e6,
+                        td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw);
+        }
+    }
+    return 0;
+}

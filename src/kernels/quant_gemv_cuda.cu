@@ -16,7 +16,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "kernels/dequant_formula.h"
+#include <type_traits>
+#include <utility>
+
 #include "kernels/quant_gemv_cuda.h"
 
 namespace lota::kernels {
@@ -34,16 +36,49 @@ __device__ __forceinline__ float load_as_float(const void* p, GemvType t, int64_
     }
 }
 
-// Loads the COLS words at qweight[row, n0 .. n0+COLS) (zeros for columns past N).
+// Code I of a 32-code chunk held in BITS words: kernels::gptq_stream_get with the word index and
+// shift known at compile time (so `w` stays in registers), returned as an exact float through the
+// 2^23 bit pattern (an OR and a subtraction instead of the slow int-to-float conversion).
+template <int BITS, int I>
+__device__ __forceinline__ float code_as_float(const int32_t (&w)[BITS]) {
+    constexpr int bit = I * BITS, word = bit / 32, shift = bit % 32;
+    uint32_t v = static_cast<uint32_t>(w[word]) >> shift;
+    if constexpr (shift + BITS > 32) v |= static_cast<uint32_t>(w[word + 1]) << (32 - shift);
+    return __uint_as_float((v & ((1u << BITS) - 1u)) | 0x4B000000u) - 8388608.0f;
+}
+
+// Calls f(std::integral_constant<int, I>) for I = 0 .. 31 (a compile-time loop).
+template <typename F, int... I>
+__device__ __forceinline__ void for_each_code(F&& f, std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+}
+
+// Loads the COLS words at qweight[row, n0 .. n0+COLS) (zeros for columns past N or rows past K).
 template <int COLS>
-__device__ __forceinline__ void load_words(const int32_t* __restrict__ qweight, int64_t row, int64_t N, int64_t n0,
-                                           int32_t (&w)[COLS]) {
-    if constexpr (COLS == 4) {
+__device__ __forceinline__ void load_words(const int32_t* __restrict__ qweight, int64_t row, int64_t word_rows,
+                                           int64_t N, int64_t n0, int32_t (&w)[COLS]) {
+    if (row >= word_rows) {
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) w[c] = 0;  // rows past K (x is 0 there)
+    } else if constexpr (COLS == 4) {
         const int4 v = __ldg(reinterpret_cast<const int4*>(qweight + row * N + n0));
         w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
     } else {
 #pragma unroll
         for (int c = 0; c < COLS; ++c) w[c] = n0 + c < N ? __ldg(qweight + row * N + n0 + c) : 0;
+    }
+}
+
+template <int BITS, int COLS>
+__device__ __forceinline__ void load_chunk(const GemvArgs& a, int64_t k0, int64_t word_rows, int64_t n0,
+                                           int32_t (&words)[COLS][BITS]) {
+    const int64_t w0 = k0 / CHUNK * BITS;  // k0 is a multiple of 32: the chunk starts a word
+#pragma unroll
+    for (int b = 0; b < BITS; ++b) {
+        int32_t w[COLS];
+        load_words<COLS>(a.qweight, w0 + b, word_rows, a.N, n0, w);
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) words[c][b] = w[c];
     }
 }
 
@@ -59,6 +94,7 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
     const int64_t k_end = k_begin + a.split_rows < K ? k_begin + a.split_rows : K;
     const int64_t word_rows = K * BITS / 32;
     const bool active = n0 < N;
+    const __half* scales = reinterpret_cast<const __half*>(a.scales);
 
     float acc[MROWS][COLS];
 #pragma unroll
@@ -68,6 +104,9 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
+        // Start this thread's first loads before the staging barrier so they overlap it.
+        int32_t next[COLS][BITS];
+        if (active) load_chunk<BITS, COLS>(a, p0, word_rows, n0, next);
         __syncthreads();  // the previous piece is no longer read
         for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
             const int m = i / PIECE, r = i % PIECE;
@@ -88,57 +127,60 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
         }
         if (!active) continue;
         for (int r0 = 0; r0 < rows; r0 += CHUNK) {
-            // The 32 rows from p0 + r0 start at a word boundary: p0 + r0 is a multiple of 32.
-            const int64_t w0 = (p0 + r0) / CHUNK * BITS;
             int32_t words[COLS][BITS];
 #pragma unroll
-            for (int b = 0; b < BITS; ++b) {
-                int32_t w[COLS];
-                if (w0 + b < word_rows) {
-                    load_words<COLS>(a.qweight, w0 + b, N, n0, w);
-                } else {
+            for (int c = 0; c < COLS; ++c)
 #pragma unroll
-                    for (int c = 0; c < COLS; ++c) w[c] = 0;  // rows past K (x is 0 there)
-                }
-#pragma unroll
-                for (int c = 0; c < COLS; ++c) words[c][b] = w[c];
-            }
+                for (int b = 0; b < BITS; ++b) words[c][b] = next[c][b];
+            if (r0 + CHUNK < rows) load_chunk<BITS, COLS>(a, p0 + r0 + CHUNK, word_rows, n0, next);  // prefetch
             if constexpr (GROUPED) {
+                float dot[MROWS][COLS];
+#pragma unroll
+                for (int m = 0; m < MROWS; ++m)
+#pragma unroll
+                    for (int c = 0; c < COLS; ++c) dot[m][c] = 0.0f;
+                for_each_code(
+                    [&](auto ic) {
+                        constexpr int i = decltype(ic)::value;
+                        float xv[MROWS];
+#pragma unroll
+                        for (int m = 0; m < MROWS; ++m) xv[m] = xs[m][r0 + i];
+#pragma unroll
+                        for (int c = 0; c < COLS; ++c) {
+                            const float q = code_as_float<BITS, i>(words[c]);
+#pragma unroll
+                            for (int m = 0; m < MROWS; ++m) dot[m][c] = fmaf(xv[m], q, dot[m][c]);
+                        }
+                    },
+                    std::make_integer_sequence<int, CHUNK>{});
                 const int64_t g = (p0 + r0) / a.group_rows;
 #pragma unroll
                 for (int c = 0; c < COLS; ++c) {
                     if (n0 + c >= N) break;
-                    float dot[MROWS];
-#pragma unroll
-                    for (int m = 0; m < MROWS; ++m) dot[m] = 0.0f;
-#pragma unroll
-                    for (int i = 0; i < CHUNK; ++i) {
-                        const float q = static_cast<float>(gptq_stream_get(words[c], 1, i, BITS));
-#pragma unroll
-                        for (int m = 0; m < MROWS; ++m) dot[m] = fmaf(xs[m][r0 + i], q, dot[m]);
-                    }
                     const int64_t gn = g * N + n0 + c;
-                    const float s = __half2float(reinterpret_cast<const __half*>(a.scales)[gn]);
+                    const float s = __half2float(scales[gn]);
                     const float zf = static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f);
 #pragma unroll
-                    for (int m = 0; m < MROWS; ++m) acc[m][c] += s * (dot[m] - zf * xsum[m][r0 / CHUNK]);
+                    for (int m = 0; m < MROWS; ++m) acc[m][c] += s * (dot[m][c] - zf * xsum[m][r0 / CHUNK]);
                 }
             } else {
-#pragma unroll 4
-                for (int i = 0; i < CHUNK; ++i) {
-                    const int64_t g = gs[r0 + i];
+                for_each_code(
+                    [&](auto ic) {
+                        constexpr int i = decltype(ic)::value;
+                        const int64_t g = gs[r0 + i];
 #pragma unroll
-                    for (int c = 0; c < COLS; ++c) {
-                        if (n0 + c >= N) break;
-                        const int64_t gn = g * N + n0 + c;
-                        const int32_t q = static_cast<int32_t>(gptq_stream_get(words[c], 1, i, BITS));
-                        const float f = a.offset ? a.offset[gn] : 0.0f;
-                        const float w = dequant_value(
-                            q, a.zeros[gn], __half2float(reinterpret_cast<const __half*>(a.scales)[gn]), f);
+                        for (int c = 0; c < COLS; ++c) {
+                            if (n0 + c >= N) break;
+                            const int64_t gn = g * N + n0 + c;
+                            const float f = a.offset ? a.offset[gn] : 0.0f;
+                            // The spec's formula: (q − z) exact, + f, · s (kernels::dequant_value).
+                            const float w = __half2float(scales[gn]) *
+                                            ((code_as_float<BITS, i>(words[c]) - static_cast<float>(a.zeros[gn])) + f);
 #pragma unroll
-                        for (int m = 0; m < MROWS; ++m) acc[m][c] = fmaf(xs[m][r0 + i], w, acc[m][c]);
-                    }
-                }
+                            for (int m = 0; m < MROWS; ++m) acc[m][c] = fmaf(xs[m][r0 + i], w, acc[m][c]);
+                        }
+                    },
+                    std::make_integer_sequence<int, CHUNK>{});
             }
         }
     }
@@ -187,6 +229,8 @@ template <int BITS, int COLS>
 void launch_cols(const GemvArgs& a, cudaStream_t stream) {
     if (a.M == 1)
         launch_rows<BITS, COLS, 1>(a, stream);
+    else if (a.M == 2)
+        launch_rows<BITS, COLS, 2>(a, stream);
     else if (a.M <= 4)
         launch_rows<BITS, COLS, 4>(a, stream);
     else
@@ -217,10 +261,12 @@ int sm_count() {
 int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
     const int64_t cols_per_block = static_cast<int64_t>(THREADS) * (vector_loads ? 4 : 1);
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
-    const int64_t row_blocks = M == 1 ? 1 : M <= 4 ? 1 : (M + 7) / 8;
+    const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
     const int64_t chunks = (K + CHUNK - 1) / CHUNK;
-    // Enough blocks to fill every SM several times; each range keeps at least 4 chunks of rows.
-    int64_t splits = (4 * sm_count() + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
+    // Enough blocks of two warps to keep ~32 warps per SM loading (latency hiding); each range
+    // keeps at least 4 chunks of rows. Partial sums stay small next to the codes for M <= 4.
+    const int64_t target = (M <= 4 ? 16 : 4) * sm_count();
+    int64_t splits = (target + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
     const int64_t max_splits = chunks / 4 > 0 ? chunks / 4 : 1;
     splits = splits < 1 ? 1 : splits > max_splits ? max_splits : splits;
     const int64_t chunks_per_split = (chunks + splits - 1) / splits;

@@ -55,7 +55,7 @@ def test_cuda_graph_decode_equals_eager_and_cpu(dtype, tmp_path):
     in f32 both equal the CPU's tokens."""
     d, q = tmp_path / "model", tmp_path / "q4"
     lota("init", "--out", d, "--seed", 11, "--hidden", 128, "--layers", 2, "--intermediate", 256, "--vocab", 300,
-         *CONFIGS["llama"])
+         *CONFIGS["llama_gqa"])
     lota("quantize", "--model", d, "--out", q, "--method", "rtn", "--bits", 4, "--group-size", 32)
     rng = np.random.default_rng(5)
     prompts = json.dumps([[int(x) for x in rng.integers(0, 300, n)] for n in (9, 4, 13)])

@@ -1,6 +1,8 @@
 // Per-block gradient checkpointing (block_checkpoint.h).
 #include "train/block_checkpoint.h"
 
+#include <mutex>
+
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -20,10 +22,22 @@ struct BlockArgs : public torch::CustomClassHolder {
     at::Tensor gen_state;  ///< generator state before the block's forward
 };
 
+// Generator state is read and written under the generator's mutex (ATen's rule for its
+// generators); the lock is not held while the block runs, because drawing takes it too.
+at::Tensor generator_state_get(at::Generator& gen) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get_state();
+}
+
+void generator_state_set(at::Generator& gen, const at::Tensor& state) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+}
+
 struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpointFunction> {
     static at::Tensor forward(AutogradContext* actx, const at::Tensor& h, const at::Tensor& anchor,
                               const c10::intrusive_ptr<BlockArgs>& args) {
-        if (args->gen) args->gen_state = args->gen->get_state();
+        if (args->gen) args->gen_state = generator_state_get(*args->gen);
         at::Tensor out;
         {
             at::NoGradGuard no_grad;
@@ -39,15 +53,15 @@ struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpoin
         const at::Tensor h = actx->get_saved_variables()[0].detach().requires_grad_(true);
         at::Tensor after;
         if (args->gen) {
-            after = args->gen->get_state();
-            args->gen->set_state(args->gen_state);
+            after = generator_state_get(*args->gen);
+            generator_state_set(*args->gen, args->gen_state);
         }
         {
             at::AutoGradMode grad(true);
             const at::Tensor out = args->model->block_forward(args->layer, h, *args->ctx);
             torch::autograd::backward({out}, {grad_out[0]});
         }
-        if (args->gen) args->gen->set_state(after);
+        if (args->gen) generator_state_set(*args->gen, after);
         return {h.grad(), at::Tensor(), at::Tensor()};
     }
 };

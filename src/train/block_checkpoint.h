@@ -2,7 +2,8 @@
 // and is recomputed in backward (Chen et al. 2016, "Training deep nets with sublinear memory
 // cost"). LoTA's merged weights are reused by the recomputation (they depend only on the adapter,
 // which is constant within a step); LoRA dropout masks are reproduced by restoring the dropout
-// generator's state before the recomputation, so results equal the uncheckpointed path.
+// generator's state (CPU: the Mersenne Twister state; CUDA: the Philox seed and offset) before the
+// recomputation, so results equal the uncheckpointed path.
 #pragma once
 
 #include <cstdint>

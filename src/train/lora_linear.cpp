@@ -2,8 +2,14 @@
 #include "train/lora_linear.h"
 
 #include <cmath>
+#include <mutex>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#ifdef LOTA_WITH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
 
 #include "util/check.h"
 
@@ -26,9 +32,14 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
     at::Tensor y = base_->forward(x);
     at::Tensor h = x;
     if (dropout_ > 0 && gen_) {
-        // Masks are drawn on the CPU (the generator is a CPU one) so runs reproduce on any device.
-        const at::Tensor keep = at::empty(x.sizes(), at::kFloat).bernoulli_(1.0 - dropout_, *gen_);
-        h = x * keep.to(x.device(), x.scalar_type()) * (1.0 / (1.0 - dropout_));
+        LOTA_CHECK(gen_->device().type() == x.device().type(),
+                   "LoraLinear: the dropout generator is on %s but the input is on %s (use lora_dropout_generator "
+                   "with the model's device)",
+                   gen_->device().str().c_str(), x.device().str().c_str());
+        // Drawn on x's device in x's dtype (0 and 1 are exact in bf16), contiguous in x's shape; on
+        // the CPU in f32 this is the same draw sequence as a CPU mask made in float32.
+        const at::Tensor keep = at::empty(x.sizes(), x.options()).bernoulli_(1.0 - dropout_, *gen_);
+        h = x * keep * (1.0 / (1.0 - dropout_));
     }
     const at::Tensor u = at::matmul(at::matmul(h, a_.to(x.scalar_type()).t()), b_.to(x.scalar_type()).t());
     return y + u * scaling_;
@@ -43,6 +54,21 @@ void LoraLinear::to(const at::Device& device, at::ScalarType dtype) {
 at::Tensor lora_init_a(int64_t r, int64_t in_features, at::Generator& gen) {
     const double bound = 1.0 / std::sqrt((double)in_features);
     return at::empty({r, in_features}, at::kFloat).uniform_(-bound, bound, gen);
+}
+
+at::Generator lora_dropout_generator(const at::Device& device, uint64_t seed) {
+    if (device.is_cpu()) return at::make_generator<at::CPUGeneratorImpl>(seed);
+#ifdef LOTA_WITH_CUDA
+    if (device.is_cuda()) {
+        // A fresh generator, not the device's default one: nothing else advances its Philox offset,
+        // so (seed, offset) and thus the masks depend only on this step's draws.
+        at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_current_seed(seed);  // also resets the Philox offset to 0
+        return gen;
+    }
+#endif
+    LOTA_FAIL("LoRA dropout: no generator for device %s in this build of lota", device.str().c_str());
 }
 
 }  // namespace lota::train

@@ -1,8 +1,9 @@
 // LoraLinear: the 16-bit LoRA baseline (Hu et al. 2021; the paper's GPTQ+LoRA) on top of any
 // frozen model::Linear (here the quantized base): y = base(x) + (α/r)·dropout(x)·Aᵀ·Bᵀ.
 // A [r, K] and B [N, r] are float32 master tensors with requires_grad (AdamW updates them, see
-// train/adamw.h); forward casts them to x's dtype (bf16 on CUDA). Dropout draws from a generator
-// the trainer sets per step, so a resumed run draws the same masks. Not mergeable into the grid.
+// train/adamw.h); forward casts them to x's dtype (bf16 on CUDA). Dropout masks are drawn on x's
+// device from a generator of that device (lora_dropout_generator) that the trainer seeds from
+// (seed, step), so a resumed run draws the same masks. Not mergeable into the grid.
 #pragma once
 
 #include <optional>
@@ -28,6 +29,7 @@ class LoraLinear : public model::Linear {
     at::Tensor& lora_a() { return a_; }
     at::Tensor& lora_b() { return b_; }
     /// Dropout is applied only while a generator is set (training; the trainer sets one per step).
+    /// Its device type must be that of the inputs (see lora_dropout_generator).
     void set_generator(std::optional<at::Generator> gen) { gen_ = std::move(gen); }
 
   private:
@@ -39,5 +41,9 @@ class LoraLinear : public model::Linear {
 
 /// peft's LoRA init: A kaiming-uniform (a = √5, i.e. U(−1/√K, 1/√K)) from `gen`, B zeros; float32.
 at::Tensor lora_init_a(int64_t r, int64_t in_features, at::Generator& gen);
+
+/// A dropout generator on `device` seeded with `seed`: a CPU generator for CPU, a CUDA (Philox)
+/// generator for CUDA. Throws for other devices, or CUDA in a build without CUDA.
+at::Generator lora_dropout_generator(const at::Device& device, uint64_t seed);
 
 }  // namespace lota::train

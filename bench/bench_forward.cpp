@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
                     const at::Tensor b = at::randn({l->out_features(), lora_rank}) * 0.01;
                     auto lora = std::make_shared<lota::train::LoraLinear>(l, a, b, 2.0, 0.0);
                     lora->to(dev, model->dtype());
+                    lora->freeze();  // as `lota generate --adapter` does
                     l = lora;
                 }
         }

@@ -1,17 +1,18 @@
 // CUDA kernel of the decode-sized quantized product y = x·Wᵀ, W[k,n] = S·(Q − Z + F) read from
 // the packed GPTQ codes (see quant_gemv.h; the CPU reference is dequant + GEMM).
 //
-// Work split: a block of 64 threads owns 256 consecutive output columns (4 per thread, one
-// 16-byte load per packed word row when N allows it, else 1 per thread) and one range of K rows.
-// x's rows of that range are staged in shared memory 256 rows at a time as float32 (every thread
-// reads the same x values: broadcasts). Codes are read 32 rows at a time (`bits` words per
-// column). Each block writes float32 partial sums for its K range; a second kernel adds the
-// ranges in a fixed order (deterministic), adds the bias and rounds once to the output type.
+// Work split: a block owns 256 consecutive output columns (64 lanes × 4 columns, one 16-byte
+// load per packed word row when N allows it, else 1 column per lane) and one range of K rows,
+// which its SLICES warps-pairs share chunk by chunk (32 rows whose codes fill exactly `bits`
+// words). x's rows are staged in shared memory 256 at a time as float32 (every thread reads the
+// same x values: broadcasts). The slices' sums are added in a fixed order in shared memory, each
+// block writes float32 partial sums for its K range, and a second kernel adds the ranges in a
+// fixed order (deterministic), adds the bias and rounds once to the output type.
 //
 // When the rows of a group are contiguous (g = k / group_rows, no act-order), the group's scale
-// is factored out of each 32-row chunk:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner
-// loop is one FMA per code and row of x. With act-order (g = g_idx[k]) every code is
-// dequantized with kernels::dequant_value, as the reference does.
+// is factored out of each chunk:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner loop
+// is one FMA per code and row of x. With act-order (g = g_idx[k]) every code is dequantized with
+// the reference's formula and rounding order (kernels::dequant_value).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -24,7 +25,9 @@
 namespace lota::kernels {
 namespace {
 
-constexpr int THREADS = 64;
+constexpr int LANES = 64;   // threads along the columns of a block
+constexpr int SLICES = 4;   // groups of LANES threads sharing a block's K range
+constexpr int THREADS = LANES * SLICES;
 constexpr int PIECE = 256;  // rows of x staged in shared memory at a time
 constexpr int CHUNK = 32;   // rows whose codes fill exactly `bits` words
 
@@ -87,8 +90,10 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
     __shared__ float xs[MROWS][PIECE];
     __shared__ float xsum[MROWS][PIECE / CHUNK];
     __shared__ int32_t gs[PIECE];
+    __shared__ float red[SLICES - 1][MROWS][LANES * COLS];
+    const int lane = threadIdx.x % LANES, slice = threadIdx.x / LANES;
     const int64_t N = a.N, K = a.K, M = a.M;
-    const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * THREADS + threadIdx.x) * COLS;
+    const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * LANES + lane) * COLS;
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MROWS;
     const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows;
     const int64_t k_end = k_begin + a.split_rows < K ? k_begin + a.split_rows : K;
@@ -104,9 +109,11 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
-        // Start this thread's first loads before the staging barrier so they overlap it.
+        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. Their
+        // first loads are issued before the staging barriers so that they overlap them.
         int32_t next[COLS][BITS];
-        if (active) load_chunk<BITS, COLS>(a, p0, word_rows, n0, next);
+        const int first = slice * CHUNK;
+        if (active && first < rows) load_chunk<BITS, COLS>(a, p0 + first, word_rows, n0, next);
         __syncthreads();  // the previous piece is no longer read
         for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
             const int m = i / PIECE, r = i % PIECE;
@@ -116,23 +123,26 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
             for (int r = threadIdx.x; r < PIECE; r += THREADS) gs[r] = r < rows ? a.g_idx[p0 + r] : 0;
         __syncthreads();
         if constexpr (GROUPED) {
-            for (int i = threadIdx.x; i < MROWS * (PIECE / CHUNK); i += THREADS) {
+            // Σx per (row of x, chunk): one warp per pair, a fixed shuffle tree (deterministic).
+            const int warp = threadIdx.x / 32, wl = threadIdx.x % 32;
+            for (int i = warp; i < MROWS * (PIECE / CHUNK); i += THREADS / 32) {
                 const int m = i / (PIECE / CHUNK), ch = i % (PIECE / CHUNK);
-                float s = 0.0f;
+                float v = xs[m][ch * CHUNK + wl];
 #pragma unroll
-                for (int r = 0; r < CHUNK; ++r) s += xs[m][ch * CHUNK + r];
-                xsum[m][ch] = s;
+                for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (wl == 0) xsum[m][ch] = v;
             }
             __syncthreads();
         }
         if (!active) continue;
-        for (int r0 = 0; r0 < rows; r0 += CHUNK) {
+        for (int r0 = first; r0 < rows; r0 += SLICES * CHUNK) {
             int32_t words[COLS][BITS];
 #pragma unroll
             for (int c = 0; c < COLS; ++c)
 #pragma unroll
                 for (int b = 0; b < BITS; ++b) words[c][b] = next[c][b];
-            if (r0 + CHUNK < rows) load_chunk<BITS, COLS>(a, p0 + r0 + CHUNK, word_rows, n0, next);  // prefetch
+            if (r0 + SLICES * CHUNK < rows)  // prefetch this slice's next chunk
+                load_chunk<BITS, COLS>(a, p0 + r0 + SLICES * CHUNK, word_rows, n0, next);
             if constexpr (GROUPED) {
                 float dot[MROWS][COLS];
 #pragma unroll
@@ -184,7 +194,21 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
             }
         }
     }
-    if (!active) return;
+    // Slices 1.. hand their sums to slice 0, which adds them in slice order and writes the partial.
+    if (slice > 0) {
+#pragma unroll
+        for (int m = 0; m < MROWS; ++m)
+#pragma unroll
+            for (int c = 0; c < COLS; ++c) red[slice - 1][m][lane * COLS + c] = acc[m][c];
+    }
+    __syncthreads();
+    if (slice > 0 || !active) return;
+#pragma unroll
+    for (int s = 0; s < SLICES - 1; ++s)
+#pragma unroll
+        for (int m = 0; m < MROWS; ++m)
+#pragma unroll
+            for (int c = 0; c < COLS; ++c) acc[m][c] += red[s][m][lane * COLS + c];
 #pragma unroll
     for (int m = 0; m < MROWS; ++m) {
         if (m0 + m >= M) break;
@@ -208,15 +232,21 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     const int64_t MN = a.M * a.N;
     if (i >= MN) return;
-    float v = 0.0f;
-    for (int64_t s = 0; s < a.splits; ++s) v += a.partial[s * MN + i];
+    // Eight independent running sums (loads in flight), combined in a fixed order.
+    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t s = 0;
+    for (; s + 8 <= a.splits; s += 8)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) part[j] += a.partial[(s + j) * MN + i];
+    for (int j = 0; s < a.splits; ++s, ++j) part[j] += a.partial[s * MN + i];
+    float v = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     if (a.bias) v += load_as_float(a.bias, a.out_type, i % a.N);
     store_as(a.out, a.out_type, i, v);
 }
 
 template <int BITS, int COLS, int MROWS>
 void launch_rows(const GemvArgs& a, cudaStream_t stream) {
-    const int64_t cols_per_block = static_cast<int64_t>(THREADS) * COLS;
+    const int64_t cols_per_block = static_cast<int64_t>(LANES) * COLS;
     const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
                     static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
     if (a.group_rows > 0)
@@ -259,15 +289,15 @@ int sm_count() {
 }  // namespace
 
 int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
-    const int64_t cols_per_block = static_cast<int64_t>(THREADS) * (vector_loads ? 4 : 1);
+    const int64_t cols_per_block = static_cast<int64_t>(LANES) * (vector_loads ? 4 : 1);
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
     const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
     const int64_t chunks = (K + CHUNK - 1) / CHUNK;
-    // Enough blocks of two warps to keep ~32 warps per SM loading (latency hiding); each range
-    // keeps at least 4 chunks of rows. Partial sums stay small next to the codes for M <= 4.
-    const int64_t target = (M <= 4 ? 16 : 4) * sm_count();
+    // About four blocks of eight warps per SM (latency hiding); each range keeps at least two
+    // chunks per slice, so the partial sums stay small next to the codes.
+    const int64_t target = 4 * sm_count();
     int64_t splits = (target + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
-    const int64_t max_splits = chunks / 4 > 0 ? chunks / 4 : 1;
+    const int64_t max_splits = chunks / (2 * SLICES) > 0 ? chunks / (2 * SLICES) : 1;
     splits = splits < 1 ? 1 : splits > max_splits ? max_splits : splits;
     const int64_t chunks_per_split = (chunks + splits - 1) / splits;
     *split_rows = chunks_per_split * CHUNK;

@@ -41,7 +41,13 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
         const at::Tensor keep = at::empty(x.sizes(), x.options()).bernoulli_(1.0 - dropout_, *gen_);
         h = x * keep * (1.0 / (1.0 - dropout_));
     }
-    const at::Tensor u = at::matmul(at::matmul(h, a_.to(x.scalar_type()).t()), b_.to(x.scalar_type()).t());
+    const at::ScalarType t = x.scalar_type();
+    if (frozen_ && (!a_cast_.defined() || a_cast_.scalar_type() != t || a_cast_.device() != a_.device())) {
+        a_cast_ = a_.detach().to(t);
+        b_cast_ = b_.detach().to(t);
+    }
+    const at::Tensor a = frozen_ ? a_cast_ : a_.to(t), b = frozen_ ? b_cast_ : b_.to(t);
+    const at::Tensor u = at::matmul(at::matmul(h, a.t()), b.t());
     return y + u * scaling_;
 }
 
@@ -49,6 +55,7 @@ void LoraLinear::to(const at::Device& device, at::ScalarType dtype) {
     base_->to(device, dtype);
     a_ = a_.detach().to(device).set_requires_grad(true);
     b_ = b_.detach().to(device).set_requires_grad(true);
+    a_cast_ = b_cast_ = at::Tensor();
 }
 
 at::Tensor lora_init_a(int64_t r, int64_t in_features, at::Generator& gen) {

@@ -31,12 +31,17 @@ class LoraLinear : public model::Linear {
     /// Dropout is applied only while a generator is set (training; the trainer sets one per step).
     /// Its device type must be that of the inputs (see lora_dropout_generator).
     void set_generator(std::optional<at::Generator> gen) { gen_ = std::move(gen); }
+    /// Inference only (evaluation, generation): A and B are cast to the compute dtype once and
+    /// the casts reused, instead of at every forward. A and B must not change afterwards.
+    void freeze() { frozen_ = true; }
 
   private:
     model::LinearPtr base_;
     at::Tensor a_, b_;
     double scaling_, dropout_;
     std::optional<at::Generator> gen_;
+    bool frozen_ = false;
+    at::Tensor a_cast_, b_cast_;  ///< frozen: A, B in the last compute dtype
 };
 
 /// peft's LoRA init: A kaiming-uniform (a = √5, i.e. U(−1/√K, 1/√K)) from `gen`, B zeros; float32.

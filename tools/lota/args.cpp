@@ -27,7 +27,9 @@ void add_adapter_flag(CLI::App& sub, std::string& adapter) {
 std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,
                                                const std::string& device, const std::string& dtype) {
     auto model = model::Transformer::load(model_dir, {device, dtype});
-    if (!adapter.empty()) train::adapter_apply(*model, io::adapter_read(adapter), adapter);
+    if (!adapter.empty())
+        for (const auto& layer : train::adapter_apply(*model, io::adapter_read(adapter), adapter))
+            if (layer.lora) layer.lora->freeze();  // evaluation only: cast A, B once
     return model;
 }
 

@@ -25,9 +25,7 @@
 namespace lota::kernels {
 namespace {
 
-constexpr int LANES = 64;   // threads along the columns of a block
-constexpr int SLICES = 4;   // groups of LANES threads sharing a block's K range
-constexpr int THREADS = LANES * SLICES;
+constexpr int LANES = 64;  // threads along the columns of a block
 constexpr int PIECE = 256;  // rows of x staged in shared memory at a time
 constexpr int CHUNK = 32;   // rows whose codes fill exactly `bits` words
 
@@ -85,12 +83,14 @@ __device__ __forceinline__ void load_chunk(const GemvArgs& a, int64_t k0, int64_
     }
 }
 
-template <int BITS, int COLS, int MROWS, bool GROUPED>
-__global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
+// SLICES: groups of LANES threads sharing a block's K range (see slices_for).
+template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
+__global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) {
+    constexpr int THREADS = LANES * SLICES;
     __shared__ float xs[MROWS][PIECE];
     __shared__ float xsum[MROWS][PIECE / CHUNK];
     __shared__ int32_t gs[PIECE];
-    __shared__ float red[SLICES - 1][MROWS][LANES * COLS];
+    __shared__ float red[SLICES > 1 ? SLICES - 1 : 1][MROWS][LANES * COLS];
     const int lane = threadIdx.x % LANES, slice = threadIdx.x / LANES;
     const int64_t N = a.N, K = a.K, M = a.M;
     const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * LANES + lane) * COLS;
@@ -195,13 +195,13 @@ __global__ void __launch_bounds__(THREADS) quant_gemv_kernel(GemvArgs a) {
         }
     }
     // Slices 1.. hand their sums to slice 0, which adds them in slice order and writes the partial.
-    if (slice > 0) {
+    if (SLICES > 1 && slice > 0) {
 #pragma unroll
         for (int m = 0; m < MROWS; ++m)
 #pragma unroll
             for (int c = 0; c < COLS; ++c) red[slice - 1][m][lane * COLS + c] = acc[m][c];
     }
-    __syncthreads();
+    if constexpr (SLICES > 1) __syncthreads();
     if (slice > 0 || !active) return;
 #pragma unroll
     for (int s = 0; s < SLICES - 1; ++s)
@@ -244,15 +244,27 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
     store_as(a.out, a.out_type, i, v);
 }
 
+// Threads per block along K, as measured on an H100 (bench/notes.md): four slices help narrow
+// layers (few column blocks) at 1–4 rows; wide layers and more rows do better with one.
+int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
+
 template <int BITS, int COLS, int MROWS>
 void launch_rows(const GemvArgs& a, cudaStream_t stream) {
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * COLS;
     const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
                     static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
-    if (a.group_rows > 0)
-        quant_gemv_kernel<BITS, COLS, MROWS, true><<<grid, THREADS, 0, stream>>>(a);
-    else
-        quant_gemv_kernel<BITS, COLS, MROWS, false><<<grid, THREADS, 0, stream>>>(a);
+    const bool grouped = a.group_rows > 0;
+    if (slices_for(a.M, a.N) == 4) {
+        if (grouped)
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a);
+        else
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a);
+    } else {
+        if (grouped)
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a);
+        else
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a);
+    }
 }
 
 template <int BITS, int COLS>
@@ -293,11 +305,14 @@ int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_load
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
     const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
     const int64_t chunks = (K + CHUNK - 1) / CHUNK;
-    // About four blocks of eight warps per SM (latency hiding); each range keeps at least two
-    // chunks per slice, so the partial sums stay small next to the codes.
-    const int64_t target = 4 * sm_count();
+    // Enough warps per SM to hide load latency (about 32: 16 blocks of two warps, or 4 of eight);
+    // each range keeps at least 4 chunks (8 with slices: two per slice), so the partial sums
+    // stay small next to the codes.
+    const int slices = slices_for(M, N);
+    const int64_t target = (slices == 1 && M <= 4 ? 16 : 4) * sm_count();
     int64_t splits = (target + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
-    const int64_t max_splits = chunks / (2 * SLICES) > 0 ? chunks / (2 * SLICES) : 1;
+    const int64_t min_chunks = slices == 1 ? 4 : 8;
+    const int64_t max_splits = chunks / min_chunks > 0 ? chunks / min_chunks : 1;
     splits = splits < 1 ? 1 : splits > max_splits ? max_splits : splits;
     const int64_t chunks_per_split = (chunks + splits - 1) / splits;
     *split_rows = chunks_per_split * CHUNK;

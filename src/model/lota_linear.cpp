@@ -3,33 +3,44 @@
 
 #include <ATen/ATen.h>
 
-#include "quant/lota_merge.h"
 #include "util/check.h"
 
 namespace lota::model {
 
 LotaLinear::LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b_t, double omega,
                        std::shared_ptr<DequantBuffer> buffer)
-    : base_(std::move(base)), buffer_(std::move(buffer)) {
-    quant::quantized_weight_check(base_, "LotaLinear");
-    LOTA_CHECK(!base_.offset.defined(), "LotaLinear: the base layer already carries a LoTA offset (a merged model)");
-    state_ = quant::lota_train_state_init(std::move(a_t), std::move(b_t), base_.scales, base_.g_idx, base_.n_groups(),
-                                          omega);
-    LOTA_CHECK(state_.a_t.size(1) == base_.in_features && state_.b_t.size(0) == base_.out_features,
+    : layer_(std::move(base)), buffer_(std::move(buffer)) {
+    quant::quantized_weight_check(layer_, "LotaLinear");
+    LOTA_CHECK(!layer_.offset.defined(), "LotaLinear: the base layer already carries a LoTA offset (a merged model)");
+    state_ = quant::lota_train_state_init(std::move(a_t), std::move(b_t), layer_.scales, layer_.g_idx,
+                                          layer_.n_groups(), omega);
+    LOTA_CHECK(state_.a_t.size(1) == layer_.in_features && state_.b_t.size(0) == layer_.out_features,
                "LotaLinear: adapter lora_A.weight %s / lora_B.weight %s does not fit in=%lld, out=%lld",
                shape_str(state_.a_t.sizes().vec()).c_str(), shape_str(state_.b_t.sizes().vec()).c_str(),
-               (long long)base_.in_features, (long long)base_.out_features);
+               (long long)layer_.in_features, (long long)layer_.out_features);
+    markers_ = quant::lota_merged_codes_init(layer_).markers;
 }
 
 const QuantLinear& LotaLinear::merged() {
     const int64_t av = state_.a_t._version(), bv = state_.b_t._version();
     if (!merged_ || av != a_version_ || bv != b_version_) {
         at::NoGradGuard no_grad;
-        merged_ = std::make_unique<QuantLinear>(quant::lota_merge(base_, state_.a_t, state_.b_t, state_.omega), buffer_);
+        const quant::LotaRemerged r = quant::lota_remerge({layer_.qweight, markers_}, layer_, state_.groups, state_.a_t,
+                                                          state_.b_t, state_.omega);
+        layer_.qweight = r.codes.qweight;
+        layer_.offset = r.offset;
+        markers_ = r.codes.markers;
+        stats_ = r.stats;
+        merged_ = std::make_unique<QuantLinear>(layer_, buffer_);
         a_version_ = av;
         b_version_ = bv;
     }
     return *merged_;
+}
+
+const at::Tensor& LotaLinear::merged_stats() {
+    merged();
+    return stats_;
 }
 
 at::Tensor LotaLinear::forward(const at::Tensor& x) {
@@ -39,12 +50,13 @@ at::Tensor LotaLinear::forward(const at::Tensor& x) {
 }
 
 void LotaLinear::to(const at::Device& device, at::ScalarType dtype) {
-    QuantLinear moved(base_);
+    QuantLinear moved(layer_);
     moved.to(device, dtype);
-    base_ = moved.weight();
-    state_ = quant::lota_train_state_init(state_.a_t.to(device), state_.b_t.to(device), base_.scales, base_.g_idx,
-                                          base_.n_groups(), state_.omega);
-    merged_.reset();
+    layer_ = moved.weight();
+    markers_ = markers_.to(device);
+    state_ = quant::lota_train_state_init(state_.a_t.to(device), state_.b_t.to(device), layer_.scales, layer_.g_idx,
+                                          layer_.n_groups(), state_.omega);
+    merged_.reset();  // the next forward re-merges from the moved codes (same result)
 }
 
 }  // namespace lota::model

@@ -3,7 +3,9 @@
 // adapter is pre-merged into a QuantLinear (codes Q + M, offset F) whenever lora_A/lora_B changed
 // (detected through their tensor version counters, so an in-place optimizer step is enough), and
 // forward is that QuantLinear's forward. With grad mode on, a tap accumulates ∂L/∂A, ∂L/∂B into
-// float32 buffers. Not here: the optimizer (train/tsignsgd.h) and adapter files (io).
+// float32 buffers. The layer keeps the merged codes and the markers, not a second copy of the base
+// codes (quant/lota_remerge.h), and re-merges without host syncs. Not here: the optimizer
+// (train/tsignsgd.h) and adapter files (io).
 #pragma once
 
 #include <memory>
@@ -13,22 +15,24 @@
 #include "model/linear.h"
 #include "model/quant_linear.h"
 #include "quant/lota_grad.h"
+#include "quant/lota_remerge.h"
 #include "quant/quantized_weight.h"
 
 namespace lota::model {
 
 class LotaLinear : public Linear {
   public:
-    /// base: the quantized layer (no offset); a_t = lora_A.weight int8 [r, K], b_t = lora_B.weight
-    /// int8 [N, r] (kept by handle, updated in place by the optimizer); omega = ω > 0.
+    /// base: the quantized layer (no offset; its codes are shared, not copied); a_t = lora_A.weight
+    /// int8 [r, K], b_t = lora_B.weight int8 [N, r] (kept by handle, updated in place by the
+    /// optimizer); omega = ω > 0. Validates everything here (reads g_idx back once).
     LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b_t, double omega,
                std::shared_ptr<DequantBuffer> buffer = nullptr);
     /// y = x·W'ᵀ (+ bias), W' = S·(Q + M − Z + F); differentiable in x; with grad mode on, the
     /// backward adds to grad_a()/grad_b().
     at::Tensor forward(const at::Tensor& x) override;
-    int64_t in_features() const override { return base_.in_features; }
-    int64_t out_features() const override { return base_.out_features; }
-    /// Moves the base weight, the adapter and its grad buffers to `device`; bias to `dtype`.
+    int64_t in_features() const override { return layer_.in_features; }
+    int64_t out_features() const override { return layer_.out_features; }
+    /// Moves the codes, the adapter and its grad buffers to `device`; bias to `dtype`.
     /// Gradient buffers are zeroed.
     void to(const at::Device& device, at::ScalarType dtype) override;
     std::string kind() const override { return "gptq+lota"; }
@@ -38,13 +42,19 @@ class LotaLinear : public Linear {
     const at::Tensor& grad_a() const { return state_.grad_a; }
     const at::Tensor& grad_b() const { return state_.grad_b; }
     double omega() const { return state_.omega; }
+    int64_t n_groups() const { return layer_.n_groups(); }  ///< G
     void zero_grad() { quant::lota_train_state_zero_grad(state_); }
     /// The merged layer for the current adapter (pre-merging first if the adapter changed): what
     /// `lota merge` writes, and what this layer's forward runs.
     const QuantLinear& merged();
+    /// Statistics of merged(), float64 [3] on the layer's device: #(M = +1), #(M = −1), Σ|F|.
+    /// Not read back here (the trainer reads all layers' at once).
+    const at::Tensor& merged_stats();
 
   private:
-    quant::QuantizedWeight base_;
+    quant::QuantizedWeight layer_;  ///< current merged codes Q' (+ offset F once merged); zeros, scales, g_idx
+    at::Tensor markers_;            ///< M of layer_'s codes, 2 bits a weight (quant::LotaMergedCodes)
+    at::Tensor stats_;
     quant::LotaTrainState state_;
     std::shared_ptr<DequantBuffer> buffer_;
     std::unique_ptr<QuantLinear> merged_;

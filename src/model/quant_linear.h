@@ -5,7 +5,8 @@
 // kernels/quant_gemv.h, which reads the packed codes directly. The model never holds
 // a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
 // in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
-// tensor that the caching allocator recycles (and that autograd may keep for ∂x).
+// tensor that the caching allocator recycles. Autograd does not keep it either: the backward
+// dequantizes again for ∂x (Note [no saved weight] in quant_linear.cpp).
 #pragma once
 
 #include <memory>

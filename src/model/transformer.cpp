@@ -91,7 +91,12 @@ ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& att
     } else {
         key_mask = mask;
     }
-    const bool padded = !key_mask.all().item<bool>();
+    // Without a cache, "any padding?" needs no device readback when the mask is absent or on the CPU.
+    bool padded = false;
+    if (cache || (attention_mask.defined() && !attention_mask.is_cpu()))
+        padded = !key_mask.all().item<bool>();
+    else if (attention_mask.defined())
+        padded = !attention_mask.to(at::kBool).all().item<bool>();
     if (!padded && past == 0) {
         ctx.causal = T > 1;  // plain causal: lets CUDA use the fused flash kernel
     } else if (!padded && T == 1) {
@@ -169,7 +174,9 @@ at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const 
     return mlp_out(layer, mid, mlp_hidden(layer, mlp_in(layer, mid)));
 }
 
-at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(rms_norm(h, final_norm_), lm_head_); }
+at::Tensor Transformer::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
+
+at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(final_norm(h), lm_head_); }
 
 at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) {
     const int64_t B = ids.size(0), S = cache.capacity();
@@ -204,6 +211,10 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attenti
         cache->length += 1;
         return logits;
     }
+    return head(forward_hidden(ids, attention_mask, cache));
+}
+
+at::Tensor Transformer::forward_hidden(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) {
     at::Tensor ids_dev = ids.to(device_);
     ForwardContext ctx = prepare(ids_dev, attention_mask, cache);
     at::Tensor h = embed(ids_dev);
@@ -216,7 +227,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attenti
         cache->length += T;
         cache->write_pos.fill_(cache->length);
     }
-    return head(h);
+    return h;
 }
 
 }  // namespace lota::model

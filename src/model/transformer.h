@@ -49,6 +49,9 @@ class Transformer {
     /// logits [B, T, V] (compute dtype) for token ids [B, T] (int64). `attention_mask` [B, T]
     /// (1 = token, 0 = padding) may be undefined. With a cache, appends to it.
     at::Tensor forward(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr);
+    /// forward() up to the last block: hidden states [B, T, C] before the final norm (forward = head of
+    /// it, except that forward() takes decode_step for one-token cache steps).
+    at::Tensor forward_hidden(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr);
 
     /// One decode step with fixed shapes: logits [B, 1, V] for ids [B, 1] and mask [B, 1] (int64,
     /// on the model's device). Attends over every cache slot (unwritten ones masked), writes the
@@ -61,7 +64,8 @@ class Transformer {
     at::Tensor embed(const at::Tensor& ids) const;
     ForwardContext prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const;
     at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
-    at::Tensor head(const at::Tensor& h) const;  ///< final norm + LM head
+    at::Tensor head(const at::Tensor& h) const;        ///< final norm + LM head
+    at::Tensor final_norm(const at::Tensor& h) const;  ///< final norm only (head = LM head of this)
 
     // The stages of block_forward, in order, each ending at the input of a group of linears, for
     // drivers that need those inputs one group at a time (GPTQ's true-sequential calibration):

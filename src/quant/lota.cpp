@@ -18,7 +18,11 @@ namespace {
 // TF32/bf16 on GPUs), every product is −1, 0 or +1 and every partial sum is an integer of magnitude
 // ≤ r. Integers up to 2^24 are exact in fp32, so for r ≤ 2^24 the result is exact whatever the
 // summation order or blocking of the GEMM. CPU integer GEMM would be slow and CUDA has none for int32.
+// The float16 variant (lota_delta_w_float on CUDA) is exact for the same reason up to r = 2048: every
+// integer of magnitude ≤ 2048 is a float16, so no partial sum is ever rounded, whatever precision
+// the GEMM accumulates in.
 constexpr int64_t kMaxExactRank = int64_t(1) << 24;
+constexpr int64_t kMaxExactRankHalf = 2048;
 
 void check_int8_2d(const at::Tensor& t, const char* name) {
     LOTA_CHECK(t.defined(), "LoTA: %s is undefined", name);
@@ -46,11 +50,12 @@ void check_omega(double omega) {
 }
 
 // Note [grouped rows]
-// Group j holds the rows {k : g_idx[k] == j}, exactly g = K/G of them (lota_group_size checks this
-// once per step). `perm` is a stable argsort of g_idx, so rows perm[j·g .. j·g+g−1] are group j in
-// ascending k. x.index_select(0, perm).view({G, g, N}) puts the groups in blocks; sums over the
-// middle dimension are then deterministic reductions (no atomics), and for monotonic g_idx perm is
-// the identity.
+// Group j holds the rows {k : g_idx[k] == j}, exactly g = K/G of them (lota_group_size checks this;
+// training checks it once, in lota_groups_make). `perm` is a stable argsort of g_idx, so rows
+// perm[j·g .. j·g+g−1] are group j in ascending k. x.index_select(0, perm).view({G, g, N}) puts the
+// groups in blocks; sums over the middle dimension are then deterministic reductions (no atomics).
+// For sorted g_idx (no act-order) perm is the identity, and LotaGroups leaves it undefined so the
+// hot paths skip the row gather (x.view({G, g, N}) directly: the same values in the same order).
 at::Tensor group_perm(const at::Tensor& g_idx) {
     return std::get<1>(at::sort(g_idx.to(at::kLong), /*stable=*/true, /*dim=*/0, /*descending=*/false));
 }
@@ -97,10 +102,33 @@ int64_t lota_group_size(const at::Tensor& g_idx, int64_t n_groups) {
     return g;
 }
 
+LotaGroups lota_groups_make(const at::Tensor& g_idx, int64_t n_groups) {
+    LotaGroups groups;
+    groups.rows = lota_group_size(g_idx, n_groups);
+    groups.n_groups = n_groups;
+    const at::Tensor idx = g_idx.to(at::kLong);
+    // Sorted, with exactly g rows per group, means g_idx[k] = k / g: the identity grouping.
+    const bool sorted = idx.size(0) < 2 || idx.slice(0, 1).ge(idx.slice(0, 0, idx.size(0) - 1)).all().item<bool>();
+    if (!sorted) groups.perm = group_perm(g_idx);
+    return groups;
+}
+
+at::Tensor lota_group_sum(const at::Tensor& x, const LotaGroups& groups, at::ScalarType dtype) {
+    const at::Tensor rows = groups.perm.defined() ? x.index_select(0, groups.perm) : x;
+    return rows.reshape({groups.n_groups, groups.rows, x.size(1)}).sum(1, false, dtype);
+}
+
 at::Tensor lota_delta_w(const at::Tensor& a_t, const at::Tensor& b_t) {
     check_adapters(a_t, b_t);
     // [K, r]·[r, N] in fp32, exact (Note [exact ternary GEMM]).
     return at::mm(a_t.t().to(at::kFloat), b_t.t().to(at::kFloat)).to(at::kInt);
+}
+
+at::Tensor lota_delta_w_float(const at::Tensor& a_t, const at::Tensor& b_t) {
+    check_adapters(a_t, b_t);
+    // CPU GEMMs in float16 are slow; CUDA ones are exact up to r = 2048 (Note [exact ternary GEMM]).
+    const at::ScalarType t = a_t.is_cuda() && a_t.size(0) <= kMaxExactRankHalf ? at::kHalf : at::kFloat;
+    return at::mm(a_t.t().to(t), b_t.t().to(t));
 }
 
 at::Tensor lota_markers(const at::Tensor& delta_w, const at::Tensor& q, double omega, int64_t maxq) {
@@ -131,10 +159,16 @@ at::Tensor lota_offset(const at::Tensor& delta_w, const at::Tensor& markers, con
     check_kn(markers, K, N, "markers M");
     LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == K, "LoTA: g_idx must be [%lld]",
                static_cast<long long>(K));
-    const int64_t g = lota_group_size(g_idx, n_groups);
-    const at::Tensor perm = group_perm(g_idx);
-    const at::Tensor sum_p = delta_w.index_select(0, perm).view({n_groups, g, N}).sum(1, false, at::kLong);
-    const at::Tensor sum_m = markers.index_select(0, perm).view({n_groups, g, N}).sum(1, false, at::kLong);
+    LotaGroups groups;
+    groups.rows = lota_group_size(g_idx, n_groups);
+    groups.n_groups = n_groups;
+    groups.perm = group_perm(g_idx);
+    return lota_offset_from_sums(lota_group_sum(delta_w, groups, at::kLong), lota_group_sum(markers, groups, at::kLong),
+                                 groups.rows, omega);
+}
+
+at::Tensor lota_offset_from_sums(const at::Tensor& sum_p, const at::Tensor& sum_m, int64_t g, double omega) {
+    check_omega(omega);
     const at::Tensor num = sum_p.to(at::kDouble) - sum_m.to(at::kDouble) * omega;
     return num.div_(static_cast<double>(g) * omega).to(at::kFloat);
 }
@@ -176,37 +210,52 @@ at::Tensor lota_dequant(const at::Tensor& q, const at::Tensor& markers, const at
 
 LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const at::Tensor& g_idx, int64_t n_groups,
                         double omega, const at::Tensor& a_t, const at::Tensor& b_t) {
+    check_adapters(a_t, b_t);
+    LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == a_t.size(1), "LoTA: g_idx must be [%lld]",
+               static_cast<long long>(a_t.size(1)));
+    LotaGroups groups;
+    groups.rows = checked_group_rows(g_idx.size(0), n_groups);
+    groups.n_groups = n_groups;
+    groups.perm = group_perm(g_idx);
+    return lota_backward(gw, scales, groups, omega, a_t, b_t);
+}
+
+LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const LotaGroups& groups, double omega,
+                        const at::Tensor& a_t, const at::Tensor& b_t, bool gw_scratch) {
     check_omega(omega);
     check_adapters(a_t, b_t);
-    const int64_t r = a_t.size(0), K = a_t.size(1), N = b_t.size(0);
+    const int64_t r = a_t.size(0), K = a_t.size(1), N = b_t.size(0), G = groups.n_groups, g = groups.rows;
     check_kn(gw, K, N, "dL/dW' (gw)");
     LOTA_CHECK(gw.scalar_type() == at::kFloat, "LoTA: dL/dW' must be float32, got %s", c10::toString(gw.scalar_type()));
-    check_kn(scales, n_groups, N, "scales S");
-    LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == K, "LoTA: g_idx must be [%lld]",
-               static_cast<long long>(K));
-    const int64_t g = checked_group_rows(K, n_groups);
+    check_kn(scales, G, N, "scales S");
+    LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
+               static_cast<long long>(g), static_cast<long long>(K));
     const double c = 1.0 / (static_cast<double>(g) * omega);
-    const at::Tensor perm = group_perm(g_idx);  // Note [grouped rows]
+    const at::Tensor& perm = groups.perm;  // Note [grouped rows]; undefined = identity
 
     // Gs in grouped row order: gs[j, :, n] = S[j, n] · Gw[rows of group j, n].
-    at::Tensor gs = gw.index_select(0, perm).view({n_groups, g, N});
-    gs.mul_(scales.to(at::kFloat).view({n_groups, 1, N}));
+    at::Tensor gs = perm.defined() ? gw.index_select(0, perm)
+                                   : (gw_scratch && gw.is_contiguous() ? gw : gw.contiguous().clone());
+    gs = gs.view({G, g, N});
+    gs.mul_(scales.to(at::kFloat).view({G, 1, N}));
     const at::Tensor gsum = gs.sum(1);  // [G, N]
     const at::Tensor gs2 = gs.view({K, N});
-    const at::Tensor a_s = a_t.index_select(1, perm).to(at::kFloat);  // [r, K] grouped
-    const at::Tensor bf = b_t.to(at::kFloat);                           // [N, r]
+    const at::Tensor a_s = (perm.defined() ? a_t.index_select(1, perm) : a_t).to(at::kFloat);  // [r, K] grouped
+    const at::Tensor bf = b_t.to(at::kFloat);                                                  // [N, r]
 
     // ∂P = Gs + c·gsum broadcast over each group's rows, so
     //   ∂P·b_t = Gs·b_t + c·(gsum·b_t) broadcast  ([K, r], grouped rows), and
     //   ∂Pᵀ·a_tᵀ = Gsᵀ·a_tᵀ + c·gsumᵀ·asum, asum[j, i] = Σ_{k in group j} a_t[i, k].
-    at::Tensor da = at::mm(gs2, bf).view({n_groups, g, r});
-    da.add_(at::mm(gsum, bf).view({n_groups, 1, r}), c);
+    at::Tensor da = at::mm(gs2, bf).view({G, g, r});
+    da.add_(at::mm(gsum, bf).view({G, 1, r}), c);
     at::Tensor db = at::mm(gs2.t(), a_s.t());
-    const at::Tensor asum = a_s.view({r, n_groups, g}).sum(2);  // [r, G]
+    const at::Tensor asum = a_s.view({r, G, g}).sum(2);  // [r, G]
     db.addmm_(gsum.t(), asum.t(), 1.0, c);
 
     LotaGrads out;
-    out.a_t = at::empty({K, r}, da.options()).index_copy_(0, perm, da.view({K, r})).t().contiguous();
+    const at::Tensor da_rows = da.view({K, r});
+    const at::Tensor da_k = perm.defined() ? at::empty({K, r}, da.options()).index_copy_(0, perm, da_rows) : da_rows;
+    out.a_t = da_k.t().contiguous();
     out.b_t = db;
     return out;
 }

@@ -28,8 +28,27 @@ at::Tensor lota_init_b(int64_t out_features, int64_t r);
 /// exactly K/G rows (true for GPTQ with and without act-order); returns g = K/G. Syncs on CUDA.
 int64_t lota_group_size(const at::Tensor& g_idx, int64_t n_groups);
 
+/// Row grouping of one layer, validated once and then reused by every step's offsets and backward
+/// without further checks or host syncs (Note [grouped rows] in lota.cpp).
+struct LotaGroups {
+    int64_t n_groups = 1;  ///< G
+    int64_t rows = 1;      ///< g = K/G rows per group
+    at::Tensor perm;       ///< int64 [K]: stable argsort of g_idx; undefined when g_idx is sorted (identity)
+};
+
+/// Validates g_idx like lota_group_size (syncs on CUDA: call it at load time) and builds the grouping
+/// on g_idx's device.
+LotaGroups lota_groups_make(const at::Tensor& g_idx, int64_t n_groups);
+
+/// Σ over the rows of each group of x [K, N], accumulated and returned in `dtype`: [G, N]. No checks.
+at::Tensor lota_group_sum(const at::Tensor& x, const LotaGroups& groups, at::ScalarType dtype);
+
 /// delta_w = P = (b_t·a_t)ᵀ, int32 [K, N]. Exact: see Note [exact ternary GEMM] in lota.cpp.
 at::Tensor lota_delta_w(const at::Tensor& a_t, const at::Tensor& b_t);
+
+/// The same P as a floating-point tensor holding exact integers (float16 on CUDA for r ≤ 2048,
+/// else float32): half the bytes of lota_delta_w and no conversion pass, for the per-step re-merge.
+at::Tensor lota_delta_w_float(const at::Tensor& a_t, const at::Tensor& b_t);
 
 /// Markers M, int8 [K, N]: +1 where P > ω and Q < maxq, −1 where P < −ω and Q > 0, else 0.
 /// delta_w: integer [K, N]; q: integer codes [K, N] in [0, maxq].
@@ -40,6 +59,10 @@ at::Tensor lota_markers(const at::Tensor& delta_w, const at::Tensor& q, double o
 /// Note [offset rounding] in lota.cpp for the exact arithmetic. g = K/G (checked).
 at::Tensor lota_offset(const at::Tensor& delta_w, const at::Tensor& markers, const at::Tensor& g_idx,
                        int64_t n_groups, double omega);
+/// The arithmetic of lota_offset from exact group sums ΣP, ΣM [G, N] (any integer-valued dtype):
+/// F = (ΣP − ω·ΣM) / (g·ω) in float64, rounded once to float32. lota_offset and the training
+/// re-merge both end here, so F is defined in exactly one place.
+at::Tensor lota_offset_from_sums(const at::Tensor& sum_p, const at::Tensor& sum_m, int64_t g, double omega);
 
 /// Result of the per-step pre-merge: M int8 [K, N] and F float32 [G, N].
 struct LotaPremerged {
@@ -70,8 +93,12 @@ struct LotaGrads {
 ///     ∂L/∂P = Gs + (1/(g·ω))·groupsum(Gs)[g_idx],  ∂L/∂a_t = (∂L/∂P · b_t)ᵀ,  ∂L/∂b_t = ∂L/∂Pᵀ · a_tᵀ.
 /// gw = ∂L/∂W' float32 [K, N]; scales [G, N]; g_idx [K]; a_t int8 [r, K]; b_t int8 [N, r].
 /// Two K·N·r GEMMs plus O(K·N) elementwise work; ∂L/∂P is never materialised (lota.cpp).
-/// Does not validate g_idx values (call lota_group_size once per step for that).
+/// Does not validate g_idx values (lota_groups_make does that once).
 LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const at::Tensor& g_idx, int64_t n_groups,
                         double omega, const at::Tensor& a_t, const at::Tensor& b_t);
+/// The same with a precomputed grouping (no sort of g_idx, no row gather when it is sorted). gw is
+/// used as scratch (scaled in place) when it is not needed afterwards: pass gw_scratch = true then.
+LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const LotaGroups& groups, double omega,
+                        const at::Tensor& a_t, const at::Tensor& b_t, bool gw_scratch = false);
 
 }  // namespace lota::quant

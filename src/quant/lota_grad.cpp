@@ -25,6 +25,8 @@ void save_state(AutogradContext* ctx, const LotaTrainState& s) {
     ctx->saved_data["scales"] = s.scales;
     ctx->saved_data["g_idx"] = s.g_idx;
     ctx->saved_data["n_groups"] = s.n_groups;
+    ctx->saved_data["group_rows"] = s.groups.rows;
+    if (s.groups.perm.defined()) ctx->saved_data["group_perm"] = s.groups.perm;
     ctx->saved_data["omega"] = s.omega;
 }
 
@@ -37,6 +39,9 @@ LotaTrainState load_state(AutogradContext* ctx) {
     s.scales = ctx->saved_data["scales"].toTensor();
     s.g_idx = ctx->saved_data["g_idx"].toTensor();
     s.n_groups = ctx->saved_data["n_groups"].toInt();
+    s.groups.n_groups = s.n_groups;
+    s.groups.rows = ctx->saved_data["group_rows"].toInt();
+    if (ctx->saved_data.count("group_perm")) s.groups.perm = ctx->saved_data["group_perm"].toTensor();
     s.omega = ctx->saved_data["omega"].toDouble();
     return s;
 }
@@ -92,9 +97,9 @@ LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor 
                static_cast<long long>(b_t.size(0)));
     LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == a_t.size(1), "LoTA: g_idx must be [K] = [%lld]",
                static_cast<long long>(a_t.size(1)));
-    lota_group_size(g_idx, n_groups);
-    lota_delta_w(a_t.narrow(1, 0, 0), b_t);  // dtype and rank checks only (empty product)
     LotaTrainState s;
+    s.groups = lota_groups_make(g_idx, n_groups);
+    lota_delta_w(a_t.narrow(1, 0, 0), b_t);  // dtype and rank checks only (empty product)
     s.grad_a = at::zeros(a_t.sizes(), a_t.options().dtype(at::kFloat));
     s.grad_b = at::zeros(b_t.sizes(), b_t.options().dtype(at::kFloat));
     s.anchor = at::zeros({}, a_t.options().dtype(at::kFloat)).requires_grad_(true);
@@ -120,7 +125,8 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
     // Gw = xᵀ·∂y: the one full K×N GEMM training adds (DESIGN §1).
     at::Tensor gw = at::mm(x.reshape({-1, K}).t(), dy.reshape({-1, N}).to(x.scalar_type()));
     if (gw.scalar_type() != at::kFloat) gw = gw.to(at::kFloat);
-    const LotaGrads g = lota_backward(gw, state.scales, state.g_idx, state.n_groups, state.omega, state.a_t, state.b_t);
+    // gw is ours: lota_backward may scale it in place instead of copying it.
+    const LotaGrads g = lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
     state.grad_a.add_(g.a_t);
     state.grad_b.add_(g.b_t);
 }

@@ -5,8 +5,9 @@
 //
 // Note [LoTA training plan]
 // Within one optimizer step a_t and b_t are constant, so per layer and per step:
-//   1. lota_premerge(a_t, b_t, Q, g_idx, G, ω, maxq) → (M, F); the merged layer Q' = Q + M with
-//      offset F is exactly what lota_merge writes (quant/lota_merge.h). Pack Q' and set offset = F.
+//   1. (M, F) of the adapter; the merged layer Q' = Q + M with offset F is exactly what lota_merge
+//      writes (quant/lota_merge.h). Training gets it from lota_remerge (quant/lota_remerge.h), which
+//      keeps Q' and M instead of a second copy of Q and runs without host syncs.
 //   2. Every forward and ∂x of that step runs the ordinary quantized-linear op on the merged weight:
 //         y = quantized_linear(x)               (differentiable in x: ∂x = ∂y·W'ᵀ in HF layout)
 //         y = lota_grad_tap(y, x, state)        (identity forward; its backward adds to the grads)
@@ -21,6 +22,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "quant/lota.h"
+
 namespace lota::quant {
 
 /// One LoTA layer's adapter during training. Tensors are handles shared with the owning layer
@@ -33,6 +36,7 @@ struct LotaTrainState {
     at::Tensor scales;  ///< S [G, N] of the base layer
     at::Tensor g_idx;   ///< [K] of the base layer
     int64_t n_groups = 1;  ///< G
+    LotaGroups groups;     ///< the rows of each group, validated once (lota_groups_make)
     double omega = 1.0;    ///< ω
     /// Float32 scalar with requires_grad: an input of the autograd ops so that autograd calls their
     /// backward even when x needs no gradient (e.g. the first layer over frozen embeddings).
@@ -40,7 +44,7 @@ struct LotaTrainState {
 };
 
 /// Builds a state with zeroed float32 grad buffers on a_t's device and a fresh anchor; validates
-/// shapes and g_idx (lota_group_size).
+/// shapes and g_idx (lota_groups_make: reads back on CUDA, so call it at load time, not per step).
 LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor scales, at::Tensor g_idx,
                                      int64_t n_groups, double omega);
 
@@ -48,7 +52,7 @@ LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor 
 void lota_train_state_zero_grad(LotaTrainState& state);
 
 /// Gw = xᵀ·∂y for x [..., K], dy [..., N] (GEMM in x's dtype, result float32), then adds
-/// lota_backward(Gw) into state.grad_a / grad_b.
+/// lota_backward(Gw) into state.grad_a / grad_b. No host syncs.
 void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, const at::Tensor& dy);
 
 /// Identity on y [..., N]; in backward passes ∂y through unchanged and calls

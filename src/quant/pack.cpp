@@ -79,39 +79,73 @@ at::Tensor add_word_constants(const at::Tensor& qzeros, int bits, bool add, cons
 
 }  // namespace
 
-// 2, 4 and 8 bits: whole codes per word (code i of a column in word i / per at bit (i % per)·b),
-// so packing along rows is a few tensor ops on the tensor's own device — training re-packs every
-// adapted layer at every step, and a CPU round trip per layer would dominate a GPU step.
+// Note [byte view of packed codes]
+// For b = 2, 4, 8 a word holds 32/b whole codes: code i of a column sits in word i / (32/b) at bit
+// b·(i mod 32/b). On a little-endian machine (static_assert below) byte j of a word therefore holds
+// the codes per·j .. per·j + per − 1 (per = 8/b), code per·j + c at bit b·c of the byte. qweight int32
+// [W, N] viewed as bytes [W, N, 4] becomes the codes [W, 4, per, N] by one transpose and per
+// shifts/masks of byte tensors: a few cheap tensor ops on the tensor's own device, no host round trip
+// and no sync. Training re-packs every adapted layer at every step, so this is on the hot path.
 // 3 bits (codes straddle words) goes through the scalar stream above.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the byte view of packed codes assumes little endian");
+
+namespace {
+
+void check_whole_code_bits(int bits, const char* what) {
+    LOTA_CHECK(bits == 2 || bits == 4 || bits == 8, "%s: expected 2, 4 or 8 bits, got %d", what, bits);
+}
+
+}  // namespace
+
+at::Tensor pack_codes_unchecked(const at::Tensor& codes, int bits) {
+    if (bits == 3) return pack_stream(codes, bits, 0, "pack_codes");
+    check_whole_code_bits(bits, "pack_codes");
+    LOTA_CHECK(codes.dim() == 2 && !at::isFloatingType(codes.scalar_type()) && codes.scalar_type() != at::kBool,
+               "pack_codes: expected a 2-D integer tensor, got %s %s", c10::toString(codes.scalar_type()),
+               shape_str(codes.sizes().vec()).c_str());
+    const int64_t per = 8 / bits, R = codes.size(0), C = codes.size(1);
+    LOTA_CHECK(R * bits % 32 == 0, "pack_codes: %lld rows times %d bits is not a multiple of 32", (long long)R, bits);
+    const int64_t W = R * bits / 32;
+    const at::Tensor c = codes.to(at::kByte).contiguous().view({W, 4, per, C});
+    at::Tensor bytes = c.select(2, 0).clone(at::MemoryFormat::Contiguous);  // [W, 4, C]
+    for (int64_t j = 1; j < per; ++j) bytes.bitwise_or_(c.select(2, j).bitwise_left_shift(j * bits));
+    // reshape, not view: contiguous() may leave odd strides on size-1 dimensions, which view(kInt) rejects.
+    return bytes.permute({0, 2, 1}).contiguous().reshape({W, C * 4}).view(at::kInt);
+}
+
 at::Tensor pack_codes(const at::Tensor& codes, int bits) {
     if (bits == 3) return pack_stream(codes, bits, 0, "pack_codes");
     check_bits(bits, "pack_codes");
     LOTA_CHECK(codes.dim() == 2 && !at::isFloatingType(codes.scalar_type()) && codes.scalar_type() != at::kBool,
                "pack_codes: expected a 2-D integer tensor, got %s %s", c10::toString(codes.scalar_type()),
                shape_str(codes.sizes().vec()).c_str());
-    const int64_t per = 32 / bits, R = codes.size(0), C = codes.size(1), maxq = (1 << bits) - 1;
-    LOTA_CHECK(R % per == 0, "pack_codes: %lld rows times %d bits is not a multiple of 32", (long long)R, bits);
+    const int64_t maxq = (1 << bits) - 1;
     if (codes.numel() > 0) {
         const int64_t lo = codes.min().item<int64_t>(), hi = codes.max().item<int64_t>();
         LOTA_CHECK(lo >= 0 && hi <= maxq, "pack_codes: values must lie in [0, %lld] for %d bits, got range [%lld, %lld]",
                    (long long)maxq, bits, (long long)lo, (long long)hi);
     }
-    const at::Tensor v = codes.to(at::kInt).view({R / per, per, C});
-    at::Tensor out = v.select(1, 0).clone();
-    for (int64_t j = 1; j < per; ++j) out.bitwise_or_(v.select(1, j).bitwise_left_shift(j * bits));
-    return out.contiguous();
+    return pack_codes_unchecked(codes, bits);
 }
 
 at::Tensor unpack_codes(const QuantizedWeight& qw) {
     if (qw.bits == 3) return unpack_stream(qw.qweight, qw.bits, 0, "unpack_codes").to(at::kByte);
-    check_bits(qw.bits, "unpack_codes");
+    check_whole_code_bits(qw.bits, "unpack_codes");
     const at::Tensor& w = qw.qweight;
     LOTA_CHECK(w.dim() == 2 && w.scalar_type() == at::kInt, "unpack_codes: expected an int32 2-D tensor, got %s %s",
                c10::toString(w.scalar_type()), shape_str(w.sizes().vec()).c_str());
-    const int64_t per = 32 / qw.bits;
-    const at::Tensor shifts = at::arange(0, 32, qw.bits, w.options()).view({1, per, 1});
-    return w.unsqueeze(1).bitwise_right_shift(shifts).bitwise_and((1 << qw.bits) - 1).view({w.size(0) * per, w.size(1)})
-        .to(at::kByte);
+    const int64_t per = 8 / qw.bits, W = w.size(0), C = w.size(1);
+    const at::Tensor bytes = w.contiguous().view(at::kByte).view({W, C, 4}).permute({0, 2, 1});  // [W, 4, C]
+    at::Tensor out = at::empty({W, 4, per, C}, bytes.options());
+    for (int64_t j = 0; j < per; ++j) {
+        at::Tensor dst = out.select(2, j);
+        const at::Tensor src = j == 0 ? bytes : bytes.bitwise_right_shift(j * qw.bits);
+        if (j == per - 1)
+            dst.copy_(src);  // the top field: the shift already cleared the bits above it
+        else
+            at::bitwise_and_out(dst, src, (1 << qw.bits) - 1);
+    }
+    return out.view({W * 4 * per, C});
 }
 
 at::Tensor pack_zeros(const at::Tensor& zeros, int bits) { return pack_stream(zeros, bits, 1, "pack_zeros"); }

@@ -36,8 +36,12 @@ void quantized_weight_check(const QuantizedWeight& qw, const char* what = "quant
 at::Tensor unpack_codes(const QuantizedWeight& qw);
 
 /// Packs codes Q (uint8 or any integer type, [K, N], values in [0, 2^bits − 1]) into int32
-/// [K*bits/32, N]. Throws when K*bits is not a multiple of 32 or a code is out of range.
+/// [K*bits/32, N]. Throws when K*bits is not a multiple of 32 or a code is out of range (the range
+/// check reads back from the device: use pack_codes_unchecked on hot paths).
 at::Tensor pack_codes(const at::Tensor& codes, int bits);
+/// pack_codes without the range check, for codes that are in range by construction: for 2, 4 and
+/// 8 bits a few tensor ops on the codes' device with no host sync (Note [byte view of packed codes]).
+at::Tensor pack_codes_unchecked(const at::Tensor& codes, int bits);
 
 /// Dequantized weight W[k,n] = S·(Q − Z + F) as [K, N] of `dtype` on qw's device, computed in
 /// float32 and rounded once at the end (F only when qw.offset is defined). Runs kernels/dequant.h

@@ -56,9 +56,10 @@ std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Ada
                 auto q = std::dynamic_pointer_cast<model::QuantLinear>(slot);
                 LOTA_CHECK(q != nullptr, "%s: module '%s' is not quantized (%s); LoTA-QAF needs a GPTQ layer",
                            what.c_str(), name.c_str(), slot->kind().c_str());
-                layer.base = q->weight();
-                const at::Device dev = layer.base.qweight.device();
-                layer.lota = std::make_shared<model::LotaLinear>(layer.base, it->second.lora_a.to(dev, at::kChar).clone(),
+                // The LotaLinear takes over the base codes; nothing else keeps them (no second copy).
+                const at::Device dev = q->weight().qweight.device();
+                layer.lota = std::make_shared<model::LotaLinear>(q->weight(),
+                                                                 it->second.lora_a.to(dev, at::kChar).clone(),
                                                                  it->second.lora_b.to(dev, at::kChar).clone(),
                                                                  adapter.config.omega, buffer);
                 slot = layer.lota;

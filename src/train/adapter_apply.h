@@ -11,7 +11,6 @@
 #include "io/adapter.h"
 #include "model/lota_linear.h"
 #include "model/transformer.h"
-#include "quant/quantized_weight.h"
 #include "train/lora_linear.h"
 
 namespace lota::train {
@@ -28,7 +27,6 @@ struct AdaptedLayer {
     std::string name;                             ///< module prefix
     std::shared_ptr<model::LotaLinear> lota;      ///< set for LoTA
     std::shared_ptr<LoraLinear> lora;             ///< set for LoRA
-    quant::QuantizedWeight base;                  ///< the unadapted quantized weight (LoTA)
 };
 
 /// Checks `adapter` against the model (io::adapter_check) and replaces each adapted module in

@@ -81,14 +81,14 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
     return BlockCheckpointFunction::apply(h, anchor, args);
 }
 
-at::Tensor forward_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
-                                std::optional<at::Generator> dropout_gen) {
+at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                                       std::optional<at::Generator> dropout_gen) {
     // Every block's saved args share the context, so it lives exactly as long as the graph.
     const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare(ids, mask, nullptr));
     at::Tensor h = model.embed(ids);
     for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
         h = block_forward_checkpointed(model, l, h, ctx, dropout_gen);
-    return model.head(h);
+    return h;
 }
 
 }  // namespace lota::train

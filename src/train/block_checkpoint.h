@@ -24,9 +24,9 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
                                       std::shared_ptr<const model::ForwardContext> ctx,
                                       std::optional<at::Generator> dropout_gen);
 
-/// Full forward to logits [B, T, V] with every block checkpointed (ids/mask [B, T] int64 on the
-/// model's device).
-at::Tensor forward_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
-                                std::optional<at::Generator> dropout_gen);
+/// Forward through every block, each checkpointed: the hidden states [B, T, C] before the final norm
+/// (ids [B, T] int64 on the model's device; mask [B, T] on any device, the CPU saves a readback).
+at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                                       std::optional<at::Generator> dropout_gen);
 
 }  // namespace lota::train

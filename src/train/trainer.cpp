@@ -16,6 +16,7 @@
 #include "train/adapter_apply.h"
 #include "train/block_checkpoint.h"
 #include "train/checkpoint.h"
+#include "train/lm_loss.h"
 #include "train/lora_linear.h"
 #include "train/train_log.h"
 #include "util/check.h"
@@ -88,13 +89,14 @@ std::vector<at::Tensor> lora_params(const std::vector<AdaptedLayer>& layers) {
 }
 
 struct StepLoss {
-    double loss_sum = 0;
+    at::Tensor loss_sum;  ///< float64 scalar on the device: Σ token CE of the step (read back later)
     int64_t label_tokens = 0, tokens = 0;
 };
 
 /// Forward + backward of one optimizer step's examples in micro-batches; gradients accumulate.
+/// No host sync: the loss stays on the device (a non-finite loss is caught after the step).
 StepLoss step_forward_backward(model::Transformer& model, const std::vector<Example>& data,
-                               const std::vector<int64_t>& idx, int64_t micro, bool checkpointing,
+                               const std::vector<int64_t>& idx, int64_t micro, const TrainOptions& o,
                                const std::optional<at::Generator>& gen) {
     std::vector<Batch> batches;
     StepLoss r;
@@ -103,19 +105,24 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<Exam
         for (size_t j = i; j < std::min(idx.size(), i + (size_t)micro); ++j) ex.push_back(&data[idx[j]]);
         batches.push_back(batch_collate(ex));
         r.label_tokens += batches.back().n_label_tokens;
-        r.tokens += batches.back().mask.sum().item<int64_t>();
+        r.tokens += batches.back().mask.sum().item<int64_t>();  // CPU tensor: no device sync
     }
     LOTA_CHECK(r.label_tokens > 0, "a training step has no target tokens (all targets truncated away?)");
+    const at::Device dev = model.device();
+    r.loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev));
     for (const Batch& b : batches) {
-        const at::Device dev = model.device();
-        const at::Tensor ids = b.ids.to(dev), mask = b.mask.to(dev);
-        const at::Tensor logits = checkpointing ? forward_checkpointed(model, ids, mask, gen) : model.forward(ids, mask);
-        const int64_t T = logits.size(1), V = logits.size(2);
-        const at::Tensor pred = logits.slice(1, 0, T - 1).reshape({-1, V}).to(at::kFloat);
-        const at::Tensor target = b.labels.slice(1, 1, T).reshape({-1}).to(dev);
-        const at::Tensor loss = at::cross_entropy_loss(pred, target, {}, at::Reduction::Sum, -100);
-        r.loss_sum += loss.item<double>();
-        if (std::isfinite(r.loss_sum)) (loss / (double)r.label_tokens).backward();
+        const at::Tensor ids = b.ids.to(dev);
+        // The CPU mask lets prepare() see "no padding" without a device readback.
+        const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
+                                                      : model.forward_hidden(ids, b.mask);
+        const int64_t B = h.size(0), T = h.size(1);
+        // Position t predicts token t + 1: targets are the labels shifted left, −100 after the last.
+        const at::Tensor target =
+            at::cat({b.labels.slice(1, 1, T), at::full({B, 1}, -100, b.labels.options())}, 1).reshape({-1}).to(dev);
+        const at::Tensor hn = model.final_norm(h).reshape({B * T, -1});
+        const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), target, o.loss_chunk_rows);
+        r.loss_sum.add_(loss.detach().to(at::kDouble));
+        (loss / (double)r.label_tokens).backward();
     }
     return r;
 }
@@ -201,31 +208,42 @@ TrainResult train_run(const TrainOptions& o) {
             gen = lora_dropout_generator(model->device(), o.seed * 7919ULL + (uint64_t)step);
             for (const auto& l : layers) l.lora->set_generator(gen);
         }
-        const StepLoss sl =
-            step_forward_backward(*model, data, order.take(o.batch_size), micro, o.gradient_checkpointing, gen);
-        const double loss = sl.loss_sum / (double)sl.label_tokens;
-        LOTA_CHECK(std::isfinite(loss),
-                   "step %lld: loss is %g (not finite); stopping. The last good checkpoint in %s is kept; try a "
-                   "lower learning rate or check the data",
-                   (long long)step, loss, o.out.c_str());
-        nlohmann::json rec = {{"step", step}, {"loss", loss}, {"target_tokens", sl.label_tokens}};
+        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, gen);
+        nlohmann::json rec = {{"step", step}, {"target_tokens", sl.label_tokens}};
+        // Everything the log needs comes back in one read at the end of the step (LoTA: the only host
+        // sync of the step). A non-finite loss is reported after the optimizer step, before any write.
+        std::vector<at::Tensor> values;
+        values.reserve(3);
+        values.push_back(sl.loss_sum.reshape({1}));
         if (o.method == "lota") {
-            const LotaStats ls = lota_stats(layers);  // of the adapter this step's forward used
+            values.push_back(lota_stats_device(layers));  // of the adapter this step's forward used
             std::vector<TSignSgdParam> params;
             for (const auto& l : layers) {
                 params.push_back({l.lota->lora_a(), l.lota->grad_a()});
                 params.push_back({l.lota->lora_b(), l.lota->grad_b()});
             }
-            const TSignSgdStats ts = tsignsgd_step(params, step, total, o.tsign);
+            values.push_back(tsignsgd_step_async(params, step, total, o.tsign));
             for (const auto& l : layers) l.lota->zero_grad();
-            rec.update({{"sigma_t", ts.sigma_t}, {"markers_pos", ls.markers_pos}, {"markers_neg", ls.markers_neg},
-                        {"mean_abs_offset", ls.mean_abs_offset}, {"grad_norm", ts.grad_norm},
-                        {"n_changed", ts.n_changed}, {"guard_active", ts.guard_active}});
         } else {
             const double lr = adamw_lr(o.adamw, step, total);
             const double norm = adamw_step(lparams, adam, o.adamw, lr);
             for (const auto& p : lparams) p.mutable_grad() = at::Tensor();
             rec.update({{"lr", lr}, {"grad_norm", norm}});
+        }
+        for (auto& v : values) v = v.to(model->device());
+        const at::Tensor host = at::cat(values).cpu();
+        const double loss = host[0].item<double>() / (double)sl.label_tokens;
+        LOTA_CHECK(std::isfinite(loss),
+                   "step %lld: loss is %g (not finite); stopping. The last good checkpoint in %s is kept; try a "
+                   "lower learning rate or check the data",
+                   (long long)step, loss, o.out.c_str());
+        rec["loss"] = loss;
+        if (o.method == "lota") {
+            const LotaStats ls = lota_stats_from(host.narrow(0, 1, 3), layers);
+            const TSignSgdStats ts = tsignsgd_stats_from(host.narrow(0, 4, 5), step, total, o.tsign);
+            rec.update({{"sigma_t", ts.sigma_t}, {"markers_pos", ls.markers_pos}, {"markers_neg", ls.markers_neg},
+                        {"mean_abs_offset", ls.mean_abs_offset}, {"grad_norm", ts.grad_norm},
+                        {"n_changed", ts.n_changed}, {"guard_active", ts.guard_active}});
         }
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.update({{"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},

@@ -32,6 +32,7 @@ struct TrainOptions {
     std::vector<std::string> target_modules;  ///< short names; empty = all seven projections
     int64_t save_every = 0;       ///< checkpoint every K steps (0: only at the end)
     bool gradient_checkpointing = true;  ///< recompute each block in backward
+    int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
     std::string device = "cpu";   ///< cpu (f32) | cuda (bf16)
     uint64_t seed = 0;

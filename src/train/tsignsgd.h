@@ -52,8 +52,17 @@ double tsignsgd_quantile(int64_t t, int64_t T, const TSignSgdOptions& options = 
 /// q·(n−1), computed in float64), found with kthvalue (no size limit, no sampling). x float.
 double tsignsgd_exact_quantile(const at::Tensor& x, double q);
 
-/// One optimizer step over all adapter tensors (see file comment and DESIGN §1). Returns stats.
+/// One optimizer step over all adapter tensors (see file comment and DESIGN §1). Returns stats
+/// (reads them back: one host sync).
 TSignSgdStats tsignsgd_step(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
                             const TSignSgdOptions& options = {});
+
+/// The same step without any host sync (all parameters on one device): returns float64 [5] on that
+/// device (n_selected, n_changed, n_guarded, grad_norm, guard_active) for tsignsgd_stats_from, so a
+/// caller can read it back together with its other per-step values.
+at::Tensor tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
+                               const TSignSgdOptions& options = {});
+/// Stats from tsignsgd_step_async's values, already copied to the CPU.
+TSignSgdStats tsignsgd_stats_from(const at::Tensor& values, int64_t t, int64_t T, const TSignSgdOptions& options = {});
 
 }  // namespace lota::train

@@ -189,3 +189,56 @@ TEST(TSignSgd, RejectsBadParams) {
     EXPECT_THROW(tsignsgd_step({{p, at::zeros({9})}}, 1, 10), lota::Error);
     EXPECT_THROW(tsignsgd_step({{p.to(at::kFloat), at::zeros({8})}}, 1, 10), lota::Error);
 }
+
+TEST(TSignSgd, EqualSizedTensorsBatchedAsInSeparateSteps) {
+    // Tensors of equal size are processed as rows of one matrix (Note [batched quantiles]); the
+    // quantiles stay per tensor: each must move exactly as in a step over that tensor alone, with
+    // the guard decided by the global norm of all of them.
+    at::Generator gen = make_gen(431);
+    for (const int64_t t : {10, 95}) {  // phase 1, phase 2 (norm ≈ 0.5·√(5·3000) ≈ 61 > 10: guard on)
+        std::vector<TSignSgdParam> params;
+        std::vector<at::Tensor> before;
+        for (int i = 0; i < 5; ++i) {
+            const int64_t n = i == 4 ? 1000 : 3000;  // one of a different size
+            params.push_back({rand_ternary({n}, gen), at::randn({n}, gen) * (0.2 + 0.2 * i)});
+            before.push_back(params.back().param.clone());
+        }
+        params[1].param = params[1].param.view({3, 1000});
+        params[1].grad = params[1].grad.view({3, 1000});
+        const TSignSgdOptions o;
+        const TSignSgdStats st = tsignsgd_step(params, t, 100, o);
+        EXPECT_EQ(st.guard_active, t > 80);
+        int64_t changed = 0, guarded = 0;
+        for (size_t i = 0; i < params.size(); ++i) {
+            const at::Tensor ref = ref_update(before[i].view(params[i].param.sizes()), params[i].grad, st.sigma_t,
+                                              o.tau, st.guard_active, o.guard_quantile);
+            expect_bitwise_equal(params[i].param, ref, "t " + std::to_string(t) + ", tensor " + std::to_string(i));
+            changed += ref.ne(before[i].view(ref.sizes())).sum().item<int64_t>();
+            if (st.guard_active) {
+                const at::Tensor mag = params[i].grad.abs().to(at::kDouble);
+                guarded += mag.gt(ref_quantile(params[i].grad.abs(), o.guard_quantile))
+                               .logical_and(mag.gt(ref_quantile(params[i].grad.abs(), st.sigma_t)))
+                               .sum()
+                               .item<int64_t>();
+            }
+        }
+        EXPECT_EQ(st.n_changed, changed);
+        EXPECT_EQ(st.n_guarded, guarded);
+    }
+}
+
+TEST(TSignSgd, AsyncStepReturnsTheSameStats) {
+    at::Generator gen = make_gen(441);
+    const at::Tensor g = at::randn({2000}, gen), p0 = rand_ternary({2000}, gen);
+    at::Tensor p1 = p0.clone(), p2 = p0.clone();
+    const TSignSgdStats a = tsignsgd_step({{p1, g}}, 3, 10);
+    const at::Tensor v = tsignsgd_step_async({{p2, g}}, 3, 10);
+    ASSERT_EQ(v.scalar_type(), at::kDouble);
+    ASSERT_EQ(v.numel(), 5);
+    const TSignSgdStats b = tsignsgd_stats_from(v.cpu(), 3, 10);
+    EXPECT_TRUE(at::equal(p1, p2));
+    EXPECT_EQ(a.n_selected, b.n_selected);
+    EXPECT_EQ(a.n_changed, b.n_changed);
+    EXPECT_EQ(a.grad_norm, b.grad_norm);
+    EXPECT_EQ(a.sigma_t, b.sigma_t);
+}

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/dequant_formula.h"
 #include "quant/gptq_tensors.h"
 #include "quant/pack.h"
 #include "quant/quantized_weight.h"
@@ -102,6 +103,29 @@ TEST(Pack, V1WholeWordBorrowFromZeroPointZero) {
     EXPECT_EQ(as_vec(unpack_zeros(qzeros_v1_to_v2(v1, 4), 4)), as_vec(Z));
     // A field-by-field "+1" reader gets field 1 wrong (3 + 1 = 4, not 5): the reason for whole words.
     EXPECT_EQ(((0xEEEEFE3Fu >> 4) & 0xF) + 1, 4u);
+}
+
+TEST(Pack, ByteViewMatchesTheBitStream) {
+    // pack_codes/unpack_codes use byte views for 2, 4 and 8 bits (Note [byte view of packed codes]);
+    // every code must sit where the scalar bit-stream reader (the dequant kernels' spec) finds it.
+    at::manual_seed(17);
+    for (const int bits : {2, 4, 8}) {
+        const int64_t K = 64, N = 5;
+        const at::Tensor Q = at::randint(0, 1 << bits, {K, N}, at::kLong);
+        const at::Tensor W = pack_codes(Q, bits);
+        ASSERT_EQ(W.sizes().vec(), (std::vector<int64_t>{K * bits / 32, N}));
+        const int32_t* w = W.data_ptr<int32_t>();
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t n = 0; n < N; ++n)
+                ASSERT_EQ(lota::kernels::gptq_stream_get(w + n, N, k, bits), (uint32_t)Q[k][n].item<int64_t>())
+                    << "bits " << bits << " k " << k << " n " << n;
+        QuantizedWeight qw;
+        qw.bits = bits;
+        qw.qweight = W;
+        EXPECT_TRUE(at::equal(unpack_codes(qw).to(at::kLong), Q)) << "bits " << bits;
+        EXPECT_TRUE(at::equal(pack_codes_unchecked(Q.to(at::kByte).t().contiguous().t(), bits), W))
+            << "non-contiguous uint8 codes, bits " << bits;
+    }
 }
 
 class PackRoundTrip : public ::testing::TestWithParam<std::tuple<int, int>> {};

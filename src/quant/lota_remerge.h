@@ -1,0 +1,45 @@
+// The per-step re-merge of LoTA-QAF training (DESIGN §1, "the key performance fact"): after every
+// optimizer step each adapted layer gets new merged codes Q' = Q + M and offsets F for its new
+// adapter, with tensor ops on the layer's device and no host synchronisation. Training keeps one
+// set of packed codes per layer, see Note [merged codes and markers] in lota_remerge.cpp. Not here:
+// the validated, one-off merge that `lota merge` writes (lota_merge.h; this file gives the same
+// codes and offsets bit for bit) and the autograd glue (lota_grad.h).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "quant/lota.h"
+#include "quant/quantized_weight.h"
+
+namespace lota::quant {
+
+/// What a training layer keeps between optimizer steps.
+struct LotaMergedCodes {
+    at::Tensor qweight;  ///< int32 [K·b/32, N]: Q' = Q + M, packed like the base layer (what forward runs)
+    at::Tensor markers;  ///< uint8 [⌈K·N/4⌉]: M + 1 ∈ {0, 1, 2}, four per byte, [K, N] in row-major order
+};
+
+/// Step 0 (no markers yet): Q' = Q, sharing base.qweight (no copy), and M = 0.
+LotaMergedCodes lota_merged_codes_init(const QuantizedWeight& base);
+
+/// M + 1 as uint8 [K, N] (values 0, 1, 2) to the 2-bit form of LotaMergedCodes::markers, and back.
+at::Tensor lota_markers_pack(const at::Tensor& marker_codes);
+at::Tensor lota_markers_unpack(const at::Tensor& packed, int64_t K, int64_t N);
+
+/// One layer's re-merge.
+struct LotaRemerged {
+    LotaMergedCodes codes;
+    at::Tensor offset;  ///< F, float32 [G, N]
+    at::Tensor stats;   ///< float64 [3] on the layer's device: #(M = +1), #(M = −1), Σ|F|
+};
+
+/// Re-merges `codes` for the adapter a_t int8 [r, K], b_t int8 [N, r] with threshold omega: the base
+/// codes Q = Q' − M, then M, F (DESIGN §1) of the new adapter and Q'_new = Q + M. `layer` gives the
+/// shape, bits and g_idx (its qweight and offset are not used); `groups` = lota_groups_make(g_idx, G).
+/// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches.
+LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                          const at::Tensor& a_t, const at::Tensor& b_t, double omega);
+
+}  // namespace lota::quant

@@ -38,27 +38,38 @@ std::vector<int64_t> parse_list(const std::string& s) {
     return v;
 }
 
-template <class F>
-double seconds_per_call(F&& f) {
 #ifdef LOTA_WITH_CUDA
-    for (int i = 0; i < 20; ++i) f();
-    c10::cuda::device_synchronize();
+// Seconds per call: `batch` makes 100 calls; the median over 7 synchronised batches.
+template <class B>
+double median_per_call(B&& batch) {
     std::vector<double> t;
     for (int r = 0; r < 7; ++r) {
+        c10::cuda::device_synchronize();
         const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < 100; ++i) f();
+        batch();
         c10::cuda::device_synchronize();
         t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 100);
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
+}
+#endif
+
+// Host-launched: 100 calls in a loop (includes the host's launch cost when it exceeds the GPU time).
+template <class F>
+double seconds_per_call(F&& f) {
+#ifdef LOTA_WITH_CUDA
+    for (int i = 0; i < 20; ++i) f();
+    return median_per_call([&] {
+        for (int i = 0; i < 100; ++i) f();
+    });
 #else
     (void)f;
     return 0;
 #endif
 }
 
-// GPU seconds per call: 100 calls captured in one CUDA graph, median of 7 replays.
+// GPU time: 100 calls captured in one CUDA graph, replayed.
 template <class F>
 double graph_seconds_per_call(F&& f) {
 #ifdef LOTA_WITH_CUDA
@@ -72,16 +83,7 @@ double graph_seconds_per_call(F&& f) {
         graph.capture_end();
     }
     graph.replay();
-    c10::cuda::device_synchronize();
-    std::vector<double> t;
-    for (int r = 0; r < 7; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        graph.replay();
-        c10::cuda::device_synchronize();
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 100);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    return median_per_call([&] { graph.replay(); });
 #else
     (void)f;
     return 0;

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include "../cuda_test_util.h"
 #include "lota_test_util.h"
 #include "quant/lota.h"
 #include "quant/lota_merge.h"
@@ -18,24 +19,9 @@
 using namespace lota::quant;
 using namespace lota_test;
 
+using lota_cuda_test::have_cuda;
+
 namespace {
-
-bool have_cuda() {
-#ifdef LOTA_WITH_CUDA
-    return at::hasCUDA();
-#else
-    return false;
-#endif
-}
-
-QuantizedWeight on(QuantizedWeight qw, const at::Device& d) {
-    qw.qweight = qw.qweight.to(d);
-    qw.zeros = qw.zeros.to(d);
-    qw.scales = qw.scales.to(d);
-    qw.g_idx = qw.g_idx.to(d);
-    if (qw.offset.defined()) qw.offset = qw.offset.to(d);
-    return qw;
-}
 
 QuantizedWeight make_layer(int64_t K, int64_t N, int bits, int64_t g, bool act_order, at::Generator& gen) {
     const int64_t maxq = (1 << bits) - 1, G = K / g;
@@ -62,7 +48,7 @@ TEST(LotaCuda, RemergeMatchesCpuBitForBit) {
     for (const int bits : {2, 4, 8}) {
         for (const bool act_order : {false, true}) {
             const QuantizedWeight base = make_layer(K, N, bits, 64, act_order, gen);
-            const QuantizedWeight base_d = on(base, cuda);
+            const QuantizedWeight base_d = lota_cuda_test::quantized_on(base, cuda);
             const LotaGroups g_cpu = lota_groups_make(base.g_idx, base.n_groups());
             const LotaGroups g_cuda = lota_groups_make(base_d.g_idx, base_d.n_groups());
             LotaMergedCodes c_cpu = lota_merged_codes_init(base), c_cuda = lota_merged_codes_init(base_d);

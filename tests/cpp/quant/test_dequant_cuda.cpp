@@ -6,35 +6,15 @@
 #include <ATen/Context.h>
 #include <torch/types.h>
 
+#include "../cuda_test_util.h"
 #include "model/quant_linear.h"
 #include "quant/gptq.h"
 #include "quant/quantized_weight.h"
 #include "quant/rtn.h"
 
 using namespace lota;
-
-namespace {
-
-bool have_cuda() {
-#ifdef LOTA_WITH_CUDA
-    return at::hasCUDA();
-#else
-    return false;
-#endif
-}
-
-quant::QuantizedWeight to_cuda(quant::QuantizedWeight qw) {
-    const at::Device d(at::kCUDA);
-    qw.qweight = qw.qweight.to(d);
-    qw.zeros = qw.zeros.to(d);
-    qw.scales = qw.scales.to(d);
-    qw.g_idx = qw.g_idx.to(d);
-    if (qw.offset.defined()) qw.offset = qw.offset.to(d);
-    if (qw.bias.defined()) qw.bias = qw.bias.to(d);
-    return qw;
-}
-
-}  // namespace
+using lota_cuda_test::have_cuda;
+using lota_cuda_test::quantized_on;
 
 TEST(DequantCuda, BitExactAgainstCpuReference) {
     if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
@@ -51,7 +31,7 @@ TEST(DequantCuda, BitExactAgainstCpuReference) {
                     quant::QuantizedWeight qw = quant::rtn_quantize(at::randn({N, K}), o);
                     if (act_order) qw.g_idx = qw.g_idx.index_select(0, at::randperm(K, at::kLong)).contiguous();
                     if (offset) qw.offset = at::rand({qw.n_groups(), N}) - 0.5;
-                    const quant::QuantizedWeight qc = to_cuda(qw);
+                    const quant::QuantizedWeight qc = quantized_on(qw, at::Device(at::kCUDA));
                     for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
                         const at::Tensor ref = quant::dequantize(qw, dtype);
                         const at::Tensor got = quant::dequantize(qc, dtype).cpu();

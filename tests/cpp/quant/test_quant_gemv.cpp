@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include "../cuda_test_util.h"
 #include "kernels/quant_gemv.h"
 #include "model/quant_linear.h"
 #include "quant/quantized_weight.h"
@@ -13,16 +14,10 @@
 #include "util/check.h"
 
 using namespace lota;
+using lota_cuda_test::have_cuda;
+using lota_cuda_test::quantized_on;
 
 namespace {
-
-bool have_cuda() {
-#ifdef LOTA_WITH_CUDA
-    return at::hasCUDA();
-#else
-    return false;
-#endif
-}
 
 quant::QuantizedWeight random_layer(int64_t K, int64_t N, int bits, int group, bool act_order, bool offset,
                                     bool bias) {
@@ -33,16 +28,6 @@ quant::QuantizedWeight random_layer(int64_t K, int64_t N, int bits, int group, b
     if (act_order) qw.g_idx = qw.g_idx.index_select(0, at::randperm(K, at::kLong)).contiguous();
     if (offset) qw.offset = at::rand({qw.n_groups(), N}) - 0.5;
     if (bias) qw.bias = at::randn({N});
-    return qw;
-}
-
-quant::QuantizedWeight to_device(quant::QuantizedWeight qw, const at::Device& d) {
-    qw.qweight = qw.qweight.to(d);
-    qw.zeros = qw.zeros.to(d);
-    qw.scales = qw.scales.to(d);
-    qw.g_idx = qw.g_idx.to(d);
-    if (qw.offset.defined()) qw.offset = qw.offset.to(d);
-    if (qw.bias.defined()) qw.bias = qw.bias.to(d);
     return qw;
 }
 
@@ -104,7 +89,7 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                     at::manual_seed(1000 * bits + 10 * group + act_order + sh.K);
                     const bool offset = (sh.K / 32 + bits) % 2 == 0, bias = sh.N % 2 == 0;
                     const quant::QuantizedWeight qw = random_layer(sh.K, sh.N, bits, group, act_order, offset, bias);
-                    const quant::QuantizedWeight qc = to_device(qw, cuda);
+                    const quant::QuantizedWeight qc = quantized_on(qw, cuda);
                     const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
                     if (!act_order) {
                         ASSERT_GT(group_rows, 0);

@@ -6,17 +6,12 @@
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
 
+#include "../cuda_test_util.h"
 #include "train/lora_linear.h"
 
-namespace {
+using lota_cuda_test::have_cuda;
 
-bool have_cuda() {
-#ifdef LOTA_WITH_CUDA
-    return at::hasCUDA();
-#else
-    return false;
-#endif
-}
+namespace {
 
 TEST(train_lora_linear, formula_and_gradients) {
     at::manual_seed(1);

@@ -12,6 +12,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "quant/quantized_weight.h"
+
 namespace lota_test {
 
 inline at::Generator make_gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
@@ -45,6 +47,24 @@ inline at::Tensor rand_scales(int64_t G, int64_t N, at::Generator& gen) {
 
 /// Expects |actual − ref| ≤ atol + rtol·|ref| elementwise (compared in float64); on failure prints
 /// the max absolute and relative errors, the index and both values. NaN/Inf always fail.
+/// A random quantized layer (codes, zeros, fp16 scales; act-order g_idx when asked), checked.
+inline lota::quant::QuantizedWeight make_layer(int64_t K, int64_t N, int bits, int64_t g, bool act_order,
+                                               at::Generator& gen) {
+    const int64_t maxq = (1 << bits) - 1, G = K / g;
+    lota::quant::QuantizedWeight qw;
+    qw.bits = bits;
+    qw.group_size = static_cast<int>(g);
+    qw.desc_act = act_order;
+    qw.in_features = K;
+    qw.out_features = N;
+    qw.qweight = lota::quant::pack_codes(rand_codes(K, N, maxq, gen), bits);
+    qw.zeros = at::randint(0, maxq + 1, {G, N}, gen, at::TensorOptions().dtype(at::kInt));
+    qw.scales = rand_scales(G, N, gen);
+    qw.g_idx = act_order ? act_order_g_idx(K, g, gen) : at::arange(K, at::kInt).div(g, "floor").to(at::kInt);
+    lota::quant::quantized_weight_check(qw, "test layer");
+    return qw;
+}
+
 inline void expect_close(const at::Tensor& actual, const at::Tensor& ref, double atol, double rtol,
                          const std::string& what) {
     ASSERT_EQ(actual.sizes(), ref.sizes()) << what;

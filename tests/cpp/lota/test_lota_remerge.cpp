@@ -17,26 +17,6 @@
 using namespace lota::quant;
 using namespace lota_test;
 
-namespace {
-
-QuantizedWeight make_layer(int64_t K, int64_t N, int bits, int64_t g, bool act_order, at::Generator& gen) {
-    const int64_t maxq = (1 << bits) - 1, G = K / g;
-    QuantizedWeight qw;
-    qw.bits = bits;
-    qw.group_size = static_cast<int>(g);
-    qw.desc_act = act_order;
-    qw.in_features = K;
-    qw.out_features = N;
-    qw.qweight = pack_codes(rand_codes(K, N, maxq, gen), bits);
-    qw.zeros = at::randint(0, maxq + 1, {G, N}, gen, at::TensorOptions().dtype(at::kInt));
-    qw.scales = rand_scales(G, N, gen);
-    qw.g_idx = act_order ? act_order_g_idx(K, g, gen) : at::arange(K, at::kInt).div(g, "floor").to(at::kInt);
-    quantized_weight_check(qw, "test layer");
-    return qw;
-}
-
-}  // namespace
-
 TEST(LotaRemerge, MarkerStoreRoundTrips) {
     at::Generator gen = make_gen(601);
     for (const auto& [K, N] : std::vector<std::pair<int64_t, int64_t>>{{8, 4}, {3, 5}, {1, 1}, {7, 13}}) {

@@ -154,16 +154,19 @@ int main(int argc, char** argv) {
             };
             const double th = seconds_per_call(kernel);
             const double tk = graph_seconds_per_call(kernel);
+            lota::kernels::quant_gemv_set_tensor_cores(false);
+            const double ts = graph_seconds_per_call(kernel);
+            lota::kernels::quant_gemv_set_tensor_cores(true);
             lota::model::QuantLinear::set_gemv_max_rows(0);
             const double td = graph_seconds_per_call([&] { layer.forward(x); });
             lota::model::QuantLinear::set_gemv_max_rows(16);
             const double tb = graph_seconds_per_call([&] { at::linear(x, W16); });
             const double bytes = wbytes + 2.0 * M * (K + N);
             std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
-                        "\"kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
+                        "\"kernel_us\":%.2f,\"simt_kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
                         "\"fraction_of_copy_bw\":%.3f}\n",
                         (long long)K, (long long)N, bits, group, offset ? "true" : "false", (long long)M, tk * 1e6,
-                        th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw);
+                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw);
         }
     }
     return 0;

@@ -16,6 +16,13 @@
 
 namespace lota::kernels {
 
+namespace {
+bool g_tensor_cores = true;
+}
+
+void quant_gemv_set_tensor_cores(bool allow) { g_tensor_cores = allow; }
+bool quant_gemv_tensor_cores() { return g_tensor_cores; }
+
 int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups) {
     const int64_t K = g_idx.size(0);
     if (n_groups == 1) return (K + 31) / 32 * 32 > 0 ? (K + 31) / 32 * 32 : 32;
@@ -75,13 +82,13 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     a.bits = bits;
     a.group_rows = group_rows;
     a.vector_loads = N % 4 == 0 && reinterpret_cast<uintptr_t>(a.qweight) % 16 == 0;
-    a.splits = quant_gemv_cuda_splits(M, K, N, a.vector_loads, &a.split_rows);
+    a.out_type = a.x_type;
+    quant_gemv_cuda_plan(a, g_tensor_cores);
     const at::Tensor partial = at::empty({a.splits, M, N}, xc.options().dtype(at::kFloat));
     a.partial = partial.data_ptr<float>();
     const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();
     a.bias = b.defined() ? b.data_ptr() : nullptr;
     a.out = out.data_ptr();
-    a.out_type = a.x_type;
     const int err = quant_gemv_cuda_launch(a, at::cuda::getCurrentCUDAStream().stream());
     LOTA_CHECK(err == 0, "quant_gemv: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
     return out;

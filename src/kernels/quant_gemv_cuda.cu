@@ -300,7 +300,9 @@ int sm_count() {
 
 }  // namespace
 
-int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
+namespace {
+
+int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * (vector_loads ? 4 : 1);
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
     const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
@@ -319,9 +321,22 @@ int64_t quant_gemv_cuda_splits(int64_t M, int64_t K, int64_t N, bool vector_load
     return (chunks + chunks_per_split - 1) / chunks_per_split;
 }
 
+}  // namespace
+
+void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores) {
+    // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
+    a.tensor_cores = allow_tensor_cores && a.M >= 2 && quant_gemv_tc_eligible(a);
+    a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, sm_count(), &a.split_rows)
+                              : simt_splits(a.M, a.K, a.N, a.vector_loads, &a.split_rows);
+}
+
 int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
     if (a.M == 0 || a.N == 0) return 0;
     const auto stream = static_cast<cudaStream_t>(stream_ptr);
+    if (a.tensor_cores) {  // reduces its K ranges itself
+        quant_gemv_tc_launch(a, stream_ptr);
+        return static_cast<int>(cudaGetLastError());
+    }
     switch (a.bits) {
         case 2: launch_bits<2>(a, stream); break;
         case 3: launch_bits<3>(a, stream); break;

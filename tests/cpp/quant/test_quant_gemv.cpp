@@ -79,8 +79,11 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
     const at::Device cuda(at::kCUDA);
     int cases = 0;
     struct Shape { int64_t K, N; };
-    // K: partial 32-row chunks and several 256-row pieces; N: odd, not a multiple of 4, multiples of 4.
-    const Shape shapes[] = {{96, 203}, {640, 256}, {1344, 130}, {4224, 516}};
+    // K: partial 32-row chunks and several 256-row pieces; N: odd, not a multiple of 4, multiples
+    // of 4, multiples of 32 (the tensor-core kernel's shapes: 640 x 256, 1152 x 352, 128 x 64 and 64 x 96,
+    // whose few rows make one K range).
+    const Shape shapes[] = {{96, 203}, {640, 256}, {1344, 130}, {4224, 516}, {1152, 352}, {128, 64}, {64, 96}};
+    int tc_cases = 0;
     for (int bits : {2, 3, 4, 8})
         for (int group : {32, 64, 128, -1})
             for (bool act_order : {false, true})
@@ -95,24 +98,33 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                         ASSERT_GT(group_rows, 0);
                     }
                     for (int64_t M : {1, 3, 8, 16})
-                        for (auto dtype : {at::kFloat, at::kBFloat16}) {
+                        for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf})
+                        for (bool tc : {true, false}) {
+                            if (dtype == at::kFloat && tc) continue;  // float32 x always runs the SIMT kernel
+                            // The tensor-core kernel's conditions (quant_gemv_cuda_plan, quant_gemv_tc_eligible).
+                            const int64_t step = 128 / bits;
+                            tc_cases += tc && M >= 2 && (bits == 2 || bits == 4) && group_rows > 0 && group_rows % step == 0 &&
+                                        sh.K % step == 0 && sh.N % 32 == 0;
                             const at::Tensor x = at::randn({M, sh.K}).to(dtype);
                             const auto [ref, bound] = reference(qw, x);
                             { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
+                            kernels::quant_gemv_set_tensor_cores(tc);
                             const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
+                            kernels::quant_gemv_set_tensor_cores(true);
                             ASSERT_EQ(y.scalar_type(), dtype);
                             const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                             const at::Tensor tol = 2e-5 * bound + out_eps(dtype) * ref.abs() + 1e-6;
                             ASSERT_TRUE(y.isfinite().all().item<bool>());
                             ASSERT_TRUE((err <= tol).all().item<bool>())
                                 << "bits " << bits << " group " << group << " act " << act_order << " K " << sh.K
-                                << " N " << sh.N << " M " << M << " dtype " << dtype << " max err "
+                                << " N " << sh.N << " M " << M << " dtype " << dtype << " tc " << tc << " max err "
                                 << err.max().item<double>() << " at tol " << tol.min().item<double>();
                             ++cases;
                         }
                 }
-    std::printf("quant_gemv CUDA: %d cases match the float64 reference\n", cases);
+    std::printf("quant_gemv CUDA: %d cases (%d on tensor cores) match the float64 reference\n", cases, tc_cases);
     EXPECT_GT(cases, 300);
+    EXPECT_GT(tc_cases, 100);
 }
 
 TEST(QuantGemvCuda, QuantLinearUsesItForDecodeRowsOnly) {

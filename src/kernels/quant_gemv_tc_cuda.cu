@@ -1,0 +1,414 @@
+// Tensor-core path of the decode-sized quantized product y = x·Wᵀ (see quant_gemv.h), for bf16
+// or f16 x, 2- or 4-bit codes and contiguous groups — the case of every decode step of a GPTQ
+// model without act-order. The SIMT kernel (quant_gemv_cuda.cu) spends four instructions per
+// code and row of x (extract, convert, FMA); here a warp turns two codes into an exact 16-bit
+// pair with one shift and one LOP3 (the code's bits under the mantissa of 128.0 or 1024.0) and
+// one subtraction, and lets mma.m16n8k16 multiply them with up to 16 rows of x at once, so
+// the cost per code no longer grows with the rows and the kernel is left reading memory.
+//
+// Layout (why no shuffles are needed): a sum over k may visit k in any order as long as x and W
+// agree. Lane (g = lane/4, t = lane%4) of a warp loads one 16-byte row piece of qweight: word
+// row w0 + t, columns n0 + 4g .. n0 + 4g + 3. Column n0 + 4g + c is logical column g of n-tile c
+// (mma's B fragment takes column `groupID`), and the word's codes p and p + C/2 (C codes per
+// word; they sit exactly 16 bits apart) form one pair of B's k slots {2t, 2t+1} or {2t+8, 2t+9}.
+// The A fragment of the same lane holds x at k slots {2t, 2t+1, 2t+8, 2t+9}: the lane loads x at
+// its own word's rows and pairs them the same way with one byte permute each. The output slot
+// (row g, column 2t/2t+1 of n-tile c) is physical column n0 + 8t + c (+4). A fifth mma with B = 1
+// gives Σx per row, for the zero point and the LoTA offset: Σ x·S(Q − Z + F) = S·(Σx·Q − (Z − F)·Σx)
+// per group, accumulated over a group's steps in the mma's float32 registers.
+//
+// Work split: a block of 4 warps owns 32 columns and a K range; each warp takes a contiguous
+// quarter of it (a group's steps stay together) and issues the loads of U steps at once before
+// multiplying them. The four sums are added in warp order in shared memory; with several K
+// ranges each block stores its float32 partial and the last block of a column tile to finish
+// adds the ranges in order, adds the bias and rounds once (deterministic, no second kernel).
+//
+// Measured on an H100 (bench/notes.md): 3.5-5x faster than the SIMT kernel at 16 rows of x,
+// about as fast at 1 row, where both are bound by something other than the ~3 TB/s of memory;
+// quant_gemv_cuda_plan uses it from 2 rows on.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <type_traits>
+#include <utility>
+
+#include "kernels/quant_gemv_cuda.h"
+
+namespace lota::kernels {
+namespace {
+
+constexpr int TC_WARPS = 4;    // warps per block, each on its own contiguous rows of the range
+constexpr int TC_COLS = 32;    // output columns per block (8 lanes × 4 columns per 16-byte load)
+
+// 16-bit type traits: the magic number whose mantissa holds a code exactly (128.0 for bf16's 7
+// bits, 1024.0 for f16's 10), and 1.0, both as a pair.
+template <bool BF16>
+struct Half16 {
+    static constexpr uint32_t magic = BF16 ? 0x43004300u : 0x64006400u;
+    static constexpr uint32_t one = BF16 ? 0x3F803F80u : 0x3C003C00u;
+};
+
+// The pair {code p, code p + C/2} of a BITS-bit word as exact 16-bit numbers: OR the codes into
+// the magic number's mantissa, then subtract the magic number (exact: both are integers of the
+// same binade).
+template <int BITS, int P, bool BF16>
+__device__ __forceinline__ uint32_t code_pair(uint32_t w) {
+    constexpr uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u;
+    const uint32_t v = ((w >> (BITS * P)) & mask) | Half16<BF16>::magic;
+    uint32_t r;
+    if constexpr (BF16)  // v·1 − 128 (bf16x2 has FMA from sm_80, subtraction only from sm_90)
+        asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(v), "r"(0x3F803F80u), "r"(0xC300C300u));
+    else
+        asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0x64006400u));
+    return r;
+}
+
+// Calls f(std::integral_constant<int, J>) for J = 0 .. n-1 (a compile-time loop).
+template <typename F, int... J>
+__device__ __forceinline__ void for_each_index(F&& f, std::integer_sequence<int, J...>) {
+    (f(std::integral_constant<int, J>{}), ...);
+}
+
+template <bool BF16>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (BF16)
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    __trap();  // quant_gemv_tc_eligible refuses devices without mma (compute capability < 8.0)
+#endif
+}
+
+// x at one word's C rows, as C/2 pairs of neighbours (zeros for rows of x past M).
+template <int C>
+struct XRows {
+    uint32_t v[C / 2];
+};
+
+template <int C>
+__device__ __forceinline__ XRows<C> load_x(const uint16_t* __restrict__ x, bool valid) {
+    XRows<C> r;
+    if (!valid) {
+#pragma unroll
+        for (int i = 0; i < C / 2; ++i) r.v[i] = 0;
+        return r;
+    }
+#pragma unroll
+    for (int i = 0; i < C / 8; ++i) {
+        const uint4 q = __ldg(reinterpret_cast<const uint4*>(x) + i);
+        r.v[4 * i] = q.x; r.v[4 * i + 1] = q.y; r.v[4 * i + 2] = q.z; r.v[4 * i + 3] = q.w;
+    }
+    return r;
+}
+
+// The pair {x[p], x[p + C/2]} in the order code_pair builds W's pair.
+template <int C, int P>
+__device__ __forceinline__ uint32_t x_pair(const XRows<C>& r) {
+    return __byte_perm(r.v[P / 2], r.v[P / 2 + C / 4], (P & 1) ? 0x7632 : 0x5410);
+}
+
+// A group's scales, zeros and LoTA offsets for this lane's 8 output columns, loaded when the
+// group starts so that they arrive while its codes are multiplied.
+struct GroupMeta {
+    uint4 s;       // 8 fp16 scales
+    int4 z0, z1;   // 8 zero points
+    float4 f0, f1; // 8 offsets (zeros without offsets)
+};
+
+__device__ __forceinline__ GroupMeta load_meta(const GemvArgs& a, int64_t gn, bool valid) {
+    GroupMeta m{};
+    if (!valid) return m;
+    m.s = __ldg(reinterpret_cast<const uint4*>(a.scales + gn));
+    m.z0 = __ldg(reinterpret_cast<const int4*>(a.zeros + gn));
+    m.z1 = __ldg(reinterpret_cast<const int4*>(a.zeros + gn + 4));
+    if (a.offset) {
+        m.f0 = __ldg(reinterpret_cast<const float4*>(a.offset + gn));
+        m.f1 = __ldg(reinterpret_cast<const float4*>(a.offset + gn + 4));
+    }
+    return m;
+}
+
+__device__ __forceinline__ float load_float(const void* p, GemvType t, int64_t i) {
+    return t == GemvType::BF16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i])
+                               : __half2float(static_cast<const __half*>(p)[i]);
+}
+
+__device__ __forceinline__ void store_float(void* p, GemvType t, int64_t i, float v) {
+    if (t == GemvType::BF16)
+        static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+    else
+        static_cast<__half*>(p)[i] = __float2half_rn(v);
+}
+
+// BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used).
+template <int BITS, bool BF16, bool BIG>
+__global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a, int* tile_counters) {
+    constexpr int C = 32 / BITS;  // codes per word
+    constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
+    constexpr int U = (BITS == 2 || BIG) ? 2 : 4;  // steps whose loads are issued together
+    __shared__ float red[TC_WARPS][16][TC_COLS];
+    __shared__ bool last_block;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const int64_t N = a.N, K = a.K, M = a.M;
+    const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
+    const int64_t warp_rows = a.split_rows / TC_WARPS;
+    const int64_t split_end = (static_cast<int64_t>(blockIdx.y) + 1) * a.split_rows;
+    const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows + warp * warp_rows;
+    int64_t k_end = k_begin + warp_rows;
+    if (k_end > split_end) k_end = split_end;
+    if (k_end > K) k_end = K;
+    const bool row_lo = g < M, row_hi = BIG && g + 8 < M;
+    const uint16_t* x_lo = static_cast<const uint16_t*>(a.x) + (row_lo ? g : 0) * K + t * C;
+    const uint16_t* x_hi = static_cast<const uint16_t*>(a.x) + (row_hi ? g + 8 : 0) * K + t * C;
+    const int32_t* wbase = a.qweight + t * N + n0 + 4 * g;  // + (k / C) * N per step
+
+    float acc[2][8];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[r][j] = 0.0f;
+    float dot[4][4], xsum[4];
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) dot[c][i] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) xsum[i] = 0.0f;
+
+    // Adds the finished group's dot products, scaled, to acc and clears them.
+    const auto flush = [&](const GroupMeta& meta) {
+        if (row_lo) {
+            float zf[8] = {float(meta.z0.x) - meta.f0.x, float(meta.z0.y) - meta.f0.y,
+                           float(meta.z0.z) - meta.f0.z, float(meta.z0.w) - meta.f0.w,
+                           float(meta.z1.x) - meta.f1.x, float(meta.z1.y) - meta.f1.y,
+                           float(meta.z1.z) - meta.f1.z, float(meta.z1.w) - meta.f1.w};
+            const __half* sh = reinterpret_cast<const __half*>(&meta.s);
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                // Output slots (row, 2t) and (row, 2t+1) of n-tile c are columns 8t + c and 8t + 4 + c.
+                const float s0 = __half2float(sh[c]), s1 = __half2float(sh[4 + c]);
+                acc[0][c] += s0 * (dot[c][0] - zf[c] * xsum[0]);
+                acc[0][4 + c] += s1 * (dot[c][1] - zf[4 + c] * xsum[1]);
+                if (row_hi) {
+                    acc[1][c] += s0 * (dot[c][2] - zf[c] * xsum[2]);
+                    acc[1][4 + c] += s1 * (dot[c][3] - zf[4 + c] * xsum[3]);
+                }
+            }
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) dot[c][i] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) xsum[i] = 0.0f;
+    };
+
+    if (k_begin < k_end) {
+        int64_t gi = k_begin / a.group_rows;
+        int64_t group_end = (gi + 1) * a.group_rows;
+        GroupMeta meta = load_meta(a, gi * N + n0 + 8 * t, row_lo);
+        for (int64_t kb = k_begin; kb < k_end; kb += U * STEP) {
+            // Issue the loads of U steps at once (the warp's bytes in flight), then multiply.
+            int4 w[U];
+            XRows<C> xl[U], xh[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const int64_t k = kb + u * STEP;
+                const bool in = k < k_end;
+                w[u] = in ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
+                xl[u] = load_x<C>(x_lo + k, in && row_lo);
+                xh[u] = load_x<C>(x_hi + k, in && row_hi);
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const int64_t k = kb + u * STEP;
+                if (k >= k_end) break;  // the same for the whole warp
+                if (k >= group_end) {
+                    flush(meta);
+                    gi = k / a.group_rows;
+                    group_end = (gi + 1) * a.group_rows;
+                    meta = load_meta(a, gi * N + n0 + 8 * t, row_lo);
+                }
+                const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
+                                           static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
+                // mma j takes the word's pairs 2j (k slots 2t, 2t+1) and 2j + 1 (k slots 2t+8, 2t+9).
+                for_each_index(
+                    [&](auto jc) {
+                        constexpr int P0 = 2 * decltype(jc)::value, P1 = P0 + 1;
+                        const uint32_t afrag[4] = {x_pair<C, P0>(xl[u]), x_pair<C, P0>(xh[u]),
+                                                   x_pair<C, P1>(xl[u]), x_pair<C, P1>(xh[u])};
+#pragma unroll
+                        for (int c = 0; c < 4; ++c)
+                            mma16816<BF16>(dot[c], afrag, code_pair<BITS, P0, BF16>(words[c]),
+                                           code_pair<BITS, P1, BF16>(words[c]));
+                        mma16816<BF16>(xsum, afrag, Half16<BF16>::one, Half16<BF16>::one);
+                    },
+                    std::make_integer_sequence<int, C / 4>{});
+            }
+        }
+        flush(meta);
+    }
+
+    // The warps' sums, added in warp order: the block's sum over its K range.
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        red[warp][g][8 * t + j] = acc[0][j];
+        red[warp][g + 8][8 * t + j] = acc[1][j];
+    }
+    __syncthreads();
+    const auto block_sum = [&](int m, int col) {
+        float v = red[0][m][col];
+#pragma unroll
+        for (int wi = 1; wi < TC_WARPS; ++wi) v += red[wi][m][col];
+        return v;
+    };
+    const auto finish = [&](int64_t m, int64_t n, float v) {
+        if (a.bias) v += load_float(a.bias, a.out_type, n);
+        store_float(a.out, a.out_type, m * N + n, v);
+    };
+    if (a.splits == 1) {  // one K range: round and store directly
+        for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
+            finish(i / TC_COLS, n0 + i % TC_COLS, block_sum(i / TC_COLS, i % TC_COLS));
+        return;
+    }
+    // Several K ranges: store this one's partial; the last block of the column tile to finish
+    // adds all ranges in range order (deterministic whichever block is last) and resets the
+    // tile's counter for the next call.
+    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
+        a.partial[(static_cast<int64_t>(blockIdx.y) * M + i / TC_COLS) * N + n0 + i % TC_COLS] =
+            block_sum(i / TC_COLS, i % TC_COLS);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_block = atomicAdd(&tile_counters[blockIdx.x], 1) == a.splits - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32) {
+        const int64_t m = i / TC_COLS, n = n0 + i % TC_COLS;
+        float v = 0.0f;
+        for (int64_t sp = 0; sp < a.splits; ++sp) v += __ldcg(a.partial + (sp * M + m) * N + n);
+        finish(m, n, v);
+    }
+    if (threadIdx.x == 0) tile_counters[blockIdx.x] = 0;
+}
+
+// Column-tile arrival counters of the last-block reduction: one zeroed buffer per device, made
+// on the first call (so the first call must not be inside a CUDA-graph capture; DecodeGraph's
+// eager warm-up is that call). Every call leaves them at zero. Calls on concurrent streams of one
+// device would share them: decode runs on one stream.
+constexpr int64_t MAX_TILES = int64_t(1) << 16;
+
+int* tile_counters() {
+    static std::mutex mutex;
+    static int* per_device[64] = {};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return nullptr;
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (!per_device[dev]) {
+        int* p = nullptr;
+        if (cudaMalloc(&p, MAX_TILES * sizeof(int)) != cudaSuccess) return nullptr;
+        if (cudaMemset(p, 0, MAX_TILES * sizeof(int)) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
+            cudaFree(p);
+            return nullptr;
+        }
+        per_device[dev] = p;
+    }
+    return per_device[dev];
+}
+
+// Blocks resident per SM (registers and shared memory allowing).
+template <int BITS, bool BF16, bool BIG>
+int resident_blocks() {
+    static int n = [] {
+        int v = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, quant_gemv_tc_kernel<BITS, BF16, BIG>, TC_WARPS * 32, 0) !=
+            cudaSuccess)
+            return 0;
+        return v;
+    }();
+    return n;
+}
+
+int resident_blocks_of(const GemvArgs& a) {
+    const bool bf16 = a.x_type == GemvType::BF16, big = a.M > 8;
+    if (a.bits == 2) {
+        if (bf16) return big ? resident_blocks<2, true, true>() : resident_blocks<2, true, false>();
+        return big ? resident_blocks<2, false, true>() : resident_blocks<2, false, false>();
+    }
+    if (bf16) return big ? resident_blocks<4, true, true>() : resident_blocks<4, true, false>();
+    return big ? resident_blocks<4, false, true>() : resident_blocks<4, false, false>();
+}
+
+template <int BITS, bool BF16>
+void launch_tc_typed(const GemvArgs& a, int* counters, cudaStream_t stream) {
+    const dim3 grid(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
+    if (a.M > 8)
+        quant_gemv_tc_kernel<BITS, BF16, true><<<grid, TC_WARPS * 32, 0, stream>>>(a, counters);
+    else
+        quant_gemv_tc_kernel<BITS, BF16, false><<<grid, TC_WARPS * 32, 0, stream>>>(a, counters);
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+int device_major() {
+    static int major = [] {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+            return 0;
+        return v;
+    }();
+    return major;
+}
+
+}  // namespace
+
+bool quant_gemv_tc_eligible(const GemvArgs& a) {
+    if (a.bits != 2 && a.bits != 4) return false;
+    if (a.x_type != GemvType::BF16 && a.x_type != GemvType::F16) return false;
+    const int64_t step = 4 * (32 / a.bits);
+    return a.M >= 1 && a.M <= 16 && a.group_rows > 0 && a.group_rows % step == 0 && a.K % step == 0 &&
+           a.N % TC_COLS == 0 && a.N / TC_COLS <= MAX_TILES && aligned16(a.qweight) && aligned16(a.scales) &&
+           aligned16(a.zeros) && (a.offset == nullptr || aligned16(a.offset)) && aligned16(a.x) &&
+           device_major() >= 8 && tile_counters() != nullptr && resident_blocks_of(a) > 0;
+}
+
+int64_t quant_gemv_tc_splits(const GemvArgs& a, int sm_count, int64_t* split_rows) {
+    const int64_t step = 4 * (32 / a.bits);
+    const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
+    // Enough K ranges for one wave of resident blocks, rounded up (measured: the shorter ranges
+    // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
+    const int64_t wave_warps = static_cast<int64_t>(resident_blocks_of(a)) * sm_count * TC_WARPS;
+    int64_t per_warp = (tiles * steps + wave_warps - 1) / wave_warps;
+    if (per_warp < 2) per_warp = 2;
+    int64_t splits = (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp);
+    if (splits < 1) splits = 1;
+    // Even ranges (in whole steps per warp); the last one may be shorter.
+    per_warp = (steps + splits * TC_WARPS - 1) / (splits * TC_WARPS);
+    *split_rows = per_warp * TC_WARPS * step;
+    return (a.K + *split_rows - 1) / *split_rows;
+}
+
+void quant_gemv_tc_launch(const GemvArgs& a, void* stream_ptr) {
+    const auto stream = static_cast<cudaStream_t>(stream_ptr);
+    int* counters = tile_counters();
+    const bool bf16 = a.x_type == GemvType::BF16;
+    if (a.bits == 2)
+        bf16 ? launch_tc_typed<2, true>(a, counters, stream) : launch_tc_typed<2, false>(a, counters, stream);
+    else
+        bf16 ? launch_tc_typed<4, true>(a, counters, stream) : launch_tc_typed<4, false>(a, counters, stream);
+}
+
+}  // namespace lota::kernels

@@ -18,18 +18,18 @@ LotaLinear::LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b
                "LotaLinear: adapter lora_A.weight %s / lora_B.weight %s does not fit in=%lld, out=%lld",
                shape_str(state_.a_t.sizes().vec()).c_str(), shape_str(state_.b_t.sizes().vec()).c_str(),
                (long long)layer_.in_features, (long long)layer_.out_features);
-    markers_ = quant::lota_merged_codes_init(layer_).markers;
+    codes_ = quant::lota_merged_codes_init(layer_);
 }
 
 const QuantLinear& LotaLinear::merged() {
     const int64_t av = state_.a_t._version(), bv = state_.b_t._version();
     if (!merged_ || av != a_version_ || bv != b_version_) {
         at::NoGradGuard no_grad;
-        const quant::LotaRemerged r = quant::lota_remerge({layer_.qweight, markers_}, layer_, state_.groups, state_.a_t,
-                                                          state_.b_t, state_.omega);
-        layer_.qweight = r.codes.qweight;
+        const quant::LotaRemerged r =
+            quant::lota_remerge(codes_, layer_, state_.groups, state_.a_t, state_.b_t, state_.omega);
+        codes_ = r.codes;
+        layer_.qweight = codes_.qweight;
         layer_.offset = r.offset;
-        markers_ = r.codes.markers;
         stats_ = r.stats;
         merged_ = std::make_unique<QuantLinear>(layer_, buffer_);
         a_version_ = av;
@@ -53,7 +53,12 @@ void LotaLinear::to(const at::Device& device, at::ScalarType dtype) {
     QuantLinear moved(layer_);
     moved.to(device, dtype);
     layer_ = moved.weight();
-    markers_ = markers_.to(device);
+    codes_.qweight = layer_.qweight;
+    codes_.moved = codes_.moved.to(device);
+    if (codes_.a_t.defined()) {
+        codes_.a_t = codes_.a_t.to(device);
+        codes_.b_t = codes_.b_t.to(device);
+    }
     state_ = quant::lota_train_state_init(state_.a_t.to(device), state_.b_t.to(device), layer_.scales, layer_.g_idx,
                                           layer_.n_groups(), state_.omega);
     merged_.reset();  // the next forward re-merges from the moved codes (same result)

@@ -3,8 +3,9 @@
 // adapter is pre-merged into a QuantLinear (codes Q + M, offset F) whenever lora_A/lora_B changed
 // (detected through their tensor version counters, so an in-place optimizer step is enough), and
 // forward is that QuantLinear's forward. With grad mode on, a tap accumulates ∂L/∂A, ∂L/∂B into
-// float32 buffers. The layer keeps the merged codes and the markers, not a second copy of the base
-// codes (quant/lota_remerge.h), and re-merges without host syncs. Not here: the optimizer
+// float32 buffers. The layer keeps the merged codes, one bit a weight for the codes that moved and
+// a copy of the merged adapter, not a second copy of the base codes (quant/lota_remerge.h), and
+// re-merges without host syncs. Not here: the optimizer
 // (train/tsignsgd.h) and adapter files (io).
 #pragma once
 
@@ -53,7 +54,7 @@ class LotaLinear : public Linear {
 
   private:
     quant::QuantizedWeight layer_;  ///< current merged codes Q' (+ offset F once merged); zeros, scales, g_idx
-    at::Tensor markers_;            ///< M of layer_'s codes, 2 bits a weight (quant::LotaMergedCodes)
+    quant::LotaMergedCodes codes_;  ///< layer_'s codes Q' and what recovers Q from them (its qweight is layer_'s)
     at::Tensor stats_;
     quant::LotaTrainState state_;
     std::shared_ptr<DequantBuffer> buffer_;

@@ -6,8 +6,12 @@
 // re-merge after the optimizer step the base codes Q are needed as well: both the grid-edge masks and
 // the new Q' depend on them. Keeping Q next to Q' would double the packed codes (the largest tensor
 // of a quantized model). Q cannot be recovered from Q' and the old adapter alone (where P > ω and
-// Q' = maxq, Q may be maxq − 1 with M = +1 or maxq with the marker masked), so we keep M itself, at
-// 2 bits a weight: Q = Q' − M exactly, for 1.5× the bytes of one set of b = 4 codes instead of 2×.
+// Q' = maxq, Q may be maxq − 1 with M = +1 or maxq with the marker masked), but one bit a weight
+// settles it: where M ≠ 0 its sign is the sign of the old P (M = +1 needs P > ω, −1 needs P < −ω).
+// So a layer keeps [M ≠ 0] at 1 bit a weight and an int8 copy of the adapter that made Q' (r·(K + N)
+// bytes), and recomputes the old P at the next re-merge (one more exact rank-r GEMM): Q = Q' − M
+// exactly, for 1.25× the bytes of one set of b = 4 codes (2-bit markers were 1.5×; 8B model: 0.9 GB
+// less device memory while training).
 //
 // The arithmetic is done in uint8. Q = Q' + 1 − (M + 1) and M + 1 = Q'_new + 1 − Q may pass through
 // 256 for 8-bit codes (Q' = 255); uint8 arithmetic wraps modulo 256 and the final values lie in
@@ -26,37 +30,48 @@ LotaMergedCodes lota_merged_codes_init(const QuantizedWeight& base) {
     const int64_t n = base.in_features * base.out_features;
     LotaMergedCodes c;
     c.qweight = base.qweight;
-    c.markers = lota_markers_pack(at::ones({n}, base.qweight.options().dtype(at::kByte)));
+    c.moved = at::zeros({(n + 7) / 8}, base.qweight.options().dtype(at::kByte));
     return c;
 }
 
-at::Tensor lota_markers_pack(const at::Tensor& marker_codes) {
-    LOTA_CHECK(marker_codes.defined() && marker_codes.scalar_type() == at::kByte,
-               "LoTA: marker codes must be uint8 (M + 1)");
-    const int64_t n = marker_codes.numel(), n4 = (n + 3) / 4;
-    at::Tensor flat = marker_codes.reshape({-1});
-    if (n4 * 4 != n) flat = at::cat({flat, at::ones({n4 * 4 - n}, flat.options())});  // padding: M = 0
-    const at::Tensor v = flat.view({n4, 4});
+at::Tensor lota_moved_pack(const at::Tensor& bits) {
+    LOTA_CHECK(bits.defined() && bits.scalar_type() == at::kByte, "LoTA: moved-code flags must be uint8 (0 or 1)");
+    const int64_t n = bits.numel(), n8 = (n + 7) / 8;
+    at::Tensor flat = bits.reshape({-1});
+    if (n8 * 8 != n) flat = at::cat({flat, at::zeros({n8 * 8 - n}, flat.options())});  // padding: not moved
+    const at::Tensor v = flat.view({n8, 8});
     at::Tensor out = v.select(1, 0).clone(at::MemoryFormat::Contiguous);
-    for (int64_t j = 1; j < 4; ++j) out.bitwise_or_(v.select(1, j).bitwise_left_shift(2 * j));
+    for (int64_t j = 1; j < 8; ++j) out.bitwise_or_(v.select(1, j).bitwise_left_shift(j));
     return out;
 }
 
-at::Tensor lota_markers_unpack(const at::Tensor& packed, int64_t K, int64_t N) {
-    const int64_t n4 = (K * N + 3) / 4;
-    LOTA_CHECK(packed.defined() && packed.dim() == 1 && packed.size(0) == n4 && packed.scalar_type() == at::kByte,
-               "LoTA: packed markers must be uint8 [%lld] for a [%lld, %lld] layer", static_cast<long long>(n4),
-               static_cast<long long>(K), static_cast<long long>(N));
-    at::Tensor out = at::empty({n4, 4}, packed.options());
-    for (int64_t j = 0; j < 4; ++j) {
+at::Tensor lota_moved_unpack(const at::Tensor& packed, int64_t K, int64_t N) {
+    const int64_t n8 = (K * N + 7) / 8;
+    LOTA_CHECK(packed.defined() && packed.dim() == 1 && packed.size(0) == n8 && packed.scalar_type() == at::kByte,
+               "LoTA: packed moved-code flags must be uint8 [%lld] for a [%lld, %lld] layer",
+               static_cast<long long>(n8), static_cast<long long>(K), static_cast<long long>(N));
+    at::Tensor out = at::empty({n8, 8}, packed.options());
+    for (int64_t j = 0; j < 8; ++j) {
         at::Tensor dst = out.select(1, j);
-        if (j == 3)
-            dst.copy_(packed.bitwise_right_shift(6));
-        else
-            at::bitwise_and_out(dst, j == 0 ? packed : packed.bitwise_right_shift(2 * j), 3);
+        at::bitwise_and_out(dst, j == 0 ? packed : packed.bitwise_right_shift(j), 1);
     }
     return out.view({-1}).narrow(0, 0, K * N).view({K, N});
 }
+
+namespace {
+
+// s + 1 = [P > ω] + [P ≥ −ω] ∈ {0, 1, 2}: s = +1 where P > ω, −1 where P < −ω. P holds exact
+// integers, so comparing with ⌊ω⌋ is exact (as in lota_markers).
+at::Tensor threshold_sign1(const at::Tensor& a_t, const at::Tensor& b_t, double omega, at::Tensor* p_out) {
+    const at::Tensor p = lota_delta_w_float(a_t, b_t);
+    const double t = std::floor(omega);
+    at::Tensor s1 = p.gt(t).to(at::kByte);
+    s1.add_(p.ge(-t));
+    if (p_out) *p_out = p;
+    return s1;
+}
+
+}  // namespace
 
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                           const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
@@ -72,17 +87,22 @@ LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& l
                static_cast<long long>(groups.n_groups), static_cast<long long>(groups.rows), static_cast<long long>(K),
                static_cast<long long>(layer.n_groups()));
     LOTA_CHECK(std::isfinite(omega) && omega > 0, "LoTA: threshold omega must be finite and > 0, got %g", omega);
+    LOTA_CHECK(codes.a_t.defined() == codes.b_t.defined() &&
+                   (!codes.a_t.defined() || (codes.a_t.sizes() == a_t.sizes() && codes.b_t.sizes() == b_t.sizes())),
+               "LoTA re-merge: the stored adapter copy does not match the new adapter's shapes");
     QuantizedWeight current = layer;
     current.qweight = codes.qweight;
-    // Q = Q' − M (Note [merged codes and markers]).
-    const at::Tensor q = unpack_codes(current).add(1).sub_(lota_markers_unpack(codes.markers, K, N));
+    // Q = Q' − M, M + 1 = the old adapter's s + 1 where a code moved, else 1 (Note [merged codes and markers]).
+    at::Tensor q = unpack_codes(current).add(1);
+    if (codes.a_t.defined()) {
+        const at::Tensor moved = lota_moved_unpack(codes.moved, K, N).to(at::kBool);
+        q.sub_(at::where(moved, threshold_sign1(codes.a_t, codes.b_t, omega, nullptr), at::ones({}, q.options())));
+    } else {
+        q.sub_(1);
+    }
 
-    // s + 1 = [P > ω] + [P ≥ −ω] ∈ {0, 1, 2}: s = +1 where P > ω, −1 where P < −ω. P holds exact
-    // integers, so comparing with ⌊ω⌋ is exact (as in lota_markers).
-    const at::Tensor p = lota_delta_w_float(a_t, b_t);
-    const double t = std::floor(omega);
-    at::Tensor s1 = p.gt(t).to(at::kByte);
-    s1.add_(p.ge(-t));
+    at::Tensor p;
+    const at::Tensor s1 = threshold_sign1(a_t, b_t, omega, &p);
     // Q'_new = clamp(Q + s, 0, maxq): +1 only where Q < maxq, −1 only where Q > 0, i.e. Q + M with
     // DESIGN §1's masked markers. Q + s + 1 ≤ maxq + 2 fits uint8 below 8 bits.
     at::Tensor q_new = layer.bits < 8 ? q.add(s1) : q.to(at::kShort).add_(s1);
@@ -97,7 +117,9 @@ LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& l
     const at::Tensor marked = m1.ne(1).sum(at::kDouble), total = sum_m.sum().to(at::kDouble);
     out.stats = at::stack({(marked + total) * 0.5, (marked - total) * 0.5, out.offset.abs().sum(at::kDouble)});
     out.codes.qweight = pack_codes_unchecked(q_new, layer.bits);
-    out.codes.markers = lota_markers_pack(m1);
+    out.codes.moved = lota_moved_pack(m1.ne(1).to(at::kByte));
+    out.codes.a_t = a_t.clone();
+    out.codes.b_t = b_t.clone();
     return out;
 }
 

@@ -18,15 +18,16 @@ namespace lota::quant {
 /// What a training layer keeps between optimizer steps.
 struct LotaMergedCodes {
     at::Tensor qweight;  ///< int32 [K·b/32, N]: Q' = Q + M, packed like the base layer (what forward runs)
-    at::Tensor markers;  ///< uint8 [⌈K·N/4⌉]: M + 1 ∈ {0, 1, 2}, four per byte, [K, N] in row-major order
+    at::Tensor moved;    ///< uint8 [⌈K·N/8⌉]: [M ≠ 0], eight per byte, [K, N] in row-major order
+    at::Tensor a_t, b_t; ///< int8 copies of the adapter that made Q' (M's signs); undefined while M = 0
 };
 
-/// Step 0 (no markers yet): Q' = Q, sharing base.qweight (no copy), and M = 0.
+/// Step 0 (no adapter merged yet): Q' = Q, sharing base.qweight (no copy), and M = 0.
 LotaMergedCodes lota_merged_codes_init(const QuantizedWeight& base);
 
-/// M + 1 as uint8 [K, N] (values 0, 1, 2) to the 2-bit form of LotaMergedCodes::markers, and back.
-at::Tensor lota_markers_pack(const at::Tensor& marker_codes);
-at::Tensor lota_markers_unpack(const at::Tensor& packed, int64_t K, int64_t N);
+/// A uint8 [K, N] of 0/1 to the 1-bit form of LotaMergedCodes::moved, and back.
+at::Tensor lota_moved_pack(const at::Tensor& bits);
+at::Tensor lota_moved_unpack(const at::Tensor& packed, int64_t K, int64_t N);
 
 /// One layer's re-merge.
 struct LotaRemerged {
@@ -36,7 +37,8 @@ struct LotaRemerged {
 };
 
 /// Re-merges `codes` for the adapter a_t int8 [r, K], b_t int8 [N, r] with threshold omega: the base
-/// codes Q = Q' − M, then M, F (DESIGN §1) of the new adapter and Q'_new = Q + M. `layer` gives the
+/// codes Q = Q' − M (M from `moved` and the previous adapter), then M, F (DESIGN §1) of the new
+/// adapter and Q'_new = Q + M. The result keeps copies of a_t and b_t. `layer` gives the
 /// shape, bits and g_idx (its qweight and offset are not used); `groups` = lota_groups_make(g_idx, G).
 /// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches.
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,

@@ -39,7 +39,7 @@ TEST(LotaCuda, RemergeMatchesCpuBitForBit) {
                 const LotaRemerged y = lota_remerge(c_cuda, base_d, g_cuda, a_t.to(cuda), b_t.to(cuda), 2.5);
                 const std::string what = std::to_string(bits) + " bits, act-order " + std::to_string(act_order);
                 expect_bitwise_equal(y.codes.qweight.cpu(), x.codes.qweight, what + ": codes");
-                expect_bitwise_equal(y.codes.markers.cpu(), x.codes.markers, what + ": markers");
+                expect_bitwise_equal(y.codes.moved.cpu(), x.codes.moved, what + ": moved-code bits");
                 expect_bitwise_equal(y.offset.cpu(), x.offset, what + ": offsets");
                 expect_bitwise_equal(y.codes.qweight.cpu(), lota_merge(base, a_t, b_t, 2.5).qweight, what + ": merge");
                 c_cpu = x.codes;

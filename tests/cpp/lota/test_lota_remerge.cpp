@@ -1,8 +1,8 @@
 // The per-step re-merge of training (quant/lota_remerge.h): starting from the base codes and going
 // through a sequence of adapters, each re-merge from the previous (Q', M) state must give exactly
 // what the one-off merge lota_merge(base, A, B, ω) gives (codes and offsets bit for bit), for every
-// bit width, with and without act-order, with markers of both signs at the grid edges; the 2-bit
-// marker store must round-trip; the device-side statistics must count the markers.
+// bit width, with and without act-order, with markers of both signs at the grid edges; the 1-bit
+// moved-code store must round-trip; the device-side statistics must count the markers.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -17,15 +17,15 @@
 using namespace lota::quant;
 using namespace lota_test;
 
-TEST(LotaRemerge, MarkerStoreRoundTrips) {
+TEST(LotaRemerge, MovedBitsRoundTrip) {
     at::Generator gen = make_gen(601);
-    for (const auto& [K, N] : std::vector<std::pair<int64_t, int64_t>>{{8, 4}, {3, 5}, {1, 1}, {7, 13}}) {
-        const at::Tensor m1 = at::randint(0, 3, {K, N}, gen, at::TensorOptions().dtype(at::kByte));
-        const at::Tensor packed = lota_markers_pack(m1);
-        EXPECT_EQ(packed.numel(), (K * N + 3) / 4);
-        expect_bitwise_equal(lota_markers_unpack(packed, K, N), m1, "markers " + std::to_string(K * N));
+    for (const auto& [K, N] : std::vector<std::pair<int64_t, int64_t>>{{8, 4}, {3, 5}, {1, 1}, {7, 13}, {16, 9}}) {
+        const at::Tensor bits = at::randint(0, 2, {K, N}, gen, at::TensorOptions().dtype(at::kByte));
+        const at::Tensor packed = lota_moved_pack(bits);
+        EXPECT_EQ(packed.numel(), (K * N + 7) / 8);
+        expect_bitwise_equal(lota_moved_unpack(packed, K, N), bits, "moved bits " + std::to_string(K * N));
     }
-    EXPECT_THROW(lota_markers_unpack(at::zeros({3}, at::kByte), 4, 4), lota::Error);
+    EXPECT_THROW(lota_moved_unpack(at::zeros({3}, at::kByte), 8, 4), lota::Error);
 }
 
 TEST(LotaRemerge, SequenceOfAdaptersMatchesOneOffMerge) {
@@ -49,8 +49,8 @@ TEST(LotaRemerge, SequenceOfAdaptersMatchesOneOffMerge) {
                 expect_bitwise_equal(got.offset, ref.offset, at_step + ": offsets");
                 const at::Tensor q = unpack_codes(base);
                 const at::Tensor m = lota_premerge(a_t, b_t, q, base.g_idx, base.n_groups(), omega, base.maxq()).markers;
-                expect_bitwise_equal(lota_markers_unpack(got.codes.markers, K, N), (m + 1).to(at::kByte),
-                                     at_step + ": stored markers");
+                expect_bitwise_equal(lota_moved_unpack(got.codes.moved, K, N), m.ne(0).to(at::kByte),
+                                     at_step + ": stored moved-code bits");
                 const int64_t pos = m.eq(1).sum().item<int64_t>(), neg = m.eq(-1).sum().item<int64_t>();
                 EXPECT_EQ(got.stats[0].item<double>(), (double)pos) << at_step;
                 EXPECT_EQ(got.stats[1].item<double>(), (double)neg) << at_step;

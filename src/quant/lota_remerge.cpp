@@ -13,8 +13,8 @@
 // exactly, for 1.25× the bytes of one set of b = 4 codes (2-bit markers were 1.5×; 8B model: 0.9 GB
 // less device memory while training).
 //
-// The arithmetic is done in uint8. Q = Q' + 1 − (M + 1) and M + 1 = Q'_new + 1 − Q may pass through
-// 256 for 8-bit codes (Q' = 255); uint8 arithmetic wraps modulo 256 and the final values lie in
+// The arithmetic is done in 8-bit integers. Q = Q' − M and M + 1 = Q'_new + 1 − Q may pass through
+// 256 for 8-bit codes (Q' = 255); 8-bit arithmetic wraps modulo 256 and the final values lie in
 // [0, 255], so they are exact.
 #include "quant/lota_remerge.h"
 
@@ -58,21 +58,6 @@ at::Tensor lota_moved_unpack(const at::Tensor& packed, int64_t K, int64_t N) {
     return out.view({-1}).narrow(0, 0, K * N).view({K, N});
 }
 
-namespace {
-
-// s + 1 = [P > ω] + [P ≥ −ω] ∈ {0, 1, 2}: s = +1 where P > ω, −1 where P < −ω. P holds exact
-// integers, so comparing with ⌊ω⌋ is exact (as in lota_markers).
-at::Tensor threshold_sign1(const at::Tensor& a_t, const at::Tensor& b_t, double omega, at::Tensor* p_out) {
-    const at::Tensor p = lota_delta_w_float(a_t, b_t);
-    const double t = std::floor(omega);
-    at::Tensor s1 = p.gt(t).to(at::kByte);
-    s1.add_(p.ge(-t));
-    if (p_out) *p_out = p;
-    return s1;
-}
-
-}  // namespace
-
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                           const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
     const int64_t K = layer.in_features, N = layer.out_features, maxq = layer.maxq();
@@ -92,17 +77,21 @@ LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& l
                "LoTA re-merge: the stored adapter copy does not match the new adapter's shapes");
     QuantizedWeight current = layer;
     current.qweight = codes.qweight;
-    // Q = Q' − M, M + 1 = the old adapter's s + 1 where a code moved, else 1 (Note [merged codes and markers]).
-    at::Tensor q = unpack_codes(current).add(1);
+    // Q = Q' − M with M = [moved]·sign(old P) (Note [merged codes and markers]), in int8 views of the
+    // uint8 codes (the same bytes; the subtraction wraps modulo 256 to the exact code).
+    const at::Tensor q = unpack_codes(current);
     if (codes.a_t.defined()) {
-        const at::Tensor moved = lota_moved_unpack(codes.moved, K, N).to(at::kBool);
-        q.sub_(at::where(moved, threshold_sign1(codes.a_t, codes.b_t, omega, nullptr), at::ones({}, q.options())));
-    } else {
-        q.sub_(1);
+        const at::Tensor m = lota_moved_unpack(codes.moved, K, N).view(at::kChar);
+        m.mul_(lota_delta_w_float(codes.a_t, codes.b_t).sign().to(at::kChar));
+        q.view(at::kChar).sub_(m);
     }
 
-    at::Tensor p;
-    const at::Tensor s1 = threshold_sign1(a_t, b_t, omega, &p);
+    // s + 1 = [P > ω] + [P ≥ −ω] ∈ {0, 1, 2}: s = +1 where P > ω, −1 where P < −ω. P holds exact
+    // integers, so comparing with ⌊ω⌋ is exact (as in lota_markers).
+    const at::Tensor p = lota_delta_w_float(a_t, b_t);
+    const double t = std::floor(omega);
+    at::Tensor s1 = p.gt(t).to(at::kByte);
+    s1.add_(p.ge(-t));
     // Q'_new = clamp(Q + s, 0, maxq): +1 only where Q < maxq, −1 only where Q > 0, i.e. Q + M with
     // DESIGN §1's masked markers. Q + s + 1 ≤ maxq + 2 fits uint8 below 8 bits.
     at::Tensor q_new = layer.bits < 8 ? q.add(s1) : q.to(at::kShort).add_(s1);

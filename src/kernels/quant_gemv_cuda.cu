@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "kernels/quant_gemv_cuda.h"
+#include "kernels/quant_gemv_io.cuh"
 
 namespace lota::kernels {
 namespace {
@@ -28,14 +29,6 @@ namespace {
 constexpr int LANES = 64;  // threads along the columns of a block
 constexpr int PIECE = 256;  // rows of x staged in shared memory at a time
 constexpr int CHUNK = 32;   // rows whose codes fill exactly `bits` words
-
-__device__ __forceinline__ float load_as_float(const void* p, GemvType t, int64_t i) {
-    switch (t) {
-        case GemvType::F16: return __half2float(static_cast<const __half*>(p)[i]);
-        case GemvType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-        default: return static_cast<const float*>(p)[i];
-    }
-}
 
 // Code I of a 32-code chunk held in BITS words: kernels::gptq_stream_get with the word index and
 // shift known at compile time (so `w` stays in registers), returned as an exact float through the
@@ -216,14 +209,6 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
 #pragma unroll
         for (int c = 0; c < COLS; ++c)
             if (n0 + c < N) dst[c] = acc[m][c];
-    }
-}
-
-__device__ __forceinline__ void store_as(void* p, GemvType t, int64_t i, float v) {
-    switch (t) {
-        case GemvType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
-        case GemvType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
-        default: static_cast<float*>(p)[i] = v; break;
     }
 }
 

@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "kernels/quant_gemv_cuda.h"
+#include "kernels/quant_gemv_io.cuh"
 
 namespace lota::kernels {
 namespace {
@@ -138,18 +139,6 @@ __device__ __forceinline__ GroupMeta load_meta(const GemvArgs& a, int64_t gn, bo
         m.f1 = __ldg(reinterpret_cast<const float4*>(a.offset + gn + 4));
     }
     return m;
-}
-
-__device__ __forceinline__ float load_float(const void* p, GemvType t, int64_t i) {
-    return t == GemvType::BF16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i])
-                               : __half2float(static_cast<const __half*>(p)[i]);
-}
-
-__device__ __forceinline__ void store_float(void* p, GemvType t, int64_t i, float v) {
-    if (t == GemvType::BF16)
-        static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-    else
-        static_cast<__half*>(p)[i] = __float2half_rn(v);
 }
 
 // BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used).
@@ -275,8 +264,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
         return v;
     };
     const auto finish = [&](int64_t m, int64_t n, float v) {
-        if (a.bias) v += load_float(a.bias, a.out_type, n);
-        store_float(a.out, a.out_type, m * N + n, v);
+        if (a.bias) v += load_as_float(a.bias, a.out_type, n);
+        store_as(a.out, a.out_type, m * N + n, v);
     };
     if (a.splits == 1) {  // one K range: round and store directly
         for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)

@@ -1,0 +1,31 @@
+// Element access by GemvType for the decode-product kernels (quant_gemv_cuda.cu and
+// quant_gemv_tc_cuda.cu): x, bias and output come as float32, float16 or bfloat16.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "kernels/quant_gemv_cuda.h"
+
+namespace lota::kernels {
+
+__device__ __forceinline__ float load_as_float(const void* p, GemvType t, int64_t i) {
+    switch (t) {
+        case GemvType::F16: return __half2float(static_cast<const __half*>(p)[i]);
+        case GemvType::BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+        default: return static_cast<const float*>(p)[i];
+    }
+}
+
+/// Rounds v once to the type t.
+__device__ __forceinline__ void store_as(void* p, GemvType t, int64_t i, float v) {
+    switch (t) {
+        case GemvType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+        case GemvType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
+        default: static_cast<float*>(p)[i] = v; break;
+    }
+}
+
+}  // namespace lota::kernels

@@ -273,13 +273,7 @@ void launch_bits(const GemvArgs& a, cudaStream_t stream) {
 }
 
 int sm_count() {
-    static int count = [] {
-        int dev = 0, n = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-            return 108;
-        return n;
-    }();
+    static const int count = current_device_attribute(cudaDevAttrMultiProcessorCount, 108);
     return count;
 }
 

@@ -168,13 +168,16 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     for (int r = 0; r < 2; ++r)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[r][j] = 0.0f;
-    float dot[4][4], xsum[4];
+    float dot[4][4], xsum[4];  // the current group's mma sums: Σx·Q per n-tile, Σx
+    const auto clear_group = [&] {
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
+        for (int c = 0; c < 4; ++c)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) dot[c][i] = 0.0f;
+            for (int i = 0; i < 4; ++i) dot[c][i] = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) xsum[i] = 0.0f;
+        for (int i = 0; i < 4; ++i) xsum[i] = 0.0f;
+    };
+    clear_group();
 
     // Adds the finished group's dot products, scaled, to acc and clears them.
     const auto flush = [&](const GroupMeta& meta) {
@@ -196,12 +199,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
                 }
             }
         }
-#pragma unroll
-        for (int c = 0; c < 4; ++c)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) dot[c][i] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) xsum[i] = 0.0f;
+        clear_group();
     };
 
     if (k_begin < k_end) {
@@ -352,13 +350,7 @@ void launch_tc_typed(const GemvArgs& a, int* counters, cudaStream_t stream) {
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 int device_major() {
-    static int major = [] {
-        int dev = 0, v = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-            return 0;
-        return v;
-    }();
+    static const int major = current_device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
     return major;
 }
 

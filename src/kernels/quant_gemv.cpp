@@ -21,7 +21,6 @@ bool g_tensor_cores = true;
 }
 
 void quant_gemv_set_tensor_cores(bool allow) { g_tensor_cores = allow; }
-bool quant_gemv_tensor_cores() { return g_tensor_cores; }
 
 int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups) {
     const int64_t K = g_idx.size(0);

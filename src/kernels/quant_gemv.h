@@ -21,7 +21,6 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
 /// contiguous groups; see quant_gemv_tc_cuda.cu) — on by default; off forces the SIMT kernel everywhere
 /// (tests and benchmarks compare the two).
 void quant_gemv_set_tensor_cores(bool allow);
-bool quant_gemv_tensor_cores();
 
 /// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when
 /// g_idx[k] == k / g for every k with g a multiple of 32 (or K rounded up to 32 when G == 1),

@@ -4,8 +4,10 @@
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA
 // graph holding 100 calls (after a warm-up), i.e. GPU time without the host's launch cost, which
 // for a ~20 µs kernel is of the same order; the kernel's launched-from-the-host time is reported
-// too. One JSON line per measurement. Usage:
+// too, and two references under the same method: ATen reading the code words (a sum) and a
+// one-element fill (the fixed cost of one graph node). One JSON line per measurement. Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
+//              [--sweep 0|1]   (1: the tensor-core kernel at every ring depth and wave count instead)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -95,7 +97,7 @@ double graph_seconds_per_call(F&& f) {
 int main(int argc, char** argv) {
     std::string shapes = "4096x14336,14336x4096", rows = "1,4,8,16";
     int bits = 4, group = 128;
-    bool offset = false;
+    bool offset = false, sweep = false;  // sweep: the tensor-core kernel's plan knobs instead of the comparisons
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
         if (k == "--shapes") shapes = v;
@@ -103,6 +105,7 @@ int main(int argc, char** argv) {
         else if (k == "--group") group = std::stoi(v);
         else if (k == "--rows") rows = v;
         else if (k == "--offset") offset = v != "0";
+        else if (k == "--sweep") sweep = v != "0";
         else {
             std::fprintf(stderr, "bench_gemv: unknown option %s\n", k.c_str());
             return 1;
@@ -152,6 +155,22 @@ int main(int argc, char** argv) {
             const auto kernel = [&] {
                 lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows);
             };
+            if (sweep) {
+                // Every ring depth and wave count on the tensor-core kernel (also at 1 row), against SIMT.
+                lota::kernels::quant_gemv_set_tensor_cores(false);
+                const double ts = graph_seconds_per_call(kernel);
+                lota::kernels::quant_gemv_set_tensor_cores(true);
+                for (int ring : {2, 4, 8})
+                    for (double waves : {0.5, 1.0, 2.0}) {
+                        lota::kernels::quant_gemv_set_tc_tuning({1, ring, waves});
+                        const double t = graph_seconds_per_call(kernel);
+                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,\"ring\":%d,"
+                                    "\"waves\":%.1f,\"tc_us\":%.2f,\"simt_us\":%.2f}\n",
+                                    (long long)K, (long long)N, bits, (long long)M, ring, waves, t * 1e6, ts * 1e6);
+                    }
+                lota::kernels::quant_gemv_set_tc_tuning({});
+                continue;
+            }
             const double th = seconds_per_call(kernel);
             const double tk = graph_seconds_per_call(kernel);
             lota::kernels::quant_gemv_set_tensor_cores(false);
@@ -161,12 +180,18 @@ int main(int argc, char** argv) {
             const double td = graph_seconds_per_call([&] { layer.forward(x); });
             lota::model::QuantLinear::set_gemv_max_rows(16);
             const double tb = graph_seconds_per_call([&] { at::linear(x, W16); });
+            // References for the same graph method: ATen summing the code words (a plain read of the
+            // same bytes, one reduction kernel) and filling one float (the fixed cost of a graph node).
+            at::Tensor code_sum = at::empty({}, cuda.dtype(at::kLong));
+            const at::Tensor one = at::empty({1}, cuda.dtype(at::kFloat));
+            const double tr = graph_seconds_per_call([&] { at::sum_out(code_sum, qw.qweight); });
+            const double te = graph_seconds_per_call([&] { one.fill_(1.0f); });
             const double bytes = wbytes + 2.0 * M * (K + N);
             std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
                         "\"kernel_us\":%.2f,\"simt_kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
-                        "\"fraction_of_copy_bw\":%.3f}\n",
+                        "\"fraction_of_copy_bw\":%.3f,\"read_codes_us\":%.2f,\"empty_node_us\":%.2f}\n",
                         (long long)K, (long long)N, bits, group, offset ? "true" : "false", (long long)M, tk * 1e6,
-                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw);
+                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw, tr * 1e6, te * 1e6);
         }
     }
     return 0;

@@ -7,6 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "kernels/quant_gemv_cuda.h"  // GemvTcTuning (plain C++)
+
 namespace lota::kernels {
 
 /// x [M, K] (f32, f16 or bf16); quantized tensors as in dequant_forward; bias [N] of x's dtype
@@ -21,6 +23,9 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
 /// contiguous groups; see quant_gemv_tc_cuda.cu) — on by default; off forces the SIMT kernel everywhere
 /// (tests and benchmarks compare the two).
 void quant_gemv_set_tensor_cores(bool allow);
+
+/// The tensor-core kernel's plan knobs (bench_gemv --sweep); the defaults are the measured best.
+void quant_gemv_set_tc_tuning(const GemvTcTuning& tuning);
 
 /// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when
 /// g_idx[k] == k / g for every k with g a multiple of 32 (or K rounded up to 32 when G == 1),

@@ -302,10 +302,11 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t*
 
 }  // namespace
 
-void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores) {
+void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTcTuning& tuning) {
     // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
-    a.tensor_cores = allow_tensor_cores && a.M >= 2 && quant_gemv_tc_eligible(a);
-    a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, sm_count(), &a.split_rows)
+    a.tc_ring = tuning.ring > 0 ? tuning.ring : a.bits == 2 || a.M > 8 ? 2 : 4;
+    a.tensor_cores = allow_tensor_cores && a.M >= (tuning.min_rows > 0 ? tuning.min_rows : 2) && quant_gemv_tc_eligible(a);
+    a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, tuning, sm_count(), &a.split_rows)
                               : simt_splits(a.M, a.K, a.N, a.vector_loads, &a.split_rows);
 }
 

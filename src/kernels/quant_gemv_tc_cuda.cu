@@ -30,6 +30,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <mutex>
 #include <type_traits>
 #include <utility>
@@ -141,13 +142,14 @@ __device__ __forceinline__ GroupMeta load_meta(const GemvArgs& a, int64_t gn, bo
     return m;
 }
 
-// BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used).
-template <int BITS, bool BF16, bool BIG>
+// BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used). RING: steps
+// whose loads each warp keeps in flight (slot u is refilled with step u + RING as soon as its
+// registers are copied out, so a warp always has RING loads outstanding).
+template <int BITS, bool BF16, bool BIG, int RING>
 __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a, int* tile_counters) {
     constexpr int C = 32 / BITS;  // codes per word
     constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
-    constexpr int U = (BITS == 2 || BIG) ? 2 : 4;  // steps whose loads are issued together
-    __shared__ float red[TC_WARPS][16][TC_COLS];
+    __shared__ float red[TC_WARPS][16][TC_COLS + 1];  // + 1: the 32 lanes' stores hit 32 banks
     __shared__ bool last_block;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
     const int64_t N = a.N, K = a.K, M = a.M;
@@ -203,23 +205,23 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     };
 
     if (k_begin < k_end) {
+        // The ring of loads: slot u holds step kb + u·STEP of the current round.
+        int4 w[RING];
+        XRows<C> xl[RING], xh[RING];
+        const auto load_step = [&](int u, int64_t k) {
+            const bool in = k < k_end;
+            w[u] = in ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
+            xl[u] = load_x<C>(x_lo + k, in && row_lo);
+            xh[u] = load_x<C>(x_hi + k, in && row_hi);
+        };
+#pragma unroll
+        for (int u = 0; u < RING; ++u) load_step(u, k_begin + u * STEP);
         int64_t gi = k_begin / a.group_rows;
         int64_t group_end = (gi + 1) * a.group_rows;
         GroupMeta meta = load_meta(a, gi * N + n0 + 8 * t, row_lo);
-        for (int64_t kb = k_begin; kb < k_end; kb += U * STEP) {
-            // Issue the loads of U steps at once (the warp's bytes in flight), then multiply.
-            int4 w[U];
-            XRows<C> xl[U], xh[U];
+        for (int64_t kb = k_begin; kb < k_end; kb += RING * STEP) {
 #pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const int64_t k = kb + u * STEP;
-                const bool in = k < k_end;
-                w[u] = in ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
-                xl[u] = load_x<C>(x_lo + k, in && row_lo);
-                xh[u] = load_x<C>(x_hi + k, in && row_hi);
-            }
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
+            for (int u = 0; u < RING; ++u) {
                 const int64_t k = kb + u * STEP;
                 if (k >= k_end) break;  // the same for the whole warp
                 if (k >= group_end) {
@@ -230,12 +232,14 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
                 }
                 const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
                                            static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
+                const XRows<C> xlu = xl[u], xhu = xh[u];
+                load_step(u, k + RING * STEP);  // refill the slot before multiplying
                 // mma j takes the word's pairs 2j (k slots 2t, 2t+1) and 2j + 1 (k slots 2t+8, 2t+9).
                 for_each_index(
                     [&](auto jc) {
                         constexpr int P0 = 2 * decltype(jc)::value, P1 = P0 + 1;
-                        const uint32_t afrag[4] = {x_pair<C, P0>(xl[u]), x_pair<C, P0>(xh[u]),
-                                                   x_pair<C, P1>(xl[u]), x_pair<C, P1>(xh[u])};
+                        const uint32_t afrag[4] = {x_pair<C, P0>(xlu), x_pair<C, P0>(xhu),
+                                                   x_pair<C, P1>(xlu), x_pair<C, P1>(xhu)};
 #pragma unroll
                         for (int c = 0; c < 4; ++c)
                             mma16816<BF16>(dot[c], afrag, code_pair<BITS, P0, BF16>(words[c]),
@@ -315,36 +319,41 @@ int* tile_counters() {
     return per_device[dev];
 }
 
-// Blocks resident per SM (registers and shared memory allowing).
+using TcKernel = void (*)(GemvArgs, int*);
+
 template <int BITS, bool BF16, bool BIG>
-int resident_blocks() {
-    static int n = [] {
-        int v = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, quant_gemv_tc_kernel<BITS, BF16, BIG>, TC_WARPS * 32, 0) !=
-            cudaSuccess)
-            return 0;
-        return v;
-    }();
-    return n;
+TcKernel kernel_with_ring(int ring) {
+    if (ring == 2) return quant_gemv_tc_kernel<BITS, BF16, BIG, 2>;
+    if (ring == 8) return quant_gemv_tc_kernel<BITS, BF16, BIG, 8>;
+    return quant_gemv_tc_kernel<BITS, BF16, BIG, 4>;
 }
 
-int resident_blocks_of(const GemvArgs& a) {
+// The instance for these arguments (bits, x's type, up to 8 or 16 rows, a.tc_ring) and its index
+// in 0 .. 23 (for the occupancy cache).
+TcKernel tc_kernel(const GemvArgs& a, int* index) {
     const bool bf16 = a.x_type == GemvType::BF16, big = a.M > 8;
+    const int ring = a.tc_ring == 2 || a.tc_ring == 8 ? a.tc_ring : 4;
+    *index = (((a.bits == 4) * 2 + bf16) * 2 + big) * 3 + (ring == 2 ? 0 : ring == 4 ? 1 : 2);
     if (a.bits == 2) {
-        if (bf16) return big ? resident_blocks<2, true, true>() : resident_blocks<2, true, false>();
-        return big ? resident_blocks<2, false, true>() : resident_blocks<2, false, false>();
+        if (bf16) return big ? kernel_with_ring<2, true, true>(ring) : kernel_with_ring<2, true, false>(ring);
+        return big ? kernel_with_ring<2, false, true>(ring) : kernel_with_ring<2, false, false>(ring);
     }
-    if (bf16) return big ? resident_blocks<4, true, true>() : resident_blocks<4, true, false>();
-    return big ? resident_blocks<4, false, true>() : resident_blocks<4, false, false>();
+    if (bf16) return big ? kernel_with_ring<4, true, true>(ring) : kernel_with_ring<4, true, false>(ring);
+    return big ? kernel_with_ring<4, false, true>(ring) : kernel_with_ring<4, false, false>(ring);
 }
 
-template <int BITS, bool BF16>
-void launch_tc_typed(const GemvArgs& a, int* counters, cudaStream_t stream) {
-    const dim3 grid(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
-    if (a.M > 8)
-        quant_gemv_tc_kernel<BITS, BF16, true><<<grid, TC_WARPS * 32, 0, stream>>>(a, counters);
-    else
-        quant_gemv_tc_kernel<BITS, BF16, false><<<grid, TC_WARPS * 32, 0, stream>>>(a, counters);
+// Blocks of the instance resident per SM (registers and shared memory allowing), asked once.
+int resident_blocks_of(const GemvArgs& a) {
+    static std::atomic<int> cache[24];  // 0: not asked yet; -1: the query failed
+    int index = 0;
+    const TcKernel k = tc_kernel(a, &index);
+    int n = cache[index].load();
+    if (n == 0) {
+        int v = 0;
+        n = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, k, TC_WARPS * 32, 0) == cudaSuccess && v > 0 ? v : -1;
+        cache[index].store(n);
+    }
+    return n > 0 ? n : 0;
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -366,12 +375,14 @@ bool quant_gemv_tc_eligible(const GemvArgs& a) {
            device_major() >= 8 && tile_counters() != nullptr && resident_blocks_of(a) > 0;
 }
 
-int64_t quant_gemv_tc_splits(const GemvArgs& a, int sm_count, int64_t* split_rows) {
+int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTcTuning& tuning, int sm_count, int64_t* split_rows) {
     const int64_t step = 4 * (32 / a.bits);
     const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
     // Enough K ranges for one wave of resident blocks, rounded up (measured: the shorter ranges
     // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
-    const int64_t wave_warps = static_cast<int64_t>(resident_blocks_of(a)) * sm_count * TC_WARPS;
+    const double waves = tuning.waves > 0 ? tuning.waves : 1.0;
+    const int64_t wave_warps =
+        static_cast<int64_t>(waves * static_cast<double>(resident_blocks_of(a)) * sm_count * TC_WARPS);
     int64_t per_warp = (tiles * steps + wave_warps - 1) / wave_warps;
     if (per_warp < 2) per_warp = 2;
     int64_t splits = (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp);
@@ -383,13 +394,9 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, int sm_count, int64_t* split_row
 }
 
 void quant_gemv_tc_launch(const GemvArgs& a, void* stream_ptr) {
-    const auto stream = static_cast<cudaStream_t>(stream_ptr);
-    int* counters = tile_counters();
-    const bool bf16 = a.x_type == GemvType::BF16;
-    if (a.bits == 2)
-        bf16 ? launch_tc_typed<2, true>(a, counters, stream) : launch_tc_typed<2, false>(a, counters, stream);
-    else
-        bf16 ? launch_tc_typed<4, true>(a, counters, stream) : launch_tc_typed<4, false>(a, counters, stream);
+    int index = 0;
+    const dim3 grid(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
+    tc_kernel(a, &index)<<<grid, TC_WARPS * 32, 0, static_cast<cudaStream_t>(stream_ptr)>>>(a, tile_counters());
 }
 
 }  // namespace lota::kernels

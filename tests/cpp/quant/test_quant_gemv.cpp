@@ -3,6 +3,8 @@
 // act-order, LoTA offsets and bias, with poisoned memory (skipped without CUDA).
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
@@ -125,6 +127,40 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
     std::printf("quant_gemv CUDA: %d cases (%d on tensor cores) match the float64 reference\n", cases, tc_cases);
     EXPECT_GT(cases, 300);
     EXPECT_GT(tc_cases, 100);
+}
+
+// The tensor-core kernel's plan knobs (bench_gemv --sweep) change the work split, the loads in
+// flight and which row counts use it; every setting must give the same sums.
+TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
+    if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
+    const at::Device cuda(at::kCUDA);
+    int cases = 0;
+    for (int bits : {2, 4})
+        for (const auto& [K, N, group] : {std::tuple<int64_t, int64_t, int>{640, 256, 64}, {1152, 352, 128},
+                                          {4096, 96, 64}, {128, 64, 32}}) {
+            if (group % (128 / bits) != 0) continue;  // groups shorter than a warp step: SIMT only
+            at::manual_seed(77 * bits + K);
+            const quant::QuantizedWeight qw = random_layer(K, N, bits, group, false, bits == 4, true);
+            const quant::QuantizedWeight qc = quantized_on(qw, cuda);
+            const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
+            for (int64_t M : {1, 5, 16})
+                for (int ring : {2, 4, 8})
+                    for (double waves : {0.5, 2.0}) {
+                        const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
+                        const auto [ref, bound] = reference(qw, x);
+                        { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
+                        kernels::quant_gemv_set_tc_tuning({1, ring, waves});
+                        const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
+                        kernels::quant_gemv_set_tc_tuning({});
+                        const at::Tensor err = (y.to(at::kDouble) - ref).abs();
+                        const at::Tensor tol = 2e-5 * bound + out_eps(at::kBFloat16) * ref.abs() + 1e-6;
+                        ASSERT_TRUE((err <= tol).all().item<bool>())
+                            << "bits " << bits << " K " << K << " N " << N << " M " << M << " ring " << ring
+                            << " waves " << waves << " max err " << err.max().item<double>();
+                        ++cases;
+                    }
+        }
+    EXPECT_EQ(cases, 2 * 4 * 3 * 3 * 2 - 3 * 3 * 2);  // 2-bit steps are 64 rows: no 32-row groups
 }
 
 TEST(QuantGemvCuda, QuantLinearUsesItForDecodeRowsOnly) {

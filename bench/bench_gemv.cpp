@@ -7,7 +7,7 @@
 // too, and two references under the same method: ATen reading the code words (a sum) and a
 // one-element fill (the fixed cost of one graph node). One JSON line per measurement. Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
-//              [--sweep 0|1]   (1: the tensor-core kernel at every ring depth and wave count instead)
+//              [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -156,19 +156,26 @@ int main(int argc, char** argv) {
                 lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows);
             };
             if (sweep) {
-                // Every ring depth and wave count on the tensor-core kernel (also at 1 row), against SIMT.
+                // The plan's knobs: the SIMT kernel's blocks per SM, then every batch depth and wave
+                // count of the tensor-core kernel (also at 1 row).
                 lota::kernels::quant_gemv_set_tensor_cores(false);
-                const double ts = graph_seconds_per_call(kernel);
+                for (int bps : {4, 8, 16, 32}) {
+                    lota::kernels::quant_gemv_set_tuning({0, 0, 0.0, bps});
+                    const double t = graph_seconds_per_call(kernel);
+                    std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
+                                "\"blocks_per_sm\":%d,\"simt_us\":%.2f}\n",
+                                (long long)K, (long long)N, bits, (long long)M, bps, t * 1e6);
+                }
                 lota::kernels::quant_gemv_set_tensor_cores(true);
-                for (int ring : {2, 4, 8})
+                for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 1.0, 2.0}) {
-                        lota::kernels::quant_gemv_set_tc_tuning({1, ring, waves});
+                        lota::kernels::quant_gemv_set_tuning({1, batch, waves, 0});
                         const double t = graph_seconds_per_call(kernel);
-                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,\"ring\":%d,"
-                                    "\"waves\":%.1f,\"tc_us\":%.2f,\"simt_us\":%.2f}\n",
-                                    (long long)K, (long long)N, bits, (long long)M, ring, waves, t * 1e6, ts * 1e6);
+                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,\"batch\":%d,"
+                                    "\"waves\":%.1f,\"tc_us\":%.2f}\n",
+                                    (long long)K, (long long)N, bits, (long long)M, batch, waves, t * 1e6);
                     }
-                lota::kernels::quant_gemv_set_tc_tuning({});
+                lota::kernels::quant_gemv_set_tuning({});
                 continue;
             }
             const double th = seconds_per_call(kernel);

@@ -17,11 +17,11 @@ namespace lota::kernels {
 
 namespace {
 bool g_tensor_cores = true;
-GemvTcTuning g_tc_tuning;
+GemvTuning g_tuning;
 }  // namespace
 
 void quant_gemv_set_tensor_cores(bool allow) { g_tensor_cores = allow; }
-void quant_gemv_set_tc_tuning(const GemvTcTuning& tuning) { g_tc_tuning = tuning; }
+void quant_gemv_set_tuning(const GemvTuning& tuning) { g_tuning = tuning; }
 
 int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups) {
     const int64_t K = g_idx.size(0);
@@ -83,7 +83,7 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     a.group_rows = group_rows;
     a.vector_loads = N % 4 == 0 && reinterpret_cast<uintptr_t>(a.qweight) % 16 == 0;
     a.out_type = a.x_type;
-    quant_gemv_cuda_plan(a, g_tensor_cores, g_tc_tuning);
+    quant_gemv_cuda_plan(a, g_tensor_cores, g_tuning);
     const at::Tensor partial = at::empty({a.splits, M, N}, xc.options().dtype(at::kFloat));
     a.partial = partial.data_ptr<float>();
     const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();

@@ -7,7 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "kernels/quant_gemv_cuda.h"  // GemvTcTuning (plain C++)
+#include "kernels/quant_gemv_cuda.h"  // GemvTuning (plain C++)
 
 namespace lota::kernels {
 
@@ -25,7 +25,7 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
 void quant_gemv_set_tensor_cores(bool allow);
 
 /// The tensor-core kernel's plan knobs (bench_gemv --sweep); the defaults are the measured best.
-void quant_gemv_set_tc_tuning(const GemvTcTuning& tuning);
+void quant_gemv_set_tuning(const GemvTuning& tuning);
 
 /// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when
 /// g_idx[k] == k / g for every k with g a multiple of 32 (or K rounded up to 32 when G == 1),

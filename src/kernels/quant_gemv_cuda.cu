@@ -10,8 +10,9 @@
 // fixed order (deterministic), adds the bias and rounds once to the output type.
 //
 // When the rows of a group are contiguous (g = k / group_rows, no act-order), the group's scale
-// is factored out of each chunk:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner loop
-// is one FMA per code and row of x. With act-order (g = g_idx[k]) every code is dequantized with
+// is factored out:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner loop is one FMA per
+// code and row of x, on the code as the float 1 + Q/2^bits (one shift and one LOP3 make it; the
+// sum of those is 2^-bits·Σ x·Q + Σ x), and the scale is applied once per group. With act-order (g = g_idx[k]) every code is dequantized with
 // the reference's formula and rounding order (kernels::dequant_value).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -38,7 +39,24 @@ __device__ __forceinline__ float code_as_float(const int32_t (&w)[BITS]) {
     constexpr int bit = I * BITS, word = bit / 32, shift = bit % 32;
     uint32_t v = static_cast<uint32_t>(w[word]) >> shift;
     if constexpr (shift + BITS > 32) v |= static_cast<uint32_t>(w[word + 1]) << (32 - shift);
-    return __uint_as_float((v & ((1u << BITS) - 1u)) | 0x4B000000u) - 8388608.0f;
+    return __uint_as_float((v & ((1u << BITS) - 1u)) | 0x4B000000u);
+}
+
+// The same code q as the exact float 1 + q / 2^BITS: q shifted to the top of 1.0's mantissa and
+// OR-ed in (one shift and one LOP3; the grouped path's sums undo the 1 and the scale at the group's end).
+template <int BITS, int I>
+__device__ __forceinline__ float code_as_unit(const int32_t (&w)[BITS]) {
+    constexpr int bit = I * BITS, word = bit / 32, shift = bit % 32, top = 23 - BITS;
+    constexpr uint32_t mask = ((1u << BITS) - 1u) << top;
+    uint32_t v;
+    if constexpr (shift + BITS > 32) {  // 3-bit codes across two words
+        v = ((static_cast<uint32_t>(w[word]) >> shift) | (static_cast<uint32_t>(w[word + 1]) << (32 - shift))) << top;
+    } else if constexpr (shift > top) {
+        v = static_cast<uint32_t>(w[word]) >> (shift - top);
+    } else {
+        v = static_cast<uint32_t>(w[word]) << (top - shift);
+    }
+    return __uint_as_float((v & mask) | 0x3F800000u);
 }
 
 // Calls f(std::integral_constant<int, I>) for I = 0 .. 31 (a compile-time loop).
@@ -99,6 +117,33 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
     for (int m = 0; m < MROWS; ++m)
 #pragma unroll
         for (int c = 0; c < COLS; ++c) acc[m][c] = 0.0f;
+    // Grouped path: the running group g_run's sums Σ x·(1 + q/2^BITS) per column and Σ x, added to
+    // acc as S·(2^BITS·dot − (2^BITS + Z − F)·Σx) = S·Σ x·(q − Z + F) when the group ends.
+    float dot[MROWS][COLS], xs_run[MROWS];
+    int64_t g_run = -1;
+    const auto clear_run = [&] {
+#pragma unroll
+        for (int m = 0; m < MROWS; ++m) {
+            xs_run[m] = 0.0f;
+#pragma unroll
+            for (int c = 0; c < COLS; ++c) dot[m][c] = 0.0f;
+        }
+    };
+    const auto flush = [&](int64_t g) {
+        if (g < 0) return;
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) {
+            if (n0 + c >= N) break;
+            const int64_t gn = g * N + n0 + c;
+            const float s = __half2float(scales[gn]);
+            const float zf = static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f);
+#pragma unroll
+            for (int m = 0; m < MROWS; ++m)
+                acc[m][c] += s * (float(1 << BITS) * dot[m][c] - (float(1 << BITS) + zf) * xs_run[m]);
+        }
+        clear_run();
+    };
+    clear_run();
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
@@ -137,11 +182,14 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
             if (r0 + SLICES * CHUNK < rows)  // prefetch this slice's next chunk
                 load_chunk<BITS, COLS>(a, p0 + r0 + SLICES * CHUNK, word_rows, n0, next);
             if constexpr (GROUPED) {
-                float dot[MROWS][COLS];
+                // A new group: the finished one's sums, scaled, go to acc (once per group, not per chunk).
+                const int64_t g = (p0 + r0) / a.group_rows;
+                if (g != g_run) {
+                    flush(g_run);
+                    g_run = g;
+                }
 #pragma unroll
-                for (int m = 0; m < MROWS; ++m)
-#pragma unroll
-                    for (int c = 0; c < COLS; ++c) dot[m][c] = 0.0f;
+                for (int m = 0; m < MROWS; ++m) xs_run[m] += xsum[m][r0 / CHUNK];
                 for_each_code(
                     [&](auto ic) {
                         constexpr int i = decltype(ic)::value;
@@ -150,22 +198,12 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
                         for (int m = 0; m < MROWS; ++m) xv[m] = xs[m][r0 + i];
 #pragma unroll
                         for (int c = 0; c < COLS; ++c) {
-                            const float q = code_as_float<BITS, i>(words[c]);
+                            const float u = code_as_unit<BITS, i>(words[c]);
 #pragma unroll
-                            for (int m = 0; m < MROWS; ++m) dot[m][c] = fmaf(xv[m], q, dot[m][c]);
+                            for (int m = 0; m < MROWS; ++m) dot[m][c] = fmaf(xv[m], u, dot[m][c]);
                         }
                     },
                     std::make_integer_sequence<int, CHUNK>{});
-                const int64_t g = (p0 + r0) / a.group_rows;
-#pragma unroll
-                for (int c = 0; c < COLS; ++c) {
-                    if (n0 + c >= N) break;
-                    const int64_t gn = g * N + n0 + c;
-                    const float s = __half2float(scales[gn]);
-                    const float zf = static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f);
-#pragma unroll
-                    for (int m = 0; m < MROWS; ++m) acc[m][c] += s * (dot[m][c] - zf * xsum[m][r0 / CHUNK]);
-                }
             } else {
                 for_each_code(
                     [&](auto ic) {
@@ -178,7 +216,7 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
                             const float f = a.offset ? a.offset[gn] : 0.0f;
                             // The spec's formula: (q − z) exact, + f, · s (kernels::dequant_value).
                             const float w = __half2float(scales[gn]) *
-                                            ((code_as_float<BITS, i>(words[c]) - static_cast<float>(a.zeros[gn])) + f);
+                                            (((code_as_float<BITS, i>(words[c]) - 8388608.0f) - static_cast<float>(a.zeros[gn])) + f);
 #pragma unroll
                             for (int m = 0; m < MROWS; ++m) acc[m][c] = fmaf(xs[m][r0 + i], w, acc[m][c]);
                         }
@@ -187,6 +225,7 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
             }
         }
     }
+    if constexpr (GROUPED) flush(g_run);
     // Slices 1.. hand their sums to slice 0, which adds them in slice order and writes the partial.
     if (SLICES > 1 && slice > 0) {
 #pragma unroll
@@ -281,7 +320,7 @@ int sm_count() {
 
 namespace {
 
-int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t* split_rows) {
+int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int blocks_per_sm, int64_t* split_rows) {
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * (vector_loads ? 4 : 1);
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
     const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
@@ -290,7 +329,7 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t*
     // each range keeps at least 4 chunks (8 with slices: two per slice), so the partial sums
     // stay small next to the codes.
     const int slices = slices_for(M, N);
-    const int64_t target = (slices == 1 && M <= 4 ? 16 : 4) * sm_count();
+    const int64_t target = (blocks_per_sm > 0 ? blocks_per_sm : slices == 1 && M <= 4 ? 16 : 4) * sm_count();
     int64_t splits = (target + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
     const int64_t min_chunks = slices == 1 ? 4 : 8;
     const int64_t max_splits = chunks / min_chunks > 0 ? chunks / min_chunks : 1;
@@ -302,12 +341,12 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int64_t*
 
 }  // namespace
 
-void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTcTuning& tuning) {
+void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning) {
     // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
-    a.tc_ring = tuning.ring > 0 ? tuning.ring : a.bits == 2 || a.M > 8 ? 2 : 4;
-    a.tensor_cores = allow_tensor_cores && a.M >= (tuning.min_rows > 0 ? tuning.min_rows : 2) && quant_gemv_tc_eligible(a);
+    a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
+    a.tensor_cores = allow_tensor_cores && a.M >= (tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2) && quant_gemv_tc_eligible(a);
     a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, tuning, sm_count(), &a.split_rows)
-                              : simt_splits(a.M, a.K, a.N, a.vector_loads, &a.split_rows);
+                              : simt_splits(a.M, a.K, a.N, a.vector_loads, tuning.simt_blocks_per_sm, &a.split_rows);
 }
 
 int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {

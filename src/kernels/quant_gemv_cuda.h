@@ -21,7 +21,7 @@ struct GemvArgs {
     int64_t group_rows = 0;  ///< > 0: g = k / group_rows (a multiple of 32); 0: g = g_idx[k]
     bool vector_loads = false;  ///< N % 4 == 0 and 16-byte aligned rows: 4 columns per thread
     bool tensor_cores = false;  ///< set by quant_gemv_cuda_plan: the tensor-core kernel runs
-    int tc_ring = 4;            ///< tensor-core kernel: steps of loads each warp keeps in flight (2, 4, 8)
+    int tc_batch = 4;           ///< tensor-core kernel: steps whose loads a warp issues together (2, 4, 8)
     int64_t splits = 1;         ///< K is cut into `splits` ranges of split_rows rows
     int64_t split_rows = 0;     ///< a multiple of 32
     float* partial = nullptr;   ///< [splits, M, N] float32 scratch
@@ -30,17 +30,18 @@ struct GemvArgs {
     GemvType out_type = GemvType::F32;
 };
 
-/// Knobs of the tensor-core kernel's plan, for benchmarks that sweep them (0: the default).
-struct GemvTcTuning {
-    int min_rows = 0;    ///< fewest rows of x that use it (default 2)
-    int ring = 0;        ///< loads in flight per warp, in steps: 2, 4 or 8
-    double waves = 0.0;  ///< resident-block waves the K ranges are cut for (default 1)
+/// Knobs of the plan, for benchmarks that sweep them (0: the default, the measured best).
+struct GemvTuning {
+    int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 2)
+    int tc_batch = 0;        ///< its steps of loads issued together per warp: 2, 4 or 8
+    double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
+    int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at
 };
 
 /// Chooses the kernel (the tensor-core one when `allow_tensor_cores` and quant_gemv_tc_eligible,
 /// else the SIMT one) and the number of K ranges (more ranges: more parallel blocks, more partial
 /// sums to add); sets a.tensor_cores, a.splits and a.split_rows. All other fields must be set.
-void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTcTuning& tuning = {});
+void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning = {});
 
 /// Launches the product kernel and the partial-sum kernel on `stream`; returns a cudaError_t as int.
 int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);
@@ -48,7 +49,7 @@ int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);
 // The tensor-core kernel (quant_gemv_tc_cuda.cu): bf16/f16 x of 1–16 rows, 2- or 4-bit codes,
 // contiguous groups, N a multiple of 32, 16-byte aligned tensors, compute capability >= 8.0.
 bool quant_gemv_tc_eligible(const GemvArgs& a);
-int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTcTuning& tuning, int sm_count, int64_t* split_rows);
+int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows);
 void quant_gemv_tc_launch(const GemvArgs& a, void* stream);
 
 }  // namespace lota::kernels

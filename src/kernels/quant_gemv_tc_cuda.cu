@@ -142,10 +142,9 @@ __device__ __forceinline__ GroupMeta load_meta(const GemvArgs& a, int64_t gn, bo
     return m;
 }
 
-// BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used). RING: steps
-// whose loads each warp keeps in flight (slot u is refilled with step u + RING as soon as its
-// registers are copied out, so a warp always has RING loads outstanding).
-template <int BITS, bool BF16, bool BIG, int RING>
+// BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used). U: steps whose
+// loads a warp issues together before multiplying them.
+template <int BITS, bool BF16, bool BIG, int U>
 __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a, int* tile_counters) {
     constexpr int C = 32 / BITS;  // codes per word
     constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
@@ -205,23 +204,23 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     };
 
     if (k_begin < k_end) {
-        // The ring of loads: slot u holds step kb + u·STEP of the current round.
-        int4 w[RING];
-        XRows<C> xl[RING], xh[RING];
-        const auto load_step = [&](int u, int64_t k) {
-            const bool in = k < k_end;
-            w[u] = in ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
-            xl[u] = load_x<C>(x_lo + k, in && row_lo);
-            xh[u] = load_x<C>(x_hi + k, in && row_hi);
-        };
-#pragma unroll
-        for (int u = 0; u < RING; ++u) load_step(u, k_begin + u * STEP);
         int64_t gi = k_begin / a.group_rows;
         int64_t group_end = (gi + 1) * a.group_rows;
         GroupMeta meta = load_meta(a, gi * N + n0 + 8 * t, row_lo);
-        for (int64_t kb = k_begin; kb < k_end; kb += RING * STEP) {
+        for (int64_t kb = k_begin; kb < k_end; kb += U * STEP) {
+            // Issue the loads of U steps at once (the warp's bytes in flight), then multiply.
+            int4 w[U];
+            XRows<C> xl[U], xh[U];
 #pragma unroll
-            for (int u = 0; u < RING; ++u) {
+            for (int u = 0; u < U; ++u) {
+                const int64_t k = kb + u * STEP;
+                const bool in = k < k_end;
+                w[u] = in ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
+                xl[u] = load_x<C>(x_lo + k, in && row_lo);
+                xh[u] = load_x<C>(x_hi + k, in && row_hi);
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
                 const int64_t k = kb + u * STEP;
                 if (k >= k_end) break;  // the same for the whole warp
                 if (k >= group_end) {
@@ -232,14 +231,12 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
                 }
                 const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
                                            static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
-                const XRows<C> xlu = xl[u], xhu = xh[u];
-                load_step(u, k + RING * STEP);  // refill the slot before multiplying
                 // mma j takes the word's pairs 2j (k slots 2t, 2t+1) and 2j + 1 (k slots 2t+8, 2t+9).
                 for_each_index(
                     [&](auto jc) {
                         constexpr int P0 = 2 * decltype(jc)::value, P1 = P0 + 1;
-                        const uint32_t afrag[4] = {x_pair<C, P0>(xlu), x_pair<C, P0>(xhu),
-                                                   x_pair<C, P1>(xlu), x_pair<C, P1>(xhu)};
+                        const uint32_t afrag[4] = {x_pair<C, P0>(xl[u]), x_pair<C, P0>(xh[u]),
+                                                   x_pair<C, P1>(xl[u]), x_pair<C, P1>(xh[u])};
 #pragma unroll
                         for (int c = 0; c < 4; ++c)
                             mma16816<BF16>(dot[c], afrag, code_pair<BITS, P0, BF16>(words[c]),
@@ -322,24 +319,24 @@ int* tile_counters() {
 using TcKernel = void (*)(GemvArgs, int*);
 
 template <int BITS, bool BF16, bool BIG>
-TcKernel kernel_with_ring(int ring) {
-    if (ring == 2) return quant_gemv_tc_kernel<BITS, BF16, BIG, 2>;
-    if (ring == 8) return quant_gemv_tc_kernel<BITS, BF16, BIG, 8>;
+TcKernel kernel_with_batch(int batch) {
+    if (batch == 2) return quant_gemv_tc_kernel<BITS, BF16, BIG, 2>;
+    if (batch == 8) return quant_gemv_tc_kernel<BITS, BF16, BIG, 8>;
     return quant_gemv_tc_kernel<BITS, BF16, BIG, 4>;
 }
 
-// The instance for these arguments (bits, x's type, up to 8 or 16 rows, a.tc_ring) and its index
+// The instance for these arguments (bits, x's type, up to 8 or 16 rows, a.tc_batch) and its index
 // in 0 .. 23 (for the occupancy cache).
 TcKernel tc_kernel(const GemvArgs& a, int* index) {
     const bool bf16 = a.x_type == GemvType::BF16, big = a.M > 8;
-    const int ring = a.tc_ring == 2 || a.tc_ring == 8 ? a.tc_ring : 4;
-    *index = (((a.bits == 4) * 2 + bf16) * 2 + big) * 3 + (ring == 2 ? 0 : ring == 4 ? 1 : 2);
+    const int batch = a.tc_batch == 2 || a.tc_batch == 8 ? a.tc_batch : 4;
+    *index = (((a.bits == 4) * 2 + bf16) * 2 + big) * 3 + (batch == 2 ? 0 : batch == 4 ? 1 : 2);
     if (a.bits == 2) {
-        if (bf16) return big ? kernel_with_ring<2, true, true>(ring) : kernel_with_ring<2, true, false>(ring);
-        return big ? kernel_with_ring<2, false, true>(ring) : kernel_with_ring<2, false, false>(ring);
+        if (bf16) return big ? kernel_with_batch<2, true, true>(batch) : kernel_with_batch<2, true, false>(batch);
+        return big ? kernel_with_batch<2, false, true>(batch) : kernel_with_batch<2, false, false>(batch);
     }
-    if (bf16) return big ? kernel_with_ring<4, true, true>(ring) : kernel_with_ring<4, true, false>(ring);
-    return big ? kernel_with_ring<4, false, true>(ring) : kernel_with_ring<4, false, false>(ring);
+    if (bf16) return big ? kernel_with_batch<4, true, true>(batch) : kernel_with_batch<4, true, false>(batch);
+    return big ? kernel_with_batch<4, false, true>(batch) : kernel_with_batch<4, false, false>(batch);
 }
 
 // Blocks of the instance resident per SM (registers and shared memory allowing), asked once.
@@ -375,12 +372,12 @@ bool quant_gemv_tc_eligible(const GemvArgs& a) {
            device_major() >= 8 && tile_counters() != nullptr && resident_blocks_of(a) > 0;
 }
 
-int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTcTuning& tuning, int sm_count, int64_t* split_rows) {
+int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows) {
     const int64_t step = 4 * (32 / a.bits);
     const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
     // Enough K ranges for one wave of resident blocks, rounded up (measured: the shorter ranges
     // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
-    const double waves = tuning.waves > 0 ? tuning.waves : 1.0;
+    const double waves = tuning.tc_waves > 0 ? tuning.tc_waves : 1.0;
     const int64_t wave_warps =
         static_cast<int64_t>(waves * static_cast<double>(resident_blocks_of(a)) * sm_count * TC_WARPS);
     int64_t per_warp = (tiles * steps + wave_warps - 1) / wave_warps;

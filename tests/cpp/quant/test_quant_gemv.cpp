@@ -129,8 +129,8 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
     EXPECT_GT(tc_cases, 100);
 }
 
-// The tensor-core kernel's plan knobs (bench_gemv --sweep) change the work split, the loads in
-// flight and which row counts use it; every setting must give the same sums.
+// The tensor-core kernel's plan knobs (bench_gemv --sweep) change the work split, the loads issued
+// together and which row counts use it; every setting must give the same sums.
 TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
     if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
     const at::Device cuda(at::kCUDA);
@@ -144,18 +144,18 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
             const quant::QuantizedWeight qc = quantized_on(qw, cuda);
             const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
             for (int64_t M : {1, 5, 16})
-                for (int ring : {2, 4, 8})
+                for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 2.0}) {
                         const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
                         const auto [ref, bound] = reference(qw, x);
                         { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
-                        kernels::quant_gemv_set_tc_tuning({1, ring, waves});
+                        kernels::quant_gemv_set_tuning({1, batch, waves, 0});
                         const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
-                        kernels::quant_gemv_set_tc_tuning({});
+                        kernels::quant_gemv_set_tuning({});
                         const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                         const at::Tensor tol = 2e-5 * bound + out_eps(at::kBFloat16) * ref.abs() + 1e-6;
                         ASSERT_TRUE((err <= tol).all().item<bool>())
-                            << "bits " << bits << " K " << K << " N " << N << " M " << M << " ring " << ring
+                            << "bits " << bits << " K " << K << " N " << N << " M " << M << " batch " << batch
                             << " waves " << waves << " max err " << err.max().item<double>();
                         ++cases;
                     }

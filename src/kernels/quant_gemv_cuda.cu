@@ -98,7 +98,6 @@ __device__ __forceinline__ void load_chunk(const GemvArgs& a, int64_t k0, int64_
 template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
 __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) {
     constexpr int THREADS = LANES * SLICES;
-    constexpr int DEPTH = BITS == 8 ? 1 : 2;  // chunks in flight per thread (8-bit chunks are 32 registers)
     __shared__ float xs[MROWS][PIECE];
     __shared__ float xsum[MROWS][PIECE / CHUNK];
     __shared__ int32_t gs[PIECE];
@@ -148,16 +147,11 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
-        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32; the next
-        // DEPTH of them are always in flight (so that memory never waits for a chunk to be used
-        // before the one after it is asked for). The first loads are issued before the staging
-        // barriers so that they overlap them.
-        constexpr int SR = SLICES * CHUNK;
-        int32_t ahead[DEPTH][COLS][BITS];
+        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. Their
+        // first loads are issued before the staging barriers so that they overlap them.
+        int32_t next[COLS][BITS];
         const int first = slice * CHUNK;
-#pragma unroll
-        for (int h = 0; h < DEPTH; ++h)
-            if (active && first + h * SR < rows) load_chunk<BITS, COLS>(a, p0 + first + h * SR, word_rows, n0, ahead[h]);
+        if (active && first < rows) load_chunk<BITS, COLS>(a, p0 + first, word_rows, n0, next);
         __syncthreads();  // the previous piece is no longer read
         for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
             const int m = i / PIECE, r = i % PIECE;
@@ -179,18 +173,14 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
             __syncthreads();
         }
         if (!active) continue;
-        for (int r00 = first; r00 < rows; r00 += DEPTH * SR)
-#pragma unroll
-        for (int h = 0; h < DEPTH; ++h) {
-            const int r0 = r00 + h * SR;
-            if (r0 >= rows) break;
+        for (int r0 = first; r0 < rows; r0 += SLICES * CHUNK) {
             int32_t words[COLS][BITS];
 #pragma unroll
             for (int c = 0; c < COLS; ++c)
 #pragma unroll
-                for (int b = 0; b < BITS; ++b) words[c][b] = ahead[h][c][b];
-            if (r0 + DEPTH * SR < rows)  // refill the slot: this slice's chunk DEPTH ahead
-                load_chunk<BITS, COLS>(a, p0 + r0 + DEPTH * SR, word_rows, n0, ahead[h]);
+                for (int b = 0; b < BITS; ++b) words[c][b] = next[c][b];
+            if (r0 + SLICES * CHUNK < rows)  // prefetch this slice's next chunk
+                load_chunk<BITS, COLS>(a, p0 + r0 + SLICES * CHUNK, word_rows, n0, next);
             if constexpr (GROUPED) {
                 // A new group: the finished one's sums, scaled, go to acc (once per group, not per chunk).
                 const int64_t g = (p0 + r0) / a.group_rows;

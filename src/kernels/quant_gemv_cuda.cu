@@ -42,12 +42,13 @@ __device__ __forceinline__ float code_as_float(const int32_t (&w)[BITS]) {
     return __uint_as_float((v & ((1u << BITS) - 1u)) | 0x4B000000u);
 }
 
-// The same code q as the exact float 1 + q / 2^BITS: q shifted to the top of 1.0's mantissa and
-// OR-ed in (one shift and one LOP3; the grouped path's sums undo the 1 and the scale at the group's end).
+// The same code q as the exact float 1 + q / 2^BITS: q shifted to the top of 1.0's mantissa, then
+// masked and OR-ed into 1.0 by one LOP3 (written out because ptxas would otherwise use two: a LOP3
+// takes one immediate, and the mask and 1.0 are two); the grouped path's sums undo the 1 and the
+// 2^-BITS at the group's end.
 template <int BITS, int I>
-__device__ __forceinline__ float code_as_unit(const int32_t (&w)[BITS]) {
+__device__ __forceinline__ float code_as_unit(const int32_t (&w)[BITS], uint32_t mask, uint32_t one) {
     constexpr int bit = I * BITS, word = bit / 32, shift = bit % 32, top = 23 - BITS;
-    constexpr uint32_t mask = ((1u << BITS) - 1u) << top;
     uint32_t v;
     if constexpr (shift + BITS > 32) {  // 3-bit codes across two words
         v = ((static_cast<uint32_t>(w[word]) >> shift) | (static_cast<uint32_t>(w[word + 1]) << (32 - shift))) << top;
@@ -56,7 +57,9 @@ __device__ __forceinline__ float code_as_unit(const int32_t (&w)[BITS]) {
     } else {
         v = static_cast<uint32_t>(w[word]) << (top - shift);
     }
-    return __uint_as_float((v & mask) | 0x3F800000u);
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(v), "r"(mask), "r"(one));  // (v & mask) | one
+    return __uint_as_float(r);
 }
 
 // Calls f(std::integral_constant<int, I>) for I = 0 .. 31 (a compile-time loop).
@@ -190,6 +193,7 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
                 }
 #pragma unroll
                 for (int m = 0; m < MROWS; ++m) xs_run[m] += xsum[m][r0 / CHUNK];
+                const uint32_t unit_mask = ((1u << BITS) - 1u) << (23 - BITS), unit_one = 0x3F800000u;
                 for_each_code(
                     [&](auto ic) {
                         constexpr int i = decltype(ic)::value;
@@ -198,7 +202,7 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
                         for (int m = 0; m < MROWS; ++m) xv[m] = xs[m][r0 + i];
 #pragma unroll
                         for (int c = 0; c < COLS; ++c) {
-                            const float u = code_as_unit<BITS, i>(words[c]);
+                            const float u = code_as_unit<BITS, i>(words[c], unit_mask, unit_one);
 #pragma unroll
                             for (int m = 0; m < MROWS; ++m) dot[m][c] = fmaf(xv[m], u, dot[m][c]);
                         }

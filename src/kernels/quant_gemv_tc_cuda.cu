@@ -55,10 +55,12 @@ struct Half16 {
 // The pair {code p, code p + C/2} of a BITS-bit word as exact 16-bit numbers: OR the codes into
 // the magic number's mantissa, then subtract the magic number (exact: both are integers of the
 // same binade).
+// `mask` and `magic` come in registers so that the AND and the OR are one LOP3 (which takes one
+// immediate; with both constants ptxas emits two).
 template <int BITS, int P, bool BF16>
-__device__ __forceinline__ uint32_t code_pair(uint32_t w) {
-    constexpr uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u;
-    const uint32_t v = ((w >> (BITS * P)) & mask) | Half16<BF16>::magic;
+__device__ __forceinline__ uint32_t code_pair(uint32_t w, uint32_t mask, uint32_t magic) {
+    uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(v) : "r"(w >> (BITS * P)), "r"(mask), "r"(magic));  // (a & b) | c
     uint32_t r;
     if constexpr (BF16)  // v·1 − 128 (bf16x2 has FMA from sm_80, subtraction only from sm_90)
         asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(r) : "r"(v), "r"(0x3F803F80u), "r"(0xC300C300u));
@@ -204,6 +206,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     };
 
     if (k_begin < k_end) {
+        const uint32_t pair_mask = ((1u << BITS) - 1u) * 0x00010001u, magic = Half16<BF16>::magic;
         int64_t gi = k_begin / a.group_rows;
         int64_t group_end = (gi + 1) * a.group_rows;
         GroupMeta meta = load_meta(a, gi * N + n0 + 8 * t, row_lo);
@@ -239,8 +242,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
                                                    x_pair<C, P1>(xl[u]), x_pair<C, P1>(xh[u])};
 #pragma unroll
                         for (int c = 0; c < 4; ++c)
-                            mma16816<BF16>(dot[c], afrag, code_pair<BITS, P0, BF16>(words[c]),
-                                           code_pair<BITS, P1, BF16>(words[c]));
+                            mma16816<BF16>(dot[c], afrag, code_pair<BITS, P0, BF16>(words[c], pair_mask, magic),
+                                           code_pair<BITS, P1, BF16>(words[c], pair_mask, magic));
                         mma16816<BF16>(xsum, afrag, Half16<BF16>::one, Half16<BF16>::one);
                     },
                     std::make_integer_sequence<int, C / 4>{});

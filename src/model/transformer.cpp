@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/rms_norm.h"
 #include "model/arch.h"
 #include "model/rope.h"
 #include "util/check.h"
@@ -40,11 +41,7 @@ Transformer::Transformer(io::ModelConfig config, at::Tensor embed, std::vector<B
       dtype_(dtype) {}
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
-    // HF LlamaRMSNorm: normalise in float32, cast back, then scale by the weight.
-    at::Tensor xf = x.to(at::kFloat);
-    at::Tensor var = xf.pow(2).mean(-1, true);
-    at::Tensor y = (xf * at::rsqrt(var + config_.rms_norm_eps)).to(x.scalar_type());
-    return w * y;
+    return kernels::rms_norm(x, w, config_.rms_norm_eps);  // HF LlamaRMSNorm; one kernel on CUDA
 }
 
 at::Tensor Transformer::embed(const at::Tensor& ids) const { return at::embedding(embed_, ids); }

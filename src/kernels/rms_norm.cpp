@@ -1,0 +1,47 @@
+// Validation and device dispatch of RMSNorm (see rms_norm.h).
+#include "kernels/rms_norm.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "util/check.h"
+
+#ifdef LOTA_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "kernels/dequant_cuda.h"
+#include "kernels/rms_norm_cuda.h"
+#endif
+
+namespace lota::kernels {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+    LOTA_CHECK(x.defined() && w.defined() && x.dim() >= 1 && w.dim() == 1 && w.size(0) == x.size(-1),
+               "rms_norm: weight must be [%lld] for x of shape %s", (long long)(x.defined() ? x.size(-1) : -1),
+               x.defined() ? shape_str(x.sizes().vec()).c_str() : "undefined");
+#ifdef LOTA_WITH_CUDA
+    const at::ScalarType dt = x.scalar_type();
+    const bool fused = x.is_cuda() && w.device() == x.device() && w.scalar_type() == dt &&
+                       (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
+                       !(c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()));
+    if (fused) {
+        const c10::cuda::OptionalCUDAGuard guard(x.device());
+        const at::Tensor xc = x.contiguous(), wc = w.contiguous();
+        at::Tensor out = at::empty_like(xc);
+        const GemvType t = dt == at::kHalf ? GemvType::F16 : dt == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
+        const int64_t H = x.size(-1);
+        const int err = rms_norm_cuda_launch(xc.data_ptr(), wc.data_ptr(), out.data_ptr(), H > 0 ? xc.numel() / H : 0,
+                                             H, static_cast<float>(eps), t, at::cuda::getCurrentCUDAStream().stream());
+        LOTA_CHECK(err == 0, "rms_norm: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
+        return out;
+    }
+#endif
+    // HF LlamaRMSNorm: normalise in float32, cast back, then scale by the weight.
+    const at::Tensor xf = x.to(at::kFloat);
+    const at::Tensor var = xf.pow(2).mean(-1, true);
+    const at::Tensor y = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+    return w * y;
+}
+
+}  // namespace lota::kernels

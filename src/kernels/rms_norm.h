@@ -1,0 +1,16 @@
+// RMSNorm as HF's LlamaRMSNorm computes it (the CPU path is that formula, op for op):
+//   y = w · round_to_dtype(x_f32 · rsqrt(mean(x_f32²) + eps))
+// On CUDA without autograd, one kernel per call (kernels/rms_norm_cuda.cu) instead of the seven
+// elementwise and reduction kernels of the formula: at batch 1 each decode step runs 65 of them on
+// an 8B model, and their launches, not their bytes, were the cost (bench/notes.md).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace lota::kernels {
+
+/// x [..., H] (f32, f16 or bf16), w [H] of x's dtype; returns y of x's shape and dtype. Throws
+/// lota::Error on a shape or dtype mismatch.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+
+}  // namespace lota::kernels

@@ -1,0 +1,58 @@
+// Fused RMSNorm (see rms_norm.h): one block per row. The sum of squares is taken in float32 in a
+// fixed order (each thread's strided elements, a shuffle tree per warp, the warps in order), so the
+// result is deterministic; it differs from ATen's reduction only in that order (an ulp of the
+// float32 variance at most, which rounding to 16 bits almost always hides; the CUDA test counts).
+// The rest follows the formula's roundings exactly: var = Σ·(1/H), rsqrtf(var + eps), x·r rounded
+// to the dtype, then w·y computed in float32 and rounded (ATen's 16-bit multiply).
+#include <cuda_runtime.h>
+
+#include "kernels/quant_gemv_io.cuh"
+#include "kernels/rms_norm_cuda.h"
+
+namespace lota::kernels {
+namespace {
+
+constexpr int THREADS = 256;
+
+__device__ __forceinline__ float round_to(GemvType t, float v) {
+    switch (t) {
+        case GemvType::F16: return __half2float(__float2half_rn(v));
+        case GemvType::BF16: return __bfloat162float(__float2bfloat16_rn(v));
+        default: return v;
+    }
+}
+
+__global__ void __launch_bounds__(THREADS) rms_norm_kernel(const void* x, const void* w, void* out, int64_t H,
+                                                            float eps, GemvType t) {
+    __shared__ float warp_sums[THREADS / 32];
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * H;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < H; i += THREADS) {
+        const float v = load_as_float(x, t, row + i);
+        ss = fmaf(v, v, ss);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = ss;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int i = 0; i < THREADS / 32; ++i) total += warp_sums[i];
+    const float r = rsqrtf(total * (1.0f / static_cast<float>(H)) + eps);
+    for (int64_t i = threadIdx.x; i < H; i += THREADS) {
+        const float y = round_to(t, load_as_float(x, t, row + i) * r);
+        store_as(out, t, row + i, load_as_float(w, t, i) * y);
+    }
+}
+
+}  // namespace
+
+int rms_norm_cuda_launch(const void* x, const void* w, void* out, int64_t rows, int64_t H, float eps, GemvType t,
+                         void* stream) {
+    if (rows == 0 || H == 0) return 0;
+    rms_norm_kernel<<<static_cast<unsigned>(rows), THREADS, 0, static_cast<cudaStream_t>(stream)>>>(x, w, out, H, eps,
+                                                                                                      t);
+    return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace lota::kernels

@@ -6,6 +6,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/rope.h"
+
 namespace lota::model {
 
 at::Tensor rope_inv_freq(const io::ModelConfig& c) {
@@ -36,12 +38,7 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const
 }
 
 at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-    const int64_t half = x.size(-1) / 2;
-    at::Tensor x1 = x.narrow(-1, 0, half);
-    at::Tensor x2 = x.narrow(-1, half, half);
-    at::Tensor rotated = at::cat({-x2, x1}, -1);
-    at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-    return x * c + rotated * s;
+    return kernels::rope_rotate(x, cos, sin);  // HF's formula; one kernel on CUDA
 }
 
 }  // namespace lota::model

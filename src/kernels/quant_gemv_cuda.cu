@@ -6,9 +6,8 @@
 // which its SLICES warps-pairs share chunk by chunk (32 rows whose codes fill exactly `bits`
 // words). x's rows are staged in shared memory 256 at a time as float32 (every thread reads the
 // same x values: broadcasts). The slices' sums are added in a fixed order in shared memory, each
-// block writes float32 partial sums for its K range, and the last block of a column tile to finish
-// adds the ranges in range order (deterministic), adds the bias and rounds once to the output type
-// (no second kernel: at batch 1 its launch cost as much as its work).
+// block writes float32 partial sums for its K range, and a second kernel adds the ranges in a
+// fixed order (deterministic), adds the bias and rounds once to the output type.
 //
 // When the rows of a group are contiguous (g = k / group_rows, no act-order), the group's scale
 // is factored out:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner loop is one FMA per
@@ -19,7 +18,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -101,8 +99,7 @@ __device__ __forceinline__ void load_chunk(const GemvArgs& a, int64_t k0, int64_
 
 // SLICES: groups of LANES threads sharing a block's K range (see slices_for).
 template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
-__global__ void __launch_bounds__(LANES * SLICES, MROWS == 1 && SLICES == 1 ? (BITS <= 4 ? 14 : 8) : 1)
-quant_gemv_kernel(GemvArgs a, int* tile_counters) {
+__global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) {
     constexpr int THREADS = LANES * SLICES;
     __shared__ float xs[MROWS][PIECE];
     __shared__ float xsum[MROWS][PIECE / CHUNK];
@@ -233,7 +230,7 @@ quant_gemv_kernel(GemvArgs a, int* tile_counters) {
         }
     }
     if constexpr (GROUPED) flush(g_run);
-    // Slices 1.. hand their sums to slice 0, which adds them in slice order.
+    // Slices 1.. hand their sums to slice 0, which adds them in slice order and writes the partial.
     if (SLICES > 1 && slice > 0) {
 #pragma unroll
         for (int m = 0; m < MROWS; ++m)
@@ -241,59 +238,38 @@ quant_gemv_kernel(GemvArgs a, int* tile_counters) {
             for (int c = 0; c < COLS; ++c) red[slice - 1][m][lane * COLS + c] = acc[m][c];
     }
     if constexpr (SLICES > 1) __syncthreads();
-    const bool writer = slice == 0 && active;
-    if (writer) {
+    if (slice > 0 || !active) return;
 #pragma unroll
-        for (int s = 0; s < SLICES - 1; ++s)
-#pragma unroll
-            for (int m = 0; m < MROWS; ++m)
-#pragma unroll
-                for (int c = 0; c < COLS; ++c) acc[m][c] += red[s][m][lane * COLS + c];
-    }
-    const auto finish = [&](int m, int c, float v) {
-        if (a.bias) v += load_as_float(a.bias, a.out_type, n0 + c);
-        store_as(a.out, a.out_type, (m0 + m) * N + n0 + c, v);
-    };
-    if (a.splits == 1) {  // one K range: round and store directly
-        if (writer)
-#pragma unroll
-            for (int m = 0; m < MROWS; ++m)
-#pragma unroll
-                for (int c = 0; c < COLS; ++c)
-                    if (m0 + m < M && n0 + c < N) finish(m, c, acc[m][c]);
-        return;
-    }
-    // Several K ranges: store this one's partial; the last block of the tile (its columns and rows
-    // of x) to finish adds all ranges in range order (deterministic whichever block is last), adds
-    // the bias, rounds once and resets the tile's counter for the next call.
-    if (writer)
+    for (int s = 0; s < SLICES - 1; ++s)
 #pragma unroll
         for (int m = 0; m < MROWS; ++m)
 #pragma unroll
-            for (int c = 0; c < COLS; ++c)
-                if (m0 + m < M && n0 + c < N)
-                    a.partial[(static_cast<int64_t>(blockIdx.y) * M + m0 + m) * N + n0 + c] = acc[m][c];
-    __threadfence();
-    __syncthreads();
-    __shared__ bool last_block;
-    const unsigned tile = blockIdx.z * gridDim.x + blockIdx.x;
-    if (threadIdx.x == 0) last_block = atomicAdd(&tile_counters[tile], 1) == a.splits - 1;
-    __syncthreads();
-    if (!last_block) return;
-    __threadfence();
-    if (writer)
+            for (int c = 0; c < COLS; ++c) acc[m][c] += red[s][m][lane * COLS + c];
 #pragma unroll
-        for (int m = 0; m < MROWS; ++m)
+    for (int m = 0; m < MROWS; ++m) {
+        if (m0 + m >= M) break;
+        float* dst = a.partial + (static_cast<int64_t>(blockIdx.y) * M + m0 + m) * N + n0;
 #pragma unroll
-            for (int c = 0; c < COLS; ++c) {
-                if (m0 + m >= M || n0 + c >= N) continue;
-                const float* p = a.partial + (m0 + m) * N + n0 + c;
-                float v = 0.0f;
-#pragma unroll 8
-                for (int64_t sp = 0; sp < a.splits; ++sp) v += __ldcg(p + sp * M * N);
-                finish(m, c, v);
-            }
-    if (threadIdx.x == 0) tile_counters[tile] = 0;
+        for (int c = 0; c < COLS; ++c)
+            if (n0 + c < N) dst[c] = acc[m][c];
+    }
+}
+
+// out[m, n] = Σ_s partial[s, m, n] (s in order) + bias[n], rounded once.
+__global__ void gemv_reduce_kernel(GemvArgs a) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t MN = a.M * a.N;
+    if (i >= MN) return;
+    // Eight independent running sums (loads in flight), combined in a fixed order.
+    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t s = 0;
+    for (; s + 8 <= a.splits; s += 8)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) part[j] += a.partial[(s + j) * MN + i];
+    for (int j = 0; s < a.splits; ++s, ++j) part[j] += a.partial[s * MN + i];
+    float v = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    if (a.bias) v += load_as_float(a.bias, a.out_type, i % a.N);
+    store_as(a.out, a.out_type, i, v);
 }
 
 // Threads per block along K, as measured on an H100 (bench/notes.md): four slices help narrow
@@ -301,42 +277,42 @@ quant_gemv_kernel(GemvArgs a, int* tile_counters) {
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
 template <int BITS, int COLS, int MROWS>
-void launch_rows(const GemvArgs& a, int* counters, cudaStream_t stream) {
+void launch_rows(const GemvArgs& a, cudaStream_t stream) {
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * COLS;
     const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
                     static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
     const bool grouped = a.group_rows > 0;
     if (slices_for(a.M, a.N) == 4) {
         if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a);
         else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a);
     } else {
         if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a, counters);
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a);
         else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a, counters);
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a);
     }
 }
 
 template <int BITS, int COLS>
-void launch_cols(const GemvArgs& a, int* counters, cudaStream_t stream) {
+void launch_cols(const GemvArgs& a, cudaStream_t stream) {
     if (a.M == 1)
-        launch_rows<BITS, COLS, 1>(a, counters, stream);
+        launch_rows<BITS, COLS, 1>(a, stream);
     else if (a.M == 2)
-        launch_rows<BITS, COLS, 2>(a, counters, stream);
+        launch_rows<BITS, COLS, 2>(a, stream);
     else if (a.M <= 4)
-        launch_rows<BITS, COLS, 4>(a, counters, stream);
+        launch_rows<BITS, COLS, 4>(a, stream);
     else
-        launch_rows<BITS, COLS, 8>(a, counters, stream);  // more rows: more blocks along z
+        launch_rows<BITS, COLS, 8>(a, stream);  // more rows: more blocks along z
 }
 
 template <int BITS>
-void launch_bits(const GemvArgs& a, int* counters, cudaStream_t stream) {
+void launch_bits(const GemvArgs& a, cudaStream_t stream) {
     if (a.vector_loads)
-        launch_cols<BITS, 4>(a, counters, stream);
+        launch_cols<BITS, 4>(a, stream);
     else
-        launch_cols<BITS, 1>(a, counters, stream);
+        launch_cols<BITS, 1>(a, stream);
 }
 
 int sm_count() {
@@ -369,24 +345,6 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int bloc
 
 }  // namespace
 
-int* quant_gemv_tile_counters() {
-    static std::mutex mutex;
-    static int* per_device[64] = {};
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return nullptr;
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (!per_device[dev]) {
-        int* p = nullptr;
-        if (cudaMalloc(&p, kGemvMaxTiles * sizeof(int)) != cudaSuccess) return nullptr;
-        if (cudaMemset(p, 0, kGemvMaxTiles * sizeof(int)) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
-            cudaFree(p);
-            return nullptr;
-        }
-        per_device[dev] = p;
-    }
-    return per_device[dev];
-}
-
 void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning) {
     // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
@@ -398,22 +356,18 @@ void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning
 int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
     if (a.M == 0 || a.N == 0) return 0;
     const auto stream = static_cast<cudaStream_t>(stream_ptr);
-    int* counters = quant_gemv_tile_counters();
-    if (!counters) return static_cast<int>(cudaErrorMemoryAllocation);
     if (a.tensor_cores) {  // reduces its K ranges itself
         quant_gemv_tc_launch(a, stream_ptr);
         return static_cast<int>(cudaGetLastError());
     }
-    const int64_t rows_per_block = a.M == 1 ? 1 : a.M == 2 ? 2 : a.M <= 4 ? 4 : 8;  // launch_cols
-    const int64_t tiles = (a.N + LANES * (a.vector_loads ? 4 : 1) - 1) / (LANES * (a.vector_loads ? 4 : 1)) *
-                          ((a.M + rows_per_block - 1) / rows_per_block);
-    if (tiles > kGemvMaxTiles) return static_cast<int>(cudaErrorInvalidConfiguration);
     switch (a.bits) {
-        case 2: launch_bits<2>(a, counters, stream); break;
-        case 3: launch_bits<3>(a, counters, stream); break;
-        case 4: launch_bits<4>(a, counters, stream); break;
-        default: launch_bits<8>(a, counters, stream); break;
+        case 2: launch_bits<2>(a, stream); break;
+        case 3: launch_bits<3>(a, stream); break;
+        case 4: launch_bits<4>(a, stream); break;
+        default: launch_bits<8>(a, stream); break;
     }
+    const int64_t MN = a.M * a.N;
+    gemv_reduce_kernel<<<static_cast<unsigned>((MN + 255) / 256), 256, 0, stream>>>(a);
     return static_cast<int>(cudaGetLastError());
 }
 

@@ -43,16 +43,8 @@ struct GemvTuning {
 /// sums to add); sets a.tensor_cores, a.splits and a.split_rows. All other fields must be set.
 void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning = {});
 
-/// Launches the product kernel on `stream` (it adds its K ranges itself); returns a cudaError_t as int.
+/// Launches the product kernel and the partial-sum kernel on `stream`; returns a cudaError_t as int.
 int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);
-
-/// Tile arrival counters of the kernels' last-block reduction of K ranges: one zeroed buffer of
-/// kGemvMaxTiles per device, made on the first call (so the first call must not be inside a
-/// CUDA-graph capture; DecodeGraph's eager warm-up is that call). Every launch leaves them at
-/// zero. Launches on concurrent streams of one device would share them: decode runs on one stream.
-/// Null when the buffer cannot be made.
-constexpr int64_t kGemvMaxTiles = int64_t(1) << 16;
-int* quant_gemv_tile_counters();
 
 // The tensor-core kernel (quant_gemv_tc_cuda.cu): bf16/f16 x of 1–16 rows, 2- or 4-bit codes,
 // contiguous groups, N a multiple of 32, 16-byte aligned tensors, compute capability >= 8.0.

@@ -43,8 +43,8 @@ TEST(RmsNorm, BadInputIsRefused) {
 TEST(RmsNormCuda, FusedKernelMatchesTheFormula) {
     if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
     const torch::NoGradGuard no_grad;
-    int64_t elements = 0, differ = 0;
-    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat})
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+        int64_t elements = 0, differ = 0;
         for (int64_t H : {64, 128, 300, 4096, 5120})
             for (int64_t rows : {1, 7, 33}) {
                 at::manual_seed(H + rows);
@@ -54,18 +54,19 @@ TEST(RmsNormCuda, FusedKernelMatchesTheFormula) {
                 const at::Tensor y = kernels::rms_norm(x, w, 1e-6).cpu().to(at::kDouble);
                 const at::Tensor ref = formula(x, w, 1e-6).cpu().to(at::kDouble);
                 ASSERT_TRUE(y.isfinite().all().item<bool>());
-                // Only the float32 sum of squares may differ (its order): at most one rounding step of
-                // the output type, and rarely.
+                // Only float32 roundings inside the row's scale may differ (the order of the sum of
+                // squares): a few float32 ulps before the output's rounding, at most one 16-bit step after.
                 const double step = dtype == at::kBFloat16 ? 1.0 / 128 : dtype == at::kHalf ? 1.0 / 1024 : 1e-6;
                 const at::Tensor err = (y - ref).abs();
-                ASSERT_TRUE((err <= step * ref.abs() * 2 + 1e-30).all().item<bool>())
+                ASSERT_TRUE((err <= step * ref.abs() + 1e-30).all().item<bool>())
                     << "dtype " << dtype << " H " << H << " rows " << rows << " max err " << err.max().item<double>();
                 elements += y.numel();
                 differ += (err > 0).sum().item<int64_t>();
             }
-    std::printf("rms_norm CUDA: %lld of %lld elements differ from the ATen formula\n", (long long)differ,
-                (long long)elements);
-    EXPECT_LT(differ * 100, elements);  // fewer than 1 %
+        std::printf("rms_norm CUDA %s: %lld of %lld elements differ from the ATen formula\n", c10::toString(dtype),
+                    (long long)differ, (long long)elements);
+        if (dtype != at::kFloat) EXPECT_LT(differ * 100, elements);  // the 16-bit rounding hides nearly all
+    }
 }
 
 TEST(RmsNormCuda, AutogradKeepsTheFormula) {

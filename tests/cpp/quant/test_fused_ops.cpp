@@ -65,7 +65,9 @@ TEST(RmsNormCuda, FusedKernelMatchesTheFormula) {
             }
         std::printf("rms_norm CUDA %s: %lld of %lld elements differ from the ATen formula\n", c10::toString(dtype),
                     (long long)differ, (long long)elements);
-        if (dtype != at::kFloat) EXPECT_LT(differ * 100, elements);  // the 16-bit rounding hides nearly all
+        if (dtype != at::kFloat) {
+            EXPECT_LT(differ * 100, elements);  // the 16-bit rounding hides nearly all
+        }
     }
 }
 

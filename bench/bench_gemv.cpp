@@ -4,8 +4,7 @@
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA
 // graph holding 100 calls (after a warm-up), i.e. GPU time without the host's launch cost, which
 // for a ~20 µs kernel is of the same order; the kernel's launched-from-the-host time is reported
-// too, and two references under the same method: ATen reading the code words (a sum) and a
-// one-element fill (the fixed cost of one graph node). One JSON line per measurement. Usage:
+// too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per measurement. Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
 //              [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
 #include <algorithm>
@@ -187,18 +186,15 @@ int main(int argc, char** argv) {
             const double td = graph_seconds_per_call([&] { layer.forward(x); });
             lota::model::QuantLinear::set_gemv_max_rows(16);
             const double tb = graph_seconds_per_call([&] { at::linear(x, W16); });
-            // References for the same graph method: ATen summing the code words (a plain read of the
-            // same bytes, one reduction kernel) and filling one float (the fixed cost of a graph node).
-            at::Tensor code_sum = at::empty({}, cuda.dtype(at::kLong));
+            // Reference for the same graph method: filling one float (the fixed cost of a graph node).
             const at::Tensor one = at::empty({1}, cuda.dtype(at::kFloat));
-            const double tr = graph_seconds_per_call([&] { at::sum_out(code_sum, qw.qweight); });
             const double te = graph_seconds_per_call([&] { one.fill_(1.0f); });
             const double bytes = wbytes + 2.0 * M * (K + N);
             std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
                         "\"kernel_us\":%.2f,\"simt_kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
-                        "\"fraction_of_copy_bw\":%.3f,\"read_codes_us\":%.2f,\"empty_node_us\":%.2f}\n",
+                        "\"fraction_of_copy_bw\":%.3f,\"empty_node_us\":%.2f}\n",
                         (long long)K, (long long)N, bits, group, offset ? "true" : "false", (long long)M, tk * 1e6,
-                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw, tr * 1e6, te * 1e6);
+                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw, te * 1e6);
         }
     }
     return 0;

@@ -1,5 +1,5 @@
-// Shared by the decode-product kernels (quant_gemv_cuda.cu and quant_gemv_tc_cuda.cu): element
-// access by GemvType (x, bias and output come as float32, float16 or bfloat16) and device queries.
+// Shared by the decode kernels (quant_gemv_cuda.cu, quant_gemv_tc_cuda.cu, rms_norm_cuda.cu,
+// rope_cuda.cu): element access and rounding by GemvType (float32, float16 or bfloat16) and device queries.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -26,6 +26,15 @@ __device__ __forceinline__ void store_as(void* p, GemvType t, int64_t i, float v
         case GemvType::F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
         case GemvType::BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
         default: static_cast<float*>(p)[i] = v; break;
+    }
+}
+
+/// v rounded to the type t and read back as float (the rounding one 16-bit ATen op applies).
+__device__ __forceinline__ float round_as(GemvType t, float v) {
+    switch (t) {
+        case GemvType::F16: return __half2float(__float2half_rn(v));
+        case GemvType::BF16: return __bfloat162float(__float2bfloat16_rn(v));
+        default: return v;
     }
 }
 

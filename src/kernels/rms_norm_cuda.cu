@@ -14,14 +14,6 @@ namespace {
 
 constexpr int THREADS = 256;
 
-__device__ __forceinline__ float round_to(GemvType t, float v) {
-    switch (t) {
-        case GemvType::F16: return __half2float(__float2half_rn(v));
-        case GemvType::BF16: return __bfloat162float(__float2bfloat16_rn(v));
-        default: return v;
-    }
-}
-
 __global__ void __launch_bounds__(THREADS) rms_norm_kernel(const void* x, const void* w, void* out, int64_t H,
                                                             float eps, GemvType t) {
     __shared__ float warp_sums[THREADS / 32];
@@ -40,7 +32,7 @@ __global__ void __launch_bounds__(THREADS) rms_norm_kernel(const void* x, const 
     for (int i = 0; i < THREADS / 32; ++i) total += warp_sums[i];
     const float r = rsqrtf(total * (1.0f / static_cast<float>(H)) + eps);
     for (int64_t i = threadIdx.x; i < H; i += THREADS) {
-        const float y = round_to(t, load_as_float(x, t, row + i) * r);
+        const float y = round_as(t, load_as_float(x, t, row + i) * r);
         store_as(out, t, row + i, load_as_float(w, t, i) * y);
     }
 }

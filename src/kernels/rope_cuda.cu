@@ -9,14 +9,6 @@
 namespace lota::kernels {
 namespace {
 
-__device__ __forceinline__ float rounded(GemvType t, float v) {
-    switch (t) {
-        case GemvType::F16: return __half2float(__float2half_rn(v));
-        case GemvType::BF16: return __bfloat162float(__float2bfloat16_rn(v));
-        default: return v;
-    }
-}
-
 struct RopeArgs {
     const void* x;
     int64_t xs[4];  // x's strides (elements)
@@ -40,8 +32,8 @@ __global__ void rope_kernel(RopeArgs a) {
     const float s1 = load_as_float(a.sin, a.t, ci + d), s2 = load_as_float(a.sin, a.t, ci + d + half);
     const int64_t oi = ((b * a.H + h) * a.T + t) * a.D;
     // y[d] = x1·c1 + (−x2)·s1, y[d + D/2] = x2·c2 + x1·s2.
-    const float y1 = __fadd_rn(rounded(a.t, __fmul_rn(x1, c1)), rounded(a.t, __fmul_rn(-x2, s1)));
-    const float y2 = __fadd_rn(rounded(a.t, __fmul_rn(x2, c2)), rounded(a.t, __fmul_rn(x1, s2)));
+    const float y1 = __fadd_rn(round_as(a.t, __fmul_rn(x1, c1)), round_as(a.t, __fmul_rn(-x2, s1)));
+    const float y2 = __fadd_rn(round_as(a.t, __fmul_rn(x2, c2)), round_as(a.t, __fmul_rn(x1, s2)));
     store_as(a.out, a.t, oi + d, y1);
     store_as(a.out, a.t, oi + d + half, y2);
 }

@@ -65,12 +65,9 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     at::Tensor out = at::empty({M, N}, xc.options());
     if (M == 0 || N == 0) return out;
     if (K == 0) return bias.defined() ? out.copy_(bias.expand({M, N})) : out.zero_();
-    const auto type_of = [](at::ScalarType t) {
-        return t == at::kHalf ? GemvType::F16 : t == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
-    };
     GemvArgs a;
     a.x = xc.data_ptr();
-    a.x_type = type_of(dtype);
+    a.x_type = gemv_type_of(dtype);
     a.M = M;
     a.K = K;
     a.N = N;

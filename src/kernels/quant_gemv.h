@@ -24,6 +24,11 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
 /// (tests and benchmarks compare the two).
 void quant_gemv_set_tensor_cores(bool allow);
 
+/// The raw launchers' element type for a float32, float16 or bfloat16 tensor dtype.
+inline GemvType gemv_type_of(at::ScalarType t) {
+    return t == at::kHalf ? GemvType::F16 : t == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
+}
+
 /// The tensor-core kernel's plan knobs (bench_gemv --sweep); the defaults are the measured best.
 void quant_gemv_set_tuning(const GemvTuning& tuning);
 

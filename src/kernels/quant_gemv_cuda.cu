@@ -32,8 +32,8 @@ constexpr int PIECE = 256;  // rows of x staged in shared memory at a time
 constexpr int CHUNK = 32;   // rows whose codes fill exactly `bits` words
 
 // Code I of a 32-code chunk held in BITS words: kernels::gptq_stream_get with the word index and
-// shift known at compile time (so `w` stays in registers), returned as an exact float through the
-// 2^23 bit pattern (an OR and a subtraction instead of the slow int-to-float conversion).
+// shift known at compile time (so `w` stays in registers), returned as the exact float 2^23 + q
+// (an OR instead of the slow int-to-float conversion; the act-order path subtracts 2^23).
 template <int BITS, int I>
 __device__ __forceinline__ float code_as_float(const int32_t (&w)[BITS]) {
     constexpr int bit = I * BITS, word = bit / 32, shift = bit % 32;

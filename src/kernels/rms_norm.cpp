@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "kernels/dequant_cuda.h"
+#include "kernels/quant_gemv.h"
 #include "kernels/rms_norm_cuda.h"
 #endif
 
@@ -29,7 +30,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
         const c10::cuda::OptionalCUDAGuard guard(x.device());
         const at::Tensor xc = x.contiguous(), wc = w.contiguous();
         at::Tensor out = at::empty_like(xc);
-        const GemvType t = dt == at::kHalf ? GemvType::F16 : dt == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
+        const GemvType t = gemv_type_of(dt);
         const int64_t H = x.size(-1);
         const int err = rms_norm_cuda_launch(xc.data_ptr(), wc.data_ptr(), out.data_ptr(), H > 0 ? xc.numel() / H : 0,
                                              H, static_cast<float>(eps), t, at::cuda::getCurrentCUDAStream().stream());

@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "kernels/dequant_cuda.h"
+#include "kernels/quant_gemv.h"
 #include "kernels/rope_cuda.h"
 #endif
 
@@ -38,7 +39,7 @@ at::Tensor rope_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Ten
         at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
         const int64_t strides[4] = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
         const int64_t sizes[4] = {x.size(0), x.size(1), x.size(2), x.size(3)};
-        const GemvType t = dt == at::kHalf ? GemvType::F16 : dt == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
+        const GemvType t = gemv_type_of(dt);
         const int err = rope_cuda_launch(x.data_ptr(), strides, c.data_ptr(), s.data_ptr(), out.data_ptr(), sizes, t,
                                          at::cuda::getCurrentCUDAStream().stream());
         LOTA_CHECK(err == 0, "rope: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));

@@ -11,6 +11,8 @@
 # Overrides (defaults are the GPU run): BT_DEVICE=cuda BT_SEQ=1280 BT_MBS="4 16" BT_METHODS="lota lora"
 # BT_EAGER=1 BT_STEPS=4 BT_WINDOWS=64 BT_BUDGET_S=570 BT_TRAIN_TIMEOUT=240 BT_BUILD=1 BT_WORK=/tmp
 # BT_PREP_ONLY=0 (1: stop after build, model, quantization and text, to split the work over two calls)
+# BT_BATCH= (empty: batch = micro-batch, one micro-batch per optimizer step; a number, e.g. 64, the
+# trainer's default: gradient accumulation over BT_BATCH/mb micro-batches per step, eager included)
 # BT_MODEL=/tmp/llama8b BT_INIT_ARGS="<8B shape>" BT_EAGER_ARGS="<8B shape>" TOK=.carry3/tok PY=python3.
 # The tokenizer only has to turn the random text into ids: SmolLM2's (carried in .carry3/tok) has ids
 # < 49152, which all fit the 128256-row embedding of the 8B shape.
@@ -22,6 +24,7 @@ PY="${PY:-python3}"
 DEV="${BT_DEVICE:-cuda}"
 SEQ="${BT_SEQ:-1280}"
 MBS="${BT_MBS:-4 16}"
+BATCH="${BT_BATCH:-}"
 METHODS="${BT_METHODS:-lota lora}"
 STEPS="${BT_STEPS:-4}"
 BUDGET="${BT_BUDGET_S:-570}"
@@ -41,13 +44,13 @@ for line in open(sys.argv[1]):
     line = line.strip()
     if line.startswith("{"):
         r = json.loads(line)
-        rows[(r["impl"], r["micro_batch"])] = r
+        rows[(r["impl"], r["micro_batch"], r.get("batch", r["micro_batch"]))] = r
 def f(v, fmt):
     return format(v, fmt) if v is not None else format("-", ">" + fmt.split(".")[0])
-print(f"{'impl':16} {'mb':>3} {'seq':>5} {'step s':>8} {'tok/s':>9} {'peak GiB':>9} {'smi GiB':>8}  peak source")
-for (impl, mb), r in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+print(f"{'impl':16} {'mb':>3} {'batch':>5} {'seq':>5} {'step s':>8} {'tok/s':>9} {'peak GiB':>9} {'smi GiB':>8}  peak source")
+for (impl, mb, b), r in sorted(rows.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
     name = impl + ("*" if r.get("complete") is False else "")
-    print(f"{name:16} {mb:>3} {r['seq']:>5} {f(r['step_s'], '8.3f')} {f(r['tokens_per_s'], '9.0f')} "
+    print(f"{name:16} {mb:>3} {b:>5} {r['seq']:>5} {f(r['step_s'], '8.3f')} {f(r['tokens_per_s'], '9.0f')} "
           f"{f(r.get('peak_gib'), '9.2f')} {f(r.get('smi_peak_gib'), '8.2f')}  {r.get('peak_source', '')}")
 def ratio(a, b, key):
     ra, rb = rows.get(a), rows.get(b)
@@ -55,14 +58,15 @@ def ratio(a, b, key):
         return None
     return ra[key] / rb[key]
 mb = 4
-checks = [("LoTA tok/s / eager tok/s", ratio(("lota-lota", mb), ("eager-official", mb), "tokens_per_s"), ">=", 1.5),
-          ("LoTA peak / eager peak (allocator peaks)", ratio(("lota-lota", mb), ("eager-official", mb), "peak_gib"), "<=", 0.7),
-          ("LoTA peak / eager peak (nvidia-smi used)", ratio(("lota-lota", mb), ("eager-official", mb), "smi_peak_gib"), "<=", 0.7),
-          ("LoTA step / LoRA step", ratio(("lota-lota", mb), ("lota-lora", mb), "step_s"), "<=", 1.3)]
-print(f"\nissue 5 targets at micro-batch {mb}:")
-for name, v, op, t in checks:
-    ok = None if v is None else (v >= t if op == ">=" else v <= t)
-    print(f"  {name:42} {f(v, '6.3f'):>6}  (target {op} {t})  {'-' if ok is None else ('MET' if ok else 'NOT met')}")
+for b in sorted({k[2] for k in rows if k[1] == mb}):
+    checks = [("LoTA tok/s / eager tok/s", ratio(("lota-lota", mb, b), ("eager-official", mb, b), "tokens_per_s"), ">=", 1.5),
+              ("LoTA peak / eager peak (allocator peaks)", ratio(("lota-lota", mb, b), ("eager-official", mb, b), "peak_gib"), "<=", 0.7),
+              ("LoTA peak / eager peak (nvidia-smi used)", ratio(("lota-lota", mb, b), ("eager-official", mb, b), "smi_peak_gib"), "<=", 0.7),
+              ("LoTA step / LoRA step", ratio(("lota-lota", mb, b), ("lota-lora", mb, b), "step_s"), "<=", 1.3)]
+    print(f"\nissue 5 targets at micro-batch {mb}, batch {b}:")
+    for name, v, op, t in checks:
+        ok = None if v is None else (v >= t if op == ">=" else v <= t)
+        print(f"  {name:42} {f(v, '6.3f'):>6}  (target {op} {t})  {'-' if ok is None else ('MET' if ok else 'NOT met')}")
 if any(r.get("complete") is False for r in rows.values()):
     print("* run stopped (timeout) before all steps were logged: median of the steps it logged")
 if any(r.get("peak_source") == "log peak_mem_mib" for r in rows.values()):
@@ -143,16 +147,17 @@ stamp "text: $TEXT"
 [ "${BT_PREP_ONLY:-0}" = 1 ] && exit 0
 
 # ---- one row per run
-lota_row() {  # method mb dir smi-file
+lota_row() {  # method mb batch dir smi-file
     "$PY" - "$@" "$SEQ" "$STEPS" >> "$ROWS" <<'EOF'
 import json, statistics, sys
-m, mb, d, smi, seq, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+m, mb, b, d, smi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+seq, steps = int(sys.argv[6]), int(sys.argv[7])
 log = [json.loads(l) for l in open(f"{d}/train_log.jsonl") if l.strip()]
 timed = [r for r in log if r["step"] >= 2] or log   # step 1 is the warm-up
 st = statistics.median(r["step_time_s"] for r in timed)
 used = [float(x) for x in open(smi).read().split()] if smi else []
-print(json.dumps({"impl": "lota-" + m, "micro_batch": mb, "seq": seq, "step_s": round(st, 4),
-                  "tokens_per_s": round(mb * seq / st, 1),
+print(json.dumps({"impl": "lota-" + m, "micro_batch": mb, "batch": b, "seq": seq, "step_s": round(st, 4),
+                  "tokens_per_s": round(b * seq / st, 1),
                   "log_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in timed), 1),
                   "peak_gib": round(max(r["peak_mem_mib"] for r in timed) / 1024, 3), "peak_source": "log peak_mem_mib",
                   "smi_peak_gib": round(max(used) / 1024, 3) if used else None,
@@ -182,33 +187,35 @@ for mb in $MBS; do
         rem=$(left)
         if [ "$rem" -lt 60 ]; then stamp "SKIP lota $m mb $mb: only ${rem}s of the budget left"; continue; fi
         to=$(( ${BT_TRAIN_TIMEOUT:-240} < rem - 20 ? ${BT_TRAIN_TIMEOUT:-240} : rem - 20 ))
-        d="$WORK/bt-$m-$mb"; rm -rf "$d"
-        smi_start "$OUT/smi-lota-$m-$mb.txt"
+        b="${BATCH:-$mb}"; tag="$m-$mb-b$b"
+        d="$WORK/bt-$tag"; rm -rf "$d"
+        smi_start "$OUT/smi-lota-$tag.txt"
         timeout "$to" "$L" train --model "$QM" --data "$TEXT" --format text --source-max-len "$SEQ" --method "$m" \
-            --out "$d" --steps "$STEPS" --batch-size "$mb" --micro-batch-size "$mb" --rank 64 --device "$DEV" \
-            > "$OUT/train-$m-$mb.log" 2>&1
+            --out "$d" --steps "$STEPS" --batch-size "$b" --micro-batch-size "$mb" --rank 64 --device "$DEV" \
+            > "$OUT/train-$tag.log" 2>&1
         rc=$?
         smi_stop
         if [ $rc -ne 0 ] || [ ! -s "$d/train_log.jsonl" ]; then
-            stamp "lota train $m mb $mb FAILED (rc $rc$([ $rc = 124 ] && echo ", timeout ${to}s")):"; tail -5 "$OUT/train-$m-$mb.log"
+            stamp "lota train $tag FAILED (rc $rc$([ $rc = 124 ] && echo ", timeout ${to}s")):"; tail -5 "$OUT/train-$tag.log"
             [ -s "$d/train_log.jsonl" ] || continue
         fi
-        cp "$d/train_log.jsonl" "$OUT/train_log-$m-$mb.jsonl"
-        lota_row "$m" "$mb" "$d" "$OUT/smi-lota-$m-$mb.txt"
-        stamp "lota $m mb $mb done"
+        cp "$d/train_log.jsonl" "$OUT/train_log-$tag.jsonl"
+        lota_row "$m" "$mb" "$b" "$d" "$OUT/smi-lota-$tag.txt"
+        stamp "lota $tag done"
     done
     if [ "${BT_EAGER:-1}" = 1 ]; then
         rem=$(left)
         if [ "$rem" -lt 60 ]; then stamp "SKIP eager mb $mb: only ${rem}s of the budget left"; continue; fi
-        smi_start "$OUT/smi-eager-$mb.txt"
+        b="${BATCH:-$mb}"; tag="$mb-b$b"
+        smi_start "$OUT/smi-eager-$tag.txt"
         # shellcheck disable=SC2086
         timeout $((rem - 10)) "$PY" bench/eager_lota_step.py --device "$DEV" --micro-batches "$mb" --seq "$SEQ" \
-            $EAGER_ARGS > "$OUT/eager-$mb.jsonl" 2> "$OUT/eager-$mb.log"
+            --accum $((b / mb)) $EAGER_ARGS > "$OUT/eager-$tag.jsonl" 2> "$OUT/eager-$tag.log"
         rc=$?
         smi_stop
-        [ $rc -ne 0 ] && { stamp "eager mb $mb FAILED (rc $rc):"; grep -v Warning "$OUT/eager-$mb.log" | tail -5; }
-        eager_row "$mb" "$OUT/smi-eager-$mb.txt" "$OUT/eager-$mb.jsonl"
-        stamp "eager mb $mb done"
+        [ $rc -ne 0 ] && { stamp "eager $tag FAILED (rc $rc):"; grep -v Warning "$OUT/eager-$tag.log" | tail -5; }
+        eager_row "$mb" "$OUT/smi-eager-$tag.txt" "$OUT/eager-$tag.jsonl"
+        stamp "eager $tag done"
     fi
 done
 

@@ -198,14 +198,18 @@ def sync(dev):
 
 
 def train_step(model, params, ids, q, dev):
-    """Returns (loss, seconds in the t-SignSGD update); the caller times the whole step."""
-    out = model(input_ids=ids, labels=ids, use_cache=False)
-    out.loss.backward()
+    """ids [accum, mb, seq]: one optimizer step over `accum` micro-batches (gradient accumulation, mean
+    loss). Returns (loss, seconds in the t-SignSGD update); the caller times the whole step."""
+    total = 0.0
+    for mb_ids in ids:
+        out = model(input_ids=mb_ids, labels=mb_ids, use_cache=False)
+        (out.loss / ids.shape[0]).backward()
+        total = total + out.loss.detach() / ids.shape[0]
     sync(dev)
     t0 = time.perf_counter()
     tsignsgd_update(params, q=q)
     sync(dev)
-    return out.loss.detach(), time.perf_counter() - t0
+    return total, time.perf_counter() - t0
 
 
 def bench(a):
@@ -220,7 +224,8 @@ def bench(a):
     gen.manual_seed(a.seed + 1)
     import transformers
     for mb in [int(s) for s in a.micro_batches.split(",")]:
-        ids_list = [torch.randint(0, a.vocab, (mb, a.seq), generator=gen, device=dev) for _ in range(a.steps + 1)]
+        ids_list = [torch.randint(0, a.vocab, (a.accum, mb, a.seq), generator=gen, device=dev)
+                    for _ in range(a.steps + 1)]
         FORWARDS[0] = 0
         loss, _ = train_step(model, params, ids_list[0], a.q, dev)  # warm-up
         sync(dev)
@@ -237,8 +242,8 @@ def bench(a):
             times.append(time.perf_counter() - t0)
             opt_times.append(t_opt)
         step = statistics.median(times)
-        rec = {"impl": "eager-official", "micro_batch": mb, "seq": a.seq, "step_s": round(step, 4),
-               "tokens_per_s": round(mb * a.seq / step, 1),
+        rec = {"impl": "eager-official", "micro_batch": mb, "batch": mb * a.accum, "seq": a.seq,
+               "step_s": round(step, 4), "tokens_per_s": round(mb * a.accum * a.seq / step, 1),
                "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3) if dev.type == "cuda" else None,
                "reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 3) if dev.type == "cuda" else None,
                "steps_s": [round(t, 4) for t in times], "optimizer_s": round(statistics.median(opt_times), 4),
@@ -325,6 +330,7 @@ def main():
     p.add_argument("--micro-batches", default="4,16")
     p.add_argument("--seq", type=int, default=1280)
     p.add_argument("--steps", type=int, default=3, help="timed steps (median reported) after 1 warm-up")
+    p.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step (batch = accum x micro-batch)")
     p.add_argument("--hidden", type=int, default=4096)
     p.add_argument("--layers", type=int, default=32)
     p.add_argument("--heads", type=int, default=32)

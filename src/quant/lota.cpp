@@ -226,7 +226,11 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     check_adapters(a_t, b_t);
     const int64_t r = a_t.size(0), K = a_t.size(1), N = b_t.size(0), G = groups.n_groups, g = groups.rows;
     check_kn(gw, K, N, "dL/dW' (gw)");
-    LOTA_CHECK(gw.scalar_type() == at::kFloat, "LoTA: dL/dW' must be float32, got %s", c10::toString(gw.scalar_type()));
+    const at::ScalarType gt = gw.scalar_type();
+    const bool low = gt == at::kBFloat16 || gt == at::kHalf;
+    LOTA_CHECK(gt == at::kFloat || (low && gw.is_cuda()),
+               "LoTA: dL/dW' must be float32 (or bfloat16/float16 on CUDA), got %s on %s", c10::toString(gt),
+               gw.device().str().c_str());
     check_kn(scales, G, N, "scales S");
     LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
                static_cast<long long>(g), static_cast<long long>(K));
@@ -237,8 +241,8 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     at::Tensor gs = perm.defined() ? gw.index_select(0, perm)
                                    : (gw_scratch && gw.is_contiguous() ? gw : gw.contiguous().clone());
     gs = gs.view({G, g, N});
-    gs.mul_(scales.to(at::kFloat).view({G, 1, N}));
-    const at::Tensor gsum = gs.sum(1);  // [G, N]
+    gs.mul_(scales.to(at::kFloat).view({G, 1, N}));  // 16-bit gs: the product in float32, rounded once
+    const at::Tensor gsum = gs.sum(1, false, at::kFloat);  // [G, N]
     const at::Tensor gs2 = gs.view({K, N});
     const at::Tensor a_s = (perm.defined() ? a_t.index_select(1, perm) : a_t).to(at::kFloat);  // [r, K] grouped
     const at::Tensor bf = b_t.to(at::kFloat);                                                  // [N, r]
@@ -246,9 +250,16 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     // ∂P = Gs + c·gsum broadcast over each group's rows, so
     //   ∂P·b_t = Gs·b_t + c·(gsum·b_t) broadcast  ([K, r], grouped rows), and
     //   ∂Pᵀ·a_tᵀ = Gsᵀ·a_tᵀ + c·gsumᵀ·asum, asum[j, i] = Σ_{k in group j} a_t[i, k].
-    at::Tensor da = at::mm(gs2, bf).view({G, g, r});
+    // Note [16-bit adapter gradients]
+    // On CUDA the trainer hands over Gw as the bfloat16 result of the x^T·dy GEMM (its inputs are bf16
+    // anyway). Keeping Gs in 16 bits and running the two K·N·r GEMMs on tensor cores with float32
+    // outputs (the ternary factors are exact in 16 bits) moves ≈ 10 bytes a weight per micro-batch
+    // instead of ≈ 30 and skips two float32 SIMT GEMMs: ≈ 0.1 s of an 8B step (bench/notes.md). The
+    // one extra rounding (S·Gw to 16 bits) is of the size of Gw's own; the official code computes these
+    // gradients in bf16 autograd.
+    at::Tensor da = (low ? at::mm(gs2, bf.to(gt), at::kFloat) : at::mm(gs2, bf)).view({G, g, r});
     da.add_(at::mm(gsum, bf).view({G, 1, r}), c);
-    at::Tensor db = at::mm(gs2.t(), a_s.t());
+    at::Tensor db = low ? at::mm(gs2.t(), a_s.t().to(gt), at::kFloat) : at::mm(gs2.t(), a_s.t());
     const at::Tensor asum = a_s.view({r, G, g}).sum(2);  // [r, G]
     db.addmm_(gsum.t(), asum.t(), 1.0, c);
 

@@ -98,6 +98,8 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const at
                         double omega, const at::Tensor& a_t, const at::Tensor& b_t);
 /// The same with a precomputed grouping (no sort of g_idx, no row gather when it is sorted). gw is
 /// used as scratch (scaled in place) when it is not needed afterwards: pass gw_scratch = true then.
+/// On CUDA gw may also be bfloat16 or float16 (Note [16-bit adapter gradients] in lota.cpp): Gs is
+/// then rounded to that type once and the two GEMMs run on tensor cores with float32 results.
 LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const LotaGroups& groups, double omega,
                         const at::Tensor& a_t, const at::Tensor& b_t, bool gw_scratch = false);
 

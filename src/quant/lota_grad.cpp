@@ -122,9 +122,11 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
     const int64_t K = x.size(-1), N = dy.size(-1);
     LOTA_CHECK(x.numel() / K == dy.numel() / N, "LoTA: x %s and dL/dy %s disagree on the number of rows",
                shape_str(x.sizes().vec()).c_str(), shape_str(dy.sizes().vec()).c_str());
-    // Gw = xᵀ·∂y: the one full K×N GEMM training adds (DESIGN §1).
+    // Gw = xᵀ·∂y: the one full K×N GEMM training adds (DESIGN §1). On CUDA a 16-bit Gw stays 16-bit
+    // (Note [16-bit adapter gradients] in lota.cpp); elsewhere the backward works in float32.
     at::Tensor gw = at::mm(x.reshape({-1, K}).t(), dy.reshape({-1, N}).to(x.scalar_type()));
-    if (gw.scalar_type() != at::kFloat) gw = gw.to(at::kFloat);
+    const bool keep_16 = gw.is_cuda() && (gw.scalar_type() == at::kBFloat16 || gw.scalar_type() == at::kHalf);
+    if (gw.scalar_type() != at::kFloat && !keep_16) gw = gw.to(at::kFloat);
     // gw is ours: lota_backward may scale it in place instead of copying it.
     const LotaGrads g = lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
     state.grad_a.add_(g.a_t);

@@ -24,6 +24,14 @@
 
 #include "util/check.h"
 
+#ifdef LOTA_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "kernels/dequant_cuda.h"
+#include "kernels/lota_remerge_cuda.h"
+#endif
+
 namespace lota::quant {
 
 LotaMergedCodes lota_merged_codes_init(const QuantizedWeight& base) {
@@ -58,9 +66,11 @@ at::Tensor lota_moved_unpack(const at::Tensor& packed, int64_t K, int64_t N) {
     return out.view({-1}).narrow(0, 0, K * N).view({K, N});
 }
 
-LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
-                          const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
-    const int64_t K = layer.in_features, N = layer.out_features, maxq = layer.maxq();
+namespace {
+
+void check_remerge_args(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                        const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    const int64_t K = layer.in_features, N = layer.out_features;
     LOTA_CHECK(a_t.defined() && b_t.defined() && a_t.dim() == 2 && b_t.dim() == 2 && a_t.size(1) == K &&
                    b_t.size(0) == N,
                "LoTA re-merge: adapter lora_A.weight %s / lora_B.weight %s does not fit in=%lld, out=%lld",
@@ -75,6 +85,64 @@ LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& l
     LOTA_CHECK(codes.a_t.defined() == codes.b_t.defined() &&
                    (!codes.a_t.defined() || (codes.a_t.sizes() == a_t.sizes() && codes.b_t.sizes() == b_t.sizes())),
                "LoTA re-merge: the stored adapter copy does not match the new adapter's shapes");
+}
+
+#ifdef LOTA_WITH_CUDA
+// The fused kernel covers what training meets in practice: 2/4/8-bit codes, contiguous groups whose
+// rows fill whole packed words, N a multiple of 8 (one flag byte per row of a thread's 8 columns),
+// and ranks for which the float16 product is exact. Anything else takes the tensor ops.
+bool fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                           const at::Tensor& a_t) {
+    const int bits = layer.bits;
+    const bool codes_on_cuda = codes.qweight.is_cuda() && codes.moved.is_cuda() && a_t.is_cuda();
+    return codes_on_cuda && (bits == 2 || bits == 4 || bits == 8) && !groups.perm.defined() &&
+           layer.out_features % 8 == 0 && groups.rows % (32 / bits) == 0 && a_t.size(0) <= 2048;
+}
+
+LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                           const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    const c10::cuda::OptionalCUDAGuard guard(codes.qweight.device());
+    const int64_t K = layer.in_features, N = layer.out_features;
+    // Both products are exact float16 GEMMs (Note [exact ternary GEMM] in lota.cpp).
+    const at::Tensor p_new = lota_delta_w_float(a_t, b_t).contiguous();
+    const at::Tensor p_old = codes.a_t.defined() ? lota_delta_w_float(codes.a_t, codes.b_t).contiguous() : at::Tensor();
+    LOTA_CHECK(p_new.scalar_type() == at::kHalf, "LoTA re-merge: expected a float16 product on CUDA");
+    const at::Tensor qweight = codes.qweight.contiguous(), moved = codes.moved.contiguous();
+    LotaRemerged out;
+    out.codes.qweight = at::empty_like(qweight);
+    out.codes.moved = at::empty_like(moved);
+    out.offset = at::empty({groups.n_groups, N}, qweight.options().dtype(at::kFloat));
+    const at::Tensor counts = at::zeros({2}, qweight.options().dtype(at::kLong));
+    const int err = kernels::lota_remerge_cuda_launch(
+        qweight.data_ptr<int32_t>(), moved.data_ptr<uint8_t>(),
+        p_old.defined() ? reinterpret_cast<const uint16_t*>(p_old.data_ptr()) : nullptr,
+        reinterpret_cast<const uint16_t*>(p_new.data_ptr()), out.codes.qweight.data_ptr<int32_t>(),
+        out.codes.moved.data_ptr<uint8_t>(), out.offset.data_ptr<float>(),
+        reinterpret_cast<unsigned long long*>(counts.data_ptr<int64_t>()), K, N, groups.rows, layer.bits,
+        static_cast<int>(std::floor(omega)), omega, at::cuda::getCurrentCUDAStream().stream());
+    LOTA_CHECK(err == 0, "LoTA re-merge: CUDA kernel launch failed: %s", kernels::dequant_cuda_error_string(err));
+    out.stats = at::cat({counts.to(at::kDouble), out.offset.abs().sum(at::kDouble).view({1})});
+    out.codes.a_t = a_t.clone();
+    out.codes.b_t = b_t.clone();
+    return out;
+}
+#endif
+
+}  // namespace
+
+LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                          const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
+#ifdef LOTA_WITH_CUDA
+    if (fused_remerge_applies(codes, layer, groups, a_t)) return remerge_fused(codes, layer, groups, a_t, b_t, omega);
+#endif
+    return lota_remerge_ops(codes, layer, groups, a_t, b_t, omega);
+}
+
+LotaRemerged lota_remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                              const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
+    const int64_t K = layer.in_features, N = layer.out_features, maxq = layer.maxq();
     QuantizedWeight current = layer;
     current.qweight = codes.qweight;
     // Q = Q' − M with M = [moved]·sign(old P) (Note [merged codes and markers]), in int8 views of the

@@ -40,8 +40,14 @@ struct LotaRemerged {
 /// codes Q = Q' − M (M from `moved` and the previous adapter), then M, F (DESIGN §1) of the new
 /// adapter and Q'_new = Q + M. The result keeps copies of a_t and b_t. `layer` gives the
 /// shape, bits and g_idx (its qweight and offset are not used); `groups` = lota_groups_make(g_idx, G).
-/// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches.
+/// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches. On CUDA, for 2/4/8-bit
+/// codes with contiguous groups and N % 8 == 0, one fused kernel (kernels/lota_remerge_cuda.h) after
+/// the two exact products; otherwise lota_remerge_ops. Both give the same codes, flags and offsets.
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                           const at::Tensor& a_t, const at::Tensor& b_t, double omega);
+
+/// The same re-merge as whole-tensor ATen ops on any device: the CPU path and the fused kernel's twin.
+LotaRemerged lota_remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                              const at::Tensor& a_t, const at::Tensor& b_t, double omega);
 
 }  // namespace lota::quant

@@ -1,6 +1,7 @@
-// The per-step training pieces on CUDA against their CPU runs: the re-merge (float16 P, byte-view
-// packing) bit for bit over a sequence of adapters, LotaLinear training forward == merged inference
-// with gradients equal to the CPU's, t-SignSGD (sort-based quantiles, batched rows) bit for bit, and
+// The per-step training pieces on CUDA against their CPU runs: the re-merge (fused kernel and
+// tensor-op fallback) bit for bit over a sequence of adapters, the 16-bit adapter backward against
+// the float32 one, LotaLinear training forward == merged inference with gradients equal to the
+// CPU's, t-SignSGD (sort-based quantiles, batched rows) bit for bit, and
 // the chunked loss. Skipped when this build or machine has no CUDA.
 #include <gtest/gtest.h>
 
@@ -21,31 +22,45 @@ using namespace lota_test;
 
 using lota_cuda_test::have_cuda;
 
+// The fused kernel (2/4/8 bits, contiguous groups, N % 8 == 0) and the tensor-op fallback (act-order,
+// N = 44) on CUDA, each against the CPU's tensor ops over a sequence of adapters: codes, flags, offsets
+// bit for bit, marker counts exactly, and the codes equal to the one-off merge from the base.
 TEST(LotaCuda, RemergeMatchesCpuBitForBit) {
     if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
     const at::Device cuda(at::kCUDA);
     at::Generator gen = make_gen(701);
-    const int64_t K = 256, N = 48, r = 5;
-    for (const int bits : {2, 4, 8}) {
-        for (const bool act_order : {false, true}) {
-            const QuantizedWeight base = make_layer(K, N, bits, 64, act_order, gen);
-            const QuantizedWeight base_d = lota_cuda_test::quantized_on(base, cuda);
-            const LotaGroups g_cpu = lota_groups_make(base.g_idx, base.n_groups());
-            const LotaGroups g_cuda = lota_groups_make(base_d.g_idx, base_d.n_groups());
-            LotaMergedCodes c_cpu = lota_merged_codes_init(base), c_cuda = lota_merged_codes_init(base_d);
-            for (int step = 0; step < 3; ++step) {
-                const at::Tensor a_t = rand_ternary({r, K}, gen), b_t = rand_ternary({N, r}, gen);
-                const LotaRemerged x = lota_remerge(c_cpu, base, g_cpu, a_t, b_t, 2.5);
-                const LotaRemerged y = lota_remerge(c_cuda, base_d, g_cuda, a_t.to(cuda), b_t.to(cuda), 2.5);
-                const std::string what = std::to_string(bits) + " bits, act-order " + std::to_string(act_order);
-                expect_bitwise_equal(y.codes.qweight.cpu(), x.codes.qweight, what + ": codes");
-                expect_bitwise_equal(y.codes.moved.cpu(), x.codes.moved, what + ": moved-code bits");
-                expect_bitwise_equal(y.offset.cpu(), x.offset, what + ": offsets");
-                expect_bitwise_equal(y.codes.qweight.cpu(), lota_merge(base, a_t, b_t, 2.5).qweight, what + ": merge");
-                c_cpu = x.codes;
-                c_cuda = y.codes;
-            }
+    const int64_t K = 256, r = 5;
+    struct Case { int bits; int64_t g, N; bool act_order; };
+    const Case cases[] = {{2, 64, 48, false}, {4, 64, 48, false}, {8, 64, 48, false}, {2, 32, 48, false},
+                          {4, 128, 64, false}, {8, 128, 64, false}, {4, 256, 24, false}, {2, 64, 48, true},
+                          {4, 64, 48, true}, {8, 64, 48, true}, {4, 64, 44, false}};
+    for (const Case& c : cases) {
+        const std::string what = std::to_string(c.bits) + " bits, g " + std::to_string(c.g) + ", N " +
+                                 std::to_string(c.N) + ", act-order " + std::to_string(c.act_order);
+        const QuantizedWeight base = make_layer(K, c.N, c.bits, c.g, c.act_order, gen);
+        const QuantizedWeight base_d = lota_cuda_test::quantized_on(base, cuda);
+        const LotaGroups g_cpu = lota_groups_make(base.g_idx, base.n_groups());
+        const LotaGroups g_cuda = lota_groups_make(base_d.g_idx, base_d.n_groups());
+        LotaMergedCodes c_cpu = lota_merged_codes_init(base), c_cuda = lota_merged_codes_init(base_d);
+        int64_t moved_total = 0;
+        for (int step = 0; step < 3; ++step) {
+            const at::Tensor a_t = rand_ternary({r, K}, gen), b_t = rand_ternary({c.N, r}, gen);
+            const LotaRemerged x = lota_remerge_ops(c_cpu, base, g_cpu, a_t, b_t, 2.5);
+            const LotaRemerged y = lota_remerge(c_cuda, base_d, g_cuda, a_t.to(cuda), b_t.to(cuda), 2.5);
+            const std::string at_step = what + ", step " + std::to_string(step);
+            expect_bitwise_equal(y.codes.qweight.cpu(), x.codes.qweight, at_step + ": codes");
+            expect_bitwise_equal(y.codes.moved.cpu(), x.codes.moved, at_step + ": moved-code bits");
+            expect_bitwise_equal(y.offset.cpu(), x.offset, at_step + ": offsets");
+            expect_bitwise_equal(y.codes.qweight.cpu(), lota_merge(base, a_t, b_t, 2.5).qweight, at_step + ": merge");
+            const at::Tensor sx = x.stats, sy = y.stats.cpu();
+            EXPECT_EQ(sy[0].item<double>(), sx[0].item<double>()) << at_step << ": #(M = +1)";
+            EXPECT_EQ(sy[1].item<double>(), sx[1].item<double>()) << at_step << ": #(M = -1)";
+            EXPECT_NEAR(sy[2].item<double>(), sx[2].item<double>(), 1e-9 * sx[2].item<double>()) << at_step << ": sum |F|";
+            moved_total += static_cast<int64_t>(sx[0].item<double>() + sx[1].item<double>());
+            c_cpu = x.codes;
+            c_cuda = y.codes;
         }
+        EXPECT_GT(moved_total, 0) << what << ": the test needs markers that fire";
     }
 }
 
@@ -85,4 +100,36 @@ TEST(LotaCuda, ChunkedLossMatchesCpu) {
     lc.backward();
     lg.backward();
     expect_close(hg.grad().cpu(), hc.grad(), 1e-6, 1e-4, "dL/dh CUDA vs CPU (TF32 may be on for the GEMMs)");
+}
+
+// Note [16-bit adapter gradients]: with a bfloat16 / float16 Gw on CUDA, Gs is rounded to 16 bits once
+// and the GEMMs run on tensor cores. Against the float32 CPU backward of the same Gw the gradients
+// agree to the size of one 16-bit rounding (relative error of the whole tensor, and per element
+// against the tensor's largest entry), with act-order and without.
+TEST(LotaCuda, SixteenBitBackwardMatchesFloat32) {
+    if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
+    at::Generator gen = make_gen(731);
+    const int64_t K = 512, N = 192, r = 16, g = 64, G = K / g;
+    for (const at::ScalarType dt : {at::kBFloat16, at::kHalf}) {
+        for (const bool act_order : {false, true}) {
+            const QuantizedWeight layer = make_layer(K, N, 4, g, act_order, gen);
+            const at::Tensor a_t = rand_ternary({r, K}, gen), b_t = rand_ternary({N, r}, gen);
+            const at::Tensor gw = (at::randn({K, N}, gen) * 1e-3).to(dt);  // a 16-bit x^T·dy
+            const LotaGroups gc = lota_groups_make(layer.g_idx, G);
+            const LotaGroups gd = lota_groups_make(layer.g_idx.to(at::kCUDA), G);
+            const LotaGrads ref = lota_backward(gw.to(at::kFloat), layer.scales, gc, 36.0, a_t, b_t);
+            const LotaGrads got = lota_backward(gw.to(at::kCUDA), layer.scales.to(at::kCUDA), gd, 36.0,
+                                                a_t.to(at::kCUDA), b_t.to(at::kCUDA), true);
+            const double tol = dt == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;  // 2 ulp at 1.0
+            const std::string what = std::string(c10::toString(dt)) + ", act-order " + std::to_string(act_order);
+            ASSERT_EQ(got.a_t.scalar_type(), at::kFloat);
+            for (int i = 0; i < 2; ++i) {
+                const at::Tensor x = (i == 0 ? got.a_t : got.b_t).cpu().to(at::kDouble);
+                const at::Tensor y = (i == 0 ? ref.a_t : ref.b_t).to(at::kDouble);
+                const double rel = ((x - y).norm() / y.norm()).item<double>();
+                EXPECT_LT(rel, tol) << what << (i == 0 ? ": dA" : ": dB") << " relative error";
+                expect_close(x, y, 4 * tol * y.abs().max().item<double>(), 0, what + (i == 0 ? ": dA" : ": dB"));
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 // Fused LoTA re-merge (see lota_remerge_cuda.h). The tensor-op formulation in quant/lota_remerge.cpp
-// is the CPU twin; the CUDA test checks codes, flags and offsets against it bit for bit.
+// is the CPU twin; the per-weight step is kernels/lota_remerge_formula.h, which a CPU test also runs
+// over whole layers; the CUDA test checks codes, flags and offsets against the twin bit for bit.
 //
 // Work split: a thread owns a tile of R = 32/bits rows × 8 columns, i.e. exactly 8 packed code
 // words (one per column) and R flag bytes (one per row), so every output byte has one writer and
@@ -8,10 +9,10 @@
 // and F is written once per (group, column), without a second pass. Traffic per weight: two
 // float16 products (4 bytes) plus the codes and flags read and written (≈ 1.3 bytes at 4 bits);
 // the tensor-op version moved ≈ 60.
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "kernels/lota_remerge_cuda.h"
+#include "kernels/lota_remerge_formula.h"
 
 namespace lota::kernels {
 namespace {
@@ -23,11 +24,10 @@ constexpr int MAX_X = THREADS;          // threadIdx.x extent when a group is on
 template <int BITS>
 __global__ void __launch_bounds__(THREADS)
     remerge_kernel(const int32_t* __restrict__ qweight, const uint8_t* __restrict__ moved,
-                   const __half* __restrict__ p_old, const __half* __restrict__ p_new, int32_t* __restrict__ qweight_out,
+                   const uint16_t* __restrict__ p_old, const uint16_t* __restrict__ p_new, int32_t* __restrict__ qweight_out,
                    uint8_t* __restrict__ moved_out, float* __restrict__ offset, unsigned long long* __restrict__ counts,
                    int64_t N, int64_t g, int t, double omega, double g_omega) {
     constexpr int R = 32 / BITS;
-    constexpr int MAXQ = (1 << BITS) - 1;
     __shared__ int sum_p[MAX_X * COLS];
     __shared__ int sum_m[MAX_X * COLS];
     __shared__ unsigned int n_up, n_down;
@@ -65,26 +65,11 @@ __global__ void __launch_bounds__(THREADS)
                 const int64_t e = k * N + n0;  // flat index of (k, n0): a multiple of 8
                 const unsigned flags = moved[e / 8];
                 const uint4 pn_raw = *reinterpret_cast<const uint4*>(p_new + e);
-                const __half* pn = reinterpret_cast<const __half*>(&pn_raw);
                 uint4 po_raw = make_uint4(0, 0, 0, 0);
                 if (p_old != nullptr && flags != 0) po_raw = *reinterpret_cast<const uint4*>(p_old + e);
-                const __half* po = reinterpret_cast<const __half*>(&po_raw);
-                unsigned new_flags = 0;
-#pragma unroll
-                for (int c = 0; c < COLS; ++c) {
-                    int q = static_cast<int>((words[c] >> (BITS * i)) & MAXQ);
-                    if ((flags >> c) & 1u) q -= __half2float(po[c]) > 0.0f ? 1 : -1;  // Q = Q' − M_old
-                    const int p = __half2int_rn(pn[c]);
-                    const int s = p > t ? 1 : (p < -t ? -1 : 0);
-                    const int qn = min(max(q + s, 0), MAXQ);
-                    const int m = qn - q;
-                    new_words[c] |= static_cast<uint32_t>(qn) << (BITS * i);
-                    new_flags |= static_cast<unsigned>(m != 0) << c;
-                    sp[c] += p;
-                    sm[c] += m;
-                    up += m > 0;
-                    down += m < 0;
-                }
+                const unsigned new_flags = remerge_row8<BITS>(
+                    i, words, flags, reinterpret_cast<const uint16_t*>(&po_raw),
+                    reinterpret_cast<const uint16_t*>(&pn_raw), t, new_words, sp, sm, up, down);
                 moved_out[e / 8] = static_cast<uint8_t>(new_flags);
             }
             uint4* wdst = reinterpret_cast<uint4*>(qweight_out + w * N + n0);
@@ -137,8 +122,8 @@ int lota_remerge_cuda_launch(const int32_t* qweight, const uint8_t* moved, const
     if (x > n_tiles) x = static_cast<int>(n_tiles);
     const dim3 block(x, y);
     const dim3 grid(static_cast<unsigned>((n_tiles + x - 1) / x), static_cast<unsigned>(K / g));
-    const auto* po = reinterpret_cast<const __half*>(p_old);
-    const auto* pn = reinterpret_cast<const __half*>(p_new);
+    const uint16_t* po = p_old;
+    const uint16_t* pn = p_new;
     const double g_omega = static_cast<double>(g) * omega;
     auto s = static_cast<cudaStream_t>(stream);
     switch (bits) {

@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/lota_remerge_formula.h"
 #include "lota_test_util.h"
 #include "quant/lota.h"
 #include "quant/lota_merge.h"
@@ -90,4 +91,75 @@ TEST(LotaRemerge, RejectsMismatchedShapes) {
                  lota::Error);
     EXPECT_THROW(lota_remerge(codes, base, groups, rand_ternary({2, 64}, gen), rand_ternary({16, 2}, gen), 0.0),
                  lota::Error);
+}
+
+// The fused CUDA kernel's per-weight step (kernels/lota_remerge_formula.h), run here on the CPU over
+// whole layers in the kernel's tiling (8 columns × one packed word of rows), against the tensor-op
+// re-merge over a sequence of adapters: codes, moved-code bits, marker counts, and the offsets from
+// its column sums. What only the GPU can check (loads, block reductions) is LotaCuda's.
+TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
+    for (int v = -2048; v <= 2048; ++v) {
+        const at::Tensor h = at::full({1}, static_cast<double>(v), at::kDouble).to(at::kHalf);
+        ASSERT_EQ(lota::kernels::half_bits_to_int(*reinterpret_cast<const uint16_t*>(h.data_ptr())), v);
+    }
+    at::Generator gen = make_gen(621);
+    const int64_t K = 256, N = 48, r = 5;
+    const double omega = 2.5;
+    const int t = 2;  // ⌊ω⌋
+    for (const int bits : {2, 4, 8}) {
+        for (const int64_t g : {32, 64, 128}) {
+            const std::string what = std::to_string(bits) + " bits, g " + std::to_string(g);
+            const int64_t R = 32 / bits, G = K / g;
+            const QuantizedWeight base = make_layer(K, N, bits, g, false, gen);
+            const LotaGroups groups = lota_groups_make(base.g_idx, G);
+            LotaMergedCodes ref = lota_merged_codes_init(base);
+            at::Tensor words = base.qweight.clone(), moved = ref.moved.clone();
+            at::Tensor p_old;  // float16 [K, N] of the adapter that made `words`
+            for (int step = 0; step < 3; ++step) {
+                const at::Tensor a_t = rand_ternary({r, K}, gen), b_t = rand_ternary({N, r}, gen);
+                const at::Tensor p_new = lota_delta_w(a_t, b_t).to(at::kHalf).contiguous();
+                at::Tensor words_out = at::zeros_like(words), moved_out = at::zeros_like(moved);
+                at::Tensor sum_p = at::zeros({G, N}, at::kLong), sum_m = at::zeros({G, N}, at::kLong);
+                unsigned up = 0, down = 0;
+                const auto* pn = reinterpret_cast<const uint16_t*>(p_new.data_ptr());
+                const auto* po = p_old.defined() ? reinterpret_cast<const uint16_t*>(p_old.data_ptr()) : nullptr;
+                const auto* w_in = reinterpret_cast<const uint32_t*>(words.data_ptr<int32_t>());
+                auto* w_out = reinterpret_cast<uint32_t*>(words_out.data_ptr<int32_t>());
+                const uint8_t* f_in = moved.data_ptr<uint8_t>();
+                uint8_t* f_out = moved_out.data_ptr<uint8_t>();
+                for (int64_t w = 0; w < K / R; ++w) {
+                    for (int64_t n0 = 0; n0 < N; n0 += 8) {
+                        uint32_t in[8], out[8] = {};
+                        int sp[8] = {}, sm[8] = {};
+                        for (int c = 0; c < 8; ++c) in[c] = w_in[w * N + n0 + c];
+                        for (int i = 0; i < R; ++i) {
+                            const int64_t e = (w * R + i) * N + n0;
+                            const unsigned flags = f_in[e / 8];
+                            ASSERT_TRUE(flags == 0 || po != nullptr);
+                            f_out[e / 8] = static_cast<uint8_t>(lota::kernels::remerge_row8_for_bits(
+                                bits, i, in, flags, po ? po + e : nullptr, pn + e, t, out, sp, sm, up, down));
+                        }
+                        for (int c = 0; c < 8; ++c) {
+                            w_out[w * N + n0 + c] = out[c];
+                            sum_p[w * R / g][n0 + c] += sp[c];
+                            sum_m[w * R / g][n0 + c] += sm[c];
+                        }
+                    }
+                }
+                const LotaRemerged x = lota_remerge_ops(ref, base, groups, a_t, b_t, omega);
+                const std::string at_step = what + ", step " + std::to_string(step);
+                expect_bitwise_equal(words_out, x.codes.qweight, at_step + ": codes");
+                expect_bitwise_equal(moved_out, x.codes.moved, at_step + ": moved-code bits");
+                expect_bitwise_equal(lota_offset_from_sums(sum_p, sum_m, g, omega), x.offset, at_step + ": offsets");
+                EXPECT_EQ(static_cast<double>(up), x.stats[0].item<double>()) << at_step;
+                EXPECT_EQ(static_cast<double>(down), x.stats[1].item<double>()) << at_step;
+                EXPECT_GT(up, 0u) << at_step << ": the test needs markers of both signs";
+                EXPECT_GT(down, 0u) << at_step;
+                ref = x.codes;
+                words = words_out;
+                moved = moved_out;
+                p_old = p_new;
+            }
+        }
+    }
 }

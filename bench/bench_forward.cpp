@@ -2,7 +2,8 @@
 // batch sizes (KV cache, greedy), timed with device synchronisation; warm-up, then the median
 // of R repeats. Prints one JSON line per measurement. Usage:
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
-//                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--adapter DIR] [--label X]
+//                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--adapter DIR] [--label X]
+// --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --adapter: an unmerged
 // adapter (LoRA or LoTA) on top of the model.
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
     int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0;
     int repeat = 5;
-    bool graph = true, gemv = true;
+    bool graph = true, gemv = true, fuse = true;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--device") device = v;
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
         else if (k == "--repeat") repeat = std::stoi(v);
         else if (k == "--graph") graph = v != "0";
         else if (k == "--gemv") gemv = v != "0";
+        else if (k == "--fuse") fuse = v != "0";
         else if (k == "--lora-rank") lora_rank = std::stoll(v);
         else if (k == "--label") label = v;
         else {
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
                     l = lora;
                 }
         }
+        if (fuse) model->fuse_projections();  // as `lota generate` / `lota eval` do (LoRA layers stay separate)
         const int64_t V = model->config().vocab_size;
         if (prefill > 0) {
             at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);

@@ -3,8 +3,9 @@
 # weights) at batch 1 and 16 (prompt 128 tokens, 64 greedy steps timed after one eager and one
 # captured step, median of 3): bf16, 4-bit GPTQ checkpoint (RTN codes, g128), the same + an unmerged
 # 16-bit LoRA r64 on every projection, and a merged LoTA-QAF model (1 LoTA step r64, `lota merge`:
-# codes + offsets), side by side in one call; then the 4-bit model through dequant + GEMM and bf16
-# without the CUDA graph, for comparison. JSON lines in $OUT/decode_8b.jsonl.
+# codes + offsets), side by side in one call (q/k/v and gate/up fused, as lota's commands run them); then
+# the 4-bit model through dequant + GEMM, bf16 without the CUDA graph, and bf16 and merged with separate
+# q/k/v, gate/up products (--fuse 0), for comparison. JSON lines in $OUT/decode_8b.jsonl.
 # DD_BUDGET_S (default 570): rows are skipped when less than a minute would be left.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,4 +46,6 @@ fi
 bench gptq4-g128+lora64 $Q --lora-rank 64
 bench gptq4-g128-dequant-gemm $Q --gemv 0
 bench bf16-no-graph $M --graph 0
+bench bf16-unfused $M --fuse 0
+bench lota-merged-g128-unfused $MG --fuse 0
 stamp "done"

@@ -46,6 +46,7 @@ class QuantLinear : public Linear {
     /// The dequantized weight [K, N] of `dtype` (a fresh tensor).
     at::Tensor dequantized(at::ScalarType dtype) const;
     void set_buffer(std::shared_ptr<DequantBuffer> buffer) { buffer_ = std::move(buffer); }
+    const std::shared_ptr<DequantBuffer>& buffer() const { return buffer_; }
 
     /// Largest number of input rows that uses the packed-code kernel on CUDA (default 16; 0
     /// turns it off, for benchmarks that compare both paths). Process-wide.

@@ -8,6 +8,7 @@
 
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
+#include "model/fused_linear.h"
 #include "model/rope.h"
 #include "util/check.h"
 
@@ -115,9 +116,20 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     Block& b = blocks_[layer];
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
-    at::Tensor q = b.linears[0]->forward(x).view({B, T, H, D});
-    at::Tensor k = b.linears[1]->forward(x).view({B, T, Hkv, D});
-    at::Tensor v = b.linears[2]->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+    at::Tensor q, k, v;
+    if (b.qkv) {
+        const at::Tensor y = b.qkv->forward(x);  // [B, T, (H + 2·Hkv)·D]
+        q = y.narrow(-1, 0, H * D);
+        k = y.narrow(-1, H * D, Hkv * D);
+        v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
+    } else {
+        q = b.linears[0]->forward(x);
+        k = b.linears[1]->forward(x);
+        v = b.linears[2]->forward(x);
+    }
+    q = q.view({B, T, H, D});
+    k = k.view({B, T, Hkv, D});
+    v = v.view({B, T, Hkv, D}).transpose(1, 2);
     if (config_.qk_norm) {
         q = rms_norm(q, b.q_norm);
         k = rms_norm(k, b.k_norm);
@@ -159,7 +171,36 @@ at::Tensor Transformer::mlp_in(int64_t layer, const at::Tensor& mid) const {
 
 at::Tensor Transformer::mlp_hidden(int64_t layer, const at::Tensor& n) {
     Block& b = blocks_[layer];
+    if (b.gate_up) {
+        const at::Tensor y = b.gate_up->forward(n);  // [..., 2·I]
+        const int64_t I = y.size(-1) / 2;
+        return at::silu(y.narrow(-1, 0, I)) * y.narrow(-1, I, I);
+    }
     return at::silu(b.linears[4]->forward(n)) * b.linears[5]->forward(n);
+}
+
+int64_t Transformer::fuse_projections() {
+    int64_t n = 0;
+    for (Block& b : blocks_) {
+        auto fuse = [&](LinearPtr& target, std::initializer_list<size_t> slots) {
+            if (target) return;
+            std::vector<LinearPtr> parts;
+            for (size_t s : slots) parts.push_back(b.linears[s]);
+            target = fuse_linears(parts);
+            if (!target) return;
+            for (size_t s : slots) b.linears[s].reset();  // the fused copy replaces them (no second copy kept)
+            ++n;
+        };
+        fuse(b.qkv, {0, 1, 2});
+        fuse(b.gate_up, {4, 5});
+    }
+    return n;
+}
+
+bool Transformer::fused() const {
+    for (const Block& b : blocks_)
+        if (b.qkv || b.gate_up) return true;
+    return false;
 }
 
 at::Tensor Transformer::mlp_out(int64_t layer, const at::Tensor& mid, const at::Tensor& m) {

@@ -18,8 +18,10 @@
 namespace lota::model {
 
 struct Block {
-    /// q, k, v, o, gate, up, down, in linear_slots() order.
+    /// q, k, v, o, gate, up, down, in linear_slots() order. After Transformer::fuse_projections the
+    /// fused slots (q, k, v and/or gate, up) are null and `qkv` / `gate_up` run them.
     std::vector<LinearPtr> linears;
+    LinearPtr qkv, gate_up;  ///< fused products (model/fused_linear.h), or null
     at::Tensor input_norm, post_norm, q_norm, k_norm;  // q/k norms only for Qwen3
 };
 
@@ -77,6 +79,13 @@ class Transformer {
     at::Tensor mlp_in(int64_t layer, const at::Tensor& mid) const;  ///< input of gate, up
     at::Tensor mlp_hidden(int64_t layer, const at::Tensor& n);      ///< silu(gate(n))·up(n): input of down
     at::Tensor mlp_out(int64_t layer, const at::Tensor& mid, const at::Tensor& m);  ///< mid + down(m)
+    /// Inference only: runs q/k/v as one product and gate/up as one in every block whose slots can be
+    /// fused (model/fused_linear.h: dense or quantized, incl. LoTA-QAF adapters; not LoRA), and drops
+    /// the separate slots. Same function, fewer and larger launches; calibration, training and adapter
+    /// attachment need an unfused model (they reject a fused one). Returns the number of products fused.
+    int64_t fuse_projections();
+    bool fused() const;
+
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;
 

@@ -13,6 +13,8 @@
 namespace lota::train {
 
 std::vector<io::AdapterTarget> adapter_targets(model::Transformer& model, const std::vector<std::string>& short_names) {
+    LOTA_CHECK(!model.fused(), "adapters attach to separate q/k/v/gate/up layers; this model's were fused for "
+               "inference (Transformer::fuse_projections): load it again");
     std::set<std::string> known, wanted(short_names.begin(), short_names.end());
     for (const auto& s : model::linear_slots()) known.insert(s.short_name);
     for (const auto& n : wanted)

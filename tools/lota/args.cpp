@@ -30,6 +30,7 @@ std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, con
     if (!adapter.empty())
         for (const auto& layer : train::adapter_apply(*model, io::adapter_read(adapter), adapter))
             if (layer.lora) layer.lora->freeze();  // evaluation only: cast A, B once
+    model->fuse_projections();  // one product for q/k/v and one for gate/up where the layers allow it
     return model;
 }
 

@@ -117,25 +117,35 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
     at::Tensor q, k, v;
-    if (b.qkv) {
+    if (b.qkv && !config_.qk_norm) {
+        // q and k are adjacent heads of the fused output: one rotation for both (elementwise: same values).
         const at::Tensor y = b.qkv->forward(x);  // [B, T, (H + 2·Hkv)·D]
-        q = y.narrow(-1, 0, H * D);
-        k = y.narrow(-1, H * D, Hkv * D);
-        v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
+        const at::Tensor qk = rope_apply(y.narrow(-1, 0, (H + Hkv) * D).view({B, T, H + Hkv, D}).transpose(1, 2),
+                                         ctx.cos, ctx.sin);
+        q = qk.narrow(1, 0, H);
+        k = qk.narrow(1, H, Hkv);
+        v = y.narrow(-1, (H + Hkv) * D, Hkv * D).view({B, T, Hkv, D}).transpose(1, 2);
     } else {
-        q = b.linears[0]->forward(x);
-        k = b.linears[1]->forward(x);
-        v = b.linears[2]->forward(x);
+        if (b.qkv) {
+            const at::Tensor y = b.qkv->forward(x);
+            q = y.narrow(-1, 0, H * D);
+            k = y.narrow(-1, H * D, Hkv * D);
+            v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
+        } else {
+            q = b.linears[0]->forward(x);
+            k = b.linears[1]->forward(x);
+            v = b.linears[2]->forward(x);
+        }
+        q = q.view({B, T, H, D});
+        k = k.view({B, T, Hkv, D});
+        v = v.view({B, T, Hkv, D}).transpose(1, 2);
+        if (config_.qk_norm) {
+            q = rms_norm(q, b.q_norm);
+            k = rms_norm(k, b.k_norm);
+        }
+        q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
+        k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
     }
-    q = q.view({B, T, H, D});
-    k = k.view({B, T, Hkv, D});
-    v = v.view({B, T, Hkv, D}).transpose(1, 2);
-    if (config_.qk_norm) {
-        q = rms_norm(q, b.q_norm);
-        k = rms_norm(k, b.k_norm);
-    }
-    q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
-    k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
     if (ctx.cache && ctx.whole_cache) {
         KVCache& c = *ctx.cache;
         c.k[layer].index_copy_(2, c.write_pos, k);

@@ -20,7 +20,8 @@ void add_seed_flag(CLI::App& sub, uint64_t& seed);
 void add_adapter_flag(CLI::App& sub, std::string& adapter);
 
 /// Loads a model directory (dense, GPTQ or merged LoTA) and, when `adapter` is not empty, puts
-/// that adapter on it unmerged (checked against the model first).
+/// that adapter on it unmerged (checked against the model first); then fuses q/k/v and gate/up
+/// where the layers allow it (Transformer::fuse_projections). For inference commands only.
 std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,
                                                const std::string& device, const std::string& dtype);
 

@@ -116,29 +116,27 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     Block& b = blocks_[layer];
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
-    at::Tensor q, k, v;
-    if (b.qkv && !config_.qk_norm) {
-        // q and k are adjacent heads of the fused output: one rotation for both (elementwise: same values).
-        const at::Tensor y = b.qkv->forward(x);  // [B, T, (H + 2·Hkv)·D]
+    at::Tensor y, q, k, v;  // y: the fused q/k/v output [B, T, (H + 2·Hkv)·D] when the block has one
+    if (b.qkv) {
+        y = b.qkv->forward(x);
+        q = y.narrow(-1, 0, H * D);
+        k = y.narrow(-1, H * D, Hkv * D);
+        v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
+    } else {
+        q = b.linears[0]->forward(x);
+        k = b.linears[1]->forward(x);
+        v = b.linears[2]->forward(x);
+    }
+    v = v.view({B, T, Hkv, D}).transpose(1, 2);
+    if (y.defined() && !config_.qk_norm) {
+        // q and k are adjacent heads of y: one rotation for both (elementwise: the same values).
         const at::Tensor qk = rope_apply(y.narrow(-1, 0, (H + Hkv) * D).view({B, T, H + Hkv, D}).transpose(1, 2),
                                          ctx.cos, ctx.sin);
         q = qk.narrow(1, 0, H);
         k = qk.narrow(1, H, Hkv);
-        v = y.narrow(-1, (H + Hkv) * D, Hkv * D).view({B, T, Hkv, D}).transpose(1, 2);
     } else {
-        if (b.qkv) {
-            const at::Tensor y = b.qkv->forward(x);
-            q = y.narrow(-1, 0, H * D);
-            k = y.narrow(-1, H * D, Hkv * D);
-            v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
-        } else {
-            q = b.linears[0]->forward(x);
-            k = b.linears[1]->forward(x);
-            v = b.linears[2]->forward(x);
-        }
         q = q.view({B, T, H, D});
         k = k.view({B, T, Hkv, D});
-        v = v.view({B, T, Hkv, D}).transpose(1, 2);
         if (config_.qk_norm) {
             q = rms_norm(q, b.q_norm);
             k = rms_norm(k, b.k_norm);

@@ -106,7 +106,7 @@ LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& 
     // Both products are exact float16 GEMMs (Note [exact ternary GEMM] in lota.cpp).
     const at::Tensor p_new = lota_delta_w_float(a_t, b_t).contiguous();
     const at::Tensor p_old = codes.a_t.defined() ? lota_delta_w_float(codes.a_t, codes.b_t).contiguous() : at::Tensor();
-    LOTA_CHECK(p_new.scalar_type() == at::kHalf, "LoTA re-merge: expected a float16 product on CUDA");
+    LOTA_ASSERT(p_new.scalar_type() == at::kHalf);  // fused_remerge_applies: CUDA and r ≤ 2048
     const at::Tensor qweight = codes.qweight.contiguous(), moved = codes.moved.contiguous();
     LotaRemerged out;
     out.codes.qweight = at::empty_like(qweight);
@@ -128,20 +128,9 @@ LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& 
 }
 #endif
 
-}  // namespace
-
-LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
-                          const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
-    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
-#ifdef LOTA_WITH_CUDA
-    if (fused_remerge_applies(codes, layer, groups, a_t)) return remerge_fused(codes, layer, groups, a_t, b_t, omega);
-#endif
-    return lota_remerge_ops(codes, layer, groups, a_t, b_t, omega);
-}
-
-LotaRemerged lota_remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
-                              const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
-    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
+// The tensor-op re-merge (arguments checked by the caller).
+LotaRemerged remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                         const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
     const int64_t K = layer.in_features, N = layer.out_features, maxq = layer.maxq();
     QuantizedWeight current = layer;
     current.qweight = codes.qweight;
@@ -178,6 +167,23 @@ LotaRemerged lota_remerge_ops(const LotaMergedCodes& codes, const QuantizedWeigh
     out.codes.a_t = a_t.clone();
     out.codes.b_t = b_t.clone();
     return out;
+}
+
+}  // namespace
+
+LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                          const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
+#ifdef LOTA_WITH_CUDA
+    if (fused_remerge_applies(codes, layer, groups, a_t)) return remerge_fused(codes, layer, groups, a_t, b_t, omega);
+#endif
+    return remerge_ops(codes, layer, groups, a_t, b_t, omega);
+}
+
+LotaRemerged lota_remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                              const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    check_remerge_args(codes, layer, groups, a_t, b_t, omega);
+    return remerge_ops(codes, layer, groups, a_t, b_t, omega);
 }
 
 }  // namespace lota::quant

@@ -5,16 +5,12 @@
 // product (LoRA, other bit widths or g_idx) are left alone.
 #include <gtest/gtest.h>
 
-#include <ftw.h>
-
 #include <filesystem>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
-#include "calibrate/gptq_driver.h"
 #include "model/fused_linear.h"
-#include "model/init.h"
 #include "model/lota_linear.h"
 #include "model/quant_linear.h"
 #include "model/transformer.h"
@@ -22,6 +18,8 @@
 #include "quant/rtn.h"
 #include "train/lora_linear.h"
 #include "util/check.h"
+#include "../test_dirs.h"
+#include "tiny_model.h"
 
 using namespace lota;
 namespace fs = std::filesystem;
@@ -33,12 +31,6 @@ quant::QuantizedWeight rtn_layer(int64_t N, int64_t K, int bits, int g) {
     o.bits = bits;
     o.group_size = g;
     return quant::rtn_quantize(at::randn({N, K}), o);
-}
-
-void rm_rf(const fs::path& p) {
-    ::nftw(
-        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
-        FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace
@@ -97,18 +89,8 @@ TEST(FusedLinear, LotaPartsUseTheirMergedLayer) {
 }
 
 TEST(FusedLinear, ModelLogitsAndDecodeUnchanged) {
-    const fs::path base = fs::temp_directory_path() / ("lota_test_fused_" + std::to_string(::getpid()));
-    const fs::path q4 = base.string() + "_q4";
-    rm_rf(base);
-    rm_rf(q4);
-    model::InitOptions io;
-    io.out = base.string();
-    io.seed = 7;
-    model::model_init(io);
-    calibrate::QuantizeModelOptions opts;
-    opts.method = "rtn";
-    opts.quant.group_size = 32;
-    calibrate::quantize_model(base.string(), q4.string(), opts);
+    const fs::path base = lota_test::fresh_dir("fused", "base"), q4 = lota_test::fresh_dir("fused", "q4");
+    lota_test::make_tiny_model(base, q4, 7);
     const at::Tensor ids = at::randint(0, 256, {2, 7}, at::kLong);
     const torch::NoGradGuard no_grad;
     for (const fs::path& dir : {base, q4}) {
@@ -130,6 +112,6 @@ TEST(FusedLinear, ModelLogitsAndDecodeUnchanged) {
             t2 = fused->forward(t2, {}, &c2).select(1, -1).argmax(-1, true);
         }
     }
-    rm_rf(base);
-    rm_rf(q4);
+    lota_test::rm_rf(base);
+    lota_test::rm_rf(q4);
 }

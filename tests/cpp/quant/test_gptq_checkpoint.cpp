@@ -2,9 +2,6 @@
 // config validation with messages naming the tensor; atomic output.
 #include <gtest/gtest.h>
 
-#include <ftw.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -15,24 +12,15 @@
 #include "quant/gptq_tensors.h"
 #include "quant/rtn.h"
 #include "util/check.h"
+#include "../test_dirs.h"
 
 using namespace lota;
 namespace fs = std::filesystem;
+using lota_test::rm_rf;
 
 namespace {
 
-// Not std::filesystem::remove_all: the GPU machine's libtorch.so exports a crashing one.
-void rm_rf(const fs::path& p) {
-    ::nftw(
-        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-}
-
-fs::path fresh_dir(const std::string& name) {
-    const fs::path d = fs::temp_directory_path() / ("lota_test_ckpt_" + name + "_" + std::to_string(::getpid()));
-    rm_rf(d);
-    return d;
-}
+fs::path fresh_dir(const std::string& name) { return lota_test::fresh_dir("ckpt", name); }
 
 io::GptqCheckpoint make_checkpoint(int bits, int group_size, bool offset) {
     at::manual_seed(11);

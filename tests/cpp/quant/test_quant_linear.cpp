@@ -3,9 +3,6 @@
 // swapped into the model give the logits of the dequantized dense model; GPTQ beats RTN.
 #include <gtest/gtest.h>
 
-#include <ftw.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -21,24 +18,16 @@
 #include "model/transformer.h"
 #include "quant/rtn.h"
 #include "util/check.h"
+#include "../test_dirs.h"
+#include "tiny_model.h"
 
 using namespace lota;
 namespace fs = std::filesystem;
+using lota_test::rm_rf;
 
 namespace {
 
-// Not std::filesystem::remove_all: the GPU machine's libtorch.so exports a crashing one.
-void rm_rf(const fs::path& p) {
-    ::nftw(
-        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-}
-
-fs::path tmp_dir(const std::string& name) {
-    const fs::path d = fs::temp_directory_path() / ("lota_test_ql_" + name + "_" + std::to_string(::getpid()));
-    rm_rf(d);
-    return d;
-}
+fs::path tmp_dir(const std::string& name) { return lota_test::fresh_dir("ql", name); }
 
 // Swaps every projection of `m` for the one in GPTQ checkpoint `qdir` (dense: dequantized copy).
 void load_linears(model::Transformer& m, const fs::path& qdir, bool dense) {
@@ -84,15 +73,10 @@ TEST(QuantLinear, ForwardEqualsDenseOfDequantizedWeight) {
 
 TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     const fs::path base = tmp_dir("base"), q4 = tmp_dir("q4"), r4 = tmp_dir("r4");
-    model::InitOptions io;
-    io.out = base.string();
-    io.seed = 5;
-    model::model_init(io);
-    // Calibration text is needed only for GPTQ; the tiny model has no tokenizer, so RTN here.
+    lota_test::make_tiny_model(base, r4, 5);
     calibrate::QuantizeModelOptions opts;
     opts.method = "rtn";
     opts.quant.group_size = 32;
-    calibrate::quantize_model(base.string(), r4.string(), opts);
     auto dense = model::Transformer::load(base.string(), {});
     auto deq = model::Transformer::load(base.string(), {});
     load_linears(*dense, r4, false);

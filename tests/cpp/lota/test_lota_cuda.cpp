@@ -102,10 +102,12 @@ TEST(LotaCuda, ChunkedLossMatchesCpu) {
     expect_close(hg.grad().cpu(), hc.grad(), 1e-6, 1e-4, "dL/dh CUDA vs CPU (TF32 may be on for the GEMMs)");
 }
 
-// Note [16-bit adapter gradients]: with a bfloat16 / float16 Gw on CUDA, Gs is rounded to 16 bits once
-// and the GEMMs run on tensor cores. Against the float32 CPU backward of the same Gw the gradients
-// agree to the size of one 16-bit rounding (relative error of the whole tensor, and per element
-// against the tensor's largest entry), with act-order and without.
+// Note [16-bit adapter gradients]: with a bfloat16 Gw on CUDA, Gs is rounded to bfloat16 once and the
+// GEMMs run on tensor cores. Against the float32 CPU backward of the same Gw the gradients agree to
+// the size of one bfloat16 rounding (relative error of the whole tensor, and per element against the
+// tensor's largest entry), with act-order and without. A float16 Gw takes the float32 path: S·Gw of
+// gradients this small lands in float16's subnormals (measured on H100 before the change: 1.1 units
+// of float16 rounding, over the bound), so it must agree to float32 accuracy.
 TEST(LotaCuda, SixteenBitBackwardMatchesFloat32) {
     if (!have_cuda()) GTEST_SKIP() << "no CUDA in this build or machine";
     at::Generator gen = make_gen(731);
@@ -120,7 +122,7 @@ TEST(LotaCuda, SixteenBitBackwardMatchesFloat32) {
             const LotaGrads ref = lota_backward(gw.to(at::kFloat), layer.scales, gc, 36.0, a_t, b_t);
             const LotaGrads got = lota_backward(gw.to(at::kCUDA), layer.scales.to(at::kCUDA), gd, 36.0,
                                                 a_t.to(at::kCUDA), b_t.to(at::kCUDA), true);
-            const double tol = dt == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;  // 2 ulp at 1.0
+            const double tol = dt == at::kBFloat16 ? 1.0 / 256 : 1e-5;  // bf16 unit roundoff; float32 path
             const std::string what = std::string(c10::toString(dt)) + ", act-order " + std::to_string(act_order);
             ASSERT_EQ(got.a_t.scalar_type(), at::kFloat);
             for (int i = 0; i < 2; ++i) {

@@ -226,12 +226,13 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     check_adapters(a_t, b_t);
     const int64_t r = a_t.size(0), K = a_t.size(1), N = b_t.size(0), G = groups.n_groups, g = groups.rows;
     check_kn(gw, K, N, "dL/dW' (gw)");
-    LOTA_CHECK(gw.scalar_type() == at::kFloat || (at::isReducedFloatingType(gw.scalar_type()) && gw.is_cuda()),
-               "LoTA: dL/dW' must be float32 (or bfloat16/float16 on CUDA), got %s on %s", c10::toString(gw.scalar_type()),
+    const at::ScalarType in_t = gw.scalar_type();
+    LOTA_CHECK(in_t == at::kFloat || (at::isReducedFloatingType(in_t) && gw.is_cuda()),
+               "LoTA: dL/dW' must be float32 (or bfloat16/float16 on CUDA), got %s on %s", c10::toString(in_t),
                gw.device().str().c_str());
-    // float16 has bfloat16's precision problem the other way round: S·Gw of real gradients (~1e-5)
-    // falls into its subnormals, so only bfloat16 stays 16-bit (Note [16-bit adapter gradients]).
-    const bool low = gw.scalar_type() == at::kBFloat16;
+    // float16 lacks bfloat16's range: S·Gw of real gradients (~1e-5) falls into its subnormals, so
+    // only bfloat16 stays 16-bit (Note [16-bit adapter gradients]); float16 is computed in float32.
+    const bool low = in_t == at::kBFloat16;
     const at::ScalarType gt = low ? at::kBFloat16 : at::kFloat;
     check_kn(scales, G, N, "scales S");
     LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
@@ -240,9 +241,10 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     const at::Tensor& perm = groups.perm;  // Note [grouped rows]; undefined = identity
 
     // Gs in grouped row order: gs[j, :, n] = S[j, n] · Gw[rows of group j, n].
-    at::Tensor gs = gw.scalar_type() != gt ? (perm.defined() ? gw.index_select(0, perm) : gw).to(gt).contiguous()
-                    : perm.defined()      ? gw.index_select(0, perm)
-                                          : (gw_scratch && gw.is_contiguous() ? gw : gw.contiguous().clone());
+    // gs is scaled in place: a fresh tensor unless the caller handed gw over (gw_scratch).
+    const bool owned = perm.defined() || (gw_scratch && gw.is_contiguous());
+    at::Tensor gs = (perm.defined() ? gw.index_select(0, perm) : gw)
+                        .to(gt, /*non_blocking=*/false, /*copy=*/!owned, at::MemoryFormat::Contiguous);
     gs = gs.view({G, g, N});
     gs.mul_(scales.to(at::kFloat).view({G, 1, N}));  // 16-bit gs: the product in float32, rounded once
     const at::Tensor gsum = gs.sum(1, false, at::kFloat);  // [G, N]

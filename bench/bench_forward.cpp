@@ -22,7 +22,7 @@
 #include "model/decode_graph.h"
 #include "model/quant_linear.h"
 #include "model/transformer.h"
-#include "train/adapter_apply.h"
+#include "adapter/attach.h"
 
 namespace {
 
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
                 for (auto& l : block.linears) {
                     const at::Tensor a = at::randn({lora_rank, l->in_features()}) * 0.01;
                     const at::Tensor b = at::randn({l->out_features(), lora_rank}) * 0.01;
-                    auto lora = std::make_shared<lota::train::LoraLinear>(l, a, b, 2.0, 0.0);
+                    auto lora = std::make_shared<lota::adapter::LoraLinear>(l, a, b, 2.0, 0.0);
                     lora->to(dev, model->dtype());
                     lora->freeze();  // as `lota generate --adapter` does
                     l = lora;

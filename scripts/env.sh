@@ -15,5 +15,7 @@ if [ -d "$ROOT/.deps/root/usr" ]; then
     export LD_LIBRARY_PATH="$ROOT/.deps/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/lota-ccache}"
+# Paths relative to the parent of the checkout, so worktrees and clones share cache hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$ROOT")}"
 export LOTA_PYTHON BUILD_DIR ROOT
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"

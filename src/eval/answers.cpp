@@ -5,7 +5,7 @@
 
 #include <torch/types.h>
 
-#include "train/data.h"
+#include "data/examples.h"
 #include "util/check.h"
 #include "util/progress.h"
 #include "util/strfmt.h"
@@ -13,14 +13,14 @@
 namespace lota::eval {
 
 std::vector<Answer> generate_answers(model::Transformer& model, const model::PromptText& text,
-                                     const std::vector<train::TextPair>& pairs, const AnswerOptions& o) {
+                                     const std::vector<data::TextPair>& pairs, const AnswerOptions& o) {
     const torch::NoGradGuard no_grad;
     LOTA_CHECK(o.batch_size >= 1, "answers: batch size must be >= 1, got %lld", (long long)o.batch_size);
-    train::DataOptions render;
+    data::DataOptions render;
     render.source_max_len = o.source_max_len;
     std::vector<std::vector<int64_t>> prompts;
     for (const auto& p : pairs) {
-        const train::Example e = train::example_make({p.prompt, ""}, text, render);
+        const data::Example e = data::example_make({p.prompt, ""}, text, render);
         prompts.emplace_back(e.ids.begin(), e.ids.begin() + e.n_source);
     }
     model::GenerateOptions gen = o.gen;

@@ -1,4 +1,4 @@
-// Answers to prompts: each prompt (a train::TextPair's messages, rendered exactly as training
+// Answers to prompts: each prompt (a data::TextPair's messages, rendered exactly as training
 // renders them) is continued by the model in batches, and the new text is returned decoded.
 // Shared by `lota generate --prompts` (which makes training data from a model's own answers)
 // and the generation tasks of `lota eval`. Not here: scoring.
@@ -10,7 +10,7 @@
 
 #include "model/generate.h"
 #include "model/prompt.h"
-#include "train/data_formats.h"
+#include "data/readers.h"
 
 namespace lota::eval {
 
@@ -28,6 +28,6 @@ struct Answer {
 
 /// Generates one answer per pair (pair.target is ignored); progress on stderr.
 std::vector<Answer> generate_answers(model::Transformer& model, const model::PromptText& text,
-                                     const std::vector<train::TextPair>& pairs, const AnswerOptions& options);
+                                     const std::vector<data::TextPair>& pairs, const AnswerOptions& options);
 
 }  // namespace lota::eval

@@ -9,21 +9,21 @@
 #include "eval/task_scoring.h"
 #include "io/mapped_file.h"
 #include "model/prompt.h"
-#include "train/data.h"
-#include "train/data_formats.h"
+#include "data/examples.h"
+#include "data/readers.h"
 #include "util/check.h"
 
 namespace lota::eval {
 namespace {
 
-train::DataFormat task_format(GenerationTask task) {
+data::DataFormat task_format(GenerationTask task) {
     switch (task) {
-        case GenerationTask::GSM8K: return train::DataFormat::GSM8K;
-        case GenerationTask::SQL: return train::DataFormat::CHAT;
-        case GenerationTask::VIGGO: return train::DataFormat::VIGGO;
+        case GenerationTask::GSM8K: return data::DataFormat::GSM8K;
+        case GenerationTask::SQL: return data::DataFormat::CHAT;
+        case GenerationTask::VIGGO: return data::DataFormat::VIGGO;
     }
     LOTA_ASSERT(false, "unknown generation task");
-    return train::DataFormat::CHAT;
+    return data::DataFormat::CHAT;
 }
 
 bool task_correct(GenerationTask task, const std::string& prediction, const std::string& reference) {
@@ -47,10 +47,10 @@ void reference_check(GenerationTask task, const std::string& reference, const st
 }
 
 // The prompt exactly as the model saw it (special tokens included), for the predictions file.
-std::string prompt_render(const train::TextPair& pair, const model::PromptText& text, int64_t source_max_len) {
-    train::DataOptions render;
+std::string prompt_render(const data::TextPair& pair, const model::PromptText& text, int64_t source_max_len) {
+    data::DataOptions render;
     render.source_max_len = source_max_len;  // as generate_answers cuts it
-    const train::Example e = train::example_make({pair.prompt, ""}, text, render);
+    const data::Example e = data::example_make({pair.prompt, ""}, text, render);
     return text.tokenizer().decode(std::vector<int32_t>(e.ids.begin(), e.ids.begin() + e.n_source), false);
 }
 
@@ -77,7 +77,7 @@ GenerationTaskResult generation_task_eval(model::Transformer& model, const model
     const auto t0 = std::chrono::steady_clock::now();
     LOTA_CHECK(o.max_total_len >= 2, "%s: max_total_len must be >= 2, got %lld", generation_task_name(task),
                (long long)o.max_total_len);
-    std::vector<train::TextPair> pairs = train::data_read_pairs(o.data, task_format(task));
+    std::vector<data::TextPair> pairs = data::data_read_pairs(o.data, task_format(task));
     if (o.limit >= 0 && (int64_t)pairs.size() > o.limit) pairs.resize((size_t)o.limit);
     LOTA_CHECK(!pairs.empty(), "%s: no examples to evaluate (--limit %lld)", o.data.c_str(), (long long)o.limit);
     for (size_t i = 0; i < pairs.size(); ++i)

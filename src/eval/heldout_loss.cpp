@@ -23,15 +23,15 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
     LOTA_CHECK(o.batch_size >= 1, "loss: batch size must be >= 1, got %lld", (long long)o.batch_size);
     if (reference != nullptr) kl_reference_check(*reference, model, "loss");
     const model::PromptText text(model_dir);
-    std::vector<train::Example> data = train::data_load(o.data, text);
+    std::vector<data::Example> data = data::data_load(o.data, text);
     if (o.limit > 0 && (int64_t)data.size() > o.limit) data.resize((size_t)o.limit);
     HeldoutLossResult r;
     double nll_sum = 0, kl_sum = 0;
     Progress progress("loss", (int64_t)data.size());
     for (size_t b = 0; b < data.size(); b += (size_t)o.batch_size) {
-        std::vector<const train::Example*> ex;
+        std::vector<const data::Example*> ex;
         for (size_t i = b; i < std::min(data.size(), b + (size_t)o.batch_size); ++i) ex.push_back(&data[i]);
-        const train::Batch batch = train::batch_collate(ex);
+        const data::Batch batch = data::batch_collate(ex);
         const at::Tensor ids = batch.ids.to(model.device()), mask = batch.mask.to(model.device());
         const int64_t T = ids.size(1);
         // logits at t predict labels at t+1

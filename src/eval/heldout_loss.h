@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "train/data.h"
+#include "data/examples.h"
 
 namespace lota::model {
 class Transformer;
@@ -16,7 +16,7 @@ class Transformer;
 namespace lota::eval {
 
 struct HeldoutLossOptions {
-    train::DataOptions data;
+    data::DataOptions data;
     int64_t batch_size = 8;
     int64_t limit = -1;  ///< first N examples only (−1: all)
 };

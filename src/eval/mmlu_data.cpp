@@ -5,7 +5,7 @@
 
 #include "io/mapped_file.h"
 #include "text/jinja_strings.h"
-#include "train/data_formats.h"
+#include "data/readers.h"
 #include "util/check.h"
 #include "util/fs.h"
 
@@ -112,7 +112,7 @@ const std::string& mmlu_subject_category(const std::string& subject) {
 }
 
 std::vector<MmluQuestion> mmlu_read_csv(const std::string& path) {
-    const auto rows = train::csv_parse(io::file_read_text(path), path);
+    const auto rows = data::csv_parse(io::file_read_text(path), path);
     size_t first = 0;
     if (!rows.empty() && !rows[0].empty() && rows[0][0] == "question") {
         const std::vector<std::string> header = {"question", "choice0", "choice1", "choice2", "choice3", "answer"};

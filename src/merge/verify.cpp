@@ -6,7 +6,7 @@
 
 #include "io/adapter.h"
 #include "model/transformer.h"
-#include "train/adapter_apply.h"
+#include "adapter/attach.h"
 #include "util/check.h"
 
 namespace lota::merge {
@@ -15,7 +15,7 @@ at::Tensor logits_compute(const std::string& model_dir, const std::string& adapt
                           const at::Tensor& mask) {
     at::NoGradGuard no_grad;
     auto model = model::Transformer::load(model_dir, {"cpu", "f32"});
-    if (!adapter_dir.empty()) train::adapter_apply(*model, io::adapter_read(adapter_dir), adapter_dir);
+    if (!adapter_dir.empty()) adapter::adapter_apply(*model, io::adapter_read(adapter_dir), adapter_dir);
     return model->forward(ids, mask).to(at::kFloat).contiguous();
 }
 

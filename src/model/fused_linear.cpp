@@ -3,7 +3,6 @@
 
 #include <ATen/ATen.h>
 
-#include "model/lota_linear.h"
 #include "model/quant_linear.h"
 
 namespace lota::model {
@@ -85,12 +84,11 @@ LinearPtr fuse_linears(const std::vector<LinearPtr>& parts) {
     std::vector<const QuantLinear*> quant;
     for (const LinearPtr& p : parts) {
         if (!p) return nullptr;
-        if (const auto* d = dynamic_cast<const DenseLinear*>(p.get())) {
+        const Linear* layer = p->inference_layer();
+        if (const auto* d = dynamic_cast<const DenseLinear*>(layer)) {
             dense.push_back(d);
-        } else if (const auto* q = dynamic_cast<const QuantLinear*>(p.get())) {
+        } else if (const auto* q = dynamic_cast<const QuantLinear*>(layer)) {
             quant.push_back(q);
-        } else if (auto* l = dynamic_cast<LotaLinear*>(p.get())) {
-            quant.push_back(&l->merged());
         } else {
             return nullptr;
         }

@@ -21,6 +21,9 @@ class Linear {
     virtual void to(const at::Device& device, at::ScalarType dtype) = 0;
     /// "dense", "gptq", "gptq+lora", "gptq+lota"...
     virtual std::string kind() const = 0;
+    /// The plain layer that computes the same outputs at inference, when the layer's trainable parts
+    /// are fixed (a LoTA-QAF layer: its merged quantized layer); the layer itself by default.
+    virtual const Linear* inference_layer() { return this; }
 };
 
 using LinearPtr = std::shared_ptr<Linear>;

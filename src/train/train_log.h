@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/adapter_apply.h"
+#include "adapter/attach.h"
 
 namespace lota::train {
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "train/adamw.h"
-#include "train/data.h"
+#include "data/examples.h"
 #include "train/tsignsgd.h"
 
 namespace lota::train {

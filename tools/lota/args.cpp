@@ -2,7 +2,7 @@
 #include "args.h"
 
 #include "io/adapter.h"
-#include "train/adapter_apply.h"
+#include "adapter/attach.h"
 
 namespace lota::cli {
 
@@ -28,7 +28,7 @@ std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, con
                                                const std::string& device, const std::string& dtype) {
     auto model = model::Transformer::load(model_dir, {device, dtype});
     if (!adapter.empty())
-        for (const auto& layer : train::adapter_apply(*model, io::adapter_read(adapter), adapter))
+        for (const auto& layer : adapter::adapter_apply(*model, io::adapter_read(adapter), adapter))
             if (layer.lora) layer.lora->freeze();  // evaluation only: cast A, B once
     model->fuse_projections();  // one product for q/k/v and one for gate/up where the layers allow it
     return model;

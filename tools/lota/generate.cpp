@@ -15,7 +15,7 @@
 #include "io/token_ids.h"
 #include "model/generate.h"
 #include "model/prompt.h"
-#include "train/data_formats.h"
+#include "data/readers.h"
 #include "util/check.h"
 
 namespace {
@@ -29,8 +29,8 @@ struct GenerateCliOptions {
 
 int run_generate_file(GenerateCliOptions& o, lota::model::Transformer& model) {
     LOTA_CHECK(!o.out.empty(), "generate: --prompts needs --out FILE.jsonl");
-    std::vector<lota::train::TextPair> pairs =
-        lota::train::data_read_pairs(o.prompts, lota::train::data_format_from_name(o.format));
+    std::vector<lota::data::TextPair> pairs =
+        lota::data::data_read_pairs(o.prompts, lota::data::data_format_from_name(o.format));
     if (o.limit > 0 && (int64_t)pairs.size() > o.limit) pairs.resize((size_t)o.limit);
     const lota::model::PromptText text(o.model);
     lota::eval::AnswerOptions ao;

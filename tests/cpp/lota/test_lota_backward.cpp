@@ -12,7 +12,7 @@
 
 #include "lota_test_util.h"
 #include "quant/lota.h"
-#include "quant/lota_grad.h"
+#include "adapter/lota_grad.h"
 
 using namespace lota::quant;
 using namespace lota_test;

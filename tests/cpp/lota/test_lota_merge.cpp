@@ -1,7 +1,7 @@
 // LoTA-QAF merge (DESIGN §1 "Merge"): lota_merge on a packed GPTQ layer gives codes Q + M on the
 // grid, repacked with the same bit width, plus offset F; its dequantized weight (the inference
 // kernel's dequantize) equals the training-time W' bit for bit, and so do the layer outputs.
-// model::LotaLinear (training path) against the merged QuantLinear (inference path).
+// adapter::LotaLinear (training path) against the merged QuantLinear (inference path).
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -9,9 +9,9 @@
 
 #include "lota_test_util.h"
 #include "quant/lota.h"
-#include "quant/lota_grad.h"
+#include "adapter/lota_grad.h"
 #include "quant/lota_merge.h"
-#include "model/lota_linear.h"
+#include "adapter/lota_linear.h"
 #include "model/quant_linear.h"
 #include "quant/quantized_weight.h"
 #include "train/tsignsgd.h"
@@ -122,7 +122,7 @@ TEST(LotaLinear, TrainingForwardIsMergedInferenceAndGradsFlow) {
     base.qw.bias = at::randn({24}, gen);
     const at::Tensor a_t = rand_ternary({2, 128}, gen), b_t = rand_ternary({24, 2}, gen);
     const double omega = 1.5;
-    lota::model::LotaLinear layer(base.qw, a_t.clone(), b_t.clone(), omega);
+    lota::adapter::LotaLinear layer(base.qw, a_t.clone(), b_t.clone(), omega);
     EXPECT_EQ(layer.kind(), "gptq+lota");
     const at::Tensor x = at::randn({2, 3, 128}, gen).requires_grad_(true);
     const at::Tensor R = at::randn({2, 3, 24}, gen);

@@ -11,12 +11,12 @@
 #include <torch/types.h>
 
 #include "model/fused_linear.h"
-#include "model/lota_linear.h"
+#include "adapter/lota_linear.h"
 #include "model/quant_linear.h"
 #include "model/transformer.h"
 #include "quant/lota.h"
 #include "quant/rtn.h"
-#include "train/lora_linear.h"
+#include "adapter/lora_linear.h"
 #include "util/check.h"
 #include "../test_dirs.h"
 #include "tiny_model.h"
@@ -66,7 +66,7 @@ TEST(FusedLinear, QuantizedPartsSideBySide) {
     act.g_idx = at::randperm(K, at::kInt).div(32, "floor").to(at::kInt);
     act.desc_act = true;
     EXPECT_EQ(model::fuse_linears({parts[0], std::make_shared<model::QuantLinear>(act)}), nullptr);
-    const auto lora = std::make_shared<train::LoraLinear>(parts[1], at::randn({4, K}), at::zeros({16, 4}), 2.0, 0.0);
+    const auto lora = std::make_shared<adapter::LoraLinear>(parts[1], at::randn({4, K}), at::zeros({16, 4}), 2.0, 0.0);
     EXPECT_EQ(model::fuse_linears({parts[0], lora}), nullptr);
     EXPECT_EQ(model::fuse_linears({parts[0]}), nullptr);
 }
@@ -78,7 +78,7 @@ TEST(FusedLinear, LotaPartsUseTheirMergedLayer) {
     at::Tensor a_t = at::randint(-1, 2, {r, K}, at::kChar), b_t = at::randint(-1, 2, {32, r}, at::kChar);
     b_t.narrow(0, 0, 8).fill_(1);
     a_t.narrow(1, 0, 16).fill_(1);  // P = r > ω on some weights: markers fire
-    auto lota = std::make_shared<model::LotaLinear>(a, a_t, b_t, 2.5);
+    auto lota = std::make_shared<adapter::LotaLinear>(a, a_t, b_t, 2.5);
     auto plain = std::make_shared<model::QuantLinear>(b);
     const model::LinearPtr fused = model::fuse_linears({lota, plain});
     ASSERT_NE(fused, nullptr);

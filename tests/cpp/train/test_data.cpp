@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "model/prompt.h"
-#include "train/data.h"
+#include "data/examples.h"
 #include "util/check.h"
 
 namespace {
@@ -24,16 +24,16 @@ std::string shared_dir() {
 }
 
 TEST(train_data, csv_parse_handles_quotes_and_newlines) {
-    const auto rows = lota::train::csv_parse("mr,ref\r\n\"a(b[x, y])\",\"He said \"\"hi\"\"\nthen\"\nc,d", "t.csv");
+    const auto rows = lota::data::csv_parse("mr,ref\r\n\"a(b[x, y])\",\"He said \"\"hi\"\"\nthen\"\nc,d", "t.csv");
     ASSERT_EQ(rows.size(), 3u);
     EXPECT_EQ(rows[1][0], "a(b[x, y])");
     EXPECT_EQ(rows[1][1], "He said \"hi\"\nthen");
     EXPECT_EQ(rows[2][1], "d");
-    EXPECT_THROW(lota::train::csv_parse("a,\"b", "t.csv"), lota::Error);
+    EXPECT_THROW(lota::data::csv_parse("a,\"b", "t.csv"), lota::Error);
 }
 
 TEST(train_data, order_is_deterministic_and_resumable) {
-    lota::train::DataOrder a(10, 7), b(10, 7), c(10, 8);
+    lota::data::DataOrder a(10, 7), b(10, 7), c(10, 8);
     const auto first = a.take(25);
     EXPECT_EQ(first, b.take(25));
     EXPECT_NE(first, c.take(25));
@@ -42,15 +42,15 @@ TEST(train_data, order_is_deterministic_and_resumable) {
     std::sort(e0.begin(), e0.end());
     for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(e0[i], i);
     // Seeking restores the rest of the order.
-    lota::train::DataOrder d(10, 7);
+    lota::data::DataOrder d(10, 7);
     d.seek(13);
     const auto rest = d.take(12);
     EXPECT_EQ(std::vector<int64_t>(first.begin() + 13, first.end()), std::vector<int64_t>(rest.begin(), rest.begin() + 12));
 }
 
 TEST(train_data, collate_pads_right_and_labels_only_targets) {
-    lota::train::Example a{{5, 6, 7, 8}, 2}, b{{9, 10, 11}, 1};
-    const auto batch = lota::train::batch_collate({&a, &b});
+    lota::data::Example a{{5, 6, 7, 8}, 2}, b{{9, 10, 11}, 1};
+    const auto batch = lota::data::batch_collate({&a, &b});
     EXPECT_TRUE(at::equal(batch.ids, at::tensor({5, 6, 7, 8, 9, 10, 11, 0}, at::kLong).reshape({2, 4})));
     EXPECT_TRUE(at::equal(batch.mask, at::tensor({1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).reshape({2, 4})));
     EXPECT_TRUE(at::equal(batch.labels, at::tensor({-100, -100, 7, 8, -100, 10, 11, -100}, at::kLong).reshape({2, 4})));
@@ -67,11 +67,11 @@ class train_data_tok : public ::testing::Test {
 
 TEST_F(train_data_tok, chat_template_labels_are_the_answer) {
     const lota::model::PromptText text(shared_dir() + "/tokenizers/llama3_1");
-    lota::train::TextPair p;
+    lota::data::TextPair p;
     p.prompt = nlohmann::json::array({{{"role", "system"}, {"content", ""}}, {{"role", "user"}, {"content", "2+2?"}}});
     p.target = "The answer is 4.";
-    lota::train::DataOptions o;
-    const auto e = lota::train::example_make(p, text, o);
+    lota::data::DataOptions o;
+    const auto e = lota::data::example_make(p, text, o);
     const std::vector<int32_t> tgt(e.ids.begin() + e.n_source, e.ids.end());
     const std::string s = text.tokenizer().decode(tgt, false);
     EXPECT_EQ(s.rfind("The answer is 4.", 0), 0u) << s;  // the answer, then the end-of-turn token
@@ -79,7 +79,7 @@ TEST_F(train_data_tok, chat_template_labels_are_the_answer) {
     EXPECT_NE(text.tokenizer().decode(src, false).find("2+2?"), std::string::npos);
     o.target_max_len = 2;
     o.source_max_len = 5;
-    const auto t = lota::train::example_make(p, text, o);
+    const auto t = lota::data::example_make(p, text, o);
     EXPECT_EQ(t.n_source, 5);
     EXPECT_EQ(t.ids.size(), 7u);
 }
@@ -96,27 +96,27 @@ TEST_F(train_data_tok, plain_prompt_without_template_and_formats) {
         std::ofstream(dir + "/v.csv") << "mr,ref\n\"inform(name[X])\",X is a game.\n";
         std::ofstream(dir + "/bad.jsonl") << "{\"question\": \"q1\"}\n";
     }
-    lota::train::DataOptions o;
+    lota::data::DataOptions o;
     o.path = dir + "/a.json";
     o.format = "alpaca";
-    auto ex = lota::train::data_load(o, text);
+    auto ex = lota::data::data_load(o, text);
     ASSERT_EQ(ex.size(), 2u);
     const std::vector<int32_t> src(ex[1].ids.begin(), ex[1].ids.begin() + ex[1].n_source);
     EXPECT_NE(text.tokenizer().decode(src, true).find("### Instruction:\nAdd\n\n1 2\n\n### Response:"), std::string::npos);
     EXPECT_EQ(ex[1].ids.back(), text.tokenizer().eos_id());
     o.path = dir + "/g.jsonl";
     o.format = "gsm8k";
-    EXPECT_EQ(lota::train::data_load(o, text).size(), 2u);
+    EXPECT_EQ(lota::data::data_load(o, text).size(), 2u);
     o.path = dir + "/v.csv";
     o.format = "viggo";
-    ex = lota::train::data_load(o, text);
+    ex = lota::data::data_load(o, text);
     ASSERT_EQ(ex.size(), 1u);
     const std::vector<int32_t> tgt(ex[0].ids.begin() + ex[0].n_source, ex[0].ids.end());
     EXPECT_EQ(text.tokenizer().decode(tgt, true), "inform(name[X])");
     o.path = dir + "/bad.jsonl";
     o.format = "gsm8k";
     try {
-        lota::train::data_load(o, text);
+        lota::data::data_load(o, text);
         ADD_FAILURE() << "expected an error";
     } catch (const lota::Error& e) {
         EXPECT_NE(std::string(e.what()).find("missing field \"answer\""), std::string::npos) << e.what();

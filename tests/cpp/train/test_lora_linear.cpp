@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "../cuda_test_util.h"
-#include "train/lora_linear.h"
+#include "adapter/lora_linear.h"
 
 using lota_cuda_test::have_cuda;
 
@@ -18,10 +18,10 @@ TEST(train_lora_linear, formula_and_gradients) {
     const at::Tensor w = at::randn({6, 8}), x = at::randn({3, 8});
     auto base = std::make_shared<lota::model::DenseLinear>(w);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
-    lota::train::LoraLinear zero(base, lota::train::lora_init_a(4, 8, gen), at::zeros({6, 4}), 2.0, 0.0);
+    lota::adapter::LoraLinear zero(base, lota::adapter::lora_init_a(4, 8, gen), at::zeros({6, 4}), 2.0, 0.0);
     EXPECT_TRUE(at::equal(zero.forward(x), base->forward(x)));  // B = 0: exactly the base layer
     const at::Tensor a = at::randn({4, 8}), b = at::randn({6, 4});
-    lota::train::LoraLinear l(base, a, b, 0.5, 0.0);
+    lota::adapter::LoraLinear l(base, a, b, 0.5, 0.0);
     const at::Tensor y = l.forward(x);
     EXPECT_TRUE(at::allclose(y, base->forward(x) + 0.5 * x.matmul(a.t()).matmul(b.t()), 1e-5, 1e-6));
     y.sum().backward();
@@ -35,7 +35,7 @@ TEST(train_lora_linear, formula_and_gradients) {
 TEST(train_lora_linear, dropout_repeats_with_the_generator_state) {
     at::manual_seed(2);
     auto base = std::make_shared<lota::model::DenseLinear>(at::randn({5, 8}));
-    lota::train::LoraLinear l(base, at::randn({2, 8}), at::randn({5, 2}), 1.0, 0.5);
+    lota::adapter::LoraLinear l(base, at::randn({2, 8}), at::randn({5, 2}), 1.0, 0.5);
     const at::Tensor x = at::randn({4, 8});
     EXPECT_TRUE(at::equal(l.forward(x), l.forward(x)));  // no generator: no dropout
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(9);
@@ -50,7 +50,7 @@ TEST(train_lora_linear, dropout_repeats_with_the_generator_state) {
 
 TEST(train_lora_linear, dropout_generator_is_a_seeded_cpu_generator_on_the_cpu) {
     // The trainer's CPU masks must stay those of a CPU generator seeded the same way (resume tests).
-    at::Generator gen = lota::train::lora_dropout_generator(at::Device(at::kCPU), 12345);
+    at::Generator gen = lota::adapter::lora_dropout_generator(at::Device(at::kCPU), 12345);
     at::Generator ref = at::make_generator<at::CPUGeneratorImpl>(12345);
     EXPECT_TRUE(gen.device().is_cpu());
     EXPECT_TRUE(at::equal(gen.get_state(), ref.get_state()));
@@ -64,9 +64,9 @@ TEST(train_lora_linear, cuda_dropout_repeats_with_the_generator_state) {
     const int64_t K = 256;
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         auto base = std::make_shared<lota::model::DenseLinear>(at::zeros({K, K}));
-        lota::train::LoraLinear l(base, at::eye(K), at::eye(K), 1.0, p);
+        lota::adapter::LoraLinear l(base, at::eye(K), at::eye(K), 1.0, p);
         l.to(cuda, dtype);
-        at::Generator gen = lota::train::lora_dropout_generator(cuda, 77);
+        at::Generator gen = lota::adapter::lora_dropout_generator(cuda, 77);
         ASSERT_TRUE(gen.device().is_cuda());
         l.set_generator(gen);
         const at::Tensor x = at::ones({64, K}, at::TensorOptions().device(cuda).dtype(dtype));
@@ -78,7 +78,7 @@ TEST(train_lora_linear, cuda_dropout_repeats_with_the_generator_state) {
         gen.set_state(state);
         EXPECT_TRUE(at::equal(l.forward(x), y1)) << dtype;
         // The same seed gives the same masks from a fresh generator.
-        l.set_generator(lota::train::lora_dropout_generator(cuda, 77));
+        l.set_generator(lota::adapter::lora_dropout_generator(cuda, 77));
         EXPECT_TRUE(at::equal(l.forward(x), y1)) << dtype;
         // 16384 draws: the dropped fraction's standard deviation is ~0.0036.
         const double dropped = (y1 == 0).to(at::kDouble).mean().item<double>();

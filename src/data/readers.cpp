@@ -1,12 +1,12 @@
 // Dataset file readers (data_formats.h).
-#include "train/data_formats.h"
+#include "data/readers.h"
 
 #include <sstream>
 
 #include "io/mapped_file.h"
 #include "util/check.h"
 
-namespace lota::train {
+namespace lota::data {
 namespace {
 
 nlohmann::json msg(const std::string& role, const std::string& content) {
@@ -179,4 +179,4 @@ std::vector<TextPair> data_read_pairs(const std::string& path, DataFormat format
     return out;
 }
 
-}  // namespace lota::train
+}  // namespace lota::data

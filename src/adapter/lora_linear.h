@@ -13,7 +13,7 @@
 
 #include "model/linear.h"
 
-namespace lota::train {
+namespace lota::adapter {
 
 class LoraLinear : public model::Linear {
   public:
@@ -51,4 +51,4 @@ at::Tensor lora_init_a(int64_t r, int64_t in_features, at::Generator& gen);
 /// generator for CUDA. Throws for other devices, or CUDA in a build without CUDA.
 at::Generator lora_dropout_generator(const at::Device& device, uint64_t seed);
 
-}  // namespace lota::train
+}  // namespace lota::adapter

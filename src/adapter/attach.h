@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "io/adapter.h"
-#include "model/lota_linear.h"
+#include "adapter/lota_linear.h"
 #include "model/transformer.h"
-#include "train/lora_linear.h"
+#include "adapter/lora_linear.h"
 
-namespace lota::train {
+namespace lota::adapter {
 
 /// The adaptable linears of `model` (every block, every slot whose short name is in `short_names`;
 /// all seven when empty), in block then linear_slots() order. Throws on an unknown short name.
@@ -25,7 +25,7 @@ std::pair<int, int> model_quant_format(model::Transformer& model);
 /// One adapted layer.
 struct AdaptedLayer {
     std::string name;                             ///< module prefix
-    std::shared_ptr<model::LotaLinear> lota;      ///< set for LoTA
+    std::shared_ptr<adapter::LotaLinear> lota;      ///< set for LoTA
     std::shared_ptr<LoraLinear> lora;             ///< set for LoRA
 };
 
@@ -39,4 +39,4 @@ std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Ada
 io::Adapter adapter_collect(const std::vector<AdaptedLayer>& layers, const io::AdapterConfig& config,
                             at::ScalarType lora_dtype);
 
-}  // namespace lota::train
+}  // namespace lota::adapter

@@ -1,7 +1,7 @@
 // Autograd glue for LoTA-QAF training (see lota_grad.h, Note [LoTA training plan]). Two custom
 // autograd functions: a tap (identity on y, backward accumulates adapter grads) and a dense
 // reference linear. The state is stored in the autograd context as plain tensors and numbers.
-#include "quant/lota_grad.h"
+#include "adapter/lota_grad.h"
 
 #include <optional>
 
@@ -11,7 +11,7 @@
 #include "quant/lota.h"
 #include "util/check.h"
 
-namespace lota::quant {
+namespace lota::adapter {
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -147,4 +147,4 @@ at::Tensor lota_linear(const at::Tensor& x, const at::Tensor& w_hat, const at::T
     return LotaLinearFunction::apply(x, w_hat, b, state.anchor, state);
 }
 
-}  // namespace lota::quant
+}  // namespace lota::adapter

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace lota::train {
+namespace lota::data {
 
 enum class DataFormat { ALPACA, GSM8K, CHAT, VIGGO, TEXT };
 
@@ -37,4 +37,4 @@ const std::string& viggo_instruction();
 /// Parses RFC 4180 CSV text (quoted fields, "" escapes, CRLF or LF) into rows of fields.
 std::vector<std::vector<std::string>> csv_parse(const std::string& text, const std::string& file);
 
-}  // namespace lota::train
+}  // namespace lota::data

@@ -1,5 +1,5 @@
 // Tokenization, collation and ordering of fine-tuning data (data.h).
-#include "train/data.h"
+#include "data/examples.h"
 
 #include <algorithm>
 
@@ -9,7 +9,7 @@
 #include "io/mapped_file.h"
 #include "util/check.h"
 
-namespace lota::train {
+namespace lota::data {
 namespace {
 
 std::vector<int64_t> widen(const std::vector<int32_t>& v) { return std::vector<int64_t>(v.begin(), v.end()); }
@@ -125,4 +125,4 @@ std::vector<int64_t> DataOrder::take(int64_t count) {
     return out;
 }
 
-}  // namespace lota::train
+}  // namespace lota::data

@@ -15,19 +15,19 @@
 
 #include "model/linear.h"
 #include "model/quant_linear.h"
-#include "quant/lota_grad.h"
+#include "adapter/lota_grad.h"
 #include "quant/lota_remerge.h"
 #include "quant/quantized_weight.h"
 
-namespace lota::model {
+namespace lota::adapter {
 
-class LotaLinear : public Linear {
+class LotaLinear : public model::Linear {
   public:
     /// base: the quantized layer (no offset; its codes are shared, not copied); a_t = lora_A.weight
     /// int8 [r, K], b_t = lora_B.weight int8 [N, r] (kept by handle, updated in place by the
     /// optimizer); omega = ω > 0. Validates everything here (reads g_idx back once).
     LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b_t, double omega,
-               std::shared_ptr<DequantBuffer> buffer = nullptr);
+               std::shared_ptr<model::DequantBuffer> buffer = nullptr);
     /// y = x·W'ᵀ (+ bias), W' = S·(Q + M − Z + F); differentiable in x; with grad mode on, the
     /// backward adds to grad_a()/grad_b().
     at::Tensor forward(const at::Tensor& x) override;
@@ -44,10 +44,12 @@ class LotaLinear : public Linear {
     const at::Tensor& grad_b() const { return state_.grad_b; }
     double omega() const { return state_.omega; }
     int64_t n_groups() const { return layer_.n_groups(); }  ///< G
-    void zero_grad() { quant::lota_train_state_zero_grad(state_); }
+    void zero_grad() { adapter::lota_train_state_zero_grad(state_); }
     /// The merged layer for the current adapter (pre-merging first if the adapter changed): what
     /// `lota merge` writes, and what this layer's forward runs.
-    const QuantLinear& merged();
+    const model::QuantLinear& merged();
+    /// At inference the adapter is fixed: the layer is its merged quantized layer.
+    const model::Linear* inference_layer() override { return &merged(); }
     /// Statistics of merged(), float64 [3] on the layer's device: #(M = +1), #(M = −1), Σ|F|.
     /// Not read back here (the trainer reads all layers' at once).
     const at::Tensor& merged_stats();
@@ -56,10 +58,10 @@ class LotaLinear : public Linear {
     quant::QuantizedWeight layer_;  ///< current merged codes Q' (+ offset F once merged); zeros, scales, g_idx
     quant::LotaMergedCodes codes_;  ///< layer_'s codes Q' and what recovers Q from them (its qweight is layer_'s)
     at::Tensor stats_;
-    quant::LotaTrainState state_;
-    std::shared_ptr<DequantBuffer> buffer_;
-    std::unique_ptr<QuantLinear> merged_;
+    adapter::LotaTrainState state_;
+    std::shared_ptr<model::DequantBuffer> buffer_;
+    std::unique_ptr<model::QuantLinear> merged_;
     int64_t a_version_ = -1, b_version_ = -1;  ///< adapter versions merged_ was built from
 };
 
-}  // namespace lota::model
+}  // namespace lota::adapter

@@ -1,18 +1,18 @@
 // LotaLinear (see lota_linear.h).
-#include "model/lota_linear.h"
+#include "adapter/lota_linear.h"
 
 #include <ATen/ATen.h>
 
 #include "util/check.h"
 
-namespace lota::model {
+namespace lota::adapter {
 
 LotaLinear::LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b_t, double omega,
-                       std::shared_ptr<DequantBuffer> buffer)
+                       std::shared_ptr<model::DequantBuffer> buffer)
     : layer_(std::move(base)), buffer_(std::move(buffer)) {
     quant::quantized_weight_check(layer_, "LotaLinear");
     LOTA_CHECK(!layer_.offset.defined(), "LotaLinear: the base layer already carries a LoTA offset (a merged model)");
-    state_ = quant::lota_train_state_init(std::move(a_t), std::move(b_t), layer_.scales, layer_.g_idx,
+    state_ = lota_train_state_init(std::move(a_t), std::move(b_t), layer_.scales, layer_.g_idx,
                                           layer_.n_groups(), omega);
     LOTA_CHECK(state_.a_t.size(1) == layer_.in_features && state_.b_t.size(0) == layer_.out_features,
                "LotaLinear: adapter lora_A.weight %s / lora_B.weight %s does not fit in=%lld, out=%lld",
@@ -21,7 +21,7 @@ LotaLinear::LotaLinear(quant::QuantizedWeight base, at::Tensor a_t, at::Tensor b
     codes_ = quant::lota_merged_codes_init(layer_);
 }
 
-const QuantLinear& LotaLinear::merged() {
+const model::QuantLinear& LotaLinear::merged() {
     const int64_t av = state_.a_t._version(), bv = state_.b_t._version();
     if (!merged_ || av != a_version_ || bv != b_version_) {
         at::NoGradGuard no_grad;
@@ -31,7 +31,7 @@ const QuantLinear& LotaLinear::merged() {
         layer_.qweight = codes_.qweight;
         layer_.offset = r.offset;
         stats_ = r.stats;
-        merged_ = std::make_unique<QuantLinear>(layer_, buffer_);
+        merged_ = std::make_unique<model::QuantLinear>(layer_, buffer_);
         a_version_ = av;
         b_version_ = bv;
     }
@@ -46,11 +46,11 @@ const at::Tensor& LotaLinear::merged_stats() {
 at::Tensor LotaLinear::forward(const at::Tensor& x) {
     merged();
     const at::Tensor y = merged_->forward(x);
-    return at::GradMode::is_enabled() ? quant::lota_grad_tap(y, x, state_) : y;
+    return at::GradMode::is_enabled() ? lota_grad_tap(y, x, state_) : y;
 }
 
 void LotaLinear::to(const at::Device& device, at::ScalarType dtype) {
-    QuantLinear moved(layer_);
+    model::QuantLinear moved(layer_);
     moved.to(device, dtype);
     layer_ = moved.weight();
     codes_.qweight = layer_.qweight;
@@ -59,9 +59,9 @@ void LotaLinear::to(const at::Device& device, at::ScalarType dtype) {
         codes_.a_t = codes_.a_t.to(device);
         codes_.b_t = codes_.b_t.to(device);
     }
-    state_ = quant::lota_train_state_init(state_.a_t.to(device), state_.b_t.to(device), layer_.scales, layer_.g_idx,
+    state_ = lota_train_state_init(state_.a_t.to(device), state_.b_t.to(device), layer_.scales, layer_.g_idx,
                                           layer_.n_groups(), state_.omega);
     merged_.reset();  // the next forward re-merges from the moved codes (same result)
 }
 
-}  // namespace lota::model
+}  // namespace lota::adapter

@@ -24,7 +24,7 @@
 
 #include "quant/lota.h"
 
-namespace lota::quant {
+namespace lota::adapter {
 
 /// One LoTA layer's adapter during training. Tensors are handles shared with the owning layer
 /// (in-place updates by the optimizer are seen here). Copying the struct copies handles only.
@@ -65,4 +65,4 @@ at::Tensor lota_grad_tap(const at::Tensor& y, const at::Tensor& x, const LotaTra
 at::Tensor lota_linear(const at::Tensor& x, const at::Tensor& w_hat, const at::Tensor& bias,
                        const LotaTrainState& state);
 
-}  // namespace lota::quant
+}  // namespace lota::adapter

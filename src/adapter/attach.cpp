@@ -1,5 +1,5 @@
 // Adapter placement on a Transformer (adapter_apply.h).
-#include "train/adapter_apply.h"
+#include "adapter/attach.h"
 
 #include <map>
 #include <set>
@@ -10,7 +10,7 @@
 #include "model/quant_linear.h"
 #include "util/check.h"
 
-namespace lota::train {
+namespace lota::adapter {
 
 std::vector<io::AdapterTarget> adapter_targets(model::Transformer& model, const std::vector<std::string>& short_names) {
     LOTA_CHECK(!model.fused(), "adapters attach to separate q/k/v/gate/up layers; this model's were fused for "
@@ -60,7 +60,7 @@ std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Ada
                            what.c_str(), name.c_str(), slot->kind().c_str());
                 // The LotaLinear takes over the base codes; nothing else keeps them (no second copy).
                 const at::Device dev = q->weight().qweight.device();
-                layer.lota = std::make_shared<model::LotaLinear>(q->weight(),
+                layer.lota = std::make_shared<adapter::LotaLinear>(q->weight(),
                                                                  it->second.lora_a.to(dev, at::kChar).clone(),
                                                                  it->second.lora_b.to(dev, at::kChar).clone(),
                                                                  adapter.config.omega, buffer);
@@ -95,4 +95,4 @@ io::Adapter adapter_collect(const std::vector<AdaptedLayer>& layers, const io::A
     return a;
 }
 
-}  // namespace lota::train
+}  // namespace lota::adapter

@@ -18,9 +18,9 @@
 #include <ATen/core/Tensor.h>
 
 #include "model/prompt.h"
-#include "train/data_formats.h"
+#include "data/readers.h"
 
-namespace lota::train {
+namespace lota::data {
 
 struct DataOptions {
     std::string path;               ///< dataset file
@@ -68,4 +68,4 @@ class DataOrder {
     std::vector<int64_t> perm_;
 };
 
-}  // namespace lota::train
+}  // namespace lota::data

@@ -1,5 +1,5 @@
 // LoRA baseline layer (lora_linear.h).
-#include "train/lora_linear.h"
+#include "adapter/lora_linear.h"
 
 #include <cmath>
 #include <mutex>
@@ -13,7 +13,7 @@
 
 #include "util/check.h"
 
-namespace lota::train {
+namespace lota::adapter {
 
 LoraLinear::LoraLinear(model::LinearPtr base, at::Tensor a, at::Tensor b, double scaling, double dropout)
     : base_(std::move(base)), scaling_(scaling), dropout_(dropout) {
@@ -78,4 +78,4 @@ at::Generator lora_dropout_generator(const at::Device& device, uint64_t seed) {
     LOTA_FAIL("LoRA dropout: no generator for device %s in this build of lota", device.str().c_str());
 }
 
-}  // namespace lota::train
+}  // namespace lota::adapter

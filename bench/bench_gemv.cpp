@@ -1,4 +1,4 @@
-// Decode-sized quantized product benchmark (issue 6): for a layer of K x N, M rows of x and
+// Decode-sized quantized product benchmark: for a layer of K x N, M rows of x and
 // b-bit codes, times kernels::quant_gemv (packed codes read directly), the dequantize + GEMM path
 // QuantLinear takes otherwise, and a dense bf16 GEMM; reports the kernel's bandwidth against
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA

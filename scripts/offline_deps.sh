@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Downloads the Debian packages the build needs into .deps/deb, for an offline machine (the GPU
-# machine): scripts/bootstrap.sh unpacks them there into .deps/root. Run on a networked machine.
+# Downloads the Debian packages the build needs into .deps/deb, for a machine without network access:
+# copy the checkout there and scripts/bootstrap.sh unpacks them into .deps/root. Run on a networked machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$ROOT/.deps/deb"

@@ -44,8 +44,8 @@ bench_setup() {
     local name=$1 build=${2:-build} work=${3:-runs/bench}
     # shellcheck source=../scripts/env.sh
     source "$BENCH_ROOT/scripts/env.sh"
-    mkdir -p "$work/$name" "$work/models"
     BUILD="$(cd "$build" 2>/dev/null && pwd)" || bench_die "no build directory $build"
+    mkdir -p "$work/$name" "$work/models"
     WORK="$(cd "$work" && pwd)"
     MODELS="$WORK/models"
     OUT="$WORK/$name"

@@ -151,8 +151,8 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs (GPTQ solves %.1fs) | "
                       "elapsed %s | ETA %s",
                       opts.method.c_str(), (long long)(l + 1), (long long)n_layers, opts.quant.bits,
-                      opts.quant.group_size, gptq ? layer_rel / double(model::PROJECTION_SLOTS.size()) : 0.0, seconds_since(tl), solve_s,
-                      format_duration(elapsed).c_str(), format_duration(eta).c_str());
+                      opts.quant.group_size, gptq ? layer_rel / double(model::PROJECTION_SLOTS.size()) : 0.0,
+                      seconds_since(tl), solve_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
     }
 
     // Checkpoint: quantized linears + every other tensor as stored in the source.

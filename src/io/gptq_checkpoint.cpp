@@ -135,7 +135,9 @@ std::optional<GptqConfig> gptq_config_read(const std::string& dir) {
 
 GptqLinearTensors gptq_linear_read(const ModelFiles& files, const std::string& prefix, const GptqConfig& c,
                                    int64_t in_features, int64_t out_features) {
-    auto optional = [&](const char* suffix) { return files.has(prefix + suffix) ? files.load(prefix + suffix) : at::Tensor(); };
+    auto optional = [&](const char* suffix) {
+        return files.has(prefix + suffix) ? files.load(prefix + suffix) : at::Tensor();
+    };
     GptqLinearTensors t{files.load(prefix + ".qweight"), optional(".qzeros"), optional(".scales"),
                         optional(".g_idx"),              optional(".bias"),   optional(".lota_offset")};
     const std::string& file = files.file_of(prefix + ".qweight");

@@ -15,12 +15,14 @@ LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqC
         io::GptqLinearTensors t = io::gptq_linear_read(files, p, *gptq, spec.in, spec.out);
         LOTA_CHECK(!spec.bias || t.bias.defined(), "%s: missing tensor '%s.bias' (the architecture has a bias here)",
                    files.file_of(p + ".qweight").c_str(), p.c_str());
-        auto linear = std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq), nullptr, quant_options);
+        auto linear =
+            std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq), nullptr, quant_options);
         linear->to(device, dtype);
         return linear;
     }
     LOTA_CHECK(!gptq || files.has(p + ".weight"),
-               "%s: missing tensor '%s.qweight' (a GPTQ checkpoint stores each projection quantized, or as '%s.weight')",
+               "%s: missing tensor '%s.qweight' (a GPTQ checkpoint stores each projection quantized, or as "
+               "'%s.weight')",
                files.dir().c_str(), p.c_str(), p.c_str());
     const std::string why =
         strfmt("out=%lld, in=%lld from %s", (long long)spec.out, (long long)spec.in, spec.shape_from.c_str());

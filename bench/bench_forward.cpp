@@ -85,13 +85,17 @@ int main(int argc, char** argv) {
     }
     try {
         torch::NoGradGuard no_grad;
-        if (!gemv) lota::model::QuantLinear::set_gemv_max_rows(0);
-        auto model = lota::model::Transformer::load(dir, {device, dtype});
+        lota::model::LoadOptions load;
+        load.device = device;
+        load.dtype = dtype;
+        if (!gemv) load.quant_linear.gemv_max_rows = 0;
+        auto model = lota::model::Transformer::load(dir, load);
         const at::Device dev = model->device();
         if (lora_rank > 0) {
             // An unmerged 16-bit LoRA on every projection (random A and B: the cost does not depend on the values).
             for (auto& block : model->blocks())
-                for (auto& l : block.linears) {
+                for (lota::model::Slot s : lota::model::PROJECTION_SLOTS) {
+                    lota::model::LinearPtr& l = block.linear(s);
                     const at::Tensor a = at::randn({lora_rank, l->in_features()}) * 0.01;
                     const at::Tensor b = at::randn({l->out_features(), lora_rank}) * 0.01;
                     auto lora = std::make_shared<lota::adapter::LoraLinear>(l, a, b, 2.0, 0.0);

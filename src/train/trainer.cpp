@@ -38,7 +38,7 @@ io::AdapterConfig adapter_config_make(const TrainOptions& o, int bits, int group
     c.lora_dropout = o.method == "lora" ? o.lora_dropout : 0.0;
     c.base_model = o.model;
     if (o.target_modules.empty())
-        for (const auto& s : model::linear_slots()) c.target_modules.push_back(s.short_name);
+        for (model::Slot s : model::PROJECTION_SLOTS) c.target_modules.push_back(model::slot_info(s).short_name);
     else
         c.target_modules = o.target_modules;
     c.omega = o.omega > 0 ? o.omega : 0.75 * (double)o.rank;

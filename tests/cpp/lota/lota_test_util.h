@@ -54,7 +54,6 @@ inline lota::quant::QuantizedWeight make_layer(int64_t K, int64_t N, int bits, i
     lota::quant::QuantizedWeight qw;
     qw.bits = bits;
     qw.group_size = static_cast<int>(g);
-    qw.desc_act = act_order;
     qw.in_features = K;
     qw.out_features = N;
     qw.qweight = lota::quant::pack_codes(rand_codes(K, N, maxq, gen), bits);

@@ -36,7 +36,6 @@ Packed make_packed(int64_t K, int64_t N, int bits, int group_size, bool act_orde
     QuantizedWeight& qw = p.qw;
     qw.bits = bits;
     qw.group_size = group_size;
-    qw.desc_act = act_order;
     qw.in_features = K;
     qw.out_features = N;
     qw.qweight = pack_codes(p.q, bits);

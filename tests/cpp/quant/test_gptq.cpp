@@ -58,7 +58,6 @@ TEST_P(GptqBeatsRtn, LowerOutputError) {
     std::printf("bits %d group %d act_order %d: ||XW-XW_hat||^2 gptq %.4g rtn %.4g (ratio %.3f), rel %.3g\n", bits,
                 group_size, int(act_order), eg, er, eg / er, g.rel_error);
     EXPECT_LT(eg, 0.8 * er);
-    EXPECT_EQ(g.qw.desc_act, act_order);
     // rel_error is the same quantity normalised by ||XWᵀ||² (H = 2XᵀX/n).
     const double total = p.X.matmul(p.W.t()).square().sum().item<double>();
     EXPECT_NEAR(g.rel_error, eg / total, 1e-3 * eg / total);

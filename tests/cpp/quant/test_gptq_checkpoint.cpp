@@ -1,5 +1,5 @@
 // GPTQ checkpoint directories (io/gptq_checkpoint.h): write, read, re-read bit for bit; shape and
-// config validation with messages naming the tensor; atomic output.
+// config validation with messages naming the tensor; a failed write into a StagedDir leaves nothing.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "quant/gptq_tensors.h"
 #include "quant/rtn.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "../test_dirs.h"
 
 using namespace lota;
@@ -75,8 +76,8 @@ TEST(GptqCheckpoint, WriteReadRoundTripIsExact) {
                         at::equal(b.scales, t.scales) && at::equal(b.g_idx, t.g_idx));
             EXPECT_EQ(b.bias.defined(), t.bias.defined());
             EXPECT_EQ(b.lota_offset.defined(), offset);
-            const quant::QuantizedWeight q0 = quant::quantized_weight_from_gptq(t, ck.quant, name);
-            const quant::QuantizedWeight q1 = quant::quantized_weight_from_gptq(b, back.quant, name);
+            const quant::QuantizedWeight q0 = quant::quantized_weight_from_gptq(t, ck.quant);
+            const quant::QuantizedWeight q1 = quant::quantized_weight_from_gptq(b, back.quant);
             EXPECT_TRUE(at::equal(quant::dequantize(q0), quant::dequantize(q1)));
         }
         EXPECT_EQ(back.tensors.size(), 1u);
@@ -134,11 +135,14 @@ TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
     rm_rf(dir);
 }
 
-TEST(GptqCheckpoint, FailedWriteLeavesNoDirectory) {
+TEST(GptqCheckpoint, FailedWriteIntoStagedDirLeavesNoDirectory) {
     const fs::path dir = fresh_dir("atomic");
     io::GptqCheckpoint ck = make_checkpoint(4, 64, false);
     ck.tensors["bad"] = at::zeros({2}, at::kComplexFloat);  // no safetensors dtype
-    EXPECT_THROW(io::gptq_checkpoint_write(dir.string(), ck), Error);
+    {
+        StagedDir staged(dir.string());
+        EXPECT_THROW(io::gptq_checkpoint_write(staged.path(), ck), Error);
+    }
     EXPECT_FALSE(fs::exists(dir));
     for (const auto& e : fs::directory_iterator(dir.parent_path()))
         EXPECT_EQ(e.path().filename().string().find(dir.filename().string()), std::string::npos) << e.path();

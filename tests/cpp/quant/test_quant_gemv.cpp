@@ -43,9 +43,11 @@ std::pair<at::Tensor, at::Tensor> reference(const quant::QuantizedWeight& qw, co
     return {y, xd.abs().matmul(W.abs())};
 }
 
-at::Tensor run_gemv(const quant::QuantizedWeight& qw, const at::Tensor& x, int64_t group_rows) {
+at::Tensor run_gemv(const quant::QuantizedWeight& qw, const at::Tensor& x, int64_t group_rows,
+                    const kernels::GemvTuning& tuning = {}) {
     const at::Tensor bias = qw.bias.defined() ? qw.bias.to(x.scalar_type()) : at::Tensor();
-    return kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, bias, qw.bits, group_rows);
+    return kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, bias, qw.bits, group_rows,
+                               tuning);
 }
 
 double out_eps(at::ScalarType t) { return t == at::kBFloat16 ? 1.0 / 256 : t == at::kHalf ? 1.0 / 1024 : 0.0; }
@@ -110,9 +112,9 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                             const at::Tensor x = at::randn({M, sh.K}).to(dtype);
                             const auto [ref, bound] = reference(qw, x);
                             { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
-                            kernels::quant_gemv_set_tensor_cores(tc);
-                            const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
-                            kernels::quant_gemv_set_tensor_cores(true);
+                            kernels::GemvTuning tuning;
+                            tuning.tensor_cores = tc;
+                            const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows, tuning).cpu();
                             ASSERT_EQ(y.scalar_type(), dtype);
                             const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                             const at::Tensor tol = 2e-5 * bound + out_eps(dtype) * ref.abs() + 1e-6;
@@ -149,9 +151,7 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
                         const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
                         const auto [ref, bound] = reference(qw, x);
                         { at::Tensor poison = at::full({1 << 22}, NAN, at::TensorOptions().device(cuda)); }
-                        kernels::quant_gemv_set_tuning({1, batch, waves, 0});
-                        const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows).cpu();
-                        kernels::quant_gemv_set_tuning({});
+                        const at::Tensor y = run_gemv(qc, x.to(cuda), group_rows, {1, batch, waves, 0}).cpu();
                         const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                         const at::Tensor tol = 2e-5 * bound + out_eps(at::kBFloat16) * ref.abs() + 1e-6;
                         ASSERT_TRUE((err <= tol).all().item<bool>())
@@ -175,8 +175,9 @@ TEST(QuantGemvCuda, QuantLinearUsesItForDecodeRowsOnly) {
     const at::Tensor rows = layer.forward(x.narrow(1, 0, 4));          // 4 rows: the kernel
     EXPECT_EQ(rows.sizes(), (std::vector<int64_t>{1, 4, 384}));
     EXPECT_TRUE(at::allclose(rows.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 2e-2, 2e-2));
-    model::QuantLinear::set_gemv_max_rows(0);
+    model::QuantLinearOptions no_gemv;
+    no_gemv.gemv_max_rows = 0;
+    layer.set_options(no_gemv);
     const at::Tensor off = layer.forward(x.narrow(1, 0, 4));
-    model::QuantLinear::set_gemv_max_rows(16);
     EXPECT_TRUE(at::allclose(off.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 1e-2, 1e-2));
 }

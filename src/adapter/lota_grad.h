@@ -60,8 +60,8 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
 at::Tensor lota_grad_tap(const at::Tensor& y, const at::Tensor& x, const LotaTrainState& state);
 
 /// y = x·w_hatᵀ (+ bias) with the dense merged weight w_hat [N, K] (HF layout, x's dtype), e.g.
-/// lota_dequant(...).t(). Backward: ∂x = ∂y·w_hat, adapter grads accumulated as in lota_grad_tap;
-/// w_hat and bias get no gradient.
+/// quant::lota_dequant_reference(...).t(). Backward: ∂x = ∂y·w_hat, adapter grads accumulated as in
+/// lota_grad_tap; w_hat and bias get no gradient.
 at::Tensor lota_linear(const at::Tensor& x, const at::Tensor& w_hat, const at::Tensor& bias,
                        const LotaTrainState& state);
 

@@ -36,7 +36,7 @@ struct LotaTrainState {
     at::Tensor scales;  ///< S [G, N] of the base layer
     at::Tensor g_idx;   ///< [K] of the base layer
     int64_t n_groups = 1;  ///< G
-    LotaGroups groups;     ///< the rows of each group, validated once (lota_groups_make)
+    quant::LotaGroups groups;  ///< the rows of each group, validated once (quant::lota_groups_make)
     double omega = 1.0;    ///< ω
     /// Float32 scalar with requires_grad: an input of the autograd ops so that autograd calls their
     /// backward even when x needs no gradient (e.g. the first layer over frozen embeddings).

@@ -68,10 +68,12 @@ std::string AdamWOptimizer::progress_text(const nlohmann::json& stats) const {
 
 OptimizerState AdamWOptimizer::state_save() const {
     OptimizerState s;
-    // The moments exist once a step ran (adamw_step creates them).
+    // The moments exist once a step ran (adamw_step creates them). Copies: later steps update the
+    // moments in place, the saved state must not follow.
+    const at::TensorOptions cpu = at::TensorOptions().device(at::kCPU);
     for (size_t i = 0; i < state_.m.size(); ++i) {
-        s.tensors[names_[i] + ".m"] = state_.m[i].cpu();
-        s.tensors[names_[i] + ".v"] = state_.v[i].cpu();
+        s.tensors[names_[i] + ".m"] = state_.m[i].to(cpu, /*non_blocking=*/false, /*copy=*/true);
+        s.tensors[names_[i] + ".v"] = state_.v[i].to(cpu, /*non_blocking=*/false, /*copy=*/true);
     }
     s.scalars["step"] = state_.step;
     return s;
@@ -100,7 +102,9 @@ void AdamWOptimizer::state_load(const OptimizerState& state, const std::string& 
                        "%s: optimizer tensor '%s' is %s %s, expected float32 %s", where.c_str(), key.c_str(),
                        c10::toString(t.scalar_type()), shape_str(t.sizes().vec()).c_str(),
                        shape_str(params_[i].sizes().vec()).c_str());
-            (moment[0] == 'm' ? loaded.m : loaded.v).push_back(t.to(params_[i].device()));
+            // A copy: the moments are updated in place and `state` stays the caller's.
+            const at::TensorOptions dev = at::TensorOptions().device(params_[i].device());
+            (moment[0] == 'm' ? loaded.m : loaded.v).push_back(t.to(dev, /*non_blocking=*/false, /*copy=*/true));
             used.insert(key);
         }
     for (const auto& entry : state.tensors)

@@ -17,6 +17,7 @@ namespace {
 const char* const PREFIX = "base_model.model.";
 const char* const CONFIG_FILE = "adapter_config.json";
 const char* const MODEL_FILE = "adapter_model.safetensors";
+const char* const LOTA_BLOCK = "lota";  ///< adapter_config.json key of the LoTA-QAF settings
 
 std::string shape_str(const at::Tensor& t) {
     std::string s = "[";
@@ -68,8 +69,8 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
             c.target_modules = j["target_modules"].get<std::vector<std::string>>();
         // The "lota" block is what marks a LoTA-QAF adapter; peft's own configs are LoRA.
         c.method = AdapterMethod::LORA;
-        if (j.contains("lota")) {
-            const auto& l = j["lota"];
+        if (j.contains(LOTA_BLOCK)) {
+            const auto& l = j[LOTA_BLOCK];
             LOTA_CHECK(l.is_object(), "%s: \"lota\" must be an object", file.c_str());
             c.method = AdapterMethod::LOTA;
             LOTA_CHECK(l.contains("omega"), "%s: \"lota\" has no \"omega\"", file.c_str());
@@ -105,7 +106,7 @@ nlohmann::json adapter_config_to_json(const AdapterConfig& c) {
         l["omega"] = c.omega;
         l["bits"] = c.bits;
         l["group_size"] = c.group_size;
-        j["lota"] = l;
+        j[LOTA_BLOCK] = l;
     }
     return j;
 }

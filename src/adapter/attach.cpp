@@ -1,4 +1,4 @@
-// Adapter placement on a Transformer (adapter_apply.h).
+// Adapter placement on a Transformer (attach.h).
 #include "adapter/attach.h"
 
 #include <map>
@@ -40,7 +40,7 @@ std::pair<int, int> model_quant_format(model::Transformer& model) {
 std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Adapter& adapter, const std::string& what) {
     const auto [bits, group_size] = model_quant_format(model);
     io::adapter_check(adapter, adapter_targets(model, {}), bits, group_size, what);
-    const bool lota = adapter.config.method == "lota";
+    const bool lota = adapter.config.method == io::AdapterMethod::LOTA;
     auto buffer = std::make_shared<model::DequantBuffer>();
     std::vector<AdaptedLayer> out;
     for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)

@@ -22,7 +22,7 @@ MergeResult merge_run(const MergeOptions& o) {
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
                "into the original quantized model", o.model.c_str());
     const io::Adapter adapter = io::adapter_read(o.adapter);
-    LOTA_CHECK(adapter.config.method == "lota",
+    LOTA_CHECK(adapter.config.method == io::AdapterMethod::LOTA,
                "%s: a 16-bit LoRA adapter cannot be merged into the quantized grid exactly; evaluate it unmerged "
                "(`lota logits --adapter`)", o.adapter.c_str());
 

@@ -20,10 +20,12 @@ std::vector<std::string> split_commas(const std::string& s) {
 struct TrainCli {
     lota::train::TrainOptions o;
     std::string targets, tsign_schedule = "official";
+    std::string method = lota::io::adapter_method_name(lota::train::TrainOptions().method);
 };
 
 int run_train(TrainCli& c) {
     c.o.target_modules = split_commas(c.targets);
+    c.o.method = lota::io::adapter_method_parse(c.method, "--method");
     LOTA_CHECK(c.tsign_schedule == "official" || c.tsign_schedule == "paper",
                "--tsign-schedule must be official or paper, got '%s'", c.tsign_schedule.c_str());
     c.o.tsign.schedule = c.tsign_schedule == "official" ? lota::train::TSignSchedule::OFFICIAL_INTERPOLATE
@@ -41,9 +43,7 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     sub.add_option("--format", o.data.format, "alpaca, gsm8k, chat, viggo or text")
         ->check(CLI::IsMember({"alpaca", "gsm8k", "chat", "viggo", "text"}))
         ->capture_default_str();
-    sub.add_option("--method", o.method, "lota (LoTA-QAF) or lora (16-bit LoRA baseline)")
-        ->check(CLI::IsMember({"lota", "lora"}))
-        ->capture_default_str();
+    sub.add_option("--method", c->method, "lota (LoTA-QAF) or lora (16-bit LoRA baseline)")->capture_default_str();
     sub.add_option("--out", o.out, "adapter output directory")->required();
     auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
     sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);

@@ -26,7 +26,7 @@ std::string temp_dir(const std::string& name) {
 
 lota::io::Adapter make_adapter(int64_t r = 4) {
     lota::io::Adapter a;
-    a.config.method = "lota";
+    a.config.method = lota::io::AdapterMethod::LOTA;
     a.config.r = r;
     a.config.omega = 3;
     a.config.bits = 4;
@@ -57,7 +57,7 @@ TEST(train_adapter_io, round_trip_is_exact) {
     const auto a = make_adapter();
     lota::io::adapter_write(dir, a);
     const auto b = lota::io::adapter_read(dir);
-    EXPECT_EQ(b.config.method, "lota");
+    EXPECT_EQ(b.config.method, lota::io::AdapterMethod::LOTA);
     EXPECT_EQ(b.config.r, 4);
     EXPECT_EQ(b.config.omega, 3);
     EXPECT_EQ(b.config.bits, 4);
@@ -72,12 +72,23 @@ TEST(train_adapter_io, round_trip_is_exact) {
 
 TEST(train_adapter_io, lora_adapter_has_no_lota_block) {
     auto a = make_adapter();
-    a.config.method = "lora";
+    a.config.method = lota::io::AdapterMethod::LORA;
     const auto j = lota::io::adapter_config_to_json(a.config);
     EXPECT_FALSE(j.contains("lota"));
     EXPECT_EQ(j["peft_type"], "LORA");
     EXPECT_EQ(j["task_type"], "CAUSAL_LM");
-    EXPECT_EQ(lota::io::adapter_config_from_json(j, "x").method, "lora");
+    EXPECT_EQ(lota::io::adapter_config_from_json(j, "x").method, lota::io::AdapterMethod::LORA);
+}
+
+TEST(train_adapter_io, method_names_parse_and_print) {
+    using lota::io::AdapterMethod;
+    for (const AdapterMethod m : {AdapterMethod::LOTA, AdapterMethod::LORA})
+        EXPECT_EQ(lota::io::adapter_method_parse(lota::io::adapter_method_name(m), "test"), m);
+    EXPECT_STREQ(lota::io::adapter_method_name(AdapterMethod::LOTA), "lota");
+    EXPECT_STREQ(lota::io::adapter_method_name(AdapterMethod::LORA), "lora");
+    const std::string e = error_of([] { lota::io::adapter_method_parse("qlora", "--method"); });
+    EXPECT_NE(e.find("--method: unknown adapter method 'qlora' (expected one of: lota, lora)"), std::string::npos) << e;
+    EXPECT_NE(error_of([] { lota::io::adapter_method_parse("LoTA", "--method"); }), "");  // names are exact
 }
 
 TEST(train_adapter_io, rejects_mismatches) {

@@ -1,4 +1,4 @@
-// Fine-tuning data (train/data.h, data_formats.h): CSV parsing, labels only on the answer,
+// Fine-tuning data (data/examples.h, data/readers.h): CSV parsing, labels only on the answer,
 // truncation, deterministic order that a position restores, right padding.
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-// LoraLinear (train/lora_linear.h): B = 0 gives the base output exactly; the formula with α/r;
+// LoraLinear (adapter/lora_linear.h): B = 0 gives the base output exactly; the formula with α/r;
 // gradients reach A and B; dropout masks repeat for the same generator state, on the CPU and
 // (skipped without CUDA) with a CUDA generator on CUDA tensors.
 #include <ATen/ATen.h>

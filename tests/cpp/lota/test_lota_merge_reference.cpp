@@ -77,7 +77,7 @@ Layer make_layer(int64_t K, int64_t N, int64_t r, int64_t g, int bits, double om
 
 }  // namespace
 
-TEST(LotaPremerge, InitTernarisesKaimingNormal) {
+TEST(LotaMergeReference, InitTernarisesKaimingNormal) {
     at::Generator gen1 = make_gen(11), gen2 = make_gen(11);
     const at::Tensor a = lota_init_a(16, 512, gen1);
     ASSERT_EQ(a.scalar_type(), at::kChar);
@@ -94,16 +94,16 @@ TEST(LotaPremerge, InitTernarisesKaimingNormal) {
     EXPECT_EQ(b.abs().sum().item<int64_t>(), 0);
 }
 
-TEST(LotaPremerge, ZeroBGivesIdentityWeight) {
+TEST(LotaMergeReference, ZeroBGivesIdentityWeight) {
     for (const bool act_order : {false, true}) {
         Layer l = make_layer(96, 40, 8, 32, 4, 6.0, act_order, 21);
         at::Generator gen = make_gen(22);
         l.a_t = lota_init_a(l.r, l.K, gen);
         l.b_t = lota_init_b(l.N, l.r);
-        const LotaPremerged pm = lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
+        const LotaMergeTerms pm = lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
         EXPECT_EQ(pm.markers.abs().sum().item<int64_t>(), 0);
         EXPECT_EQ(pm.offset.abs().sum().item<double>(), 0.0);
-        const at::Tensor w_hat = lota_dequant(l.q, pm.markers, l.z, l.s, pm.offset, l.g_idx);
+        const at::Tensor w_hat = lota_dequant_reference(l.q, pm.markers, l.z, l.s, pm.offset, l.g_idx);
         // W = S·(Q − Z) by loops in float32, the GPTQ definition.
         at::Tensor w = at::empty({l.K, l.N}, at::kFloat);
         auto wa = w.accessor<float, 2>();
@@ -118,12 +118,12 @@ TEST(LotaPremerge, ZeroBGivesIdentityWeight) {
     }
 }
 
-TEST(LotaPremerge, DeltaWIsExactIntegerProduct) {
+TEST(LotaMergeReference, DeltaWIsExactIntegerProduct) {
     const Layer l = make_layer(200, 33, 64, 40, 4, 48.0, true, 31);
     expect_bitwise_equal(lota_delta_w(l.a_t, l.b_t), ref_delta_w(l.a_t, l.b_t), "P = (B·A)^T");
 }
 
-TEST(LotaPremerge, MarkersRespectGridEdgeMasks) {
+TEST(LotaMergeReference, MarkersRespectGridEdgeMasks) {
     // Small rank so |P| > ω happens often: r = 2, ω = 1.5 fires at |P| = 2; r = 4, ω = 3 only at
     // |P| = 4 (P = ω must not fire: the inequality is strict); r = 3, ω = 2.625 (0.875·r).
     struct Case { int64_t r; double omega; int bits; };
@@ -150,7 +150,7 @@ TEST(LotaPremerge, MarkersRespectGridEdgeMasks) {
     }
 }
 
-TEST(LotaPremerge, OffsetMatchesFloat64FormulaBitForBit) {
+TEST(LotaMergeReference, OffsetMatchesFloat64FormulaBitForBit) {
     struct Case { int64_t K, N, r, g; double omega; bool act_order; };
     const Case cases[] = {
         {128, 24, 4, 32, 3.0, false},   // contiguous groups
@@ -162,7 +162,7 @@ TEST(LotaPremerge, OffsetMatchesFloat64FormulaBitForBit) {
     uint64_t seed = 51;
     for (const Case& c : cases) {
         const Layer l = make_layer(c.K, c.N, c.r, c.g, 4, c.omega, c.act_order, seed++);
-        const LotaPremerged pm = lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
+        const LotaMergeTerms pm = lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
         const at::Tensor p = ref_delta_w(l.a_t, l.b_t);
         expect_bitwise_equal(pm.markers, ref_markers(p, l.q, l.omega, l.maxq), "markers");
         expect_bitwise_equal(pm.offset, ref_offset(p, pm.markers, l.g_idx, l.G, l.omega), "offset F");
@@ -172,23 +172,24 @@ TEST(LotaPremerge, OffsetMatchesFloat64FormulaBitForBit) {
     }
 }
 
-TEST(LotaPremerge, ActOrderIsRowPermutationInvariant) {
+TEST(LotaMergeReference, ActOrderIsRowPermutationInvariant) {
     // Permuting the rows of A, Q and g_idx together permutes M's rows and leaves F unchanged.
     const Layer l = make_layer(64, 20, 2, 16, 4, 1.5, true, 61);
     at::Generator gen = make_gen(62);
     const at::Tensor perm = at::randperm(l.K, gen, at::kLong);
-    const LotaPremerged pm = lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
-    const LotaPremerged pp = lota_premerge(l.a_t.index_select(1, perm).contiguous(), l.b_t, l.q.index_select(0, perm),
-                                           l.g_idx.index_select(0, perm), l.G, l.omega, l.maxq);
+    const LotaMergeTerms pm = lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
+    const LotaMergeTerms pp =
+        lota_merge_reference(l.a_t.index_select(1, perm).contiguous(), l.b_t, l.q.index_select(0, perm),
+                             l.g_idx.index_select(0, perm), l.G, l.omega, l.maxq);
     expect_bitwise_equal(pp.markers, pm.markers.index_select(0, perm), "permuted markers");
     expect_bitwise_equal(pp.offset, pm.offset, "offset under row permutation");
 }
 
-TEST(LotaPremerge, DequantFormulaOrder) {
+TEST(LotaMergeReference, DequantFormulaOrder) {
     // W' = S·(float(Q + M − Z) + F) in float32, exactly this order of operations.
     const Layer l = make_layer(48, 12, 2, 16, 4, 1.5, true, 71);
-    const LotaPremerged pm = lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
-    const at::Tensor w_hat = lota_dequant(l.q, pm.markers, l.z, l.s, pm.offset, l.g_idx);
+    const LotaMergeTerms pm = lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, l.G, l.omega, l.maxq);
+    const at::Tensor w_hat = lota_dequant_reference(l.q, pm.markers, l.z, l.s, pm.offset, l.g_idx);
     at::Tensor ref = at::empty({l.K, l.N}, at::kFloat);
     auto ra = ref.accessor<float, 2>();
     auto qa = l.q.accessor<int32_t, 2>();
@@ -207,18 +208,18 @@ TEST(LotaPremerge, DequantFormulaOrder) {
     expect_bitwise_equal(w_hat, ref, "W'");
 }
 
-TEST(LotaPremerge, RejectsBadInputs) {
+TEST(LotaMergeReference, RejectsBadInputs) {
     const Layer l = make_layer(32, 8, 2, 8, 4, 1.5, true, 81);
     // A group with 9 rows and one with 7.
     at::Tensor bad = l.g_idx.clone();
     const int64_t k0 = bad.eq(0).nonzero()[0][0].item<int64_t>();
     bad[k0] = 1;
-    EXPECT_THROW(lota_premerge(l.a_t, l.b_t, l.q, bad, l.G, l.omega, l.maxq), lota::Error);
-    EXPECT_THROW(lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, 3, l.omega, l.maxq), lota::Error);   // K % G != 0
-    EXPECT_THROW(lota_premerge(l.a_t, l.b_t, l.q, l.g_idx, l.G, 0.0, l.maxq), lota::Error);     // ω ≤ 0
-    EXPECT_THROW(lota_premerge(l.a_t.to(at::kFloat), l.b_t, l.q, l.g_idx, l.G, 1.5, l.maxq), lota::Error);
-    EXPECT_THROW(lota_premerge(l.a_t, l.b_t.t().contiguous(), l.q, l.g_idx, l.G, 1.5, l.maxq), lota::Error);
-    EXPECT_THROW(lota_premerge(l.a_t, l.b_t, l.q.t(), l.g_idx, l.G, 1.5, l.maxq), lota::Error);
+    EXPECT_THROW(lota_merge_reference(l.a_t, l.b_t, l.q, bad, l.G, l.omega, l.maxq), lota::Error);
+    EXPECT_THROW(lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, 3, l.omega, l.maxq), lota::Error);   // K % G != 0
+    EXPECT_THROW(lota_merge_reference(l.a_t, l.b_t, l.q, l.g_idx, l.G, 0.0, l.maxq), lota::Error);     // ω ≤ 0
+    EXPECT_THROW(lota_merge_reference(l.a_t.to(at::kFloat), l.b_t, l.q, l.g_idx, l.G, 1.5, l.maxq), lota::Error);
+    EXPECT_THROW(lota_merge_reference(l.a_t, l.b_t.t().contiguous(), l.q, l.g_idx, l.G, 1.5, l.maxq), lota::Error);
+    EXPECT_THROW(lota_merge_reference(l.a_t, l.b_t, l.q.t(), l.g_idx, l.G, 1.5, l.maxq), lota::Error);
     at::Tensor out_of_range = l.g_idx.clone();
     out_of_range[0] = static_cast<int>(l.G);
     EXPECT_THROW(lota_group_size(out_of_range, l.G), lota::Error);

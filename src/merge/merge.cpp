@@ -10,6 +10,7 @@
 #include "io/adapter.h"
 #include "io/gptq_checkpoint.h"
 #include "merge/verify.h"
+#include "model/device.h"
 #include "quant/gptq_tensors.h"
 #include "quant/lota_merge.h"
 #include "util/check.h"
@@ -39,6 +40,11 @@ struct DirGuard {
 MergeResult merge_run(const MergeOptions& o) {
     at::NoGradGuard no_grad;
     LOTA_CHECK(dir_is_empty_or_missing(o.out), "%s: output directory exists and is not empty", o.out.c_str());
+    MergeResult res;
+    if (o.verify) {  // resolved first, so an unusable device fails before any work
+        res.device = model::device_resolve(o.device);
+        res.dtype = model::dtype_resolve(o.dtype, res.device);
+    }
     io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(o.model);
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
                "into the original quantized model", o.model.c_str());
@@ -55,7 +61,6 @@ MergeResult merge_run(const MergeOptions& o) {
     }
     io::adapter_check(adapter, targets, ckpt.quant.bits, ckpt.quant.group_size, o.adapter);
 
-    MergeResult res;
     for (auto& [name, qw] : weights) {
         quant::QuantizedWeight merged;
         auto it = adapter.modules.find(name);
@@ -88,12 +93,13 @@ MergeResult merge_run(const MergeOptions& o) {
         const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
         const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
-        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask);
-        const at::Tensor merged = logits_compute(staged, "", ids, mask);
+        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype});
+        const at::Tensor merged = logits_compute(staged, "", ids, mask, {res.device, res.dtype});
         logits_require_equal(with_adapter, merged, "merge --verify (adapter model vs merged model)");
         res.verified = true;
-        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values)",
-                      (long long)merged.numel());
+        res.verified_values = merged.numel();
+        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values, "
+                      "%s, %s)", (long long)merged.numel(), res.device.c_str(), res.dtype.c_str());
     }
     if (fs::exists(o.out)) fs::remove(o.out);  // empty (checked above)
     fs::rename(staged, o.out);

@@ -10,6 +10,7 @@
 
 #include "kernels/device_memory.h"
 #include "model/arch.h"
+#include "model/device.h"
 #include "model/prompt.h"
 #include "model/transformer.h"
 #include "quant/lota.h"
@@ -149,8 +150,9 @@ TrainResult train_run(const TrainOptions& o) {
     LOTA_CHECK(o.resume || dir_is_empty_or_missing(o.out),
                "%s: output directory exists and is not empty (use --resume to continue a run, or a new --out)",
                o.out.c_str());
-    const bool cuda = o.device == "cuda";
-    auto model = model::Transformer::load(o.model, {o.device, cuda ? "bf16" : "f32"});
+    const std::string device = model::device_resolve(o.device);
+    const bool cuda = device == "cuda";
+    auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
     const model::PromptText text(o.model);
     const std::vector<Example> data = data_load(o.data, text);
     const int64_t micro = o.micro_batch_size > 0 ? std::min(o.micro_batch_size, o.batch_size) : o.batch_size;

@@ -34,7 +34,8 @@ struct TrainOptions {
     bool gradient_checkpointing = true;  ///< recompute each block in backward
     int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
-    std::string device = "cpu";   ///< cpu (f32) | cuda (bf16)
+    std::string device = "cpu";   ///< cpu | cuda | auto (model/device.h)
+    std::string dtype = "auto";   ///< compute dtype: auto (bf16 on CUDA, f32 on CPU) | f32 | bf16 | f16
     uint64_t seed = 0;
     int64_t max_steps_this_run = 0;  ///< stop (after checkpointing) when > 0 steps ran; for tests
     TSignSgdOptions tsign;        ///< LoTA optimizer

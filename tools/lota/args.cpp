@@ -11,19 +11,19 @@
 namespace lota::cli {
 
 CLI::Option* add_model_flag(CLI::App& sub, std::string& model, const std::string& kind) {
-    return sub.add_option("--model", model, "model directory to read (HF format): " + kind)->required();
+    return sub.add_option("--model", model, "input model directory (HF format; " + kind + ")")->required();
 }
 
 CLI::Option* add_adapter_flag(CLI::App& sub, std::string& adapter, const std::string& what) {
-    return sub.add_option("--adapter", adapter, "adapter directory (LoTA-QAF or LoRA, peft layout): " + what);
+    return sub.add_option("--adapter", adapter, "adapter directory (peft layout, LoTA-QAF or LoRA): " + what);
 }
 
 CLI::Option* add_out_flag(CLI::App& sub, std::string& out, const std::string& what) {
-    return sub.add_option("--out", out, "where the result is written: " + what);
+    return sub.add_option("--out", out, "output: " + what);
 }
 
 CLI::Option* add_data_flag(CLI::App& sub, std::string& data, const std::string& what) {
-    return sub.add_option("--data", data, "data to read: " + what);
+    return sub.add_option("--data", data, "input data: " + what);
 }
 
 CLI::Option* add_format_flag(CLI::App& sub, std::string& format, const std::string& what) {
@@ -34,7 +34,7 @@ CLI::Option* add_format_flag(CLI::App& sub, std::string& format, const std::stri
 }
 
 CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what) {
-    return sub.add_option("--batch-size", batch_size, "examples processed together: " + what)
+    return sub.add_option("--batch-size", batch_size, "examples per batch (" + what + ")")
         ->capture_default_str();
 }
 

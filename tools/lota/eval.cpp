@@ -128,7 +128,7 @@ LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, 
     lota::cli::add_format_flag(sub, o->loss.data.format, " (task loss)");
     lota::cli::add_batch_size_flag(
         sub, o->batch_size,
-        lota::strfmt("sequences per forward (-1: the task's default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld)",
+        lota::strfmt("one forward; -1: the task's default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld",
                      (long long)eval::HeldoutLossOptions{}.batch_size, (long long)eval::MmluOptions{}.batch_size,
                      (long long)eval::GenerationTaskOptions{}.batch_size));
     lota::cli::add_limit_flag(sub, o->limit, "; tasks loss, gsm8k, sql, viggo, and mmlu per subject");

@@ -143,7 +143,7 @@ LOTA_COMMAND("generate", "Generate a continuation (greedy by default)", [](CLI::
     lota::cli::add_data_flag(sub, o->data, "dataset whose prompts to answer (see --format, --out)");
     lota::cli::add_format_flag(sub, o->format, "");
     lota::cli::add_out_flag(sub, o->out, "with --data, chat JSONL of the prompts and the answers");
-    lota::cli::add_batch_size_flag(sub, o->batch_size, "with --data, prompts per generate call");
+    lota::cli::add_batch_size_flag(sub, o->batch_size, "with --data: prompts per generate call");
     lota::cli::add_limit_flag(sub, o->limit, "");
     sub.add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
     sub.add_option("--temperature", o->gen.temperature, "0 = greedy")->capture_default_str();

@@ -93,7 +93,7 @@ int run_inspect(const InspectOptions& o) {
 
 LOTA_COMMAND("inspect", "Show a model's architecture, parameters, dtypes and shapes", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto o = std::make_shared<InspectOptions>();
-    lota::cli::add_model_flag(sub, o->model, "any (dense, GPTQ or merged LoTA)");
+    lota::cli::add_model_flag(sub, o->model, "dense, GPTQ or merged LoTA");
     lota::cli::add_json_flag(sub, o->json);
     return [o] { return run_inspect(*o); };
 });

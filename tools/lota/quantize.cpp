@@ -41,7 +41,7 @@ int run_quantize(QuantizeArgs& a) {
 lota::cli::CommandRun setup_quantize(CLI::App& sub) {
     auto a = std::make_shared<QuantizeArgs>();
     auto& o = a->opts;
-    lota::cli::add_model_flag(sub, a->model, "16/32-bit");
+    lota::cli::add_model_flag(sub, a->model, "16/32-bit weights");
     lota::cli::add_out_flag(sub, a->out, "GPTQ checkpoint directory (written atomically)")->required();
     sub.add_option("--method", o.method, "gptq or rtn")->check(CLI::IsMember({"gptq", "rtn"}))->capture_default_str();
     sub.add_option("--bits", o.quant.bits, "2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();

@@ -94,7 +94,7 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     sub.option_defaults()->group("Schedule");
     auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
     sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);
-    lota::cli::add_batch_size_flag(sub, o.batch_size, "examples per optimizer step");
+    lota::cli::add_batch_size_flag(sub, o.batch_size, "one optimizer step");
     sub.add_option("--micro-batch-size", o.micro_batch_size, "examples per forward (default: --batch-size)");
 
     sub.option_defaults()->group("Checkpointing");

@@ -7,6 +7,7 @@
 #include "io/gptq_checkpoint.h"
 #include "io/model_files.h"
 #include "merge/verify.h"
+#include "model/device.h"
 #include "quant/gptq_tensors.h"
 #include "quant/lota_merge.h"
 #include "util/check.h"
@@ -17,6 +18,11 @@ namespace lota::merge {
 
 MergeResult merge_run(const MergeOptions& o) {
     at::NoGradGuard no_grad;
+    MergeResult res;
+    if (o.verify) {  // resolved first, so an unusable device fails before any work
+        res.device = model::device_resolve(o.device);
+        res.dtype = model::dtype_resolve(o.dtype, res.device);
+    }
     StagedDir staged(o.out);  // checks the output directory first; a failed verify leaves nothing behind
     io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(o.model);
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
@@ -34,7 +40,6 @@ MergeResult merge_run(const MergeOptions& o) {
     }
     io::adapter_check(adapter, targets, ckpt.quant.bits, ckpt.quant.group_size, o.adapter);
 
-    MergeResult res;
     for (auto& [name, qw] : weights) {
         quant::QuantizedWeight merged;
         auto it = adapter.modules.find(name);
@@ -62,12 +67,13 @@ MergeResult merge_run(const MergeOptions& o) {
         const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
         const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
-        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask);
-        const at::Tensor merged = logits_compute(staged.path(), "", ids, mask);
+        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype});
+        const at::Tensor merged = logits_compute(staged.path(), "", ids, mask, {res.device, res.dtype});
         logits_require_equal(with_adapter, merged, "merge --verify (adapter model vs merged model)");
         res.verified = true;
-        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values)",
-                      (long long)merged.numel());
+        res.verified_values = merged.numel();
+        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values, "
+                      "%s, %s)", (long long)merged.numel(), res.device.c_str(), res.dtype.c_str());
     }
     staged.commit();
     return res;

@@ -1,14 +1,18 @@
-// Device names as options structs and the CLI spell them: "cpu", "cuda", and "auto" (the CUDA
-// device when this build of LibTorch can use one, else the CPU). Turning a resolved name into an
-// at::Device is model::device_from_name (transformer.h).
+// Where a command runs and in which compute dtype, from the user's words: "auto" picks CUDA when a
+// CUDA device is usable (else the CPU), and bf16 on CUDA (f32 on the CPU). Every entry point that
+// takes a device or dtype name resolves it here, so "auto" means the same everywhere.
 #pragma once
 
 #include <string>
 
 namespace lota::model {
 
-/// "auto" -> "cuda" when LibTorch reports a usable CUDA device (at::hasCUDA()), else "cpu";
-/// "cpu" and "cuda" are returned unchanged. Throws lota::Error naming the known names otherwise.
+/// "auto" -> "cuda" when a CUDA device is usable, else "cpu"; "cpu" -> "cpu"; "cuda" -> "cuda" when
+/// usable. Throws lota::Error for "cuda" without a usable device and for any other name.
 std::string device_resolve(const std::string& device);
+
+/// "auto" -> "bf16" on `device` "cuda", "f32" on "cpu"; "f32" | "bf16" | "f16" pass through.
+/// `device` must already be resolved (device_resolve). Throws lota::Error for any other name.
+std::string dtype_resolve(const std::string& dtype, const std::string& device);
 
 }  // namespace lota::model

@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
 
 def run_task(model, task, data, out, limit, check=True):
     proc = lota("eval", "--task", task, "--model", model, "--data", data, "--limit", limit, "--batch-size", 2,
-                "--max-total-len", MAX_TOTAL_LEN, "--out", out, "--json", check=check)
+                "--max-total-len", MAX_TOTAL_LEN, "--out", out, "--json", "--device", "cpu", check=check)
     return proc if not check else json.loads(proc.stdout)
 
 

@@ -108,7 +108,7 @@ def smollm2_gguf():
 @pytest.fixture(scope="module")
 def imported(smollm2_gguf, tmp_path_factory):
     out = tmp_path_factory.mktemp("smollm2") / "hf"
-    proc = run_lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--dtype", "f32")
+    proc = run_lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--out-dtype", "f32")
     assert "import:" in proc.stderr, "expected progress log lines on stderr"
     return out
 
@@ -265,7 +265,7 @@ def test_lota_logits_on_imported_model(request, tmp_path):
     ids_path = tmp_path / "ids.json"
     ids_path.write_text(json.dumps(batch.tolist()))
     out = tmp_path / "l.safetensors"
-    run_lota("logits", "--model", str(imported), "--ids", str(ids_path), "--out", str(out))
+    run_lota("logits", "--model", str(imported), "--ids", str(ids_path), "--out", str(out), "--device", "cpu")
     got = load_file(str(out))["logits"]
     with torch.no_grad():
         want = hf_gguf_model(batch).logits

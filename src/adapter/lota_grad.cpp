@@ -98,8 +98,8 @@ LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor 
     LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == a_t.size(1), "LoTA: g_idx must be [K] = [%lld]",
                static_cast<long long>(a_t.size(1)));
     LotaTrainState s;
-    s.groups = lota_groups_make(g_idx, n_groups);
-    lota_delta_w(a_t.narrow(1, 0, 0), b_t);  // dtype and rank checks only (empty product)
+    s.groups = quant::lota_groups_make(g_idx, n_groups);
+    quant::lota_delta_w(a_t.narrow(1, 0, 0), b_t);  // dtype and rank checks only (empty product)
     s.grad_a = at::zeros(a_t.sizes(), a_t.options().dtype(at::kFloat));
     s.grad_b = at::zeros(b_t.sizes(), b_t.options().dtype(at::kFloat));
     s.anchor = at::zeros({}, a_t.options().dtype(at::kFloat)).requires_grad_(true);
@@ -127,8 +127,8 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
     at::Tensor gw = at::mm(x.reshape({-1, K}).t(), dy.reshape({-1, N}).to(x.scalar_type()));
     const bool keep_16 = gw.is_cuda() && (gw.scalar_type() == at::kBFloat16 || gw.scalar_type() == at::kHalf);
     if (gw.scalar_type() != at::kFloat && !keep_16) gw = gw.to(at::kFloat);
-    // gw is ours: lota_backward may scale it in place instead of copying it.
-    const LotaGrads g = lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
+    // gw is ours: quant::lota_backward may scale it in place instead of copying it.
+    const quant::LotaGrads g = quant::lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
     state.grad_a.add_(g.a_t);
     state.grad_b.add_(g.b_t);
 }

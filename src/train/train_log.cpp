@@ -15,14 +15,14 @@
 
 namespace lota::train {
 
-at::Tensor lota_stats_device(const std::vector<AdaptedLayer>& layers) {
+at::Tensor lota_stats_device(const std::vector<adapter::AdaptedLayer>& layers) {
     std::vector<at::Tensor> per_layer;
     for (const auto& l : layers)
         if (l.lota) per_layer.push_back(l.lota->merged_stats());
     return per_layer.empty() ? at::zeros({3}, at::kDouble) : at::stack(per_layer).sum(0);
 }
 
-LotaStats lota_stats_from(const at::Tensor& values, const std::vector<AdaptedLayer>& layers) {
+LotaStats lota_stats_from(const at::Tensor& values, const std::vector<adapter::AdaptedLayer>& layers) {
     LOTA_CHECK(values.is_cpu() && values.scalar_type() == at::kDouble && values.numel() == 3,
                "lota_stats_from: expected the float64 [3] values on the CPU");
     int64_t offset_n = 0;
@@ -36,7 +36,7 @@ LotaStats lota_stats_from(const at::Tensor& values, const std::vector<AdaptedLay
     return s;
 }
 
-LotaStats lota_stats(const std::vector<AdaptedLayer>& layers) {
+LotaStats lota_stats(const std::vector<adapter::AdaptedLayer>& layers) {
     return lota_stats_from(lota_stats_device(layers).cpu(), layers);
 }
 

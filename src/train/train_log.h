@@ -18,12 +18,12 @@ struct LotaStats {
     double mean_abs_offset = 0;
 };
 /// Reads the statistics back (one host sync).
-LotaStats lota_stats(const std::vector<AdaptedLayer>& layers);
+LotaStats lota_stats(const std::vector<adapter::AdaptedLayer>& layers);
 /// The same sums still on the device, float64 [3]: #(M = +1), #(M = −1), Σ|F| (kept by each layer
 /// since its last re-merge; no unpacking, no host sync). lota_stats_from turns them, read back, into
 /// LotaStats.
-at::Tensor lota_stats_device(const std::vector<AdaptedLayer>& layers);
-LotaStats lota_stats_from(const at::Tensor& values, const std::vector<AdaptedLayer>& layers);
+at::Tensor lota_stats_device(const std::vector<adapter::AdaptedLayer>& layers);
+LotaStats lota_stats_from(const at::Tensor& values, const std::vector<adapter::AdaptedLayer>& layers);
 
 
 /// Appends one JSON line to `path` (keeps earlier lines); on resume, train_log_truncate first

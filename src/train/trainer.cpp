@@ -64,13 +64,13 @@ io::Adapter adapter_initial(model::Transformer& model, const io::AdapterConfig& 
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     io::Adapter a;
     a.config = c;
-    for (const auto& t : adapter_targets(model, c.target_modules)) {
+    for (const auto& t : adapter::adapter_targets(model, c.target_modules)) {
         io::AdapterModule m;
         if (c.method == "lota") {
             m.lora_a = quant::lota_init_a(c.r, t.in_features, gen);
             m.lora_b = quant::lota_init_b(t.out_features, c.r);
         } else {
-            m.lora_a = lora_init_a(c.r, t.in_features, gen);
+            m.lora_a = adapter::lora_init_a(c.r, t.in_features, gen);
             m.lora_b = at::zeros({t.out_features, c.r}, at::kFloat);
         }
         a.modules[t.name] = m;
@@ -78,7 +78,7 @@ io::Adapter adapter_initial(model::Transformer& model, const io::AdapterConfig& 
     return a;
 }
 
-std::vector<at::Tensor> lora_params(const std::vector<AdaptedLayer>& layers) {
+std::vector<at::Tensor> lora_params(const std::vector<adapter::AdaptedLayer>& layers) {
     std::vector<at::Tensor> p;
     for (const auto& l : layers)
         if (l.lora) {
@@ -95,22 +95,22 @@ struct StepLoss {
 
 /// Forward + backward of one optimizer step's examples in micro-batches; gradients accumulate.
 /// No host sync: the loss stays on the device (a non-finite loss is caught after the step).
-StepLoss step_forward_backward(model::Transformer& model, const std::vector<Example>& data,
+StepLoss step_forward_backward(model::Transformer& model, const std::vector<data::Example>& examples,
                                const std::vector<int64_t>& idx, int64_t micro, const TrainOptions& o,
                                const std::optional<at::Generator>& gen) {
-    std::vector<Batch> batches;
+    std::vector<data::Batch> batches;
     StepLoss r;
     for (size_t i = 0; i < idx.size(); i += (size_t)micro) {
-        std::vector<const Example*> ex;
-        for (size_t j = i; j < std::min(idx.size(), i + (size_t)micro); ++j) ex.push_back(&data[idx[j]]);
-        batches.push_back(batch_collate(ex));
+        std::vector<const data::Example*> ex;
+        for (size_t j = i; j < std::min(idx.size(), i + (size_t)micro); ++j) ex.push_back(&examples[idx[j]]);
+        batches.push_back(data::batch_collate(ex));
         r.label_tokens += batches.back().n_label_tokens;
         r.tokens += batches.back().mask.sum().item<int64_t>();  // CPU tensor: no device sync
     }
     LOTA_CHECK(r.label_tokens > 0, "a training step has no target tokens (all targets truncated away?)");
     const at::Device dev = model.device();
     r.loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev));
-    for (const Batch& b : batches) {
+    for (const data::Batch& b : batches) {
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
         const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
@@ -127,10 +127,10 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<Exam
     return r;
 }
 
-Checkpoint checkpoint_make(const std::vector<AdaptedLayer>& layers, const io::AdapterConfig& c, const AdamWState& adam,
+Checkpoint checkpoint_make(const std::vector<adapter::AdaptedLayer>& layers, const io::AdapterConfig& c, const AdamWState& adam,
                            const TrainOptions& o, int64_t total, int64_t position) {
     Checkpoint ck;
-    ck.adapter = adapter_collect(layers, c, at::kFloat);
+    ck.adapter = adapter::adapter_collect(layers, c, at::kFloat);
     for (size_t i = 0; i < adam.m.size(); ++i) {
         ck.optimizer["m." + std::to_string(i)] = adam.m[i].cpu();
         ck.optimizer["v." + std::to_string(i)] = adam.v[i].cpu();
@@ -152,17 +152,17 @@ TrainResult train_run(const TrainOptions& o) {
     const bool cuda = o.device == "cuda";
     auto model = model::Transformer::load(o.model, {o.device, cuda ? "bf16" : "f32"});
     const model::PromptText text(o.model);
-    const std::vector<Example> data = data_load(o.data, text);
+    const std::vector<data::Example> examples = data::data_load(o.data, text);
     const int64_t micro = o.micro_batch_size > 0 ? std::min(o.micro_batch_size, o.batch_size) : o.batch_size;
     const double epochs = o.epochs > 0 ? o.epochs : 1.0;
     const int64_t total =
-        o.steps > 0 ? o.steps : std::max<int64_t>(1, (int64_t)std::ceil(epochs * (double)data.size() / (double)o.batch_size));
-    const auto [bits, group_size] = model_quant_format(*model);
+        o.steps > 0 ? o.steps : std::max<int64_t>(1, (int64_t)std::ceil(epochs * (double)examples.size() / (double)o.batch_size));
+    const auto [bits, group_size] = adapter::model_quant_format(*model);
     const io::AdapterConfig config = adapter_config_make(o, bits, group_size, total);
 
     std::filesystem::create_directories(o.out);
     const std::string log_path = o.out + "/train_log.jsonl";
-    DataOrder order((int64_t)data.size(), o.seed);
+    data::DataOrder order((int64_t)examples.size(), o.seed);
     AdamWState adam;
     int64_t start = 0;
     std::optional<Checkpoint> ck = o.resume ? checkpoint_load_latest(o.out) : std::nullopt;
@@ -191,10 +191,10 @@ TrainResult train_run(const TrainOptions& o) {
         initial = adapter_initial(*model, config, o.seed);
         if (path_exists(log_path)) std::filesystem::remove(log_path);
     }
-    const std::vector<AdaptedLayer> layers = adapter_apply(*model, initial, o.out);
+    const std::vector<adapter::AdaptedLayer> layers = adapter::adapter_apply(*model, initial, o.out);
     const std::vector<at::Tensor> lparams = lora_params(layers);
     LOTA_LOG_INFO("training %s: %zu adapted modules, r=%lld, %zu examples, %lld steps of %lld (micro-batch %lld)",
-                  o.method.c_str(), layers.size(), (long long)config.r, data.size(), (long long)total,
+                  o.method.c_str(), layers.size(), (long long)config.r, examples.size(), (long long)total,
                   (long long)o.batch_size, (long long)micro);
 
     TrainResult res;
@@ -205,10 +205,10 @@ TrainResult train_run(const TrainOptions& o) {
         if (o.method == "lora") {
             // On the model's device, so masks are drawn where the activations are (a CPU-drawn
             // mask copied to the GPU made an 8B step ~60x slower).
-            gen = lora_dropout_generator(model->device(), o.seed * 7919ULL + (uint64_t)step);
+            gen = adapter::lora_dropout_generator(model->device(), o.seed * 7919ULL + (uint64_t)step);
             for (const auto& l : layers) l.lora->set_generator(gen);
         }
-        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, gen);
+        const StepLoss sl = step_forward_backward(*model, examples, order.take(o.batch_size), micro, o, gen);
         nlohmann::json rec = {{"step", step}, {"target_tokens", sl.label_tokens}};
         // Everything the log needs comes back in one read at the end of the step (LoTA: the only host
         // sync of the step). A non-finite loss is reported after the optimizer step, before any write.
@@ -261,7 +261,7 @@ TrainResult train_run(const TrainOptions& o) {
             checkpoint_save(o.out, step, checkpoint_make(layers, config, adam, o, total, order.position()));
         if (stop_early) return res;
     }
-    io::adapter_write(o.out, adapter_collect(layers, config, cuda ? at::kBFloat16 : at::kFloat));
+    io::adapter_write(o.out, adapter::adapter_collect(layers, config, cuda ? at::kBFloat16 : at::kFloat));
     loss_curve_write(log_path, o.out + "/loss_curve.svg");
     LOTA_LOG_INFO("wrote adapter to %s", o.out.c_str());
     return res;

@@ -22,7 +22,7 @@ struct TrainOptions {
     std::string model;            ///< quantized model directory (GPTQ checkpoint)
     std::string out;              ///< adapter output directory (must be new or empty unless resume)
     std::string method = "lota";  ///< lota | lora
-    DataOptions data;
+    data::DataOptions data;
     int64_t steps = 0;            ///< optimizer steps; 0 = from epochs
     double epochs = 0;            ///< used when steps = 0 (default 1 epoch)
     int64_t batch_size = 64;      ///< examples per optimizer step

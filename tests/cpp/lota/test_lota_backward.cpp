@@ -14,6 +14,7 @@
 #include "quant/lota.h"
 #include "adapter/lota_grad.h"
 
+using namespace lota::adapter;
 using namespace lota::quant;
 using namespace lota_test;
 

@@ -17,6 +17,7 @@
 #include "train/tsignsgd.h"
 #include "util/check.h"
 
+using namespace lota::adapter;
 using namespace lota::quant;
 using namespace lota_test;
 

@@ -23,12 +23,17 @@ using lota_cuda_test::poison_device_cache;
 TEST(LotaRemergeCuda, MatchesCpuBitForBit) {
     const at::Device cuda(at::kCUDA);
     at::Generator gen = make_gen(701);
-    struct Case { int bits; int64_t K, g, N, r; bool act_order; };
-    const Case cases[] = {{2, 256, 64, 48, 5, false},  {4, 256, 64, 48, 5, false},  {8, 256, 64, 48, 5, false},
-                          {2, 256, 32, 48, 5, false},  {4, 256, 128, 64, 5, false}, {8, 256, 128, 64, 5, false},
-                          {4, 256, 256, 24, 5, false}, {4, 96, 32, 40, 1, false},   {2, 96, 32, 8, 16, false},
-                          {2, 256, 64, 48, 5, true},   {4, 256, 64, 48, 5, true},   {8, 256, 64, 48, 5, true},
-                          {4, 256, 64, 44, 5, false},  {3, 256, 64, 48, 5, false},  {3, 96, 32, 40, 3, true}};
+    // ω between r/3 and r/2 (non-integer where the fused kernel compares with ⌊ω⌋): |P| > ω fires for
+    // markers of both signs at every rank.
+    struct Case { int bits; int64_t K, g, N, r; double omega; bool act_order; };
+    const Case cases[] = {{2, 256, 64, 48, 5, 2.5, false},  {4, 256, 64, 48, 5, 2.5, false},
+                          {8, 256, 64, 48, 5, 2.5, false},  {2, 256, 32, 48, 5, 2.5, false},
+                          {4, 256, 128, 64, 5, 2.5, false}, {8, 256, 128, 64, 5, 2.5, false},
+                          {4, 256, 256, 24, 5, 2.5, false}, {4, 96, 32, 40, 1, 0.5, false},
+                          {2, 96, 32, 8, 16, 5.5, false},   {2, 256, 64, 48, 5, 2.5, true},
+                          {4, 256, 64, 48, 5, 2.5, true},   {8, 256, 64, 48, 5, 2.5, true},
+                          {4, 256, 64, 44, 5, 2.5, false},  {3, 256, 64, 48, 5, 2.5, false},
+                          {3, 96, 32, 40, 3, 1.5, true}};
     for (const Case& c : cases) {
         const std::string what = std::to_string(c.bits) + " bits, K " + std::to_string(c.K) + ", g " +
                                  std::to_string(c.g) + ", N " + std::to_string(c.N) + ", r " + std::to_string(c.r) +
@@ -38,8 +43,7 @@ TEST(LotaRemergeCuda, MatchesCpuBitForBit) {
         const LotaGroups g_cpu = lota_groups_make(base.g_idx, base.n_groups());
         const LotaGroups g_cuda = lota_groups_make(base_d.g_idx, base_d.n_groups());
         LotaMergedCodes c_cpu = lota_merged_codes_init(base), c_cuda = lota_merged_codes_init(base_d);
-        // ω just under r/2: |P| > ω fires often enough for markers of both signs at every rank.
-        const double omega = c.r == 1 ? 0.5 : c.r / 2.0;
+        const double omega = c.omega;
         int64_t moved_total = 0;
         for (int step = 0; step < 3; ++step) {
             const at::Tensor a_t = rand_ternary({c.r, c.K}, gen), b_t = rand_ternary({c.N, c.r}, gen);

@@ -14,8 +14,8 @@ namespace lota_test {
 
 /// temp dir / "lota_test_<prefix>_<name>_<pid>", removed first if a previous run left it (not created).
 inline std::filesystem::path fresh_dir(const std::string& prefix, const std::string& name) {
-    const std::filesystem::path d =
-        std::filesystem::temp_directory_path() / ("lota_test_" + prefix + "_" + name + "_" + std::to_string(::getpid()));
+    const std::string leaf = "lota_test_" + prefix + "_" + name + "_" + std::to_string(::getpid());
+    const std::filesystem::path d = std::filesystem::temp_directory_path() / leaf;
     lota::remove_tree(d.string());
     return d;
 }

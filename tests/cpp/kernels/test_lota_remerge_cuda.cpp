@@ -59,7 +59,8 @@ TEST(LotaRemergeCuda, MatchesCpuBitForBit) {
             const at::Tensor sx = x.stats, sy = y.stats.cpu();
             EXPECT_EQ(sy[0].item<double>(), sx[0].item<double>()) << at_step << ": #(M = +1)";
             EXPECT_EQ(sy[1].item<double>(), sx[1].item<double>()) << at_step << ": #(M = -1)";
-            EXPECT_NEAR(sy[2].item<double>(), sx[2].item<double>(), 1e-9 * sx[2].item<double>()) << at_step << ": sum |F|";
+            EXPECT_NEAR(sy[2].item<double>(), sx[2].item<double>(), 1e-9 * sx[2].item<double>())
+                << at_step << ": sum |F|";
             if (::testing::Test::HasFailure()) return;
             moved_total += static_cast<int64_t>(sx[0].item<double>() + sx[1].item<double>());
             c_cpu = x.codes;

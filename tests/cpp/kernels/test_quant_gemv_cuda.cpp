@@ -29,7 +29,8 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
     // K: partial 32-row chunks (40, per-channel only) and several 256-row pieces; N: odd, not a
     // multiple of 4, multiples of 4, multiples of 32 (the tensor-core kernel's shapes: 640 x 256,
     // 1152 x 352, 128 x 64 and 64 x 96, whose few rows make one K range).
-    const Shape shapes[] = {{40, 72}, {96, 203}, {640, 256}, {1344, 130}, {4224, 516}, {1152, 352}, {128, 64}, {64, 96}};
+    const Shape shapes[] = {{40, 72},    {96, 203},   {640, 256}, {1344, 130},
+                            {4224, 516}, {1152, 352}, {128, 64},  {64, 96}};
     for (int bits : {2, 3, 4, 8})
         for (int group : {32, 64, 128, -1})
             for (bool act_order : {false, true})
@@ -37,7 +38,8 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                     if ((group > 0 && sh.K % group != 0) || sh.K * bits % 32 != 0) continue;
                     at::manual_seed(1000 * bits + 10 * group + act_order + sh.K);
                     const bool offset = (sh.K / 32 + bits) % 2 == 0, bias = sh.N % 2 == 0;
-                    const quant::QuantizedWeight qw = gemv_random_layer(sh.K, sh.N, bits, group, act_order, offset, bias);
+                    const quant::QuantizedWeight qw =
+                        gemv_random_layer(sh.K, sh.N, bits, group, act_order, offset, bias);
                     const quant::QuantizedWeight qc = quantized_on(qw, cuda);
                     const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
                     if (!act_order) {

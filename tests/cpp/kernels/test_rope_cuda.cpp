@@ -36,7 +36,8 @@ TEST(RopeCuda, FusedKernelEqualsCpuTwinAndGpuFormulaBitForBit) {
             at::manual_seed(B * 1000 + H * 100 + T + static_cast<int>(dtype));
             const at::Tensor x = (at::randn({B, T, H, D}) * 2).to(dtype).transpose(1, 2);  // the model's view
             const at::Tensor ang = at::rand({B, T, D / 2}) * 100;
-            const at::Tensor cos = at::cat({ang, ang}, -1).cos().to(dtype), sin = at::cat({ang, ang}, -1).sin().to(dtype);
+            const at::Tensor cos = at::cat({ang, ang}, -1).cos().to(dtype);
+            const at::Tensor sin = at::cat({ang, ang}, -1).sin().to(dtype);
             const at::Tensor xg = x.to(cuda), cg = cos.to(cuda), sg = sin.to(cuda);
             poison_device_cache(cuda);
             const at::Tensor y = lota::kernels::rope_rotate(xg, cg, sg).cpu();

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole CPU test suite (GoogleTest + pytest
 # reference tests through CTest). Usage: scripts/test.sh [ctest args, e.g. -R Safetensors]
+# LOTA_TEST_LABEL picks the CTest label: cpu (default, CI), gpu (tests that need CUDA; they fail
+# without it), or 'cpu|gpu' for everything on a GPU machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
@@ -10,4 +12,4 @@ cd "$BUILD_DIR"
 # One OpenMP thread per test process: ctest runs tests in parallel, and oversubscribed OpenMP
 # teams (MKL GEMMs) stall at their spin barriers, running many times slower.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-ctest --output-on-failure -L cpu -j "${LOTA_TEST_JOBS:-2}" "$@"
+ctest --output-on-failure -L "${LOTA_TEST_LABEL:-cpu}" -j "${LOTA_TEST_JOBS:-2}" "$@"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lota_testlib import lota, need_shared
+from lota_testlib import lota, need_shared, tiny_model
 
 PROMPTS = [
     {"instruction": "Name a colour.", "input": "", "output": ""},
@@ -25,8 +25,8 @@ PROMPTS = [
 
 def make_model(root, seed):
     d = root / f"m{seed}"
-    lota("init", "--arch", "qwen3", "--out", d, "--seed", seed, "--tokenizer", need_shared("tokenizers/qwen3"),
-         "--hidden", 64, "--intermediate", 128, "--layers", 2, "--heads", 4, "--kv-heads", 2)
+    tiny_model(d, seed, "--arch", "qwen3", "--tokenizer", need_shared("tokenizers/qwen3"), hidden=64, intermediate=128,
+               layers=2, heads=4, kv_heads=2)
     return d
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM
 
-from lota_testlib import lota, write_json
+from lota_testlib import lota, tiny_model, write_json
 
 # fp32 on both sides, same op order: differences are accumulation-order rounding (~1e-6).
 ATOL_FP32 = 1e-4
@@ -27,8 +27,7 @@ CONFIGS = {
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def model(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(request.param) / "model"
-    lota("init", "--out", d, "--seed", 7, "--hidden", 64, "--layers", 2, "--intermediate", 96, "--vocab", 300,
-         *CONFIGS[request.param])
+    tiny_model(d, 7, *CONFIGS[request.param], hidden=64, layers=2, intermediate=96, vocab=300)
     hf = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
     return d, hf
 
@@ -106,7 +105,7 @@ def test_batched_generation_equals_one_by_one(model):
 
 def test_cli_bad_inputs_exit_nonzero_and_name_the_file(tmp_path):
     d = tmp_path / "m"
-    lota("init", "--arch", "llama", "--out", d, "--seed", 1)
+    tiny_model(d, 1, "--arch", "llama")
     st = d / "model.safetensors"
     data = st.read_bytes()
     (tmp_path / "ids.json").write_text("[1, 2, 3]")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lota_testlib import LOTA_BIN, lota, need_shared, write_json
+from lota_testlib import lota, lota_popen, need_shared, tiny_model, write_json
 
 EXAMPLES = [
     {"instruction": "What is the capital of France?", "input": "", "output": "Paris is the capital of France."},
@@ -32,8 +32,7 @@ def setup(tmp_path_factory):
     tok = need_shared("tokenizers/llama2")
     root = tmp_path_factory.mktemp("train")
     base, quant = root / "base", root / "quant"
-    lota("init", "--arch", "llama", "--out", base, "--seed", 0, "--tokenizer", tok, "--hidden", 64,
-         "--intermediate", 128, "--layers", 2)
+    tiny_model(base, 0, "--arch", "llama", "--tokenizer", tok, hidden=64, intermediate=128, layers=2)
     lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 32,
          "--device", "cpu")
     data = write_json(root / "data.json", EXAMPLES * 4)
@@ -115,9 +114,9 @@ def test_kill_and_resume_is_bit_identical(setup):
     for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS)]:
         full, cut = root / f"full_{name}", root / f"cut_{name}"
         train(quant, data, full, args, steps=6, extra=["--save-every", 2])
-        cmd = [LOTA_BIN, "train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
-               "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, "--device", "cpu", *args, "--save-every", 2]
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = lota_popen("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
+                          "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, "--device", "cpu", *args,
+                          "--save-every", 2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 600
         while not (cut / "checkpoint-2").exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
@@ -168,8 +167,7 @@ def test_bad_adapters_are_rejected(setup):
         assert not list(root.glob(f"merged_bad_{name}.*")), name
     # Wrong model: an adapter for a differently shaped model.
     other = root / "other_base"
-    lota("init", "--arch", "llama", "--out", other, "--seed", 0, "--hidden", 32, "--intermediate", 64, "--layers", 2,
-         "--vocab", 256)
+    tiny_model(other, 0, "--arch", "llama", hidden=32, intermediate=64, layers=2, vocab=256)
     other_q = root / "other_q"
     lota("quantize", "--model", other, "--out", other_q, "--method", "rtn", "--bits", 4, "--group-size", 32)
     proc = lota("merge", "--model", other_q, "--adapter", good, "--out", root / "merged_other", check=False)

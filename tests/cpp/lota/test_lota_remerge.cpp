@@ -97,7 +97,7 @@ TEST(LotaRemerge, RejectsMismatchedShapes) {
 // The fused CUDA kernel's per-weight step (kernels/lota_remerge_formula.h), run here on the CPU over
 // whole layers in the kernel's tiling (8 columns × one packed word of rows), against the tensor-op
 // re-merge over a sequence of adapters: codes, moved-code bits, marker counts, and the offsets from
-// its column sums. What only the GPU can check (loads, block reductions) is LotaCuda's.
+// its column sums. What only the GPU can check (loads, block reductions) is LotaRemergeCuda's (tests/cpp/kernels).
 TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
     for (int v = -2048; v <= 2048; ++v) {
         const at::Tensor h = at::full({1}, static_cast<double>(v), at::kDouble).to(at::kHalf);

@@ -111,6 +111,6 @@ TEST(FusedLinear, ModelLogitsAndDecodeUnchanged) {
             t2 = fused->forward(t2, {}, &c2).select(1, -1).argmax(-1, true);
         }
     }
-    lota_test::rm_rf(base);
-    lota_test::rm_rf(q4);
+    lota::remove_tree(base.string());
+    lota::remove_tree(q4.string());
 }

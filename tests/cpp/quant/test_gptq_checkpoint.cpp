@@ -17,7 +17,6 @@
 
 using namespace lota;
 namespace fs = std::filesystem;
-using lota_test::rm_rf;
 
 namespace {
 
@@ -86,8 +85,8 @@ TEST(GptqCheckpoint, WriteReadRoundTripIsExact) {
         io::gptq_checkpoint_write(dir2.string(), back);
         const io::SafetensorsFile f1((dir / "model.safetensors").string()), f2((dir2 / "model.safetensors").string());
         for (const auto& e : f1.entries()) EXPECT_TRUE(at::equal(f1.load(e.name), f2.load(e.name))) << e.name;
-        rm_rf(dir);
-        rm_rf(dir2);
+        lota::remove_tree(dir.string());
+        lota::remove_tree(dir2.string());
     }
 }
 
@@ -111,7 +110,7 @@ TEST(GptqCheckpoint, BadConfigIsRejected) {
         << m;
     EXPECT_NE(m.find("in=128, out=64, bits=3, group_size=32"), std::string::npos) << m;
     EXPECT_NE(with("lota_offset", true).find("lota_offset"), std::string::npos);
-    rm_rf(dir);
+    lota::remove_tree(dir.string());
 }
 
 TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
@@ -132,7 +131,7 @@ TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
     ck.linears["model.layers.0.mlp.up_proj"].g_idx[5] = 9;
     io::gptq_checkpoint_write(dir.string(), ck);
     EXPECT_NE(read_error(dir).find("g_idx' has values in [0, 9]"), std::string::npos);
-    rm_rf(dir);
+    lota::remove_tree(dir.string());
 }
 
 TEST(GptqCheckpoint, FailedWriteIntoStagedDirLeavesNoDirectory) {
@@ -144,6 +143,6 @@ TEST(GptqCheckpoint, FailedWriteIntoStagedDirLeavesNoDirectory) {
         EXPECT_THROW(io::gptq_checkpoint_write(staged.path(), ck), Error);
     }
     EXPECT_FALSE(fs::exists(dir));
-    for (const auto& e : fs::directory_iterator(dir.parent_path()))
-        EXPECT_EQ(e.path().filename().string().find(dir.filename().string()), std::string::npos) << e.path();
+    for (const std::string& name : dir_list(dir.parent_path().string()))
+        EXPECT_EQ(name.find(dir.filename().string()), std::string::npos) << name;
 }

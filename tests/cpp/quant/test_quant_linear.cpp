@@ -23,7 +23,6 @@
 
 using namespace lota;
 namespace fs = std::filesystem;
-using lota_test::rm_rf;
 
 namespace {
 
@@ -103,5 +102,5 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     opts.method = "gptq";  // no calibration text
     EXPECT_THROW(calibrate::quantize_model(base.string(), q4.string(), opts), Error);
     EXPECT_FALSE(fs::exists(q4));
-    for (const auto& d : {base, r4}) rm_rf(d);
+    for (const auto& d : {base, r4}) lota::remove_tree(d.string());
 }

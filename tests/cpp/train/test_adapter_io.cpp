@@ -1,7 +1,5 @@
 // Adapter directories (io/adapter.h): round trip, and every malformed or mismatching adapter is
 // rejected with a message naming the problem.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -9,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "../test_dirs.h"
 #include "io/adapter.h"
 #include "io/safetensors.h"
 #include "util/check.h"
@@ -17,12 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / ("lota_adapter_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p.string();
-}
+std::string temp_dir(const std::string& name) { return lota_test::fresh_created_dir("adapter", name); }
 
 lota::io::Adapter make_adapter(int64_t r = 4) {
     lota::io::Adapter a;
@@ -67,7 +61,7 @@ TEST(train_adapter_io, round_trip_is_exact) {
     EXPECT_TRUE(at::equal(m.lora_b, a.modules.at("model.layers.0.self_attn.q_proj").lora_b));
     EXPECT_EQ(m.lora_a.scalar_type(), at::kChar);
     EXPECT_EQ(error_of([&] { lota::io::adapter_check(b, targets(), 4, 32, dir); }), "");
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 TEST(train_adapter_io, lora_adapter_has_no_lota_block) {
@@ -113,7 +107,7 @@ TEST(train_adapter_io, rejects_mismatches) {
     EXPECT_NE(error_of([&] { lota::io::adapter_check(a, targets(), 2, 32, dir); }).find("4-bit"), std::string::npos);
     EXPECT_NE(error_of([&] { lota::io::adapter_check(a, targets(), 4, 64, dir); }).find("group size 32"),
               std::string::npos);
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 TEST(train_adapter_io, rejects_corrupt_files) {
@@ -148,7 +142,7 @@ TEST(train_adapter_io, rejects_corrupt_files) {
         std::ofstream(dir + "/adapter_config.json") << "{\"r\": ";
     }
     EXPECT_NE(error_of([&] { lota::io::adapter_read(dir); }).find("malformed JSON"), std::string::npos);
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 }  // namespace

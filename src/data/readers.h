@@ -1,4 +1,4 @@
-// Fine-tuning dataset files → prompt/target text pairs (issue 5 "Data"). Formats:
+// Fine-tuning dataset files → prompt/target text pairs. Formats:
 //   alpaca  JSON list of {instruction, input, output}; source = instruction (+ "\n\n" + input)
 //   gsm8k   JSONL {question, answer}
 //   chat    JSONL {messages: [...]}; the last message must be the assistant's (the target), the

@@ -272,7 +272,7 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
     store_as(a.out, a.out_type, i, v);
 }
 
-// Threads per block along K, as measured on an H100 (bench/notes.md): four slices help narrow
+// Threads per block along K, as measured on an H100 (bench/gemv.md): four slices help narrow
 // layers (few column blocks) at 1–4 rows; wide layers and more rows do better with one.
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
@@ -346,7 +346,7 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int bloc
 }  // namespace
 
 void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
-    // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
+    // One row of x: the SIMT kernel is as fast or faster (bench/gemv.md), so it keeps that case.
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
     const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2;
     a.tensor_cores = tuning.tensor_cores && a.M >= tc_min_rows && quant_gemv_tc_eligible(a);

@@ -259,7 +259,7 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     // On CUDA the training caller hands over Gw as the bfloat16 result of the x^T·dy GEMM (its inputs are bf16
     // anyway). Keeping Gs in 16 bits and running the two K·N·r GEMMs on tensor cores with float32
     // outputs (the ternary factors are exact in 16 bits) moves ≈ 10 bytes a weight per micro-batch
-    // instead of ≈ 30 and skips two float32 SIMT GEMMs: ≈ 0.1 s of an 8B step (bench/notes.md). The
+    // instead of ≈ 30 and skips two float32 SIMT GEMMs: ≈ 0.1 s of an 8B step (bench/lota_step.md). The
     // one extra rounding (S·Gw to 16 bits) is of the size of Gw's own; the official code computes these
     // gradients in bf16 autograd.
     at::Tensor da = (low ? at::mm(gs2, bf.to(gt), at::kFloat) : at::mm(gs2, bf)).view({G, g, r});

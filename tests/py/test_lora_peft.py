@@ -1,4 +1,4 @@
-"""LoRA adapters written by `lota train --method lora` load in peft (issue 5), checked end to end on
+"""LoRA adapters written by `lota train --method lora` load in peft, checked end to end on
 SmolLM2-135M-Instruct (imported from its GGUF, RTN 4-bit g64) trained a couple of steps on the
 shared alpaca data:
   - peft.PeftModel.from_pretrained loads the adapter with no missing and no unexpected adapter keys

@@ -7,7 +7,7 @@
 //           sentence (ref), prompted with the ViGGO instruction (viggo_instruction())
 //   text    plain text, no pairs (data.h cuts it into causal-LM windows)
 // Every reader bounds what it accepts and names the file and line/record of a bad entry.
-// Not here: tokenization, chat templates, batching (train/data.h).
+// Not here: tokenization, chat templates, batching (data/examples.h).
 #pragma once
 
 #include <string>

@@ -85,11 +85,14 @@ int main(int argc, char** argv) {
     }
     try {
         torch::NoGradGuard no_grad;
-        lota::model::LoadOptions load;
-        load.device = device;
-        load.dtype = dtype;
-        if (!gemv) load.quant_linear.gemv_max_rows = 0;
-        auto model = lota::model::Transformer::load(dir, load);
+        auto model = lota::model::Transformer::load(dir, {device, dtype});
+        if (!gemv) {
+            lota::model::QuantLinearOptions no_gemv;
+            no_gemv.gemv_max_rows = 0;
+            for (auto& block : model->blocks())
+                for (lota::model::Slot s : lota::model::PROJECTION_SLOTS)
+                    if (auto* q = dynamic_cast<lota::model::QuantLinear*>(block.linear(s).get())) q->set_options(no_gemv);
+        }
         const at::Device dev = model->device();
         if (lora_rank > 0) {
             // An unmerged 16-bit LoRA on every projection (random A and B: the cost does not depend on the values).

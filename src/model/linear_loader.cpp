@@ -3,20 +3,20 @@
 
 #include <ATen/ATen.h>
 
+#include "model/quant_linear.h"
 #include "quant/gptq_tensors.h"
 #include "util/check.h"
 
 namespace lota::model {
 
 LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
-                      const at::Device& device, at::ScalarType dtype, const QuantLinearOptions& quant_options) {
+                      const at::Device& device, at::ScalarType dtype) {
     const std::string& p = spec.prefix;
     if (gptq && files.has(p + ".qweight")) {
         io::GptqLinearTensors t = io::gptq_linear_read(files, p, *gptq, spec.in, spec.out);
         LOTA_CHECK(!spec.bias || t.bias.defined(), "%s: missing tensor '%s.bias' (the architecture has a bias here)",
                    files.file_of(p + ".qweight").c_str(), p.c_str());
-        auto linear =
-            std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq), nullptr, quant_options);
+        auto linear = std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq));
         linear->to(device, dtype);
         return linear;
     }

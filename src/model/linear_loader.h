@@ -10,7 +10,6 @@
 #include "io/gptq_checkpoint.h"
 #include "io/model_files.h"
 #include "model/linear.h"
-#include "model/quant_linear.h"
 
 namespace lota::model {
 
@@ -27,6 +26,6 @@ struct LinearSpec {
 /// (a module a GPTQ checkpoint left unquantized). Shapes are checked against spec; throws
 /// lota::Error naming the file, the tensor, its shape and the expected shape.
 LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
-                      const at::Device& device, at::ScalarType dtype, const QuantLinearOptions& quant_options = {});
+                      const at::Device& device, at::ScalarType dtype);
 
 }  // namespace lota::model

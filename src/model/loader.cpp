@@ -32,7 +32,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
         for (Slot s : PROJECTION_SLOTS) {
             const auto [out, in] = slot_shape(cfg, s);
             const LinearSpec spec{name_linear(l, s), in, out, slot_has_bias(cfg, s), cfg_path};
-            b.linear(s) = linear_load(files, gptq, spec, device, dtype, options.quant_linear);
+            b.linear(s) = linear_load(files, gptq, spec, device, dtype);
             all.push_back(b.linear(s));
         }
         b.input_norm = load_dense(name_input_norm(l), {C}, "hidden_size");

@@ -16,7 +16,6 @@
 #include "model/arch.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
-#include "model/quant_linear.h"
 
 namespace lota::model {
 
@@ -43,7 +42,6 @@ struct ForwardContext {
 struct LoadOptions {
     std::string device = "cpu";  ///< "cpu" or "cuda"
     std::string dtype = "f32";   ///< compute dtype: f32, bf16, f16
-    QuantLinearOptions quant_linear;  ///< how quantized layers run decode-sized inputs
 };
 
 class Transformer {

@@ -67,8 +67,8 @@ MergeResult merge_run(const MergeOptions& o) {
         const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
         const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
-        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype, {}});
-        const at::Tensor merged = logits_compute(staged.path(), "", ids, mask, {res.device, res.dtype, {}});
+        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype});
+        const at::Tensor merged = logits_compute(staged.path(), "", ids, mask, {res.device, res.dtype});
         logits_require_equal(with_adapter, merged, "merge --verify (adapter model vs merged model)");
         res.verified = true;
         res.verified_values = merged.numel();

@@ -158,7 +158,7 @@ TrainResult train_run(const TrainOptions& o) {
     const std::unique_ptr<TrainMethod> method = train_method_make(o.method);
     const char* method_name = io::adapter_method_name(o.method);
     const std::string device = model::device_resolve(o.device);
-    auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device), {}});
+    auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
     const model::PromptText text(o.model);
     const std::vector<data::Example> data = data::data_load(o.data, text);
     const int64_t micro = o.micro_batch_size > 0 ? std::min(o.micro_batch_size, o.batch_size) : o.batch_size;

@@ -95,7 +95,7 @@ void runtime_resolve(std::string& device, std::string& dtype) {
 
 std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,
                                                const std::string& device, const std::string& dtype) {
-    auto model = model::Transformer::load(model_dir, {device, dtype, {}});
+    auto model = model::Transformer::load(model_dir, {device, dtype});
     if (!adapter.empty())
         for (const auto& layer : adapter::adapter_apply(*model, io::adapter_read(adapter), adapter))
             if (layer.lora) layer.lora->freeze();  // evaluation only: cast A, B once

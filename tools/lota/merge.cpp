@@ -33,7 +33,7 @@ int run_merge(MergeCli& c) {
 LOTA_COMMAND("merge", "Merge a LoTA-QAF adapter into its quantized model (exact)", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto c = std::make_shared<MergeCli>();
     auto& o = c->o;
-    lota::cli::add_model_flag(sub, o.model, "quantized (lota quantize output)");
+    lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
     lota::cli::add_adapter_flag(sub, o.adapter, "the LoTA-QAF adapter to merge (lota train output)")->required();
     lota::cli::add_out_flag(sub, o.out, "merged model directory (written atomically)")->required();
     sub.add_flag("--verify", o.verify, "require bit-identical logits of adapter and merged model on sample inputs");

@@ -59,7 +59,7 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     sub.add_option("--target-max-len", o.data.target_max_len, "answer tokens kept")->capture_default_str();
 
     sub.option_defaults()->group("Model and adapter");
-    lota::cli::add_model_flag(sub, o.model, "quantized (lota quantize output)");
+    lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
     sub.add_option("--method", c->method, "lota (LoTA-QAF, t-SignSGD) or lora (16-bit LoRA baseline, AdamW)")
         ->check(CLI::IsMember({"lota", "lora"}))
         ->capture_default_str();

@@ -82,7 +82,7 @@ bench_make_model() {
     [ -f "$1/config.json" ] && return 0
     [ -f "$2/tokenizer.json" ] || bench_die "no tokenizer.json in $2 (see --tokenizer)"
     bench_stamp "lota init -> $1"
-    "$LOTA" init --arch llama --out "$1" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$2" --dtype bf16 >&2
+    "$LOTA" init --arch llama --out "$1" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$2" --out-dtype bf16 >&2
 }
 
 # bench_quantize SRC DST ARGS...: `lota quantize --model SRC --out DST ARGS` unless DST exists.
@@ -110,7 +110,7 @@ bench_smollm2() {
     fi
     [ -f "$src" ] || bench_die "no SmolLM2 model directory or GGUF file at $src"
     bench_stamp "lota import $src -> $SMOL"
-    "$LOTA" import --gguf "$src" --out "$SMOL" --dtype f32 >&2
+    "$LOTA" import --gguf "$src" --out "$SMOL" --out-dtype f32 >&2
 }
 
 # bench_json_num KEY FILE: a number from a one-line JSON object.

@@ -40,8 +40,9 @@ TEST(QuantLinearCuda, UsesGemvForDecodeRowsOnly) {
     const at::Tensor rows = layer.forward(x.narrow(1, 0, 4));          // 4 rows: the kernel
     EXPECT_EQ(rows.sizes(), (std::vector<int64_t>{1, 4, 384}));
     EXPECT_TRUE(at::allclose(rows.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 2e-2, 2e-2));
-    model::QuantLinear::set_gemv_max_rows(0);
+    model::QuantLinearOptions no_gemv;
+    no_gemv.gemv_max_rows = 0;
+    layer.set_options(no_gemv);
     const at::Tensor off = layer.forward(x.narrow(1, 0, 4));
-    model::QuantLinear::set_gemv_max_rows(16);
     EXPECT_TRUE(at::allclose(off.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 1e-2, 1e-2));
 }

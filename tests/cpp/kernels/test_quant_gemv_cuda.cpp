@@ -56,9 +56,9 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                                 const at::Tensor x = at::randn({M, sh.K}).to(dtype);
                                 const auto [ref, bound] = gemv_reference(qw, x);
                                 poison_device_cache(cuda);
-                                kernels::quant_gemv_set_tensor_cores(tc);
-                                const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows).cpu();
-                                kernels::quant_gemv_set_tensor_cores(true);
+                                kernels::GemvTuning tuning;
+                                tuning.tensor_cores = tc;
+                                const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, tuning).cpu();
                                 ASSERT_EQ(y.scalar_type(), dtype);
                                 const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                                 const at::Tensor tol = 2e-5 * bound + gemv_out_eps(dtype) * ref.abs() + 1e-6;
@@ -94,9 +94,7 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
                         const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
                         const auto [ref, bound] = gemv_reference(qw, x);
                         poison_device_cache(cuda);
-                        kernels::quant_gemv_set_tuning({1, batch, waves, 0});
-                        const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows).cpu();
-                        kernels::quant_gemv_set_tuning({});
+                        const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, {1, batch, waves, 0}).cpu();
                         const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                         const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
                         ASSERT_TRUE((err <= tol).all().item<bool>())

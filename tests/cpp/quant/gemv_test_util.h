@@ -37,10 +37,11 @@ inline std::pair<at::Tensor, at::Tensor> gemv_reference(const lota::quant::Quant
 }
 
 /// kernels::quant_gemv on x with the layer's tensors (bias cast to x's dtype, as QuantLinear does).
-inline at::Tensor gemv_run(const lota::quant::QuantizedWeight& qw, const at::Tensor& x, int64_t group_rows) {
+inline at::Tensor gemv_run(const lota::quant::QuantizedWeight& qw, const at::Tensor& x, int64_t group_rows,
+                           const lota::kernels::GemvTuning& tuning = {}) {
     const at::Tensor bias = qw.bias.defined() ? qw.bias.to(x.scalar_type()) : at::Tensor();
     return lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, bias, qw.bits,
-                                     group_rows);
+                                     group_rows, tuning);
 }
 
 /// Unit roundoff of the output dtype (the one rounding of each output element).

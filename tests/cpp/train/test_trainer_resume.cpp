@@ -48,7 +48,7 @@ class TrainerResume : public ::testing::Test {
             {"instruction": "What is the capital of France?", "input": "", "output": "Paris."}])";
     }
     void TearDown() override {
-        if (!root_.empty()) lota_test::rm_rf(root_);
+        if (!root_.empty()) lota::remove_tree(root_);
     }
 
     lota::train::TrainOptions options(AdapterMethod method, const std::string& out) const {

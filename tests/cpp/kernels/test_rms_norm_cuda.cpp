@@ -31,12 +31,13 @@ TEST(RmsNormCuda, FusedKernelMatchesCpuTwinAndFloat64) {
                 const at::Tensor twin = lota::kernels::rms_norm(x, w, 1e-6).to(at::kDouble);
                 ASSERT_TRUE(yd.isfinite().all().item<bool>()) << "dtype " << dtype << " H " << H << " rows " << rows;
                 // Only float32 roundings inside the row's scale may differ (the order of the sum of
-                // squares): a few float32 ulps before the output's rounding, at most one 16-bit step after.
+                // squares). That can move the intermediate x·r by one 16-bit step, which w·y carries into
+                // the output, and the output's own rounding adds one more: at most two steps.
                 // Outputs in float16's subnormal range (below 2^-14) keep only an absolute step of 2^-24.
                 const double step = dtype == at::kBFloat16 ? 1.0 / 128 : dtype == at::kHalf ? 1.0 / 1024 : 1e-6;
                 const double tiny = dtype == at::kHalf ? std::ldexp(1.0, -24) : 1e-30;
                 const at::Tensor err = (yd - twin).abs();
-                ASSERT_TRUE((err <= step * twin.abs() + tiny).all().item<bool>())
+                ASSERT_TRUE((err <= 2 * step * twin.abs() + tiny).all().item<bool>())
                     << "vs CPU twin: dtype " << dtype << " H " << H << " rows " << rows << " max err "
                     << err.max().item<double>();
                 // The definition in float64: the twin's own roundings (x·r and w·y to the dtype) on top.

@@ -43,9 +43,12 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     LOTA_CHECK(group_rows >= 0 && group_rows % 32 == 0, "quant_gemv: group_rows %lld is not a multiple of 32",
                (long long)group_rows);
     if (x.device().is_cpu()) {
-        // The twin is the specification: dequantize in float32, one float32 GEMM, round once.
-        const at::Tensor W = dequant_forward(qweight, zeros, scales, g_idx, offset, bits, at::kFloat);
-        at::Tensor y = x.to(at::kFloat).matmul(W);
+        // Contiguous groups: the packed-code kernel (quant_gemv_cpu.cpp). Act-order: the
+        // specification itself, dequantized in float32 and one float32 GEMM. Both round once.
+        at::Tensor y = group_rows > 0
+                           ? quant_gemv_cpu(x, qweight, zeros, scales, offset, bits, group_rows)
+                           : x.to(at::kFloat).matmul(dequant_forward(qweight, zeros, scales, g_idx, offset, bits,
+                                                                     at::kFloat));
         if (bias.defined()) y = y + bias.to(at::kFloat);
         return y.to(dtype);
     }

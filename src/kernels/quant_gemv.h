@@ -1,8 +1,9 @@
 // Decode-sized quantized product: y [M, N] = x [M, K] · Wᵀ (+ bias), W[k,n] = S·(Q − Z + F)
 // (DESIGN §1) read straight from the packed GPTQ codes, scales, zeros and LoTA offsets — no
 // dequantized copy of W is made. Meant for the few rows (1–16) of a decode step, where reading
-// the packed weights once is the whole cost. On CUDA: kernels/quant_gemv_cuda.cu. On the CPU the
-// twin is the reference itself: dequant_forward to float32, then one float32 GEMM.
+// the packed weights once is the whole cost. On CUDA: kernels/quant_gemv_cuda.cu; on the CPU:
+// kernels/quant_gemv_cpu.cpp for contiguous groups, else the reference (dequant_forward to
+// float32, then one float32 GEMM).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,6 +21,11 @@ namespace lota::kernels {
 at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
                       const at::Tensor& scales, const at::Tensor& g_idx, const at::Tensor& offset,
                       const at::Tensor& bias, int bits, int64_t group_rows, const GemvTuning& tuning = {});
+
+/// The CPU kernel behind quant_gemv for contiguous groups (group_rows > 0); arguments already
+/// validated. Returns y [M, N] in float32, without bias.
+at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
+                          const at::Tensor& scales, const at::Tensor& offset, int bits, int64_t group_rows);
 
 /// The raw launchers' element type for a float32, float16 or bfloat16 tensor dtype.
 inline GemvType gemv_type_of(at::ScalarType t) {

@@ -76,7 +76,7 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
     if (at::GradMode::is_enabled() && x.requires_grad() && !bias_grad) return QuantLinearFunction::apply(x, qw_);
     const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || bias_grad);
     const int64_t rows = qw_.in_features > 0 ? x.numel() / qw_.in_features : 0;
-    if (x.is_cuda() && !grad && rows > 0 && rows <= options_.gemv_max_rows) {
+    if (!grad && rows > 0 && rows <= options_.gemv_max_rows) {
         // Decode-sized: read the packed codes once instead of writing and re-reading W.
         if (group_rows_ < 0) group_rows_ = kernels::quant_gemv_group_rows(qw_.g_idx, qw_.n_groups());
         at::Tensor bias = qw_.bias;

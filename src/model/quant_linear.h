@@ -1,8 +1,8 @@
 // QuantLinear: a GPTQ-quantized linear layer (DESIGN §1) behind the model::Linear interface.
 // Forward dequantizes this layer's weight into a [K, N] tensor of the compute dtype (CPU
-// reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM; on CUDA, inputs of
-// at most QuantLinearOptions::gemv_max_rows rows without autograd (decode steps) instead go through
-// kernels/quant_gemv.h, which reads the packed codes directly. The model never holds
+// reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM; inputs of at most
+// QuantLinearOptions::gemv_max_rows rows without autograd (decode steps) instead go through
+// kernels/quant_gemv.h, which reads the packed codes directly (CPU and CUDA). The model never holds
 // a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
 // in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
 // tensor that the caching allocator recycles. Autograd does not keep it either: the backward
@@ -31,7 +31,7 @@ class DequantBuffer {
     at::Tensor storage_;
 };
 
-/// How a QuantLinear runs decode-sized inputs on CUDA.
+/// How a QuantLinear runs decode-sized inputs.
 struct QuantLinearOptions {
     /// Largest number of input rows that use the packed-code kernel (kernels/quant_gemv.h); 0 turns
     /// it off (benchmarks and tests compare both paths).

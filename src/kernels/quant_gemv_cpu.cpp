@@ -1,0 +1,209 @@
+// The decode-sized quantized product on the CPU (see quant_gemv.h): y = x·W with W = S·(Q − Z + F)
+// read straight from the packed codes, no dequantized copy of W.
+//
+// One row (batch-1 decode, the common case) runs gemv_row_strips: strips of 32 columns split over the
+// threads, groups as the outer loop so packed rows are read in long contiguous runs, partial sums in
+// vector registers. More rows run gemv_block: blocks of BLOCK_N columns (parallel) and tiles of up to
+// TILE_M rows, each packed word unpacked once per tile and multiplied into every row of the tile.
+// Both compute
+//     y[m,n] = Σ_g S[g,n] · Σ_{k∈g} x[m,k] · (Q[k,n] − (Z[g,n] − F[g,n]))
+// which is the specification's Σ_k x·S·(Q − Z + F) summed in another order (float32 throughout,
+// rounded once to the output dtype). Only contiguous groups (group_rows > 0, a multiple of 32) take
+// these kernels; act-order layers use the reference (dequantize, then one GEMM).
+//
+// The column loops are written to vectorize (GCC vector types in the row kernel); on x86-64 the block kernel is also
+// compiled for AVX2+FMA (x86-64-v3) and the loader picks that clone when the CPU has it.
+#include <algorithm>
+#include <cstdint>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "kernels/quant_gemv.h"
+
+namespace lota::kernels {
+namespace {
+
+constexpr int64_t BLOCK_N = 64;  // output columns per task: 256 bytes of each packed row
+constexpr int64_t TILE_M = 16;   // input rows sharing one unpacking of the codes
+
+struct CpuGemvArgs {
+    const float* x;  // [M, K] float32
+    int64_t M, K, N;
+    const int32_t* qweight;  // [K·bits/32, N]
+    const int32_t* zeros;    // [G, N]
+    const c10::Half* scales; // [G, N]
+    const float* offset;     // [G, N] or null
+    int bits;
+    int64_t group_rows;
+    float* y;  // [M, N] float32
+};
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LOTA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LOTA_CPU_CLONES
+#endif
+
+// Columns [n0, n0 + nb) of rows [m0, m0 + mt), nb ≤ BLOCK_N, mt ≤ TILE_M.
+LOTA_CPU_CLONES void gemv_block(const CpuGemvArgs& a, int64_t m0, int64_t mt, int64_t n0, int64_t nb) {
+    float y_acc[TILE_M][BLOCK_N] = {};
+    float g_acc[TILE_M][BLOCK_N];
+    float shift[BLOCK_N], scale[BLOCK_N], w[BLOCK_N];
+    const uint32_t mask = (1u << a.bits) - 1u;
+    const int64_t G = (a.K + a.group_rows - 1) / a.group_rows;
+    for (int64_t g = 0; g < G; ++g) {
+        const int64_t gn = g * a.N + n0;
+        for (int64_t j = 0; j < nb; ++j) {
+            shift[j] = static_cast<float>(a.zeros[gn + j]) - (a.offset ? a.offset[gn + j] : 0.0f);
+            scale[j] = static_cast<float>(a.scales[gn + j]);
+        }
+        for (int64_t m = 0; m < mt; ++m)
+            for (int64_t j = 0; j < BLOCK_N; ++j) g_acc[m][j] = 0.0f;
+        const int64_t k_end = std::min(a.K, (g + 1) * a.group_rows);
+        for (int64_t k = g * a.group_rows; k < k_end; ++k) {
+            // Code k of every column: bits [b·k, b·k + b) of the column's little-endian word stream
+            // (Note [GPTQ bit stream] in dequant_formula.h); one shift for the whole block.
+            const int64_t bit = k * a.bits;
+            const int sh = static_cast<int>(bit & 31);
+            const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
+            if (sh + a.bits <= 32) {
+                for (int64_t j = 0; j < nb; ++j) w[j] = static_cast<float>((lo[j] >> sh) & mask) - shift[j];
+            } else {  // 3-bit codes straddling two words
+                const uint32_t* hi = lo + a.N;
+                for (int64_t j = 0; j < nb; ++j)
+                    w[j] = static_cast<float>(((lo[j] >> sh) | (hi[j] << (32 - sh))) & mask) - shift[j];
+            }
+            for (int64_t m = 0; m < mt; ++m) {
+                const float xk = a.x[(m0 + m) * a.K + k];
+                for (int64_t j = 0; j < nb; ++j) g_acc[m][j] += xk * w[j];
+            }
+        }
+        for (int64_t m = 0; m < mt; ++m)
+            for (int64_t j = 0; j < nb; ++j) y_acc[m][j] += scale[j] * g_acc[m][j];
+    }
+    for (int64_t m = 0; m < mt; ++m)
+        for (int64_t j = 0; j < nb; ++j) a.y[(m0 + m) * a.N + n0 + j] = y_acc[m][j];
+}
+
+#if defined(__GNUC__)
+// One row (M == 1, the decode step of batch 1), strips [s0, s1) of STRIP columns. Groups are the outer
+// loop, so each group's packed rows are read as long contiguous runs (one page each, prefetch-friendly)
+// rather than short pieces at a stride of a whole row. A strip's partial sums stay in V 8-float vector
+// registers across the group, and the group's shift is taken out of the inner loop:
+//     Σ_k x·(Q − s) = Σ_k x·Q − s·Σ_k x,   Σ_k x per group precomputed (x_sum).
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+constexpr int V = 4;                 // vectors per strip: no register spills on AVX2
+constexpr int64_t STRIP = 8 * V;     // columns per strip
+
+// Internal and always inlined, so the vector return's ABI (psabi warns for the non-AVX clone) never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+__attribute__((always_inline)) inline v8u load_v8u(const uint32_t* p) {
+    v8u v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+    const v8u vmask = v8u{} + ((1u << a.bits) - 1u);
+    const int64_t G = (a.K + a.group_rows - 1) / a.group_rows;
+    float* y = a.y;
+    for (int64_t n = s0 * STRIP; n < s1 * STRIP; ++n) y[n] = 0.0f;
+    for (int64_t g = 0; g < G; ++g) {
+        const int64_t k0 = g * a.group_rows, k_end = std::min(a.K, k0 + a.group_rows);
+        const bool whole_words = 32 % a.bits == 0 && k_end - k0 == a.group_rows;
+        for (int64_t s = s0; s < s1; ++s) {
+            const int64_t n0 = s * STRIP;
+            v8f acc[V] = {};
+            if (whole_words) {
+                // 2, 4 or 8 bits: each word holds 32/bits whole codes, loaded once for all of them.
+                const int per = 32 / a.bits;
+                for (int64_t k = k0; k < k_end; k += per) {
+                    const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0);
+                    v8u w[V];
+                    for (int v = 0; v < V; ++v) w[v] = load_v8u(row + 8 * v);
+                    for (int i = 0; i < per; ++i) {
+                        const float xk = a.x[k + i];
+                        for (int v = 0; v < V; ++v) {
+                            acc[v] += xk * __builtin_convertvector((v8i)(w[v] & vmask), v8f);
+                            w[v] >>= a.bits;
+                        }
+                    }
+                }
+            } else {  // 3 bits (codes may straddle two words), or a short last group
+                for (int64_t k = k0; k < k_end; ++k) {
+                    const int64_t bit = k * a.bits;
+                    const int sh = static_cast<int>(bit & 31);
+                    const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
+                    const float xk = a.x[k];
+                    if (sh + a.bits <= 32) {
+                        for (int v = 0; v < V; ++v)
+                            acc[v] += xk * __builtin_convertvector((v8i)((load_v8u(lo + 8 * v) >> sh) & vmask), v8f);
+                    } else {
+                        const uint32_t* hi = lo + a.N;
+                        for (int v = 0; v < V; ++v) {
+                            const v8u c = ((load_v8u(lo + 8 * v) >> sh) | (load_v8u(hi + 8 * v) << (32 - sh))) & vmask;
+                            acc[v] += xk * __builtin_convertvector((v8i)c, v8f);
+                        }
+                    }
+                }
+            }
+            const int64_t gn = g * a.N + n0;
+            const float xs = x_sum[g];
+            for (int v = 0; v < V; ++v) {
+                v8f shift, scale, out;
+                for (int j = 0; j < 8; ++j) {
+                    shift[j] = static_cast<float>(a.zeros[gn + 8 * v + j]) - (a.offset ? a.offset[gn + 8 * v + j] : 0.0f);
+                    scale[j] = static_cast<float>(a.scales[gn + 8 * v + j]);
+                }
+                __builtin_memcpy(&out, y + n0 + 8 * v, sizeof(out));
+                out += scale * (acc[v] - shift * xs);
+                __builtin_memcpy(y + n0 + 8 * v, &out, sizeof(out));
+            }
+        }
+    }
+}
+#endif
+
+}  // namespace
+
+at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
+                          const at::Tensor& scales, const at::Tensor& offset, int bits, int64_t group_rows) {
+    const at::Tensor xf = x.to(at::kFloat).contiguous();
+    CpuGemvArgs a;
+    a.M = xf.size(0);
+    a.K = xf.size(1);
+    a.N = qweight.size(1);
+    at::Tensor y = at::empty({a.M, a.N}, xf.options());
+    a.x = xf.data_ptr<float>();
+    a.qweight = qweight.data_ptr<int32_t>();
+    a.zeros = zeros.data_ptr<int32_t>();
+    a.scales = scales.data_ptr<c10::Half>();
+    a.offset = offset.defined() ? offset.data_ptr<float>() : nullptr;
+    a.bits = bits;
+    a.group_rows = group_rows;
+    a.y = y.data_ptr<float>();
+#if defined(__GNUC__)
+    if (a.M == 1) {
+        const int64_t G = (a.K + group_rows - 1) / group_rows;
+        const at::Tensor x_sum = at::pad(xf, {0, G * group_rows - a.K}).view({G, group_rows}).sum(-1);
+        const int64_t strips = a.N / STRIP;
+        at::parallel_for(0, strips, 1, [&](int64_t s0, int64_t s1) {
+            gemv_row_strips(a, x_sum.data_ptr<float>(), s0, s1);
+        });
+        if (a.N % STRIP != 0) gemv_block(a, 0, 1, strips * STRIP, a.N % STRIP);
+        return y;
+    }
+#endif
+    const int64_t blocks = (a.N + BLOCK_N - 1) / BLOCK_N;
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+            for (int64_t m0 = 0; m0 < a.M; m0 += TILE_M)
+                gemv_block(a, m0, std::min(TILE_M, a.M - m0), b * BLOCK_N, std::min(BLOCK_N, a.N - b * BLOCK_N));
+    });
+    return y;
+}
+
+}  // namespace lota::kernels

@@ -11,8 +11,9 @@
 // rounded once to the output dtype). Only contiguous groups (group_rows > 0, a multiple of 32) take
 // these kernels; act-order layers use the reference (dequantize, then one GEMM).
 //
-// The column loops are written to vectorize (GCC vector types in the row kernel); on x86-64 the block kernel is also
-// compiled for AVX2+FMA (x86-64-v3) and the loader picks that clone when the CPU has it.
+// The column loops are written to vectorize (GCC vector types in the row kernel); on x86-64 both
+// kernels are also compiled for AVX2+FMA (x86-64-v3) and the loader picks that clone when the CPU
+// has it.
 #include <algorithm>
 #include <cstdint>
 

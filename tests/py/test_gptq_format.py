@@ -122,6 +122,12 @@ def dense_from_decoded(qdir, out):
     return out
 
 
+# The quantized model's products of these 12 rows run the packed-code kernel, which sums in another
+# order than the dense model's GEMM: float32 reordering differences of ~1e-5 over the blocks, where a
+# misread code or zero point moves logits by whole quantization steps.
+LOGITS_TOL = dict(rtol=1e-4, atol=1e-4)
+
+
 def logits(model, tmp, name):
     ids = write_json(tmp / "ids.json", [[1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203]])
     out = tmp / f"{name}.safetensors"
@@ -160,7 +166,7 @@ def test_lota_dequant_equals_numpy_decoder(base, tmp_path, bits, group):
          "--device", "cpu")
     a = logits(q, tmp_path, "quant")
     b = logits(dense_from_decoded(q, tmp_path / "dense"), tmp_path, "dense")
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, b, **LOGITS_TOL)
 
 
 def test_gptq_act_order_checkpoint(base, tmp_path):
@@ -179,7 +185,7 @@ def test_gptq_act_order_checkpoint(base, tmp_path):
     assert permuted > 0
     a = logits(q, tmp_path, "quant")
     b = logits(dense_from_decoded(q, tmp_path / "dense"), tmp_path, "dense")
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, b, **LOGITS_TOL)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
@@ -211,4 +217,4 @@ def test_numpy_v1_file_with_zero_points_0(base, tmp_path, bits):
     save_file(t, str(q / "model.safetensors"))
     a = logits(q, tmp_path, "quant")
     b = logits(dense_from_decoded(q, tmp_path / "dense"), tmp_path, "dense")
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, b, **LOGITS_TOL)

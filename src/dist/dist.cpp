@@ -14,6 +14,7 @@
 #include <thread>
 
 #include <c10/core/impl/VirtualGuardImpl.h>
+#include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -93,6 +94,7 @@ struct Group::Impl {
     seconds silent = seconds(300);
     int64_t seq = 0;          ///< numbers the store-based collectives (same order on every rank)
     bool finished = false;
+    std::vector<int> stopped;  ///< ranks fail() found stopped (abort() does not wait for them)
     std::thread heartbeat;
     std::mutex mu;
     std::condition_variable cv;
@@ -155,6 +157,12 @@ std::unique_ptr<Group> Group::join(const std::string& device, const std::string&
     const Launch& l = g->launch_;
     Impl& im = *g->impl_;
     im.silent = silent_limit();
+    // c10d logs every failed store call with a C++ backtrace; when a rank stops, the others' messages
+    // (Note [rank failures]) say what happened. TORCH_CPP_LOG_LEVEL, when set, still decides.
+    if (env_str("TORCH_CPP_LOG_LEVEL").empty()) {
+        FLAGS_caffe2_log_level = 2;  // errors only
+        c10::UpdateLoggingLevelsFromFlags();
+    }
     const bool cuda = device == "cuda";
     LOTA_CHECK(cuda || device == "cpu", "%s: distributed runs need --device cpu or cuda, got '%s'", command.c_str(),
                device.c_str());
@@ -323,9 +331,11 @@ void Group::fail(const std::string& what, const std::string& cause) {
             std::this_thread::sleep_for(kIdentifyWindow);
             const std::vector<int64_t> b = beats();
             for (int r = 0; r < size(); ++r)
-                if (r != rank() && a[r] == b[r] && !im.store->check({key_of("done", r)}))
+                if (r != rank() && a[r] == b[r] && !im.store->check({key_of("done", r)})) {
+                    im.stopped.push_back(r);
                     stopped.push_back(strfmt("rank %d stopped (no heartbeat for %lld s: killed, crashed or hung)", r,
                                              (long long)std::chrono::duration_cast<seconds>(kIdentifyWindow).count()));
+                }
         }
         for (const auto& v : {failed, stopped})
             for (const std::string& s : v) who += (who.empty() ? "" : "; ") + s;
@@ -435,8 +445,10 @@ void Group::abort(const std::string& message) {
         impl_->store->add("failures", 1);
         if (root() && !launch_.agent_store) {  // keep the store up until the others have read it
             std::vector<std::string> keys;
-            for (int r = 1; r < size(); ++r) keys.push_back(key_of("seen", r));
-            impl_->store->wait(keys, milliseconds(10000));
+            for (int r = 1; r < size(); ++r)
+                if (std::find(impl_->stopped.begin(), impl_->stopped.end(), r) == impl_->stopped.end())
+                    keys.push_back(key_of("seen", r));
+            if (!keys.empty()) impl_->store->wait(keys, milliseconds(10000));
         }
     } catch (const std::exception&) {
     }

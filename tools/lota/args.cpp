@@ -9,7 +9,6 @@
 #include "data/examples.h"
 #include "io/adapter.h"
 #include "model/device.h"
-#include "util/strfmt.h"
 
 namespace lota::cli {
 
@@ -103,10 +102,10 @@ int run_ranks(const std::string& device, const char* command, const std::functio
         group->finish();
         return rc;
     } catch (const c10::Error& e) {
-        group->abort(lota::strfmt("%s: %s", command, e.what_without_backtrace()));
+        group->abort(e.what_without_backtrace());
         throw;
     } catch (const std::exception& e) {
-        group->abort(lota::strfmt("%s: %s", command, e.what()));
+        group->abort(e.what());
         throw;
     }
 }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -394,6 +395,20 @@ std::vector<std::string> Group::all_gather(const std::string& mine, const std::s
         for (int r = 0; r < size(); ++r) out[r] = r == rank() ? mine : bytes_str(impl_->store->get(base + std::to_string(r)));
     } catch (const std::exception& e) {
         fail(what, exception_text(e));
+    }
+    return out;
+}
+
+std::vector<double> Group::all_gather_doubles(const std::vector<double>& mine, const std::string& what) {
+    if (single_process()) return mine;
+    const std::string bytes(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double));
+    std::vector<double> out;
+    for (const std::string& part : all_gather(bytes, what)) {
+        LOTA_ASSERT(part.size() % sizeof(double) == 0, "gathered %zu bytes, not doubles (%s)", part.size(),
+                    what.c_str());
+        const size_t n = part.size() / sizeof(double);
+        out.resize(out.size() + n);
+        std::memcpy(out.data() + out.size() - n, part.data(), part.size());
     }
     return out;
 }

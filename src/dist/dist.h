@@ -92,6 +92,9 @@ class Group {
     void all_reduce_sum(const at::Tensor& t, const std::string& what);
     /// Every rank's `mine`, in rank order (through the store: for results and digests, not tensors).
     std::vector<std::string> all_gather(const std::string& mine, const std::string& what);
+    /// Every rank's `mine`, concatenated in rank order: with contiguous shards (shard()), item order.
+    /// Values travel as their bytes, so a sum over the result in item order is one process's sum.
+    std::vector<double> all_gather_doubles(const std::vector<double>& mine, const std::string& what);
     /// Throws lota::Error when any rank's `value` differs from rank 0's, naming the rank and `what`
     /// (e.g. "the model (hash of config and tensor headers)").
     void check_same(const std::string& what, const std::string& value);

@@ -59,8 +59,10 @@ void GradReducer::step_begin(int64_t micro_batches) {
 }
 
 void GradReducer::fold(size_t i) {
-    if (folded_[i]) return;
+    // A layer that runs twice in one micro-batch reports twice: each report folds what arrived since.
+    const bool first = !folded_[i];
     folded_[i] = true;
+    LOTA_ASSERT(!buckets_[bucket_of_[i]].launched, "gradient %zu arrived after its bucket's all-reduce started", i);
     const Entry& e = entries_[i];
     if (e.buffer.defined()) {
         sums_[i].add_(e.buffer);  // float32 terms, float64 sum: exact (the Note)
@@ -69,7 +71,7 @@ void GradReducer::fold(size_t i) {
         sums_[i].add_(e.leaf.grad());
         e.leaf.mutable_grad() = at::Tensor();
     }
-    if (micro_left_ == 1) {  // this rank's last micro-batch: the sum is complete here
+    if (first && micro_left_ == 1) {  // this rank's last micro-batch: the sum is complete here
         ++buckets_[bucket_of_[i]].n_ready;
         launch_ready_prefix();
     }
@@ -96,7 +98,8 @@ void GradReducer::ready(size_t i, size_t j) {
 void GradReducer::micro_batch_end() {
     if (!needed_) return;
     LOTA_ASSERT(micro_left_ > 0, "micro_batch_end without a micro-batch");
-    for (size_t i = 0; i < entries_.size(); ++i) fold(i);
+    for (size_t i = 0; i < entries_.size(); ++i)
+        if (!folded_[i]) fold(i);
     std::fill(folded_.begin(), folded_.end(), false);
     --micro_left_;
 }

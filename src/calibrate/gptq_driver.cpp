@@ -64,9 +64,11 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     // Rank 0 writes the checkpoint; it checks the output directory before the long work.
     std::optional<StagedDir> out;
     if (group.root()) out.emplace(out_dir);
-    group.check_same("the model directory (names, sizes and first and last bytes of its files)",
-                     dist::dir_digest(model_dir));
-    if (gptq) group.check_same("the calibration text (" + opts.calib_path + ")", dist::file_digest(opts.calib_path));
+    if (!group.single_process()) {
+        group.check_same("the model directory (names, sizes and first and last bytes of its files)",
+                         dist::dir_digest(model_dir));
+        if (gptq) group.check_same("the calibration text (" + opts.calib_path + ")", dist::dir_digest(opts.calib_path));
+    }
     auto m = model::Transformer::load(model_dir, {opts.device, "f32"});
     const int64_t n_layers = m->config().num_hidden_layers;
     LOTA_CHECK(n_layers > 0, "%s: model has no layers", model_dir.c_str());

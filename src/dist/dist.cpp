@@ -479,6 +479,8 @@ std::string digest(const std::string& bytes) {
 }
 
 std::string file_digest(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return "missing";
     std::ifstream in(path, std::ios::binary);
     if (!in) return "missing";
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -119,7 +119,7 @@ class Group {
 
 /// Hex digest (FNV-1a 64) of bytes: for check_same.
 std::string digest(const std::string& bytes);
-/// Digest of a file's bytes; a missing file digests as "missing".
+/// Digest of a file's bytes; a missing file (or not a regular file) digests as "missing".
 std::string file_digest(const std::string& path);
 /// Digest of a directory (a model): every regular file's name and size and its first MiB and last
 /// 64 KiB (config, safetensors headers and tails), not the whole of a multi-GB file.

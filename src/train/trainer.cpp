@@ -198,9 +198,11 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
         LOTA_LOG_WARN("%lld micro-batches a step on %d ranks: some ranks run one more than others (choose "
                       "--micro-batch-size so that the ranks divide --batch-size / micro-batch size)",
                       (long long)n_micro, group.size());
-    group.check_same("the model directory (names, sizes and first and last bytes of its files)",
-                     dist::dir_digest(o.model));
-    group.check_same("the training data (" + o.data.path + ")", dist::file_digest(o.data.path));
+    if (!group.single_process()) {
+        group.check_same("the model directory (names, sizes and first and last bytes of its files)",
+                         dist::dir_digest(o.model));
+        group.check_same("the training data (" + o.data.path + ")", dist::dir_digest(o.data.path));
+    }
     auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
     const model::PromptText text(o.model);
     const std::vector<data::Example> data = data::data_load(o.data, text);

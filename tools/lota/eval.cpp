@@ -81,9 +81,11 @@ int run_eval(EvalOptions& o) {
         LOTA_CHECK(group.single_process() || o.task == "ppl" || o.task == "loss",
                    "eval: --task %s runs in one process; data-parallel evaluation (torchrun) covers ppl and loss",
                    o.task.c_str());
-        group.check_same("the model directory", lota::dist::dir_digest(o.model));
-        group.check_same("the adapter directory", o.adapter.empty() ? "" : lota::dist::dir_digest(o.adapter));
-        group.check_same("the data (" + o.data + ")", lota::dist::file_digest(o.data));
+        if (!group.single_process()) {
+            group.check_same("the model directory", lota::dist::dir_digest(o.model));
+            group.check_same("the adapter directory", o.adapter.empty() ? "" : lota::dist::dir_digest(o.adapter));
+            group.check_same("the data (" + o.data + ")", lota::dist::dir_digest(o.data));
+        }
         auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
         std::unique_ptr<lota::model::Transformer> reference;
         if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);

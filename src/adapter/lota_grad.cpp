@@ -28,6 +28,7 @@ void save_state(AutogradContext* ctx, const LotaTrainState& s) {
     ctx->saved_data["group_rows"] = s.groups.rows;
     if (s.groups.perm.defined()) ctx->saved_data["group_perm"] = s.groups.perm;
     ctx->saved_data["omega"] = s.omega;
+    if (s.ready) ctx->saved_data["ready"] = c10::IValue::make_capsule(s.ready);
 }
 
 LotaTrainState load_state(AutogradContext* ctx) {
@@ -43,6 +44,8 @@ LotaTrainState load_state(AutogradContext* ctx) {
     s.groups.rows = ctx->saved_data["group_rows"].toInt();
     if (ctx->saved_data.count("group_perm")) s.groups.perm = ctx->saved_data["group_perm"].toTensor();
     s.omega = ctx->saved_data["omega"].toDouble();
+    if (ctx->saved_data.count("ready"))
+        s.ready = c10::static_intrusive_pointer_cast<GradReadyHook>(ctx->saved_data["ready"].toCapsule());
     return s;
 }
 
@@ -132,6 +135,7 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
         quant::lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
     state.grad_a.add_(g.a_t);
     state.grad_b.add_(g.b_t);
+    if (state.ready) state.ready->fn();
 }
 
 at::Tensor lota_grad_tap(const at::Tensor& y, const at::Tensor& x, const LotaTrainState& state) {

@@ -19,12 +19,21 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include "quant/lota.h"
 
 namespace lota::adapter {
+
+/// Called by the backward right after it added one micro-batch's gradient into grad_a and grad_b
+/// (the trainer's gradient reduction starts its all-reduce from here: train/grad_reduce.h). Held by
+/// the autograd context as an IValue capsule, hence the CustomClassHolder.
+struct GradReadyHook : torch::CustomClassHolder {
+    std::function<void()> fn;
+};
 
 /// One LoTA layer's adapter during training. Tensors are handles shared with the owning layer
 /// (in-place updates by the optimizer are seen here). Copying the struct copies handles only.
@@ -41,6 +50,7 @@ struct LotaTrainState {
     /// Float32 scalar with requires_grad: an input of the autograd ops so that autograd calls their
     /// backward even when x needs no gradient (e.g. the first layer over frozen embeddings).
     at::Tensor anchor;
+    c10::intrusive_ptr<GradReadyHook> ready;  ///< may be null
 };
 
 /// Builds a state with zeroed float32 grad buffers on a_t's device and a fresh anchor; validates

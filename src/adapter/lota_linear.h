@@ -44,6 +44,8 @@ class LotaLinear : public model::Linear {
     double omega() const { return state_.omega; }
     int64_t n_groups() const { return layer_.n_groups(); }  ///< G
     void zero_grad() { adapter::lota_train_state_zero_grad(state_); }
+    /// Called by every backward of this layer once it has added to grad_a()/grad_b() (null: none).
+    void set_grad_ready_hook(c10::intrusive_ptr<adapter::GradReadyHook> hook) { state_.ready = std::move(hook); }
     /// The merged layer for the current adapter (pre-merging first if the adapter changed): what
     /// `lota merge` writes, and what this layer's forward runs.
     const model::QuantLinear& merged();

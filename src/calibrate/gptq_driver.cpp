@@ -9,12 +9,14 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
 #include "calibrate/calib_data.h"
+#include "dist/dist.h"
 #include "io/gptq_checkpoint.h"
 #include "kernels/device_memory.h"
 #include "io/mapped_file.h"
@@ -29,6 +31,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/progress.h"
+#include "util/strfmt.h"
 
 namespace lota::calibrate {
 namespace fs = std::filesystem;
@@ -47,7 +50,9 @@ const model::DenseLinear& dense_of(const model::LinearPtr& l, const std::string&
 }  // namespace
 
 QuantizeModelReport quantize_model(const std::string& model_dir, const std::string& out_dir,
-                                   const QuantizeModelOptions& opts) {
+                                   const QuantizeModelOptions& opts, dist::Group* group_in) {
+    const std::unique_ptr<dist::Group> own = group_in == nullptr ? dist::Group::single() : nullptr;
+    dist::Group& group = group_in != nullptr ? *group_in : *own;
     const auto t0 = Clock::now();
     const torch::NoGradGuard no_grad;
     const bool gptq = opts.method == "gptq";
@@ -56,7 +61,14 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     LOTA_CHECK(!gptq || !opts.calib_path.empty(), "quantize: GPTQ needs calibration text (--calib FILE)");
     LOTA_CHECK(!io::gptq_checkpoint_detect(model_dir), "%s: already a GPTQ checkpoint; quantize the 16-bit model",
                model_dir.c_str());
-    StagedDir out(out_dir);  // checks the output directory before the long work
+    // Rank 0 writes the checkpoint; it checks the output directory before the long work.
+    std::optional<StagedDir> out;
+    if (group.root()) out.emplace(out_dir);
+    if (!group.single_process()) {
+        group.check_same("the model directory (names, sizes and first and last bytes of its files)",
+                         dist::dir_digest(model_dir));
+        if (gptq) group.check_same("the calibration text (" + opts.calib_path + ")", dist::dir_digest(opts.calib_path));
+    }
     auto m = model::Transformer::load(model_dir, {opts.device, "f32"});
     const int64_t n_layers = m->config().num_hidden_layers;
     LOTA_CHECK(n_layers > 0, "%s: model has no layers", model_dir.c_str());
@@ -84,7 +96,10 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         const at::Tensor ids = calib_windows(opts.calib_path, tok, opts.calib_samples, opts.calib_seqlen, opts.seed)
                                    .to(m->device());
         ctx = m->prepare(ids.narrow(0, 0, 1), {}, nullptr);
-        for (int64_t s = 0; s < ids.size(0); ++s) hs.push_back(m->embed(ids.narrow(0, s, 1)));
+        // Data parallel: each rank runs its share of the windows; the Hessians are summed over the
+        // ranks (exactly, in float64: quant/gptq.h) and every rank solves the same GPTQ problems.
+        const auto [first, last] = dist::shard(ids.size(0), group.rank(), group.size());
+        for (int64_t s = first; s < last; ++s) hs.push_back(m->embed(ids.narrow(0, s, 1)));
     }
 
     std::map<std::string, quant::QuantizedWeight> done;
@@ -124,6 +139,15 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         auto hessian_of = [&](const std::vector<model::Slot>& group) {
             return quant::Gptq(block.linear(group[0])->in_features(), m->device());
         };
+        // The sum of every rank's Hessian (and rows) before a group is solved.
+        auto all_ranks = [&](quant::Gptq& h, const char* stage) {
+            if (group.single_process()) return;
+            const std::string what = strfmt("the layer %lld %s Hessian all-reduce", (long long)l, stage);
+            const at::Tensor rows = at::full({1}, (double)h.n_rows(), h.gram_sum().options());
+            group.all_reduce_sum(h.gram_sum(), what);
+            group.all_reduce_sum(rows, what);
+            h.set_rows((int64_t)rows.item<double>());
+        };
         if (!gptq) {
             for (const auto& group : groups) quantize_group(group, nullptr);
         } else {
@@ -131,60 +155,67 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
             // already quantized; after the attention stage hs holds the block's midpoint.
             quant::Gptq h_qkv = hessian_of(groups[0]);
             for (const auto& h : hs) h_qkv.add_batch(m->attn_in(l, h));
+            all_ranks(h_qkv, "q/k/v");
             quantize_group(groups[0], &h_qkv);
             quant::Gptq h_o = hessian_of(groups[1]);
             for (const auto& h : hs) h_o.add_batch(m->attn_core(l, m->attn_in(l, h), ctx));
+            all_ranks(h_o, "o");
             quantize_group(groups[1], &h_o);
             quant::Gptq h_gate_up = hessian_of(groups[2]);
             for (auto& h : hs) {
                 h = m->attn_out(l, h, m->attn_core(l, m->attn_in(l, h), ctx));
                 h_gate_up.add_batch(m->mlp_in(l, h));
             }
+            all_ranks(h_gate_up, "gate/up");
             quantize_group(groups[2], &h_gate_up);
             quant::Gptq h_down = hessian_of(groups[3]);
             for (const auto& h : hs) h_down.add_batch(m->mlp_hidden(l, m->mlp_in(l, h)));
+            all_ranks(h_down, "down");
             quantize_group(groups[3], &h_down);
             for (auto& h : hs) h = m->mlp_out(l, h, m->mlp_hidden(l, m->mlp_in(l, h)));
         }
         const double elapsed = seconds_since(t0);
         const double eta = elapsed / double(l + 1) * double(n_layers - l - 1);
-        LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs (GPTQ solves %.1fs) | "
+        if (group.root())
+            LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs (GPTQ solves %.1fs) | "
                       "elapsed %s | ETA %s",
                       opts.method.c_str(), (long long)(l + 1), (long long)n_layers, opts.quant.bits,
                       opts.quant.group_size, gptq ? layer_rel / double(model::PROJECTION_SLOTS.size()) : 0.0,
                       seconds_since(tl), solve_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
     }
 
-    // Checkpoint: quantized linears + every other tensor as stored in the source.
-    io::GptqCheckpoint ck;
-    ck.config = nlohmann::json::parse(io::file_read_text((fs::path(model_dir) / "config.json").string()));
-    ck.quant.bits = opts.quant.bits;
-    ck.quant.group_size = opts.quant.group_size;
-    ck.quant.sym = opts.quant.sym;
-    ck.quant.desc_act = opts.quant.act_order;
-    ck.quant.extra = {{"damp_percent", opts.quant.damp}, {"static_groups", false}, {"true_sequential", true},
-                      {"lm_head", false}, {"meta", {{"quantizer", {"lota"}}, {"method", opts.method}}}};
-    const io::ModelFiles files(model_dir);
-    std::set<std::string> consumed;
-    for (auto& [name, qw] : done) {
-        io::GptqLinearTensors t = quant::gptq_tensors_from_quantized_weight(qw);
-        if (files.has(name + ".bias")) t.bias = files.load(name + ".bias");
-        ck.linears[name] = t;
-        consumed.insert(name + ".weight");
-        consumed.insert(name + ".bias");
+    // Checkpoint: quantized linears + every other tensor as stored in the source (rank 0).
+    if (group.root()) {
+        io::GptqCheckpoint ck;
+        ck.config = nlohmann::json::parse(io::file_read_text((fs::path(model_dir) / "config.json").string()));
+        ck.quant.bits = opts.quant.bits;
+        ck.quant.group_size = opts.quant.group_size;
+        ck.quant.sym = opts.quant.sym;
+        ck.quant.desc_act = opts.quant.act_order;
+        ck.quant.extra = {{"damp_percent", opts.quant.damp}, {"static_groups", false}, {"true_sequential", true},
+                          {"lm_head", false}, {"meta", {{"quantizer", {"lota"}}, {"method", opts.method}}}};
+        const io::ModelFiles files(model_dir);
+        std::set<std::string> consumed;
+        for (auto& [name, qw] : done) {
+            io::GptqLinearTensors t = quant::gptq_tensors_from_quantized_weight(qw);
+            if (files.has(name + ".bias")) t.bias = files.load(name + ".bias");
+            ck.linears[name] = t;
+            consumed.insert(name + ".weight");
+            consumed.insert(name + ".bias");
+        }
+        for (const auto& name : files.names())
+            if (!consumed.count(name)) ck.tensors[name] = files.load(name);
+        io::gptq_checkpoint_write(out->path(), ck);
+        io::model_text_files_copy(model_dir, out->path());
+        out->commit();
     }
-    for (const auto& name : files.names())
-        if (!consumed.count(name)) ck.tensors[name] = files.load(name);
-    io::gptq_checkpoint_write(out.path(), ck);
-    io::model_text_files_copy(model_dir, out.path());
-    out.commit();
-
     QuantizeModelReport rep;
     rep.n_linears = static_cast<int64_t>(done.size());
     rep.mean_rel_error = gptq && rep.n_linears ? rel_sum / double(rep.n_linears) : 0.0;
     rep.seconds = seconds_since(t0);
     rep.peak_memory_mib = kernels::device_peak_memory_mib(m->device());
-    LOTA_LOG_INFO("quantize: wrote %s (%lld linears, %d bits, group %d, %.1fs, peak %s memory %.0f MiB)",
+    if (group.root())
+        LOTA_LOG_INFO("quantize: wrote %s (%lld linears, %d bits, group %d, %.1fs, peak %s memory %.0f MiB)",
                   out_dir.c_str(), (long long)rep.n_linears, opts.quant.bits, opts.quant.group_size, rep.seconds,
                   m->device().is_cuda() ? "GPU" : "resident", rep.peak_memory_mib);
     return rep;

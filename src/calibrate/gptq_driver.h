@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dist/dist.h"
 #include "quant/rtn.h"
 
 namespace lota::calibrate {
@@ -31,8 +32,11 @@ struct QuantizeModelReport {
 };
 
 /// Reads `model_dir`, quantizes every block projection and writes the checkpoint to `out_dir`
-/// (atomically). Throws lota::Error for bad options, files or calibration data.
+/// (atomically). Throws lota::Error for bad options, files or calibration data. With `group` of
+/// several ranks (dist/dist.h) the calibration windows are split across the ranks, each group's
+/// Hessian is summed over them (exactly: quant/gptq.h) and every rank solves the same GPTQ problems,
+/// so the codes equal one process's; rank 0 writes the checkpoint.
 QuantizeModelReport quantize_model(const std::string& model_dir, const std::string& out_dir,
-                                   const QuantizeModelOptions& opts);
+                                   const QuantizeModelOptions& opts, dist::Group* group = nullptr);
 
 }  // namespace lota::calibrate

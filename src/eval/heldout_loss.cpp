@@ -3,10 +3,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include "dist/dist.h"
 #include "eval/kl.h"
 #include "model/prompt.h"
 #include "model/transformer.h"
@@ -17,7 +19,9 @@
 namespace lota::eval {
 
 HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string& model_dir,
-                                    const HeldoutLossOptions& o, model::Transformer* reference) {
+                                    const HeldoutLossOptions& o, model::Transformer* reference, dist::Group* group_in) {
+    const std::unique_ptr<dist::Group> own = group_in == nullptr ? dist::Group::single() : nullptr;
+    dist::Group& group = group_in != nullptr ? *group_in : *own;
     const auto t0 = std::chrono::steady_clock::now();
     const torch::NoGradGuard no_grad;
     LOTA_CHECK(o.batch_size >= 1, "loss: batch size must be >= 1, got %lld", (long long)o.batch_size);
@@ -26,9 +30,17 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
     std::vector<data::Example> data = data::data_load(o.data, text);
     if (o.limit > 0 && (int64_t)data.size() > o.limit) data.resize((size_t)o.limit);
     HeldoutLossResult r;
+    // Data parallel: each rank scores a contiguous share of the batches (cut as one process cuts
+    // them); the per-batch sums are gathered and added in batch order, as one process adds them.
+    const int64_t n_batches = ((int64_t)data.size() + o.batch_size - 1) / o.batch_size;
+    const auto [first, last] = dist::shard(n_batches, group.rank(), group.size());
+    std::vector<double> per_batch;  // nll, kl, tokens, examples of each batch
     double nll_sum = 0, kl_sum = 0;
-    Progress progress("loss", (int64_t)data.size());
-    for (size_t b = 0; b < data.size(); b += (size_t)o.batch_size) {
+    std::optional<Progress> progress;
+    if (group.root()) progress.emplace("loss", std::min<int64_t>((int64_t)data.size(), last * o.batch_size) -
+                                                   std::min<int64_t>((int64_t)data.size(), first * o.batch_size));
+    for (int64_t bi = first; bi < last; ++bi) {
+        const size_t b = (size_t)(bi * o.batch_size);
         std::vector<const data::Example*> ex;
         for (size_t i = b; i < std::min(data.size(), b + (size_t)o.batch_size); ++i) ex.push_back(&data[i]);
         const data::Batch batch = data::batch_collate(ex);
@@ -39,17 +51,31 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
         const at::Tensor labels = batch.labels.narrow(1, 1, T - 1).to(logp.device());
         const at::Tensor scored = labels != -100;
         const at::Tensor nll = -logp.gather(2, labels.clamp_min(0).unsqueeze(2)).squeeze(2);
-        nll_sum += nll.masked_select(scored).sum().item<double>();
-        r.tokens += scored.sum().item<int64_t>();
+        const double batch_nll = nll.masked_select(scored).sum().item<double>();
+        const int64_t batch_tokens = scored.sum().item<int64_t>();
+        double batch_kl = 0;
         if (reference != nullptr) {
             const at::Tensor ref_logp = reference_logp(*reference, ids, mask, logp.device()).narrow(1, 0, T - 1);
             const at::Tensor kl = kl_per_position(ref_logp, logp);
-            kl_sum += kl.masked_select(scored).sum().item<double>();
+            batch_kl = kl.masked_select(scored).sum().item<double>();
         }
+        per_batch.insert(per_batch.end(), {batch_nll, batch_kl, (double)batch_tokens, (double)ex.size()});
+        nll_sum += batch_nll;
+        kl_sum += batch_kl;
+        r.tokens += batch_tokens;
         r.examples += (int64_t)ex.size();
         std::string status = strfmt("loss %.4f", nll_sum / double(std::max<int64_t>(1, r.tokens)));
         if (reference != nullptr) status += strfmt(" | KL %.5f", kl_sum / double(std::max<int64_t>(1, r.tokens)));
-        progress.update(r.examples, status);
+        if (progress) progress->update(r.examples, status);
+    }
+    per_batch = group.all_gather_doubles(per_batch, "gathering the batch losses");
+    nll_sum = kl_sum = 0;
+    r.tokens = r.examples = 0;
+    for (size_t i = 0; i < per_batch.size(); i += 4) {
+        nll_sum += per_batch[i];
+        kl_sum += per_batch[i + 1];
+        r.tokens += (int64_t)per_batch[i + 2];
+        r.examples += (int64_t)per_batch[i + 3];
     }
     LOTA_CHECK(r.tokens > 0, "%s: no answer tokens to score", o.data.path.c_str());
     r.mean_nll = nll_sum / double(r.tokens);

@@ -12,6 +12,9 @@
 namespace lota::model {
 class Transformer;
 }
+namespace lota::dist {
+class Group;
+}
 
 namespace lota::eval {
 
@@ -29,7 +32,10 @@ struct HeldoutLossResult {
     double seconds = 0;
 };
 
+/// With `group` of several ranks (dist/dist.h) the batches are split across the ranks and the
+/// result, on every rank, is one process's to the bit.
 HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string& model_dir,
-                                    const HeldoutLossOptions& options, model::Transformer* reference = nullptr);
+                                    const HeldoutLossOptions& options, model::Transformer* reference = nullptr,
+                                    dist::Group* group = nullptr);
 
 }  // namespace lota::eval

@@ -9,6 +9,9 @@
 namespace lota::model {
 class Transformer;
 }
+namespace lota::dist {
+class Group;
+}
 namespace lota::text {
 class Tokenizer;
 }
@@ -36,7 +39,9 @@ struct PerplexityResult {
 /// (with a warning); fewer than 2 tokens throws lota::Error naming the file. With `reference`
 /// (e.g. the 16-bit model a quantized one came from, same vocabulary) the same windows also run
 /// through it and the result carries the mean KL divergence from it.
+/// With `group` of several ranks (dist/dist.h) the windows are split across the ranks and the
+/// result, on every rank, is one process's to the bit.
 PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenizer& tok, const PerplexityOptions& opts,
-                                 model::Transformer* reference = nullptr);
+                                 model::Transformer* reference = nullptr, dist::Group* group = nullptr);
 
 }  // namespace lota::eval

@@ -46,26 +46,28 @@ at::Tensor inverse_cholesky_upper(at::Tensor H, double damp) {
 }  // namespace
 
 Gptq::Gptq(int64_t in_features, const at::Device& device)
-    : H_(at::zeros({in_features, in_features}, at::TensorOptions().dtype(at::kFloat).device(device))) {}
+    : S_(at::zeros({in_features, in_features}, at::TensorOptions().dtype(at::kDouble).device(device))) {}
 
 void Gptq::add_batch(const at::Tensor& X_in) {
     const at::NoGradGuard no_grad;
-    const int64_t K = H_.size(0);
+    const int64_t K = S_.size(0);
     LOTA_CHECK(X_in.dim() >= 1 && X_in.size(-1) == K, "GPTQ add_batch: expected X [..., %lld], got %s",
                (long long)K, shape_str(X_in.sizes().vec()).c_str());
-    const at::Tensor X = X_in.reshape({-1, K}).to(H_.device(), at::kFloat);
+    const at::Tensor X = X_in.reshape({-1, K}).to(S_.device(), at::kFloat);
     const int64_t m = X.size(0);
     if (m == 0) return;
     const Tf32OffGuard tf32_off;
-    // Running mean: H = 2/(n+m) · Σ x xᵀ over all n + m rows seen.
-    H_.mul_(double(n_) / double(n_ + m));
+    S_.add_(at::mm(X.t(), X));  // float32 product, float64 sum
     n_ += m;
-    H_.addmm_(X.t(), X, 1.0, 2.0 / double(n_));
+}
+
+at::Tensor Gptq::hessian() const {
+    return n_ > 0 ? (S_ * (2.0 / double(n_))).to(at::kFloat) : at::zeros(S_.sizes(), S_.options().dtype(at::kFloat));
 }
 
 GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) const {
     // W is (N, K): out × in; H, Hinv are (K, K); Q holds codes (N, K) in processing order.
-    const int64_t K = H_.size(0);
+    const int64_t K = S_.size(0);
     LOTA_CHECK(W_in.dim() == 2 && W_in.size(1) == K, "GPTQ: expected W [N, %lld], got %s", (long long)K,
                shape_str(W_in.sizes().vec()).c_str());
     LOTA_CHECK(n_ > 0, "GPTQ: no calibration inputs were added (add_batch) before quantize");
@@ -75,8 +77,8 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     const int64_t N = W_in.size(0);
     const int maxq = (1 << opts.bits) - 1;
     const int64_t g = opts.group_size == -1 ? K : opts.group_size;
-    at::Tensor W = W_in.to(H_.device(), at::kFloat).clone();
-    at::Tensor H = H_.clone();
+    at::Tensor W = W_in.to(S_.device(), at::kFloat).clone();
+    at::Tensor H = hessian();
 
     const at::Tensor dead = H.diagonal() == 0;
     GptqResult result;

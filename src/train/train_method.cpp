@@ -45,9 +45,27 @@ class LotaTrainMethod : public TrainMethod {
         return std::make_unique<TSignSgdOptimizer>(std::move(params), o.tsign);
     }
 
-    std::optional<at::Generator> step_begin(const std::vector<AdaptedLayer>&, const at::Device&, uint64_t,
-                                            int64_t) const override {
+    std::optional<at::Generator> micro_batch_begin(const std::vector<AdaptedLayer>&, const at::Device&, uint64_t,
+                                                   int64_t, int64_t) const override {
         return std::nullopt;  // nothing random within a step
+    }
+
+    std::vector<GradReducer::Entry> grad_entries(const std::vector<AdaptedLayer>& layers) const override {
+        std::vector<GradReducer::Entry> e;
+        for (auto l = layers.rbegin(); l != layers.rend(); ++l) {
+            e.push_back({l->lota->grad_a(), {}});
+            e.push_back({l->lota->grad_b(), {}});
+        }
+        return e;
+    }
+
+    void grad_hooks(const std::vector<AdaptedLayer>& layers, GradReducer& reducer) const override {
+        for (size_t k = 0; k < layers.size(); ++k) {
+            const size_t i = 2 * (layers.size() - 1 - k);  // grad_entries' numbering
+            auto hook = c10::make_intrusive<adapter::GradReadyHook>();
+            hook->fn = [&reducer, i] { reducer.ready(i, i + 1); };
+            layers[k].lota->set_grad_ready_hook(reducer.needed() ? hook : nullptr);
+        }
     }
 
     // Markers of both signs and the mean |F| over every layer's merged weights, kept by each layer
@@ -89,14 +107,27 @@ class LoraTrainMethod : public TrainMethod {
         return std::make_unique<AdamWOptimizer>(std::move(params), o.adamw);
     }
 
-    std::optional<at::Generator> step_begin(const std::vector<AdaptedLayer>& layers, const at::Device& device,
-                                            uint64_t seed, int64_t step) const override {
+    std::optional<at::Generator> micro_batch_begin(const std::vector<AdaptedLayer>& layers, const at::Device& device,
+                                                   uint64_t seed, int64_t step, int64_t micro) const override {
         // On the model's device, so masks are drawn where the activations are (a CPU-drawn mask
-        // copied to the GPU made an 8B step ~60x slower).
-        const at::Generator gen = adapter::lora_dropout_generator(device, seed * 7919ULL + (uint64_t)step);
+        // copied to the GPU made an 8B step ~60x slower). One generator per micro-batch, so the
+        // masks do not depend on which rank runs the micro-batch or on the ones before it.
+        const uint64_t s = (seed * 7919ULL + (uint64_t)step) * 1000003ULL + (uint64_t)micro;
+        const at::Generator gen = adapter::lora_dropout_generator(device, s);
         for (const AdaptedLayer& l : layers) l.lora->set_generator(gen);
         return gen;
     }
+
+    std::vector<GradReducer::Entry> grad_entries(const std::vector<AdaptedLayer>& layers) const override {
+        std::vector<GradReducer::Entry> e;
+        for (auto l = layers.rbegin(); l != layers.rend(); ++l) {
+            e.push_back({{}, l->lora->lora_a()});
+            e.push_back({{}, l->lora->lora_b()});
+        }
+        return e;
+    }
+
+    void grad_hooks(const std::vector<AdaptedLayer>&, GradReducer&) const override {}  // autograd's .grad
 
     StepStats step_stats(const std::vector<AdaptedLayer>&) const override { return {}; }
 };

@@ -1,7 +1,7 @@
 // What differs between LoTA-QAF and LoRA training, chosen once from the adapter method: the
-// method's adapter_config.json fields, the step-0 adapter, the optimizer, and two per-step hooks
-// (LoRA's dropout generator before the forward; LoTA-QAF's marker statistics of the adapter the
-// forward used). The training loop (trainer.cpp) calls these and never branches on the method.
+// method's adapter_config.json fields, the step-0 adapter, the optimizer, the per-micro-batch and
+// per-step hooks (LoRA's dropout generator before each forward; LoTA-QAF's marker statistics of the
+// adapter the forward used) and where the gradients are for their reduction (train/grad_reduce.h). The training loop (trainer.cpp) calls these and never branches on the method.
 #pragma once
 
 #include <memory>
@@ -12,6 +12,7 @@
 
 #include "adapter/attach.h"
 #include "io/adapter.h"
+#include "train/grad_reduce.h"
 #include "train/optimizer.h"
 #include "train/step_stats.h"
 #include "train/trainer.h"
@@ -29,10 +30,17 @@ class TrainMethod {
     /// The optimizer over the adapted layers' parameters.
     virtual std::unique_ptr<Optimizer> optimizer_make(const std::vector<adapter::AdaptedLayer>& layers,
                                                       const TrainOptions& options) const = 0;
-    /// Before the forward of optimizer step `step`: the generator the layers' dropout draws from
-    /// (derived from (seed, step), set on the layers), or nullopt when the method draws nothing.
-    virtual std::optional<at::Generator> step_begin(const std::vector<adapter::AdaptedLayer>& layers,
-                                                    const at::Device& device, uint64_t seed, int64_t step) const = 0;
+    /// Before the forward of micro-batch `micro` (its index in the step's global batch, whichever rank
+    /// runs it) of optimizer step `step`: the generator the layers' dropout draws from (derived from
+    /// (seed, step, micro), set on the layers), or nullopt when the method draws nothing.
+    virtual std::optional<at::Generator> micro_batch_begin(const std::vector<adapter::AdaptedLayer>& layers,
+                                                           const at::Device& device, uint64_t seed, int64_t step,
+                                                           int64_t micro) const = 0;
+    /// The adapter gradients, in the order the backward finishes them (the last layer's first).
+    virtual std::vector<GradReducer::Entry> grad_entries(const std::vector<adapter::AdaptedLayer>& layers) const = 0;
+    /// Makes the layers' backward report each finished gradient to `reducer` (entries as numbered by
+    /// grad_entries); a method whose gradients autograd accumulates installs nothing.
+    virtual void grad_hooks(const std::vector<adapter::AdaptedLayer>& layers, GradReducer& reducer) const = 0;
     /// Statistics of the adapter the step's forward used; called before the optimizer step. No host sync.
     virtual StepStats step_stats(const std::vector<adapter::AdaptedLayer>& layers) const = 0;
 };

@@ -10,6 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "adapter/attach.h"
+#include "dist/dist.h"
 #include "kernels/device_memory.h"
 #include "model/arch.h"
 #include "model/device.h"
@@ -17,6 +18,7 @@
 #include "model/transformer.h"
 #include "train/block_checkpoint.h"
 #include "train/checkpoint.h"
+#include "train/grad_reduce.h"
 #include "train/lm_loss.h"
 #include "train/optimizer.h"
 #include "train/train_log.h"
@@ -67,11 +69,14 @@ struct StepLoss {
     int64_t label_tokens = 0, tokens = 0;
 };
 
-/// Forward + backward of one optimizer step's examples in micro-batches; gradients accumulate.
-/// No host sync: the loss stays on the device (a non-finite loss is caught after the step).
+/// Forward + backward of this rank's share of one optimizer step's examples, in micro-batches cut
+/// from the global batch (the same cut for any number of ranks); gradients go to `reducer`. The
+/// loss is normalised by the target tokens of the whole global batch. No host sync: the loss stays
+/// on the device (a non-finite loss is caught after the step).
 StepLoss step_forward_backward(model::Transformer& model, const std::vector<data::Example>& data,
                                const std::vector<int64_t>& idx, int64_t micro, const TrainOptions& o,
-                               const std::optional<at::Generator>& gen) {
+                               const TrainMethod& method, const std::vector<AdaptedLayer>& layers, int64_t step,
+                               dist::Group& group, GradReducer& reducer) {
     std::vector<data::Batch> batches;
     StepLoss r;
     for (size_t i = 0; i < idx.size(); i += (size_t)micro) {
@@ -84,7 +89,11 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
     LOTA_CHECK(r.label_tokens > 0, "a training step has no target tokens (all targets truncated away?)");
     const at::Device dev = model.device();
     r.loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev));
-    for (const data::Batch& b : batches) {
+    const auto [first, last] = dist::shard((int64_t)batches.size(), group.rank(), group.size());
+    reducer.step_begin(last - first);
+    for (int64_t m = first; m < last; ++m) {
+        const data::Batch& b = batches[m];
+        const std::optional<at::Generator> gen = method.micro_batch_begin(layers, dev, o.seed, step, m);
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
         const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
@@ -97,7 +106,11 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), target, o.loss_chunk_rows);
         r.loss_sum.add_(loss.detach().to(at::kDouble));
         (loss / (double)r.label_tokens).backward();
+        reducer.micro_batch_end();
     }
+    reducer.step_end();
+    // Float64 sum of float32 micro-batch losses: exact for losses of similar size, like the gradients.
+    group.all_reduce_sum(r.loss_sum, "the loss all-reduce");
     return r;
 }
 
@@ -147,32 +160,65 @@ void optimizer_restore(Optimizer& opt, const Checkpoint& ck) {
     opt.state_load({ck.optimizer, scalars}, ck.dir);
 }
 
+/// Everything that decides the numbers a run produces, for the ranks' agreement check.
+std::string settings_text(const TrainOptions& o, int64_t micro, int64_t total, const io::AdapterConfig& c) {
+    const TSignSgdOptions& t = o.tsign;
+    const AdamWOptions& a = o.adamw;
+    const nlohmann::json j = {
+        {"method", io::adapter_method_name(o.method)}, {"total", total}, {"batch", o.batch_size}, {"micro", micro},
+        {"r", c.r}, {"omega", c.omega}, {"alpha", c.lora_alpha}, {"targets", c.target_modules},
+        {"seed", o.seed}, {"format", o.data.format}, {"source_max_len", o.data.source_max_len},
+        {"target_max_len", o.data.target_max_len}, {"ckpt", o.gradient_checkpointing},
+        {"chunk", o.loss_chunk_rows}, {"resume", o.resume}, {"device", o.device}, {"dtype", o.dtype},
+        {"save_every", o.save_every}, {"stop_after", o.max_steps_this_run}, {"lora_dropout", o.lora_dropout},
+        {"tsign", {t.q_start, t.q_mid, t.q_end, t.phase1_frac, t.tau, (int)t.schedule, t.guard_norm, t.guard_quantile}},
+        {"adamw", {a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.warmup_ratio, a.schedule, a.max_grad_norm}}};
+    return j.dump();
+}
+
 }  // namespace
 
-TrainResult train_run(const TrainOptions& o) {
+TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
+    const std::unique_ptr<dist::Group> own = group_in == nullptr ? dist::Group::single() : nullptr;
+    dist::Group& group = group_in != nullptr ? *group_in : *own;
+    const bool root = group.root();  // rank 0 writes the log, the checkpoints and the adapter
     LOTA_CHECK(o.batch_size >= 1 && o.rank >= 1, "--batch-size and --rank must be >= 1, got %lld and %lld",
                (long long)o.batch_size, (long long)o.rank);
-    LOTA_CHECK(o.resume || dir_is_empty_or_missing(o.out),
+    LOTA_CHECK(!root || o.resume || dir_is_empty_or_missing(o.out),
                "%s: output directory exists and is not empty (use --resume to continue a run, or a new --out)",
                o.out.c_str());
     const std::unique_ptr<TrainMethod> method = train_method_make(o.method);
     const char* method_name = io::adapter_method_name(o.method);
     const std::string device = model::device_resolve(o.device);
+    // Several ranks split each step's micro-batches; without --micro-batch-size each rank gets one.
+    const int64_t micro_default = (o.batch_size + group.size() - 1) / group.size();
+    const int64_t micro = std::min(o.micro_batch_size > 0 ? o.micro_batch_size : micro_default, o.batch_size);
+    const int64_t n_micro = (o.batch_size + micro - 1) / micro;
+    if (root && !group.single_process() && n_micro % group.size() != 0)
+        LOTA_LOG_WARN("%lld micro-batches a step on %d ranks: some ranks run one more than others (choose "
+                      "--micro-batch-size so that the ranks divide --batch-size / micro-batch size)",
+                      (long long)n_micro, group.size());
+    if (!group.single_process()) {
+        group.check_same("the model directory (names, sizes and first and last bytes of its files)",
+                         dist::dir_digest(o.model));
+        group.check_same("the training data (" + o.data.path + ")", dist::dir_digest(o.data.path));
+    }
     auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
     const model::PromptText text(o.model);
     const std::vector<data::Example> data = data::data_load(o.data, text);
-    const int64_t micro = o.micro_batch_size > 0 ? std::min(o.micro_batch_size, o.batch_size) : o.batch_size;
     const double epochs = o.epochs > 0 ? o.epochs : 1.0;
     const int64_t total = o.steps > 0 ? o.steps
                                       : std::max<int64_t>(1, (int64_t)std::ceil(epochs * (double)data.size() /
                                                                                 (double)o.batch_size));
     const auto [bits, group_size] = adapter::model_quant_format(*model);
     const io::AdapterConfig config = adapter_config_make(o, *method, bits, group_size, total);
+    group.check_same("the training settings (flags)", dist::digest(settings_text(o, micro, total, config)));
 
-    std::filesystem::create_directories(o.out);
+    if (root) std::filesystem::create_directories(o.out);
     const std::string log_path = o.out + "/train_log.jsonl";
     data::DataOrder order((int64_t)data.size(), o.seed);
     int64_t start = 0;
+    // Every rank reads the checkpoint (--out must be on a filesystem they share); they must agree on it.
     const std::optional<Checkpoint> ck = o.resume ? checkpoint_load_latest(o.out) : std::nullopt;
     io::Adapter initial;
     if (ck) {
@@ -181,34 +227,42 @@ TrainResult train_run(const TrainOptions& o) {
         initial = ck->adapter;
         initial.config = config;
     } else {
-        if (o.resume) LOTA_LOG_WARN("%s: no checkpoint to resume from; starting at step 0", o.out.c_str());
+        if (o.resume && root) LOTA_LOG_WARN("%s: no checkpoint to resume from; starting at step 0", o.out.c_str());
         initial = adapter_initial(*model, *method, config, o.seed);
     }
+    group.check_same("the step to resume from (is --out on a filesystem every rank reads?)", std::to_string(start));
     const std::vector<AdaptedLayer> layers = adapter::adapter_apply(*model, initial, o.out);
     const std::unique_ptr<Optimizer> opt = method->optimizer_make(layers, o);
+    // Exact float64 gradient sums whenever a step's gradient has more than one term (grad_reduce.h).
+    GradReducer reducer(method->grad_entries(layers), group, n_micro > 1 || !group.single_process());
+    method->grad_hooks(layers, reducer);
     if (ck) {
         optimizer_restore(*opt, *ck);
-        train_log_truncate(log_path, start);
-        LOTA_LOG_INFO("resuming %s from step %lld of %lld", o.out.c_str(), (long long)start, (long long)total);
-    } else if (path_exists(log_path)) {
+        if (root) train_log_truncate(log_path, start);
+        if (root) LOTA_LOG_INFO("resuming %s from step %lld of %lld", o.out.c_str(), (long long)start, (long long)total);
+    } else if (root && path_exists(log_path)) {
         std::filesystem::remove(log_path);
     }
-    LOTA_LOG_INFO("training %s: %zu adapted modules, r=%lld, %zu examples, %lld steps of %lld (micro-batch %lld)",
-                  method_name, layers.size(), (long long)config.r, data.size(), (long long)total,
-                  (long long)o.batch_size, (long long)micro);
+    if (root)
+        LOTA_LOG_INFO("training %s: %zu adapted modules, r=%lld, %zu examples, %lld steps of %lld (micro-batch %lld%s)",
+                      method_name, layers.size(), (long long)config.r, data.size(), (long long)total,
+                      (long long)o.batch_size, (long long)micro,
+                      group.single_process() ? "" : strfmt("; %d ranks, %s", group.size(), group.backend()).c_str());
 
     TrainResult res;
-    Progress progress(std::string("train ") + method_name, total, 0.0, start);
+    std::optional<Progress> progress;
+    if (root) progress.emplace(std::string("train ") + method_name, total, 0.0, start);
     for (int64_t step = start + 1; step <= total; ++step) {
         const auto t0 = Clock::now();
-        const std::optional<at::Generator> gen = method->step_begin(layers, model->device(), o.seed, step);
-        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, gen);
+        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, *method, layers,
+                                                  step, group, reducer);
         StepStats stats = method->step_stats(layers);  // of the adapter this step's forward used
         stats.add_device("loss_sum", sl.loss_sum);
         stats.append(opt->step(step, total));
         opt->zero_grad();
         // Everything the log needs comes back in this one read (LoTA-QAF: the only host sync of the
-        // step). A non-finite loss is reported after the optimizer step, before any write.
+        // step). A non-finite loss is reported after the optimizer step, before any write; every rank
+        // sees the same (all-reduced) loss, so all stop together.
         nlohmann::json rec = stats.read(model->device());
         const double loss = rec.at("loss_sum").get<double>() / (double)sl.label_tokens;
         rec.erase("loss_sum");
@@ -220,21 +274,26 @@ TrainResult train_run(const TrainOptions& o) {
         rec.update({{"step", step}, {"target_tokens", sl.label_tokens}, {"loss", loss},
                     {"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},
                     {"peak_mem_mib", kernels::device_peak_memory_mib(model->device())}});
-        train_log_append(log_path, rec);
-        progress.update(step,
-                        strfmt("loss %.4f | %.0f tok/s | ", loss, (double)sl.tokens / dt) + opt->progress_text(rec));
+        if (!group.single_process()) rec["ranks"] = group.size();
+        if (root) {
+            train_log_append(log_path, rec);
+            progress->update(step, strfmt("loss %.4f | %.0f tok/s | ", loss, (double)sl.tokens / dt) +
+                                       opt->progress_text(rec));
+        }
         if (step == start + 1) res.first_loss = loss;
         res.last_loss = loss;
         ++res.steps_done;
         const bool stop_early = o.max_steps_this_run > 0 && res.steps_done >= o.max_steps_this_run && step < total;
-        if ((o.save_every > 0 && step % o.save_every == 0) || step == total || stop_early)
+        if (root && ((o.save_every > 0 && step % o.save_every == 0) || step == total || stop_early))
             checkpoint_save(o.out, step, checkpoint_make(layers, config, *opt, o, total, order.position()));
         if (stop_early) return res;
     }
-    // The final adapter in the compute dtype (LoRA; LoTA-QAF's is int8 whatever the dtype).
-    io::adapter_write(o.out, adapter::adapter_collect(layers, config, model->dtype()));
-    loss_curve_write(log_path, o.out + "/loss_curve.svg");
-    LOTA_LOG_INFO("wrote adapter to %s", o.out.c_str());
+    if (root) {
+        // The final adapter in the compute dtype (LoRA; LoTA-QAF's is int8 whatever the dtype).
+        io::adapter_write(o.out, adapter::adapter_collect(layers, config, model->dtype()));
+        loss_curve_write(log_path, o.out + "/loss_curve.svg");
+        LOTA_LOG_INFO("wrote adapter to %s", o.out.c_str());
+    }
     return res;
 }
 

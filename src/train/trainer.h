@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/examples.h"
+#include "dist/dist.h"
 #include "io/adapter.h"
 #include "train/adamw.h"
 #include "train/tsignsgd.h"
@@ -52,6 +53,11 @@ struct TrainResult {
 };
 
 /// Runs training; throws lota::Error on bad input, on a non-finite loss (the last checkpoint is kept).
-TrainResult train_run(const TrainOptions& options);
+/// With `group` (dist/dist.h) of several ranks the run is data parallel: every rank runs the same
+/// command; each step's micro-batches (cut from the global batch as one process cuts them) are
+/// split across the ranks, the gradient sums all-reduced exactly (train/grad_reduce.h), and every
+/// rank applies the same update, so the adapter equals one process's with the same flags and the
+/// same --micro-batch-size. Rank 0 alone writes OUT. The caller ends the group (finish) after this.
+TrainResult train_run(const TrainOptions& options, dist::Group* group = nullptr);
 
 }  // namespace lota::train

@@ -4,7 +4,9 @@ SmolLM2 download) or failing when a test needs CUDA and there is none (those tes
 for, `ctest -L gpu`). Every test file goes through these functions instead of calling subprocess itself."""
 import json
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,36 @@ def lota(*args, check=True, input=None, timeout=900, binary=None):
 def lota_popen(*args, **popen_kwargs):
     """Starts the lota CLI without waiting (for tests that interrupt it); returns the Popen."""
     return subprocess.Popen([LOTA_BIN, *map(str, args)], **popen_kwargs)
+
+
+def torchrun(nproc, *args, check=True, timeout=900, env=None):
+    """`torchrun --standalone --nproc-per-node NPROC --no-python lota ARGS` (PyTorch's launcher from the
+    Python that runs the tests, which is the one whose LibTorch lota links); returns the CompletedProcess.
+    One OpenMP thread per rank, as torchrun itself sets by default."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "--no-python", LOTA_BIN, *map(str, args)]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def lota_ranks(nproc, *args, env=None, rank_args=None, **popen_kwargs):
+    """Starts NPROC lota processes as the ranks of one run without a launcher: RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT set as torchrun sets them (rank 0 holds the store); rank r runs
+    rank_args[r] instead of ARGS when given. Returns the Popen objects, rank order (for tests that
+    stop a rank)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(nproc):
+        rank_env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                    "WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), **(env or {})}
+        mine = rank_args[rank] if rank_args and rank in rank_args else args
+        procs.append(subprocess.Popen([LOTA_BIN, *map(str, mine)], env=rank_env, **popen_kwargs))
+    return procs
 
 
 def build_program(name):

@@ -10,15 +10,16 @@ ALLOWED = {
     "util": {"util"},
     "text": {"util", "text"},
     "io": {"util", "text", "io"},
+    "dist": {"util", "dist"},
     "kernels": {"util", "io", "kernels"},
     "quant": {"util", "io", "kernels", "quant"},
     "model": {"util", "text", "io", "kernels", "quant", "model"},
     "data": {"util", "text", "io", "kernels", "quant", "model", "data"},
     "adapter": {"util", "text", "io", "kernels", "quant", "model", "adapter"},
-    "calibrate": {"util", "text", "io", "kernels", "quant", "model", "calibrate"},
+    "calibrate": {"util", "text", "io", "kernels", "quant", "model", "dist", "calibrate"},
     "merge": {"util", "text", "io", "kernels", "quant", "model", "adapter", "merge"},
-    "eval": {"util", "text", "io", "kernels", "quant", "model", "adapter", "data", "eval"},
-    "train": {"util", "text", "io", "kernels", "quant", "model", "adapter", "data", "train"},
+    "eval": {"util", "text", "io", "kernels", "quant", "model", "adapter", "data", "dist", "eval"},
+    "train": {"util", "text", "io", "kernels", "quant", "model", "adapter", "data", "dist", "train"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"', re.M)
 

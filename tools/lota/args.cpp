@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <c10/util/Exception.h>
+
 #include "adapter/attach.h"
 #include "data/examples.h"
 #include "io/adapter.h"
@@ -91,6 +93,21 @@ void result_print(bool json, const nlohmann::ordered_json& result, const std::st
 void runtime_resolve(std::string& device, std::string& dtype) {
     device = model::device_resolve(device);
     dtype = model::dtype_resolve(dtype, device);
+}
+
+int run_ranks(const std::string& device, const char* command, const std::function<int(dist::Group&)>& body) {
+    const std::unique_ptr<dist::Group> group = dist::Group::join(device, command);
+    try {
+        const int rc = body(*group);
+        group->finish();
+        return rc;
+    } catch (const c10::Error& e) {
+        group->abort(e.what_without_backtrace());
+        throw;
+    } catch (const std::exception& e) {
+        group->abort(e.what());
+        throw;
+    }
 }
 
 std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,

@@ -16,12 +16,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "dist/dist.h"
 #include "model/transformer.h"
 
 namespace lota::cli {
@@ -61,6 +63,12 @@ void result_print(bool json, const nlohmann::ordered_json& result, const std::st
 /// Resolves "auto" in --device and --dtype in place (model/device.h), so the library and the
 /// report see the device and dtype that actually run. Throws for --device cuda without CUDA.
 void runtime_resolve(std::string& device, std::string& dtype);
+
+/// Runs `body` as this process's rank of the run a launcher started (torchrun's variables; without
+/// them a group of one) on the resolved `device`: joins the group (dist::Group::join), calls `body`,
+/// then finishes the group. When `body` throws, leaves the error for the other ranks (Group::abort),
+/// so that they stop naming this rank, and rethrows. Commands print their result on rank 0 only.
+int run_ranks(const std::string& device, const char* command, const std::function<int(dist::Group&)>& body);
 
 /// Loads a model directory (dense, GPTQ or merged LoTA) on a resolved device and dtype and, when
 /// `adapter` is not empty, puts that adapter on it unmerged (checked against the model first);

@@ -77,38 +77,49 @@ int run_eval(EvalOptions& o) {
     LOTA_CHECK(o.kl_reference.empty() || o.task == "ppl" || o.task == "loss",
                "eval: --kl-reference applies to --task ppl and loss only");
     lota::cli::runtime_resolve(o.device, o.dtype);
-    auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
-    std::unique_ptr<lota::model::Transformer> reference;
-    if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
-    nlohmann::json j = {{"task", o.task}, {"model", o.model}, {"adapter", o.adapter}, {"data", o.data},
-                        {"device", o.device}, {"dtype", o.dtype}};
-    if (reference) j["kl_reference"] = o.kl_reference;
-    std::string line;
-    if (o.task == "ppl") {
-        o.ppl.data = o.data;
-        const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o.model);
-        const eval::PerplexityResult r = eval::perplexity_eval(*model, tok, o.ppl, reference.get());
-        j.update({{"ppl", r.ppl}, {"mean_nll", r.mean_nll}, {"tokens", r.tokens}, {"windows", r.windows},
-                  {"seqlen", o.ppl.seqlen}, {"text_tokens", r.text_tokens}, {"seconds", r.seconds}});
-        if (reference) j["kl"] = r.kl;
-        line = lota::strfmt("ppl %.4f | nll %.5f%s | %lld tokens in %lld windows of %lld | %.1fs", r.ppl, r.mean_nll,
-                            kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.windows,
-                            (long long)o.ppl.seqlen, r.seconds);
-    } else if (o.task == "loss") {
-        o.loss.data.path = o.data;
-        o.loss.limit = o.limit;
-        if (o.batch_size > 0) o.loss.batch_size = o.batch_size;
-        const eval::HeldoutLossResult r = eval::heldout_loss_eval(*model, o.model, o.loss, reference.get());
-        j.update({{"format", o.loss.data.format}, {"loss", r.mean_nll}, {"ppl", r.ppl}, {"tokens", r.tokens},
-                  {"examples", r.examples}, {"seconds", r.seconds}});
-        if (reference) j["kl"] = r.kl;
-        line = lota::strfmt("loss %.5f | ppl %.4f%s | %lld answer tokens in %lld examples | %.1fs", r.mean_nll, r.ppl,
-                            kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.examples, r.seconds);
-    } else {
-        line = run_task(o, *model, j);
-    }
-    lota::cli::result_print(o.json, j, line);
-    return 0;
+    return lota::cli::run_ranks(o.device, "eval", [&](lota::dist::Group& group) {
+        LOTA_CHECK(group.single_process() || o.task == "ppl" || o.task == "loss",
+                   "eval: --task %s runs in one process; data-parallel evaluation (torchrun) covers ppl and loss",
+                   o.task.c_str());
+        if (!group.single_process()) {
+            group.check_same("the model directory", lota::dist::dir_digest(o.model));
+            group.check_same("the adapter directory", o.adapter.empty() ? "" : lota::dist::dir_digest(o.adapter));
+            group.check_same("the data (" + o.data + ")", lota::dist::dir_digest(o.data));
+        }
+        auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
+        std::unique_ptr<lota::model::Transformer> reference;
+        if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
+        nlohmann::json j = {{"task", o.task}, {"model", o.model}, {"adapter", o.adapter}, {"data", o.data},
+                            {"device", o.device}, {"dtype", o.dtype}};
+        if (reference) j["kl_reference"] = o.kl_reference;
+        if (!group.single_process()) j["ranks"] = group.size();
+        std::string line;
+        if (o.task == "ppl") {
+            o.ppl.data = o.data;
+            const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o.model);
+            const eval::PerplexityResult r = eval::perplexity_eval(*model, tok, o.ppl, reference.get(), &group);
+            j.update({{"ppl", r.ppl}, {"mean_nll", r.mean_nll}, {"tokens", r.tokens}, {"windows", r.windows},
+                      {"seqlen", o.ppl.seqlen}, {"text_tokens", r.text_tokens}, {"seconds", r.seconds}});
+            if (reference) j["kl"] = r.kl;
+            line = lota::strfmt("ppl %.4f | nll %.5f%s | %lld tokens in %lld windows of %lld | %.1fs", r.ppl, r.mean_nll,
+                                kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.windows,
+                                (long long)o.ppl.seqlen, r.seconds);
+        } else if (o.task == "loss") {
+            o.loss.data.path = o.data;
+            o.loss.limit = o.limit;
+            if (o.batch_size > 0) o.loss.batch_size = o.batch_size;
+            const eval::HeldoutLossResult r = eval::heldout_loss_eval(*model, o.model, o.loss, reference.get(), &group);
+            j.update({{"format", o.loss.data.format}, {"loss", r.mean_nll}, {"ppl", r.ppl}, {"tokens", r.tokens},
+                      {"examples", r.examples}, {"seconds", r.seconds}});
+            if (reference) j["kl"] = r.kl;
+            line = lota::strfmt("loss %.5f | ppl %.4f%s | %lld answer tokens in %lld examples | %.1fs", r.mean_nll, r.ppl,
+                                kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.examples, r.seconds);
+        } else {
+            line = run_task(o, *model, j);
+        }
+        if (group.root()) lota::cli::result_print(o.json, j, line);
+        return 0;
+    });
 }
 
 LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, SQL or ViGGO accuracy",

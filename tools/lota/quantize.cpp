@@ -19,23 +19,28 @@ struct QuantizeArgs {
 int run_quantize(QuantizeArgs& a) {
     auto& o = a.opts;
     o.device = lota::model::device_resolve(o.device);  // calibration computes in f32: no --dtype
-    const auto rep = lota::calibrate::quantize_model(a.model, a.out, o);
-    nlohmann::json j = {{"model", a.model}, {"out", a.out}, {"method", o.method}, {"bits", o.quant.bits},
-                        {"group_size", o.quant.group_size}, {"sym", o.quant.sym}, {"act_order", o.quant.act_order},
-                        {"linears", rep.n_linears}, {"seconds", rep.seconds},
-                        {"peak_memory_mib", rep.peak_memory_mib}, {"device", o.device}};
-    // The GPTQ driver measures each layer's relative output error; RTN has no calibration data.
-    std::string err;
-    if (o.method == "gptq") {
-        j["mean_rel_output_error"] = rep.mean_rel_error;
-        err = lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error);
-    }
-    lota::cli::result_print(
-        a.json, j,
-        lota::strfmt("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s; peak %s memory %.0f MiB -> %s",
-                     (long long)rep.n_linears, o.method.c_str(), o.quant.bits, o.quant.group_size, rep.seconds,
-                     err.c_str(), o.device == "cuda" ? "GPU" : "resident", rep.peak_memory_mib, a.out.c_str()));
-    return 0;
+    return lota::cli::run_ranks(o.device, "quantize", [&](lota::dist::Group& group) {
+        const auto rep = lota::calibrate::quantize_model(a.model, a.out, o, &group);
+        nlohmann::json j = {{"model", a.model}, {"out", a.out}, {"method", o.method}, {"bits", o.quant.bits},
+                            {"group_size", o.quant.group_size}, {"sym", o.quant.sym}, {"act_order", o.quant.act_order},
+                            {"linears", rep.n_linears}, {"seconds", rep.seconds},
+                            {"peak_memory_mib", rep.peak_memory_mib}, {"device", o.device}};
+        if (!group.single_process()) j["ranks"] = group.size();
+        // The GPTQ driver measures each layer's relative output error; RTN has no calibration data.
+        std::string err;
+        if (o.method == "gptq") {
+            j["mean_rel_output_error"] = rep.mean_rel_error;
+            err = lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error);
+        }
+        if (group.root())
+            lota::cli::result_print(
+                a.json, j,
+                lota::strfmt("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s; peak %s memory %.0f MiB -> %s",
+                             (long long)rep.n_linears, o.method.c_str(), o.quant.bits, o.quant.group_size,
+                             rep.seconds, err.c_str(), o.device == "cuda" ? "GPU" : "resident", rep.peak_memory_mib,
+                             a.out.c_str()));
+        return 0;
+    });
 }
 
 lota::cli::CommandRun setup_quantize(CLI::App& sub) {

@@ -37,15 +37,19 @@ int run_train(TrainCli& c) {
     c.o.tsign.schedule = c.tsign_schedule == "official" ? lota::train::TSignSchedule::OFFICIAL_INTERPOLATE
                                                         : lota::train::TSignSchedule::PAPER_FIXED_LAST;
     lota::cli::runtime_resolve(c.o.device, c.o.dtype);
-    const auto r = lota::train::train_run(c.o);
-    const nlohmann::json j = {{"model", c.o.model}, {"out", c.o.out}, {"method", c.method},
-                              {"steps", r.steps_done}, {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
-                              {"device", c.o.device}, {"dtype", c.o.dtype}};
-    lota::cli::result_print(c.json, j,
-                            lota::strfmt("trained %lld steps (%s): loss %.4f -> %.4f; output in %s",
-                                         (long long)r.steps_done, c.method.c_str(), r.first_loss, r.last_loss,
-                                         c.o.out.c_str()));
-    return 0;
+    return lota::cli::run_ranks(c.o.device, "train", [&](lota::dist::Group& group) {
+        const auto r = lota::train::train_run(c.o, &group);
+        nlohmann::json j = {{"model", c.o.model}, {"out", c.o.out}, {"method", c.method},
+                            {"steps", r.steps_done}, {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
+                            {"device", c.o.device}, {"dtype", c.o.dtype}};
+        if (!group.single_process()) j["ranks"] = group.size();
+        if (group.root())
+            lota::cli::result_print(c.json, j,
+                                    lota::strfmt("trained %lld steps (%s): loss %.4f -> %.4f; output in %s",
+                                                 (long long)r.steps_done, c.method.c_str(), r.first_loss, r.last_loss,
+                                                 c.o.out.c_str()));
+        return 0;
+    });
 }
 
 LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA", [](CLI::App& sub) -> lota::cli::CommandRun {
@@ -96,7 +100,9 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
     sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);
     lota::cli::add_batch_size_flag(sub, o.batch_size, "one optimizer step");
-    sub.add_option("--micro-batch-size", o.micro_batch_size, "examples per forward (default: --batch-size)");
+    sub.add_option("--micro-batch-size", o.micro_batch_size,
+                   "examples per forward (default: --batch-size, split evenly over the ranks of a torchrun run; "
+                   "the adapter equals one process's run with the same --micro-batch-size)");
 
     sub.option_defaults()->group("Checkpointing");
     lota::cli::add_out_flag(sub, o.out, "adapter directory (checkpoints, train_log.jsonl, final adapter)")->required();

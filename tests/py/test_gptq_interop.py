@@ -125,10 +125,15 @@ def gptqmodel_quantize(src, out, bits, sym, act_order):
     g = torch.Generator().manual_seed(bits)
     calib = [{"input_ids": torch.randint(3, 32000, (64,), generator=g).tolist(), "attention_mask": [1] * 64}
              for _ in range(8)]
-    model = GPTQModel.load(str(src), QuantizeConfig(bits=bits, group_size=32, sym=sym, desc_act=act_order),
-                           device="cpu")
-    model.quantize(calib, batch_size=1)
-    model.save(str(out))
+    cwd = os.getcwd()
+    os.chdir(out.parent)  # GPTQModel writes a logs/ directory into the working directory
+    try:
+        qc = QuantizeConfig(bits=bits, group_size=32, sym=sym, desc_act=act_order, offload_to_disk=False)
+        model = GPTQModel.load(str(src), qc, device="cpu")
+        model.quantize(calib, batch_size=1)
+        model.save(str(out))
+    finally:
+        os.chdir(cwd)
     return out
 
 

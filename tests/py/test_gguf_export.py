@@ -58,8 +58,9 @@ GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_
               "mlp.down_proj": "ffn_down"}
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
-@pytest.mark.parametrize("bits", [2, 3, 4])
+# Each architecture once and each bit width once: gguf-py needs ~10 s of CPU to parse the 128k-151k token
+# vocabularies of the byte-level BPE tokenizers available here, so the full 3 × 3 product is not run.
+@pytest.mark.parametrize("arch,bits", [("llama", 2), ("qwen2", 3), ("qwen3", 4)])
 def test_export_merged_model_reads_back_in_gguf_py(tmp_path, arch, bits):
     q = merged_model(tmp_path, arch, bits)
     out = tmp_path / "m.gguf"

@@ -118,6 +118,22 @@ def test_export_merged_model_reads_back_in_gguf_py(tmp_path, arch, bits):
         assert np.array_equal(back, st[hf].float().numpy()), gname
     assert len(tensors) == 14  # what is left: the quantized linears
 
+    # Every tensor name and metadata key is one gguf-py (llama.cpp's constants) defines for this architecture.
+    from gguf.constants import MODEL_ARCH_NAMES, MODEL_TENSORS, TENSOR_NAMES
+    march = next(a for a, n in MODEL_ARCH_NAMES.items() if n == garch)
+    allowed = {TENSOR_NAMES[t].format(bid=b) + s for t in MODEL_TENSORS[march] for b in range(2)
+               for s in (".weight", ".bias")}
+    assert not [t.name for t in r.tensors if t.name not in allowed]
+    known = set()
+    for grp in (gguf.Keys.General, gguf.Keys.LLM, gguf.Keys.Attention, gguf.Keys.Rope, gguf.Keys.Tokenizer):
+        for v in vars(grp).values():
+            if isinstance(v, str):
+                try:
+                    known.add(v.format(arch=garch))
+                except (KeyError, IndexError):
+                    pass
+    assert not [k for k in r.fields if not k.startswith("GGUF.") and k not in known]
+
     f = r.fields
     assert f[f"{garch}.block_count"].contents() == 2 and f[f"{garch}.embedding_length"].contents() == 64
     assert f[f"{garch}.attention.head_count_kv"].contents() == 2

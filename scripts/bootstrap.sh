@@ -2,7 +2,8 @@
 # Installs what lota needs to build and test, idempotently:
 #   - Debian packages (compiler tools, nlohmann-json, CLI11, PCRE2, GoogleTest, ccache, ninja);
 #   - a project-local Python venv (.venv) with torch==2.13.0 (CPU, LibTorch comes from it) and the
-#     test references (transformers, tokenizers, jinja2, gguf, peft, numpy, pytest).
+#     test references (transformers, tokenizers, jinja2, gguf, peft, numpy, pytest), and GPTQModel
+#     with optimum (the GPTQ interop tests).
 # On a machine whose system python3 already has a CUDA build of torch (and no .venv), that python is
 # used instead and nothing is downloaded.
 set -euo pipefail
@@ -39,4 +40,16 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQ" ]; then
     echo "bootstrap: installing Python packages into .venv"
     .venv/bin/pip install -q --disable-pip-version-check $REQ
     echo "$REQ" > "$STAMP"
+fi
+
+# GPTQModel, and optimum (through which transformers loads GPTQ), for tests/py/test_gptq_interop.py.
+# Both are pure Python. Installed without their dependency pins: GPTQModel asks for a newer torch than
+# the one LibTorch comes from, and its CPU Torch kernel runs on this one; the modules it imports are
+# listed here instead.
+GPTQ_STAMP=.venv/.lota-gptq-requirements
+GPTQ_REQ="gptqmodel==7.7.0 optimum==2.3.0 pypcre==0.6.4 logbar==0.4.15 tokenicer==0.0.14 device-smi==0.5.7 defuser==0.0.28 threadpoolctl==3.8.0 pillow==13.0.0"
+if [ ! -f "$GPTQ_STAMP" ] || [ "$(cat "$GPTQ_STAMP")" != "$GPTQ_REQ" ]; then
+    echo "bootstrap: installing GPTQModel and optimum into .venv (no dependency resolution)"
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps $GPTQ_REQ
+    echo "$GPTQ_REQ" > "$GPTQ_STAMP"
 fi

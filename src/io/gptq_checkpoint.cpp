@@ -1,6 +1,7 @@
 // GPTQ checkpoint directory reader/writer (see gptq_checkpoint.h for the layout).
 #include "io/gptq_checkpoint.h"
 
+#include <cctype>
 #include <filesystem>
 
 #include <ATen/ATen.h>
@@ -10,6 +11,7 @@
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/log.h"
+#include "util/version.h"
 
 namespace lota::io {
 namespace fs = std::filesystem;
@@ -49,6 +51,57 @@ nlohmann::json read_json(const fs::path& p) {
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: invalid JSON: %s", p.string().c_str(), e.what());
     }
+}
+
+// Numeric components of a version string ("7.0.0", "1.4.3.dev0" -> 7,0,0 / 1,4,3).
+std::vector<int> version_parts(const std::string& v) {
+    std::vector<int> parts;
+    size_t i = 0;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) {
+        int x = 0;
+        while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) x = x * 10 + (v[i++] - '0');
+        parts.push_back(x);
+        if (i < v.size() && v[i] == '.') ++i;
+    }
+    return parts;
+}
+
+bool version_less(const std::string& a, const std::string& b) { return version_parts(a) < version_parts(b); }
+
+const char* qzeros_3bit_name(Qzeros3Bit q) { return q == Qzeros3Bit::WHOLE_WORD ? "whole_word" : "per_field"; }
+
+// meta.quantizer entries ("name:version", or a bare name), lower-cased names.
+std::vector<std::pair<std::string, std::string>> quantizers_of(const nlohmann::json& j) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!j.contains("meta") || !j["meta"].is_object() || !j["meta"].contains("quantizer")) return out;
+    nlohmann::json q = j["meta"]["quantizer"];
+    if (!q.is_array()) q = nlohmann::json::array({q});
+    for (const auto& e : q) {
+        if (!e.is_string()) continue;
+        std::string s = e.get<std::string>(), name = s, ver;
+        const size_t colon = s.find(':');
+        if (colon != std::string::npos) name = s.substr(0, colon), ver = s.substr(colon + 1);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        out.emplace_back(name, ver);
+    }
+    return out;
+}
+
+// The 3-bit v1 zero packing of a file without "qzeros_3bit", from its producers.
+Qzeros3Bit qzeros_3bit_from_producers(const nlohmann::json& j, const GptqConfig& c, const std::string& file) {
+    const auto producers = quantizers_of(j);
+    bool bare_lota = false;
+    for (const auto& [name, ver] : producers) {
+        if (name == "gptqmodel" && !ver.empty()) {
+            LOTA_CHECK(c.bits != 3 || c.checkpoint_format != "gptq" || !version_less(ver, GPTQMODEL_CONVENTIONS_VERSION),
+                       "%s: 3-bit v1 zero points written by GPTQModel %s use word constants that lota does not read "
+                       "(GPTQModel >= %s packs them per field); re-save the checkpoint with a current GPTQModel",
+                       file.c_str(), ver.c_str(), GPTQMODEL_CONVENTIONS_VERSION);
+            return Qzeros3Bit::PER_FIELD;
+        }
+        if (name == "lota" && ver.empty()) bare_lota = true;
+    }
+    return bare_lota ? Qzeros3Bit::WHOLE_WORD : Qzeros3Bit::UNSTATED;
 }
 
 void write_text(const fs::path& p, const std::string& s) { file_write_atomic(p.string(), s.data(), s.size()); }
@@ -104,9 +157,16 @@ GptqConfig gptq_config_from_json(const nlohmann::json& j, const std::string& fil
                "%s: checkpoint_format \"%s\" is not supported (expected \"gptq\" or \"gptq_v2\")", file.c_str(),
                c.checkpoint_format.c_str());
     c.lota_offset = json_get<bool>(j, "lota_offset", false, file);
+    const std::string q3 = json_get<std::string>(j, "qzeros_3bit", "", file);
+    LOTA_CHECK(q3.empty() || q3 == "per_field" || q3 == "whole_word",
+               "%s: qzeros_3bit \"%s\" is not known (expected \"per_field\" or \"whole_word\")", file.c_str(),
+               q3.c_str());
+    c.qzeros_3bit = q3 == "per_field"    ? Qzeros3Bit::PER_FIELD
+                    : q3 == "whole_word" ? Qzeros3Bit::WHOLE_WORD
+                                         : qzeros_3bit_from_producers(j, c, file);
     for (auto& [k, v] : j.items())
         if (k != "bits" && k != "group_size" && k != "desc_act" && k != "sym" && k != "quant_method" &&
-            k != "checkpoint_format" && k != "lota_offset")
+            k != "checkpoint_format" && k != "lota_offset" && k != "qzeros_3bit")
             c.extra[k] = v;
     return c;
 }
@@ -120,6 +180,16 @@ nlohmann::json gptq_config_to_json(const GptqConfig& c) {
     j["quant_method"] = "gptq";
     j["checkpoint_format"] = c.checkpoint_format;
     if (c.lota_offset) j["lota_offset"] = true;
+    if (c.bits == 3 && c.checkpoint_format == "gptq" && c.qzeros_3bit != Qzeros3Bit::UNSTATED)
+        j["qzeros_3bit"] = qzeros_3bit_name(c.qzeros_3bit);
+    if (c.bits == 3 && c.checkpoint_format == "gptq" && c.qzeros_3bit == Qzeros3Bit::UNSTATED)
+        return j;  // tensors as some other tool wrote them: claim no conventions for them
+    nlohmann::json quantizers = {std::string("gptqmodel:") + GPTQMODEL_CONVENTIONS_VERSION,
+                                 std::string("lota:") + VERSION};
+    for (const auto& [name, ver] : quantizers_of(c.extra))
+        if (name != "gptqmodel" && name != "lota" && !ver.empty()) quantizers.push_back(name + ":" + ver);
+    if (!j.contains("meta") || !j["meta"].is_object()) j["meta"] = nlohmann::json::object();
+    j["meta"]["quantizer"] = quantizers;
     return j;
 }
 

@@ -15,7 +15,14 @@
 //                                  "lota_offset": true. Readers that ignore it (GPTQModel,
 //                                  transformers) load the model without the offsets.
 // quantize_config.json: bits, group_size, desc_act, sym, quant_method "gptq", checkpoint_format
-// "gptq" (or "gptq_v2": qzeros hold Z exactly); other keys are kept as they are.
+// "gptq" (or "gptq_v2": qzeros hold Z exactly); other keys are kept as they are. For 3-bit v1
+// files lota records how Z − 1 is packed ("qzeros_3bit": "per_field" or "whole_word", note
+// [qzeros v1 and v2] in quant/pack.h); files that do not say are classified by their producer
+// (meta.quantizer) and, where that is not enough, by their data (quant/gptq_tensors.h).
+// lota writes meta.quantizer = ["gptqmodel:7.0.0", "lota:<version>"]: GPTQModel loads an
+// asymmetric v1 file only when meta.quantizer names gptqmodel >= 0.9.0, and the entry states the
+// conventions the file follows (those of GPTQModel 7.0.0 and later: 2/4/8-bit zeros whole word,
+// 3-bit per field); transformers loads GPTQ through GPTQModel and makes the same check.
 // This file only reads, validates and writes tensors as stored; turning them into codes and
 // exact zero points is quant/gptq_tensors.h.
 #pragma once
@@ -31,6 +38,16 @@
 
 namespace lota::io {
 
+/// How a v1 ("gptq") file packs 3-bit zero points (note [qzeros v1 and v2] in quant/pack.h).
+enum class Qzeros3Bit {
+    UNSTATED,    ///< the file does not say; decided per linear from the data (quant/gptq_tensors.h)
+    PER_FIELD,   ///< (Z − 1) mod 8 per field: AutoGPTQ, GPTQModel >= 7.0.0, lota now
+    WHOLE_WORD,  ///< word constants mod 2^32: lota's files that carry meta.quantizer ["lota"] only
+};
+
+/// Oldest GPTQModel whose v1 conventions lota's files follow (recorded in meta.quantizer).
+inline constexpr const char* GPTQMODEL_CONVENTIONS_VERSION = "7.0.0";
+
 struct GptqConfig {
     int bits = 4;
     int group_size = 128;  ///< −1 = per output channel
@@ -38,12 +55,18 @@ struct GptqConfig {
     bool sym = false;
     std::string checkpoint_format = "gptq";  ///< "gptq" (v1) or "gptq_v2"
     bool lota_offset = false;                ///< every linear carries P.lota_offset
+    Qzeros3Bit qzeros_3bit = Qzeros3Bit::PER_FIELD;  ///< v1 3-bit zero packing (what writers use)
     nlohmann::json extra = nlohmann::json::object();  ///< other quantize_config keys, preserved
 };
 
 /// Parses and validates a quantize_config object (`file` names its origin in errors): bits must
-/// be 2/3/4/8, group_size −1 or positive, quant_method "gptq", checkpoint_format known.
+/// be 2/3/4/8, group_size −1 or positive, quant_method "gptq", checkpoint_format known. The 3-bit
+/// zero packing comes from "qzeros_3bit", else from meta.quantizer: ["lota"] alone (lota's files
+/// before the key existed) → WHOLE_WORD, gptqmodel >= 7.0.0 → PER_FIELD, gptqmodel older than that
+/// (word constants lota does not read) → error for a 3-bit v1 file, anything else → UNSTATED.
 GptqConfig gptq_config_from_json(const nlohmann::json& j, const std::string& file);
+/// The quantize_config object for `c`: its keys, "qzeros_3bit" for a 3-bit v1 file, and
+/// meta.quantizer = ["gptqmodel:7.0.0", "lota:<version>", other producers already listed].
 nlohmann::json gptq_config_to_json(const GptqConfig& c);
 
 /// The quantization config of model directory `dir`: quantize_config.json, else config.json's

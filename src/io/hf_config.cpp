@@ -3,6 +3,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/log.h"
 
 namespace lota::io {
 namespace {
@@ -47,6 +48,94 @@ bool get_bool(const nlohmann::json& j, const char* key, const std::string& path,
     if (!j.contains(key) || j[key].is_null()) return def;
     LOTA_CHECK(j[key].is_boolean(), "%s: key '%s' must be true or false", path.c_str(), key);
     return j[key].get<bool>();
+}
+
+// RoPE settings as transformers 4 writes them (top-level "rope_theta", "rope_scaling") or as
+// transformers 5 does ("rope_parameters" holding rope_theta, rope_type and the scaling keys).
+// Either layout, or both when they agree; a rope type or key lota does not implement is an error.
+void parse_rope(const nlohmann::json& j, const std::string& path, ModelConfig& c) {
+    const char* p = path.c_str();
+    const bool has_params = j.contains("rope_parameters") && !j["rope_parameters"].is_null();
+    const bool has_scaling = j.contains("rope_scaling") && !j["rope_scaling"].is_null();
+    nlohmann::json rs = nlohmann::json::object();  // the merged rope settings
+    std::string where = "rope_scaling";
+    if (has_scaling) {
+        LOTA_CHECK(j["rope_scaling"].is_object(), "%s: rope_scaling must be an object or null", p);
+        rs = j["rope_scaling"];
+    }
+    if (has_params) {
+        const auto& rp = j["rope_parameters"];
+        LOTA_CHECK(rp.is_object(), "%s: rope_parameters must be an object or null", p);
+        // A per-attention-type map ({"full_attention": {...}, "sliding_attention": {...}}) is not one model.
+        for (auto& [k, v] : rp.items())
+            LOTA_CHECK(!v.is_object(), "%s: rope_parameters.%s is a per-layer-type rope setting; lota supports one "
+                       "rope for all layers", p, k.c_str());
+        for (auto& [k, v] : rp.items()) {
+            if (rs.contains(k) && k != "rope_theta")
+                LOTA_CHECK(rs[k] == v, "%s: rope_parameters.%s = %s disagrees with rope_scaling.%s = %s", p, k.c_str(),
+                           v.dump().c_str(), k.c_str(), rs[k].dump().c_str());
+            rs[k] = v;
+        }
+        where = "rope_parameters";
+    }
+    const double top_theta = get_num(j, "rope_theta", path, -1.0);
+    const double param_theta = get_num(rs, "rope_theta", path, -1.0);
+    LOTA_CHECK(top_theta < 0 || param_theta < 0 || top_theta == param_theta,
+               "%s: rope_theta = %g disagrees with rope_parameters.rope_theta = %g", p, top_theta, param_theta);
+    c.rope_theta = param_theta >= 0 ? param_theta : top_theta >= 0 ? top_theta : 10000.0;
+    LOTA_CHECK(c.rope_theta > 0, "%s: rope_theta must be positive, got %g", p, c.rope_theta);
+
+    std::string type = rs.value("rope_type", rs.value("type", std::string()));
+    LOTA_CHECK(type.empty() || type == "default" || type == "llama3",
+               "%s: unsupported %s rope_type '%s' (supported: default, llama3)", p, where.c_str(), type.c_str());
+    const double partial = get_num(rs, "partial_rotary_factor", path, get_num(j, "partial_rotary_factor", path, 1.0));
+    LOTA_CHECK(partial == 1.0, "%s: partial_rotary_factor = %g is not supported (lota rotates the whole head)", p,
+               partial);
+    static const char* const kDefaultKeys[] = {"rope_type", "type", "rope_theta", "partial_rotary_factor"};
+    static const char* const kLlama3Keys[] = {"factor", "low_freq_factor", "high_freq_factor",
+                                              "original_max_position_embeddings"};
+    for (auto& [k, v] : rs.items()) {
+        bool known = false;
+        for (const char* d : kDefaultKeys) known = known || k == d;
+        if (type == "llama3")
+            for (const char* d : kLlama3Keys) known = known || k == d;
+        LOTA_CHECK(known, "%s: %s key '%s' (= %s) is not understood for rope_type '%s'", p, where.c_str(), k.c_str(),
+                   v.dump().c_str(), type.empty() ? "default" : type.c_str());
+    }
+    if (type == "llama3") {
+        c.rope_scaling.type = type;
+        c.rope_scaling.factor = get_num(rs, "factor", path, 8.0);
+        c.rope_scaling.low_freq_factor = get_num(rs, "low_freq_factor", path, 1.0);
+        c.rope_scaling.high_freq_factor = get_num(rs, "high_freq_factor", path, 4.0);
+        c.rope_scaling.original_max_position_embeddings =
+            get_int(rs, "original_max_position_embeddings", path, 8192, false);
+    }
+    c.rope_parameters_layout = has_params;
+}
+
+// Keys that would change the model's numbers in a way lota does not implement: an error, never a
+// silent default. (Keys that only matter for training or for generation settings are ignored.)
+void check_numerics_keys(const nlohmann::json& j, const std::string& path, const ModelConfig& c) {
+    const char* p = path.c_str();
+    if (j.contains("hidden_act") && !j["hidden_act"].is_null())
+        LOTA_CHECK(j["hidden_act"] == "silu", "%s: hidden_act %s is not supported (expected \"silu\")", p,
+                   j["hidden_act"].dump().c_str());
+    LOTA_CHECK(!get_bool(j, "mlp_bias", path, false), "%s: mlp_bias = true is not supported", p);
+    if (c.arch == Arch::QWEN2 || c.arch == Arch::QWEN3) {
+        LOTA_CHECK(!get_bool(j, "use_sliding_window", path, false),
+                   "%s: use_sliding_window = true is not supported (lota attends to the whole context)", p);
+        if (j.contains("layer_types") && j["layer_types"].is_array())
+            for (const auto& t : j["layer_types"])
+                LOTA_CHECK(t == "full_attention", "%s: layer_types entry %s is not supported (expected "
+                           "\"full_attention\")", p, t.dump().c_str());
+    }
+    for (const char* k : {"attn_logit_softcapping", "final_logit_softcapping"})
+        LOTA_CHECK(!j.contains(k) || j[k].is_null(), "%s: %s is not supported", p, k);
+    if (c.arch == Arch::MISTRAL && j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
+        j["sliding_window"].get<int64_t>() < c.max_position_embeddings)
+        LOTA_LOG_WARN("%s: sliding_window = %lld: lota attends to the whole context, so sequences longer than the "
+                      "window give other numbers than the sliding-window model", p,
+                      (long long)j["sliding_window"].get<int64_t>());
 }
 
 }  // namespace
@@ -109,26 +198,11 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
                    "%s: hidden_size %lld is not divisible by num_attention_heads %lld", p, (long long)c.hidden_size,
                    (long long)c.num_attention_heads);
     c.rms_norm_eps = get_num(j, "rms_norm_eps", path, 1e-6);
-    c.rope_theta = get_num(j, "rope_theta", path, 10000.0);
-    c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, c.arch == Arch::QWEN3 ? false : false);
+    c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, false);
     c.attention_bias = c.arch == Arch::QWEN2 ? true : get_bool(j, "attention_bias", path, false);
     c.qk_norm = c.arch == Arch::QWEN3;
-    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-        const auto& rs = j["rope_scaling"];
-        LOTA_CHECK(rs.is_object(), "%s: rope_scaling must be an object or null", p);
-        std::string type = rs.value("rope_type", rs.value("type", std::string()));
-        if (type == "llama3") {
-            c.rope_scaling.type = type;
-            c.rope_scaling.factor = get_num(rs, "factor", path, 8.0);
-            c.rope_scaling.low_freq_factor = get_num(rs, "low_freq_factor", path, 1.0);
-            c.rope_scaling.high_freq_factor = get_num(rs, "high_freq_factor", path, 4.0);
-            c.rope_scaling.original_max_position_embeddings =
-                get_int(rs, "original_max_position_embeddings", path, 8192, false);
-        } else {
-            LOTA_CHECK(type == "default" || type.empty(), "%s: unsupported rope_scaling type '%s' (supported: llama3)",
-                       p, type.c_str());
-        }
-    }
+    parse_rope(j, path, c);
+    check_numerics_keys(j, path, c);
     if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"];
     if (j.contains("eos_token_id")) {
         const auto& e = j["eos_token_id"];
@@ -157,23 +231,30 @@ nlohmann::json hf_config_to_json(const ModelConfig& c) {
     j["vocab_size"] = c.vocab_size;
     j["max_position_embeddings"] = c.max_position_embeddings;
     j["rms_norm_eps"] = c.rms_norm_eps;
-    j["rope_theta"] = c.rope_theta;
     j["tie_word_embeddings"] = c.tie_word_embeddings;
     j["hidden_act"] = "silu";
     j["initializer_range"] = 0.02;
     j["torch_dtype"] = c.torch_dtype;
+    if (j.contains("dtype")) j["dtype"] = c.torch_dtype;  // transformers 5's name
     if (c.arch == Arch::LLAMA || c.arch == Arch::QWEN3) j["attention_bias"] = c.attention_bias;
     if (c.arch == Arch::LLAMA) j["mlp_bias"] = false;
     if (c.arch == Arch::MISTRAL || c.arch == Arch::QWEN2 || c.arch == Arch::QWEN3) j["sliding_window"] = nullptr;
     if (c.arch == Arch::QWEN2 || c.arch == Arch::QWEN3) j["use_sliding_window"] = false;
-    if (c.rope_scaling.type == "llama3") {
-        j["rope_scaling"] = {{"rope_type", "llama3"},
-                             {"factor", c.rope_scaling.factor},
-                             {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                             {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                             {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
-    } else {
-        j["rope_scaling"] = nullptr;
+    nlohmann::json rope = {{"rope_type", c.rope_scaling.type.empty() ? "default" : c.rope_scaling.type}};
+    if (c.rope_scaling.type == "llama3")
+        rope.update({{"factor", c.rope_scaling.factor},
+                     {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                     {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                     {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}});
+    if (c.rope_parameters_layout) {  // transformers 5: everything in rope_parameters
+        j.erase("rope_theta");
+        j.erase("rope_scaling");
+        rope["rope_theta"] = c.rope_theta;
+        j["rope_parameters"] = rope;
+    } else {  // transformers 4: rope_theta and rope_scaling at the top level
+        j.erase("rope_parameters");
+        j["rope_theta"] = c.rope_theta;
+        j["rope_scaling"] = c.rope_scaling.type.empty() ? nlohmann::json(nullptr) : rope;
     }
     if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
     if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];

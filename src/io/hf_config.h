@@ -1,7 +1,11 @@
 // HF config.json for the supported causal LMs: LlamaForCausalLM (Llama 2, 3, 3.1 with
 // rope_scaling "llama3", 3.2 with tied embeddings), MistralForCausalLM, Qwen2ForCausalLM
 // (q/k/v bias) and Qwen3ForCausalLM (q/k RMSNorm, explicit head_dim). Anything else is
-// rejected with "unsupported architecture X". The GPTQ "quantization_config" is kept as raw
+// rejected with "unsupported architecture X". Both layouts are read: transformers 4 (top-level
+// rope_theta / rope_scaling, torch_dtype) and transformers 5 (rope_parameters, dtype). A key that
+// would change the model's numbers in a way lota does not implement (another rope type or rope key,
+// partial rotary, hidden_act other than silu, MLP bias, Qwen sliding-window layers, logit
+// soft-capping) is an error naming the key, never a silent default. The GPTQ "quantization_config" is kept as raw
 // JSON for the quantization layer to interpret.
 #pragma once
 
@@ -33,6 +37,7 @@ struct ModelConfig {
     std::vector<int64_t> eos_token_ids;
     std::string torch_dtype = "float32";
     nlohmann::json quantization_config;  ///< null unless the checkpoint is quantized
+    bool rope_parameters_layout = false;  ///< rope settings came in transformers 5's "rope_parameters"
     nlohmann::json raw;                  ///< the whole file, for round-tripping unknown keys
 };
 
@@ -40,7 +45,8 @@ struct ModelConfig {
 ModelConfig hf_config_read(const std::string& path);
 /// Parses an already-loaded JSON object; `path` is only used in messages.
 ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path);
-/// config.json content that HF transformers loads for this config.
+/// config.json content that HF transformers loads for this config, with the rope settings in the
+/// layout they were read in (rope_parameters_layout).
 nlohmann::json hf_config_to_json(const ModelConfig& c);
 
 std::string arch_name(Arch a);          ///< "llama", "mistral", "qwen2", "qwen3"

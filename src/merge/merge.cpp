@@ -35,7 +35,7 @@ MergeResult merge_run(const MergeOptions& o) {
     std::map<std::string, quant::QuantizedWeight> weights;
     std::vector<io::AdapterTarget> targets;
     for (const auto& [name, t] : ckpt.linears) {
-        weights[name] = quant::quantized_weight_from_gptq(t, ckpt.quant);
+        weights[name] = quant::quantized_weight_from_gptq(t, ckpt.quant, name);
         targets.push_back({name, weights[name].in_features, weights[name].out_features});
     }
     io::adapter_check(adapter, targets, ckpt.quant.bits, ckpt.quant.group_size, o.adapter);
@@ -54,6 +54,7 @@ MergeResult merge_run(const MergeOptions& o) {
         ckpt.linears[name] = quant::gptq_tensors_from_quantized_weight(merged, ckpt.quant.checkpoint_format);
     }
     ckpt.quant.lota_offset = true;
+    ckpt.quant.qzeros_3bit = io::Qzeros3Bit::PER_FIELD;  // how gptq_tensors_from_quantized_weight packs them
     ckpt.quant.extra["lota_offset_note"] =
         "every quantized linear has <prefix>.lota_offset float32 [G, N], the LoTA-QAF offset factor F: "
         "W = S * (Q - Z + F). Readers that ignore it load the model without the offsets.";

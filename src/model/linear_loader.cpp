@@ -16,7 +16,7 @@ LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqC
         io::GptqLinearTensors t = io::gptq_linear_read(files, p, *gptq, spec.in, spec.out);
         LOTA_CHECK(!spec.bias || t.bias.defined(), "%s: missing tensor '%s.bias' (the architecture has a bias here)",
                    files.file_of(p + ".qweight").c_str(), p.c_str());
-        auto linear = std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq));
+        auto linear = std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq, p));
         linear->to(device, dtype);
         return linear;
     }

@@ -10,11 +10,17 @@
 namespace lota::quant {
 
 /// Stored tensors, as io::gptq_linear_read returns them (validated there) -> QuantizedWeight:
-/// qzeros converted v1 -> v2 by whole-word arithmetic (when the config's checkpoint_format is
-/// "gptq") and unpacked. Takes the tensors as valid; it does not check them again.
-QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c);
+/// qzeros converted v1 -> v2 (when the config's checkpoint_format is "gptq": whole word for 2/4/8
+/// bits, for 3 bits as c.qzeros_3bit says, note [qzeros v1 and v2] in quant/pack.h) and unpacked.
+/// A 3-bit v1 file that does not say (UNSTATED) is decided from the data: where both readings give
+/// the same zero points nothing depends on it; a symmetric file is read the way that gives the
+/// symmetric zero 4 everywhere (neither: an error naming `prefix`); an asymmetric one per field
+/// (AutoGPTQ's and GPTQModel's convention), with a warning. Takes the tensors as valid.
+QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c,
+                                          const std::string& prefix = "");
 
-/// QuantizedWeight -> tensors to store, in `checkpoint_format` ("gptq" = v1, or "gptq_v2"), on the CPU.
+/// QuantizedWeight -> tensors to store, in `checkpoint_format` ("gptq" = v1, or "gptq_v2"), on the
+/// CPU. 3-bit v1 zero points are packed per field (io::Qzeros3Bit::PER_FIELD), the rest whole word.
 io::GptqLinearTensors gptq_tensors_from_quantized_weight(const QuantizedWeight& qw,
                                                          const std::string& checkpoint_format = "gptq");
 

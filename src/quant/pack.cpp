@@ -188,4 +188,14 @@ QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& sca
     return qw;
 }
 
+at::Tensor qzeros_v1_to_v2_per_field(const at::Tensor& qzeros_v1, int bits) {
+    const at::Tensor z = unpack_stream(qzeros_v1, bits, 1, "qzeros_v1_to_v2_per_field");
+    return pack_stream(z.add(1).bitwise_and((1 << bits) - 1), bits, 1, "qzeros_v1_to_v2_per_field");
+}
+
+at::Tensor qzeros_v2_to_v1_per_field(const at::Tensor& qzeros_v2, int bits) {
+    const at::Tensor z = unpack_stream(qzeros_v2, bits, 1, "qzeros_v2_to_v1_per_field");
+    return pack_stream(z.add((1 << bits) - 1).bitwise_and((1 << bits) - 1), bits, 1, "qzeros_v2_to_v1_per_field");
+}
+
 }  // namespace lota::quant

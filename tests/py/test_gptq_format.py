@@ -4,9 +4,11 @@ below, reads what `lota quantize` writes and what numpy writes, and must agree w
 Format ("gptq" v1, GPTQModel/AutoGPTQ), one linear with K inputs, N outputs, b bits, group g:
   qweight int32 [K*b/32, N]: along K, the words of one column form a little-endian bit stream,
           code k at bits [b*k, b*k+b) (3-bit codes straddle words; 2/4/8-bit never do).
-  qzeros  int32 [G, N*b/32]: the same bit stream along N; v1 = (v2 words) - C (mod 2^32) per
-          whole word, C = 1 at the lowest bit of every field starting in that word:
-          2: 0x55555555, 4: 0x11111111, 8: 0x01010101, 3: 0x49249249, 0x92492492, 0x24924924.
+  qzeros  int32 [G, N*b/32]: the same bit stream along N; v1 stores Z - 1, formed either per whole
+          word, v1 = (v2 words) - C (mod 2^32), C = 1 at the lowest bit of every field starting in
+          that word (2: 0x55555555, 4: 0x11111111, 8: 0x01010101, 3: 0x49249249, 0x92492492,
+          0x24924924), or per field, (Z - 1) mod 2^b. 2/4/8 bits: whole word; 3 bits: per field
+          (quantize_config "qzeros_3bit": "per_field"), or whole word where it says "whole_word".
   scales  fp16 [G, N]; g_idx int32 [K];  W[k, n] = S[g_idx[k], n] * (Q[k, n] - Z[g_idx[k], n]).
 """
 import json
@@ -60,9 +62,12 @@ def decode_linear(t, prefix, cfg):
     K, N = qweight.shape[0] * 32 // bits, qweight.shape[1]
     Q = stream_get(qweight, bits, K)
     qzeros = t[prefix + ".qzeros"].numpy().view(np.uint32)
-    if cfg.get("checkpoint_format", "gptq") == "gptq":
+    per_field = bits == 3 and cfg.get("qzeros_3bit", "per_field") == "per_field"
+    if cfg.get("checkpoint_format", "gptq") == "gptq" and not per_field:
         qzeros = qzeros + word_constants(qzeros.shape[1], bits)[None, :]  # uint32: wraps mod 2^32
     Z = stream_get(qzeros.T.copy(), bits, N).T
+    if cfg.get("checkpoint_format", "gptq") == "gptq" and per_field:
+        Z = (Z + 1) % 8
     S = t[prefix + ".scales"].numpy().astype(np.float32)
     g = t[prefix + ".g_idx"].numpy().astype(np.int64)
     W = S[g] * (Q - Z[g]).astype(np.float32)
@@ -144,6 +149,8 @@ def test_rtn_checkpoint_decodes_exactly(base, tmp_path, bits, group):
     qc = json.loads((q / "quantize_config.json").read_text())
     assert qc["bits"] == bits and qc["group_size"] == group and qc["checkpoint_format"] == "gptq"
     assert qc["quant_method"] == "gptq" and qc["desc_act"] is False and qc["sym"] is False
+    assert qc["meta"]["quantizer"][:2] == ["gptqmodel:7.0.0", "lota:0.1.0"]
+    assert qc.get("qzeros_3bit") == ("per_field" if bits == 3 else None)
     assert json.loads((q / "config.json").read_text())["quantization_config"] == qc
     src = {k: v.float().numpy() for k, v in load_file(str(base / "model.safetensors")).items()}
     t = load_file(str(q / "model.safetensors"))
@@ -188,15 +195,30 @@ def test_gptq_act_order_checkpoint(base, tmp_path):
     np.testing.assert_allclose(a, b, **LOGITS_TOL)
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4, 8])
-def test_numpy_v1_file_with_zero_points_0(base, tmp_path, bits):
-    """numpy writes qzeros v1 with many Z = 0 (borrows across fields) and Z = maxq; lota must read
-    them with whole-word arithmetic, i.e. give the logits of the numpy-decoded dense model."""
+@pytest.mark.parametrize("bits,packing", [(2, "whole_word"), (3, "whole_word"), (3, "per_field"), (3, None),
+                                          (4, "whole_word"), (8, "whole_word")])
+def test_numpy_v1_file_with_zero_points_0(base, tmp_path, bits, packing):
+    """numpy writes qzeros v1 with many Z = 0 (borrows across fields) and Z = maxq, whole word (2/4/8 bits;
+    3 bits where quantize_config says "whole_word") or per field (3 bits, "per_field", or not said at all:
+    then lota must read them as AutoGPTQ and GPTQModel >= 7 write them, per field). lota must give the logits
+    of the numpy-decoded dense model."""
     q = tmp_path / "q"
     lota("quantize", "--model", base, "--out", q, "--method", "rtn", "--bits", bits, "--group-size", 32,
          "--device", "cpu")
     t = {k: v.numpy() for k, v in load_file(str(q / "model.safetensors")).items()}
     qc = json.loads((q / "quantize_config.json").read_text())
+    if bits == 3:
+        qc.pop("qzeros_3bit")
+        qc["meta"]["quantizer"] = []
+        if packing:
+            qc["qzeros_3bit"] = packing
+        for name in ("quantize_config.json", "config.json"):
+            j = json.loads((q / name).read_text())
+            if name == "config.json":
+                j["quantization_config"] = qc
+            else:
+                j = qc
+            write_json(q / name, j)
     rng = np.random.default_rng(bits)
     maxq = 2**bits - 1
     naive_wrong = 0
@@ -206,10 +228,15 @@ def test_numpy_v1_file_with_zero_points_0(base, tmp_path, bits):
         Z[:, rng.random(N) < 0.4] = 0
         Z[:, rng.random(N) < 0.2] = maxq
         v2 = stream_put(Z.T.copy(), bits).T.copy()
-        v1 = v2 - word_constants(v2.shape[1], bits)[None, :]  # uint32: wraps mod 2^32
+        if packing == "whole_word":
+            v1 = v2 - word_constants(v2.shape[1], bits)[None, :]  # uint32: wraps mod 2^32
+            # A field-by-field "+1" reader would get these zero points wrong.
+            naive = (stream_get(v1.T.copy(), bits, N).T + 1) & maxq
+        else:
+            v1 = stream_put(((Z - 1) % (maxq + 1)).T.copy(), bits).T.copy()
+            # A whole-word reader would get these zero points wrong.
+            naive = stream_get((v1 + word_constants(v1.shape[1], bits)[None, :]).T.copy(), bits, N).T
         t[p + ".qzeros"] = v1.view(np.int32)
-        # A field-by-field "+1" reader would get these zero points wrong.
-        naive = (stream_get(v1.T.copy(), bits, N).T + 1) & maxq
         naive_wrong += int((naive != Z).sum())
         tt = {k: torch.from_numpy(v) for k, v in t.items() if k.startswith(p)}
         assert np.array_equal(decode_linear(tt, p, qc)[1], Z)

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "model/device.h"
 #include "util/strfmt.h"
+#include "util/version.h"
 
 namespace {
 
@@ -22,12 +23,12 @@ int run_version(bool json) {
     const bool cuda = torch::cuda::is_available();
     const int devices = cuda ? (int)torch::cuda::device_count() : 0;
     const std::string auto_device = lota::model::device_resolve("auto");
-    const nlohmann::json j = {{"version", "0.1.0"},     {"libtorch", TORCH_VERSION}, {"cuda_kernels", kernels},
+    const nlohmann::json j = {{"version", lota::VERSION},     {"libtorch", TORCH_VERSION}, {"cuda_kernels", kernels},
                               {"cuda", cuda},           {"cuda_devices", devices},   {"auto_device", auto_device}};
     lota::cli::result_print(json, j,
-                            lota::strfmt("lota 0.1.0\nlibtorch: %s\ncuda kernels: %s\ncuda: %s (%d devices)\n"
+                            lota::strfmt("lota %s\nlibtorch: %s\ncuda kernels: %s\ncuda: %s (%d devices)\n"
                                          "device auto: %s",
-                                         TORCH_VERSION, kernels ? "built" : "not built", cuda ? "yes" : "no", devices,
+                                         lota::VERSION, TORCH_VERSION, kernels ? "built" : "not built", cuda ? "yes" : "no", devices,
                                          auto_device.c_str()));
     return 0;
 }

@@ -185,3 +185,37 @@ TEST(ModelFiles, ShardedRoundTrip) {
     fs::remove(dir + "/model-00002-of-00003.safetensors");
     EXPECT_THROW(lota::io::ModelFiles{dir}, lota::Error);
 }
+
+TEST(HfConfig, RopeParametersOfTransformers5) {
+    nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 8},
+                        {"num_hidden_layers", 1}, {"num_attention_heads", 4}, {"vocab_size", 10},
+                        {"rope_parameters", {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0},
+                                             {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                             {"original_max_position_embeddings", 8192}}}};
+    lota::io::ModelConfig c = lota::io::hf_config_parse(j, "config.json");
+    EXPECT_EQ(c.rope_theta, 500000.0);
+    EXPECT_EQ(c.rope_scaling.type, "llama3");
+    EXPECT_EQ(c.rope_scaling.factor, 32.0);
+    // Written back in the layout it came in.
+    const nlohmann::json out = lota::io::hf_config_to_json(c);
+    EXPECT_FALSE(out.contains("rope_theta"));
+    EXPECT_EQ(out["rope_parameters"]["rope_theta"], 500000.0);
+    EXPECT_EQ(out["rope_parameters"]["factor"], 32.0);
+    // transformers 4 layout reads to the same config.
+    j.erase("rope_parameters");
+    j["rope_theta"] = 500000.0;
+    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+    c = lota::io::hf_config_parse(j, "config.json");
+    EXPECT_EQ(c.rope_theta, 500000.0);
+    EXPECT_EQ(c.rope_scaling.factor, 32.0);
+    EXPECT_TRUE(lota::io::hf_config_to_json(c).contains("rope_theta"));
+    // An unknown rope key is an error naming it.
+    j["rope_scaling"]["beta_fast"] = 32;
+    try {
+        lota::io::hf_config_parse(j, "config.json");
+        FAIL() << "no error";
+    } catch (const lota::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("rope_scaling key 'beta_fast'"), std::string::npos) << e.what();
+    }
+}

@@ -113,6 +113,31 @@ TEST(GptqCheckpoint, BadConfigIsRejected) {
     lota::remove_tree(dir.string());
 }
 
+TEST(GptqCheckpoint, ThreeBitPackingFromKeyOrProducer) {
+    using io::Qzeros3Bit;
+    auto packing = [](nlohmann::json extra) {
+        nlohmann::json j = {{"bits", 3}, {"group_size", 32}, {"sym", false}, {"checkpoint_format", "gptq"}};
+        if (extra.is_object()) j.update(extra);
+        return io::gptq_config_from_json(j, "quantize_config.json").qzeros_3bit;
+    };
+    EXPECT_EQ(packing({{"qzeros_3bit", "whole_word"}}), Qzeros3Bit::WHOLE_WORD);
+    EXPECT_EQ(packing({{"qzeros_3bit", "per_field"}, {"meta", {{"quantizer", {"lota"}}}}}), Qzeros3Bit::PER_FIELD);
+    EXPECT_EQ(packing({{"meta", {{"quantizer", {"lota"}}}}}), Qzeros3Bit::WHOLE_WORD);
+    EXPECT_EQ(packing({{"meta", {{"quantizer", {"gptqmodel:7.7.0"}}}}}), Qzeros3Bit::PER_FIELD);
+    EXPECT_EQ(packing({{"meta", {{"quantizer", "gptqmodel:7.0.0"}}}}), Qzeros3Bit::PER_FIELD);
+    EXPECT_EQ(packing({}), Qzeros3Bit::UNSTATED);
+    EXPECT_THROW(packing({{"meta", {{"quantizer", {"gptqmodel:5.6.12"}}}}}), Error);
+    EXPECT_THROW(packing({{"qzeros_3bit", "sideways"}}), Error);
+    // Written back: the key for 3-bit v1, and the producers GPTQModel checks before loading sym=false v1.
+    io::GptqConfig c = io::gptq_config_from_json({{"bits", 3}, {"meta", {{"quantizer", {"lota", "mytool:2.0"}}}}}, "q");
+    c.qzeros_3bit = Qzeros3Bit::PER_FIELD;
+    const nlohmann::json out = io::gptq_config_to_json(c);
+    EXPECT_EQ(out["qzeros_3bit"], "per_field");
+    EXPECT_EQ(out["meta"]["quantizer"], nlohmann::json({"gptqmodel:7.0.0", "lota:0.1.0", "mytool:2.0"}));
+    c.bits = 4;
+    EXPECT_FALSE(io::gptq_config_to_json(c).contains("qzeros_3bit"));
+}
+
 TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
     const fs::path dir = fresh_dir("shape");
     for (const char* which : {"scales", "g_idx", "qzeros"}) {

@@ -105,6 +105,50 @@ TEST(Pack, V1WholeWordBorrowFromZeroPointZero) {
     EXPECT_EQ(((0xEEEEFE3Fu >> 4) & 0xF) + 1, 4u);
 }
 
+TEST(Pack, V1ThreeBitPerFieldAndWholeWordDiffer) {
+    // 3-bit zeros along N (32 fields = 3 words): Z = 4 (0b100) everywhere. Per field, every field holds
+    // 3 (0b011). Whole word, the low parts of the straddling fields 10 (bits 30..32) and 21 (bits 63..65)
+    // are 0 and their borrows leave the word and are dropped: field 10 holds 0b111, field 21 0b101.
+    const at::Tensor Z = at::full({1, 32}, 4, at::kLong);
+    const at::Tensor v2 = pack_zeros(Z, 3);
+    const at::Tensor field = qzeros_v2_to_v1_per_field(v2, 3), word = qzeros_v2_to_v1(v2, 3);
+    EXPECT_EQ(as_vec(unpack_zeros(field, 3)), std::vector<int64_t>(32, 3));
+    std::vector<int64_t> want(32, 3);
+    want[10] = 7;
+    want[21] = 5;
+    EXPECT_EQ(as_vec(unpack_zeros(word, 3)), want);
+    EXPECT_EQ(as_vec(unpack_zeros(qzeros_v1_to_v2_per_field(field, 3), 3)), as_vec(Z));
+    EXPECT_EQ(as_vec(unpack_zeros(qzeros_v1_to_v2(word, 3), 3)), as_vec(Z));
+    // Every Z in [0, 7], Z = 0 included (its field holds 7, no borrow), round-trips per field.
+    const at::Tensor all = at::arange(32, at::kLong).remainder(8).unsqueeze(0);
+    const at::Tensor f = qzeros_v2_to_v1_per_field(pack_zeros(all, 3), 3);
+    EXPECT_EQ(as_vec(unpack_zeros(f, 3)), as_vec(all.add(7).remainder(8)));
+    EXPECT_EQ(as_vec(unpack_zeros(qzeros_v1_to_v2_per_field(f, 3), 3)), as_vec(all));
+}
+
+TEST(Pack, ThreeBitV1FileReadByRecordedOrDetectedPacking) {
+    QuantizedWeight qw = random_qw(3, 32, 64, 32, 5, false);
+    lota::io::GptqConfig c;
+    c.bits = 3;
+    c.group_size = 32;
+    const lota::io::GptqLinearTensors t = gptq_tensors_from_quantized_weight(qw, "gptq");  // per field
+    EXPECT_TRUE(at::equal(t.qzeros, qzeros_v2_to_v1_per_field(pack_zeros(qw.zeros, 3), 3)));
+    c.qzeros_3bit = lota::io::Qzeros3Bit::PER_FIELD;
+    EXPECT_TRUE(at::equal(quantized_weight_from_gptq(t, c).zeros, qw.zeros));
+    c.qzeros_3bit = lota::io::Qzeros3Bit::WHOLE_WORD;  // the other reading gives other zero points
+    EXPECT_FALSE(at::equal(quantized_weight_from_gptq(t, c).zeros, qw.zeros));
+    c.qzeros_3bit = lota::io::Qzeros3Bit::UNSTATED;  // asymmetric, not said: per field
+    EXPECT_TRUE(at::equal(quantized_weight_from_gptq(t, c).zeros, qw.zeros));
+    // Symmetric, not said: the reading that gives Z = 4 everywhere, for either packing.
+    qw.zeros = at::full_like(qw.zeros, 4);
+    c.sym = true;
+    lota::io::GptqLinearTensors w = t;
+    w.qzeros = qzeros_v2_to_v1(pack_zeros(qw.zeros, 3), 3);
+    EXPECT_TRUE(at::equal(quantized_weight_from_gptq(w, c).zeros, qw.zeros));
+    w.qzeros = qzeros_v2_to_v1_per_field(pack_zeros(qw.zeros, 3), 3);
+    EXPECT_TRUE(at::equal(quantized_weight_from_gptq(w, c).zeros, qw.zeros));
+}
+
 TEST(Pack, ByteViewMatchesTheBitStream) {
     // pack_codes/unpack_codes use byte views for 2, 4 and 8 bits (Note [byte view of packed codes]);
     // every code must sit where the scalar bit-stream reader (the dequant kernels' spec) finds it.

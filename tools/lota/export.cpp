@@ -1,0 +1,323 @@
+// lota export --format gguf: an HF model directory (16-bit, GPTQ or LoTA-merged; llama, mistral,
+// qwen2, qwen3) -> one GGUF file for llama.cpp, with the metadata keys and tensor names llama.cpp's
+// convert_hf_to_gguf writes for that architecture.
+//
+// Quantized linears with contiguous groups (no act-order), a group size that is a multiple of 32
+// and codes of 2, 3 or 4 bits become Q4_1 blocks directly: each block of 32 codes keeps its codes
+// and gets d = S and m = S·(F − Z) in fp16 (y = d·q + m = S·(q − Z + F)); the only rounding is m's,
+// reported in grid steps. Anything else quantized (8 bits, act-order, other group sizes) is refused
+// unless --allow-lossy, which writes it as F16 and reports the error. Embeddings, norms, biases and
+// the head are written in the dtype they are stored in (F32, F16 or BF16).
+// Llama and Mistral q/k rows are permuted the way llama.cpp's rope expects (the inverse of
+// `lota import`'s Note [llama.cpp Q/K permutation]); Qwen2/Qwen3 use llama.cpp's NeoX rope and are
+// not permuted.
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "args.h"
+#include "commands.h"
+#include "io/gguf_writer.h"
+#include "io/gptq_checkpoint.h"
+#include "io/hf_config.h"
+#include "io/mapped_file.h"
+#include "io/model_files.h"
+#include "quant/gptq_tensors.h"
+#include "quant/quantized_weight.h"
+#include "text/tokenizer.h"
+#include "util/check.h"
+#include "util/log.h"
+#include "util/strfmt.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using lota::io::Arch;
+using lota::io::GgmlType;
+
+struct ExportOptions {
+    std::string model, out, format = "gguf";
+    bool allow_lossy = false, overwrite = false, json = false;
+};
+
+struct ExportReport {
+    int64_t q4_1 = 0, lossy_f16 = 0, dense = 0;
+    double max_m_error_steps = 0;  // largest |fp16(m) − S·(F − Z)| / S over every Q4_1 block
+    double max_lossy_error = 0;    // largest |fp16(W) − W| over tensors written lossy
+};
+
+// llama.cpp's architecture name for ours: its converter writes Mistral as "llama".
+const char* gguf_arch(Arch a) {
+    switch (a) {
+        case Arch::LLAMA:
+        case Arch::MISTRAL: return "llama";
+        case Arch::QWEN2: return "qwen2";
+        case Arch::QWEN3: return "qwen3";
+    }
+    return "llama";
+}
+
+// Rows of q_proj/k_proj (or their per-row data) in the order llama.cpp's rope expects: view the rows
+// of each head as [2, d/2], swap to [d/2, 2] (GGUF row h·d + 2i + a = HF row h·d + a·d/2 + i).
+at::Tensor permute_heads(const at::Tensor& w, int64_t n_heads) {
+    const int64_t rows = w.size(0), d = rows / n_heads;
+    std::vector<int64_t> shape{n_heads, 2, d / 2};
+    for (int64_t i = 1; i < w.dim(); ++i) shape.push_back(w.size(i));
+    std::vector<int64_t> flat{rows};
+    for (int64_t i = 1; i < w.dim(); ++i) flat.push_back(w.size(i));
+    return w.reshape(shape).transpose(1, 2).reshape(flat).contiguous();
+}
+
+GgmlType ggml_type_of(at::ScalarType t, const std::string& name) {
+    if (t == at::kFloat) return GgmlType::F32;
+    if (t == at::kHalf) return GgmlType::F16;
+    if (t == at::kBFloat16) return GgmlType::BF16;
+    LOTA_FAIL("tensor '%s' has dtype %s; GGUF export writes float32, float16 or bfloat16 tensors", name.c_str(),
+              c10::toString(t));
+}
+
+class Exporter {
+  public:
+    Exporter(const ExportOptions& o) : o_(o), files_(o.model) {
+        cfg_ = lota::io::hf_config_read(o.model + "/config.json");
+        gptq_ = lota::io::gptq_config_read(o.model);
+        LOTA_CHECK(cfg_.rope_scaling.type.empty(),
+                   "%s/config.json: rope scaling '%s' is not exported to GGUF yet (llama.cpp needs a rope_freqs "
+                   "tensor for it)", o.model.c_str(), cfg_.rope_scaling.type.c_str());
+    }
+
+    ExportReport run() {
+        const std::string arch = gguf_arch(cfg_.arch);
+        write_metadata(arch);
+        dense("model.embed_tokens.weight", "token_embd.weight");
+        for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+            const std::string hp = "model.layers." + std::to_string(l) + ".", gp = "blk." + std::to_string(l) + ".";
+            dense(hp + "input_layernorm.weight", gp + "attn_norm.weight");
+            linear(hp + "self_attn.q_proj", gp + "attn_q", cfg_.num_attention_heads);
+            linear(hp + "self_attn.k_proj", gp + "attn_k", cfg_.num_key_value_heads);
+            linear(hp + "self_attn.v_proj", gp + "attn_v", 0);
+            linear(hp + "self_attn.o_proj", gp + "attn_output", 0);
+            if (cfg_.qk_norm) {
+                dense(hp + "self_attn.q_norm.weight", gp + "attn_q_norm.weight");
+                dense(hp + "self_attn.k_norm.weight", gp + "attn_k_norm.weight");
+            }
+            dense(hp + "post_attention_layernorm.weight", gp + "ffn_norm.weight");
+            linear(hp + "mlp.gate_proj", gp + "ffn_gate", 0);
+            linear(hp + "mlp.up_proj", gp + "ffn_up", 0);
+            linear(hp + "mlp.down_proj", gp + "ffn_down", 0);
+        }
+        dense("model.norm.weight", "output_norm.weight");
+        if (!cfg_.tie_word_embeddings) dense("lm_head.weight", "output.weight");
+        w_.set_u32("general.file_type", rep_.q4_1 > 0 ? 3u /* MOSTLY_Q4_1 */ : file_type_dense_);
+        w_.write(o_.out);
+        return rep_;
+    }
+
+  private:
+    bool permuted() const { return cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL; }
+
+    void write_metadata(const std::string& arch) {
+        auto key = [&](const char* k) { return arch + "." + k; };
+        w_.set_string("general.architecture", arch);
+        w_.set_string("general.name", fs::path(o_.model).filename().string());
+        w_.set_u32("general.quantization_version", 2);
+        w_.set_u32(key("block_count"), static_cast<uint32_t>(cfg_.num_hidden_layers));
+        w_.set_u32(key("context_length"), static_cast<uint32_t>(cfg_.max_position_embeddings));
+        w_.set_u32(key("embedding_length"), static_cast<uint32_t>(cfg_.hidden_size));
+        w_.set_u32(key("feed_forward_length"), static_cast<uint32_t>(cfg_.intermediate_size));
+        w_.set_u32(key("attention.head_count"), static_cast<uint32_t>(cfg_.num_attention_heads));
+        w_.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(cfg_.num_key_value_heads));
+        w_.set_f32(key("rope.freq_base"), static_cast<float>(cfg_.rope_theta));
+        w_.set_f32(key("attention.layer_norm_rms_epsilon"), static_cast<float>(cfg_.rms_norm_eps));
+        if (cfg_.head_dim * cfg_.num_attention_heads != cfg_.hidden_size || cfg_.arch == Arch::QWEN3) {
+            w_.set_u32(key("attention.key_length"), static_cast<uint32_t>(cfg_.head_dim));
+            w_.set_u32(key("attention.value_length"), static_cast<uint32_t>(cfg_.head_dim));
+        }
+        if (cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL) {
+            w_.set_u32(key("vocab_size"), static_cast<uint32_t>(cfg_.vocab_size));
+            w_.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(cfg_.head_dim));
+        }
+        write_tokenizer();
+    }
+
+    // tokenizer.ggml.* from tokenizer.json (byte-level BPE: llama.cpp's "gpt2" model).
+    void write_tokenizer() {
+        const std::string path = o_.model + "/tokenizer.json";
+        LOTA_CHECK(fs::exists(path), "%s: missing; the GGUF file needs the tokenizer", path.c_str());
+        const nlohmann::json tj = nlohmann::json::parse(lota::io::file_read_text(path));
+        const auto& model = tj.at("model");
+        LOTA_CHECK(model.value("type", "") == "BPE" && tj.dump().find("\"ByteLevel\"") != std::string::npos,
+                   "%s: only byte-level BPE tokenizers are exported to GGUF (tokenizer.ggml.model \"gpt2\")",
+                   path.c_str());
+        const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o_.model);
+        const int64_t n = std::max<int64_t>(tok.vocab_size(), cfg_.vocab_size);
+        std::vector<std::string> tokens(static_cast<size_t>(n));
+        std::vector<int32_t> types(static_cast<size_t>(n), 1);  // 1 normal
+        for (int64_t i = 0; i < n; ++i) {
+            const std::string t = i < tok.vocab_size() ? tok.id_to_token(static_cast<int32_t>(i)) : "";
+            if (t.empty()) {  // ids the tokenizer does not define (vocab padded to a multiple)
+                tokens[i] = "[PAD" + std::to_string(i) + "]";
+                types[i] = 4;  // user-defined, as llama.cpp's converter marks them
+            } else {
+                tokens[i] = t;
+            }
+        }
+        if (tj.contains("added_tokens"))
+            for (const auto& a : tj["added_tokens"]) {
+                const int64_t id = a.at("id").get<int64_t>();
+                if (id >= 0 && id < n) types[id] = a.value("special", false) ? 3 : 4;  // control / user-defined
+            }
+        std::vector<std::string> merges;
+        for (const auto& m : model.at("merges"))
+            merges.push_back(m.is_array() ? m[0].get<std::string>() + " " + m[1].get<std::string>()
+                                          : m.get<std::string>());
+        w_.set_string("tokenizer.ggml.model", "gpt2");
+        w_.set_string("tokenizer.ggml.pre", pre_name(tj));
+        w_.set_strings("tokenizer.ggml.tokens", tokens);
+        w_.set_i32s("tokenizer.ggml.token_type", types);
+        w_.set_strings("tokenizer.ggml.merges", merges);
+        const int32_t bos = tok.bos_id() >= 0 ? tok.bos_id() : static_cast<int32_t>(cfg_.bos_token_id);
+        const int32_t eos = tok.eos_id() >= 0      ? tok.eos_id()
+                            : cfg_.eos_token_ids.empty() ? -1
+                                                         : static_cast<int32_t>(cfg_.eos_token_ids[0]);
+        if (bos >= 0) w_.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(bos));
+        if (eos >= 0) w_.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(eos));
+        const nlohmann::json tc = tokenizer_config();
+        if (tc.contains("pad_token") && tc["pad_token"].is_string())
+            if (auto id = tok.token_to_id(tc["pad_token"].get<std::string>()))
+                w_.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(*id));
+        if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())
+            w_.set_bool("tokenizer.ggml.add_bos_token", tc["add_bos_token"].get<bool>());
+        if (!tok.chat_template().empty()) w_.set_string("tokenizer.chat_template", tok.chat_template());
+    }
+
+    nlohmann::json tokenizer_config() const {
+        const std::string p = o_.model + "/tokenizer_config.json";
+        return fs::exists(p) ? nlohmann::json::parse(lota::io::file_read_text(p)) : nlohmann::json::object();
+    }
+
+    // tokenizer.ggml.pre: llama.cpp names its pre-tokenizers; recognised by the split regex.
+    static std::string pre_name(const nlohmann::json& tj) {
+        const std::string s = tj.dump();
+        if (s.find(R"(\\p{N}{1,3})") != std::string::npos && s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+)") != std::string::npos)
+            return "llama-bpe";
+        if (s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|)") != std::string::npos) return "qwen2";
+        return "gpt2";
+    }
+
+    void dense(const std::string& hf, const std::string& gguf) {
+        const at::Tensor t = files_.load(hf).contiguous();
+        const GgmlType type = ggml_type_of(t.scalar_type(), hf);
+        if (hf == "model.embed_tokens.weight")
+            file_type_dense_ = type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 32u;
+        w_.add_tensor(gguf, type, t.sizes().vec(), lota::io::tensor_bytes(t));
+        ++rep_.dense;
+    }
+
+    // One projection: prefix "model.layers.N.self_attn.q_proj", GGUF base "blk.N.attn_q"; heads > 0
+    // permutes its rows for llama.cpp's rope (llama, mistral).
+    void linear(const std::string& prefix, const std::string& gguf, int64_t heads) {
+        const bool permute = heads > 0 && permuted();
+        if (files_.has(prefix + ".bias")) {
+            at::Tensor b = files_.load(prefix + ".bias").contiguous();
+            if (permute) b = permute_heads(b, heads);
+            w_.add_tensor(gguf + ".bias", ggml_type_of(b.scalar_type(), prefix + ".bias"), b.sizes().vec(),
+                          lota::io::tensor_bytes(b));
+        }
+        if (!gptq_ || !files_.has(prefix + ".qweight")) {
+            at::Tensor w = files_.load(prefix + ".weight").contiguous();
+            if (permute) w = permute_heads(w, heads);
+            w_.add_tensor(gguf + ".weight", ggml_type_of(w.scalar_type(), prefix + ".weight"), w.sizes().vec(),
+                          lota::io::tensor_bytes(w));
+            ++rep_.dense;
+            return;
+        }
+        const lota::io::GptqLinearTensors t = lota::io::gptq_linear_read(files_, prefix, *gptq_);
+        const lota::quant::QuantizedWeight qw = lota::quant::quantized_weight_from_gptq(t, *gptq_, prefix);
+        const int64_t K = qw.in_features, g = qw.group_size == -1 ? K : qw.group_size;
+        const bool contiguous = at::equal(qw.g_idx.to(at::kLong), at::arange(K, at::kLong).div(g, "floor"));
+        std::string why;
+        if (qw.bits > 4) why = lota::strfmt("%d-bit codes do not fit Q4_1's 4-bit blocks", qw.bits);
+        else if (!contiguous) why = "its groups are not contiguous (act-order)";
+        else if (g % 32 != 0) why = lota::strfmt("group size %lld is not a multiple of 32", (long long)g);
+        if (!why.empty()) {
+            LOTA_CHECK(o_.allow_lossy, "%s: %s cannot be written losslessly: %s; --allow-lossy writes it as F16",
+                       o_.model.c_str(), prefix.c_str(), why.c_str());
+            const at::Tensor w = lota::quant::dequantize(qw).t().contiguous();  // [N, K] float32
+            at::Tensor h = w.to(at::kHalf);
+            rep_.max_lossy_error = std::max(rep_.max_lossy_error, (h.to(at::kFloat) - w).abs().max().item<double>());
+            if (permute) h = permute_heads(h, heads);
+            w_.add_tensor(gguf + ".weight", GgmlType::F16, h.sizes().vec(), lota::io::tensor_bytes(h));
+            ++rep_.lossy_f16;
+            return;
+        }
+        // Per block of 32 inputs: d = S, m = S·(F − Z) of its group, for output row n.
+        const int64_t B = K / 32;
+        const at::Tensor block_group = at::arange(B, at::kLong).mul(32).div(g, "floor");
+        const at::Tensor S = qw.scales.to(at::kFloat).index_select(0, block_group).t();  // [N, B]
+        at::Tensor FZ = -qw.zeros.to(at::kDouble);
+        if (qw.offset.defined()) FZ = FZ + qw.offset.to(at::kDouble);
+        const at::Tensor m_exact = S.to(at::kDouble) * FZ.index_select(0, block_group).t();
+        at::Tensor d = qw.scales.index_select(0, block_group).t().contiguous();  // fp16 [N, B]
+        at::Tensor m = m_exact.to(at::kHalf);
+        const at::Tensor steps = (m.to(at::kDouble) - m_exact).abs() / S.to(at::kDouble);
+        rep_.max_m_error_steps = std::max(rep_.max_m_error_steps, steps.max().item<double>());
+        at::Tensor codes = lota::quant::unpack_codes(qw).t().contiguous();  // [N, K]
+        if (permute) {
+            codes = permute_heads(codes, heads);
+            d = permute_heads(d, heads);
+            m = permute_heads(m, heads);
+        }
+        w_.add_tensor(gguf + ".weight", GgmlType::Q4_1, codes.sizes().vec(), lota::io::q4_1_blocks(codes, d, m));
+        ++rep_.q4_1;
+    }
+
+    const ExportOptions& o_;
+    lota::io::ModelFiles files_;
+    lota::io::ModelConfig cfg_;
+    std::optional<lota::io::GptqConfig> gptq_;
+    lota::io::GgufWriter w_;
+    ExportReport rep_;
+    uint32_t file_type_dense_ = 0;
+};
+
+int run_export(const ExportOptions& o) {
+    LOTA_CHECK(o.format == "gguf", "--format %s is not built (only gguf)", o.format.c_str());
+    LOTA_CHECK(o.overwrite || !fs::exists(o.out), "%s: exists; pass --overwrite to replace it", o.out.c_str());
+    const ExportReport r = Exporter(o).run();
+    const nlohmann::json j = {{"out", o.out},
+                              {"format", o.format},
+                              {"q4_1_tensors", r.q4_1},
+                              {"lossy_f16_tensors", r.lossy_f16},
+                              {"dense_tensors", r.dense},
+                              {"max_m_rounding_grid_steps", r.max_m_error_steps},
+                              {"max_lossy_abs_error", r.max_lossy_error}};
+    std::string text = lota::strfmt("exported %s -> %s: %lld Q4_1 (lossless up to m's fp16 rounding: at most %.3g "
+                                    "grid steps), %lld dense as stored",
+                                    o.model.c_str(), o.out.c_str(), (long long)r.q4_1, r.max_m_error_steps,
+                                    (long long)r.dense);
+    if (r.lossy_f16)
+        text += lota::strfmt(", %lld written lossy as F16 (max |error| %.3g)", (long long)r.lossy_f16,
+                             r.max_lossy_error);
+    lota::cli::result_print(o.json, j, text);
+    return 0;
+}
+
+}  // namespace
+
+LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp)", [](CLI::App& sub) {
+    auto o = std::make_shared<ExportOptions>();
+    lota::cli::add_model_flag(sub, o->model, "16-bit, GPTQ or LoTA-merged");
+    lota::cli::add_out_flag(sub, o->out, "the .gguf file (must not exist unless --overwrite)")->required();
+    sub.add_option("--format", o->format, "gguf")->check(CLI::IsMember({"gguf"}))->capture_default_str();
+    sub.add_flag("--allow-lossy", o->allow_lossy,
+                 "write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a multiple "
+                 "of 32) as F16 instead of refusing");
+    sub.add_flag("--overwrite", o->overwrite, "replace an existing --out file");
+    lota::cli::add_json_flag(sub, o->json);
+    return lota::cli::CommandRun([o]() { return run_export(*o); });
+});

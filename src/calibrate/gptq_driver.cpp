@@ -26,6 +26,7 @@
 #include "quant/gptq_tensors.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 #include "util/progress.h"
 
@@ -153,7 +154,8 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
 
     // Checkpoint: quantized linears + every other tensor as stored in the source.
     io::GptqCheckpoint ck;
-    ck.config = nlohmann::json::parse(io::file_read_text((fs::path(model_dir) / "config.json").string()));
+    const std::string config_path = (fs::path(model_dir) / "config.json").string();
+    ck.config = json_parse(io::file_read_text(config_path), config_path);
     ck.quant.bits = opts.quant.bits;
     ck.quant.group_size = opts.quant.group_size;
     ck.quant.sym = opts.quant.sym;

@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -92,7 +93,7 @@ Adapter adapter_read(const std::string& dir) {
     LOTA_CHECK(path_exists(st_path), "%s: not an adapter directory (no %s)", dir.c_str(), MODEL_FILE);
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(file_read_text(cfg_path));
+        j = json_parse(file_read_text(cfg_path), cfg_path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", cfg_path.c_str(), e.what());
     }

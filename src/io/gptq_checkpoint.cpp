@@ -12,6 +12,7 @@
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::io {
@@ -54,7 +55,7 @@ std::map<std::string, std::string> tensor_files(const std::string& dir) {
     if (fs::exists(index)) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(file_read_text(index.string()));
+            j = json_parse(file_read_text(index.string()), index.string());
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s: invalid JSON: %s", index.string().c_str(), e.what());
         }
@@ -75,7 +76,7 @@ std::map<std::string, std::string> tensor_files(const std::string& dir) {
 
 nlohmann::json read_json(const fs::path& p) {
     try {
-        return nlohmann::json::parse(file_read_text(p.string()));
+        return json_parse(file_read_text(p.string()), p.string());
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: invalid JSON: %s", p.string().c_str(), e.what());
     }

@@ -3,6 +3,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -63,7 +64,7 @@ ModelConfig hf_config_read(const std::string& path) {
     std::string text = file_read_text(path);
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(text);
+        j = json_parse(text, path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }

@@ -7,6 +7,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -24,7 +25,7 @@ ModelFiles::ModelFiles(const std::string& dir) : dir_(dir) {
     if (file_exists(index)) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(file_read_text(index));
+            j = json_parse(file_read_text(index), index);
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s: malformed JSON: %s", index.c_str(), e.what());
         }

@@ -3,6 +3,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -37,7 +38,7 @@ std::vector<std::vector<int64_t>> token_ids_parse(const nlohmann::json& j, const
 std::vector<std::vector<int64_t>> token_ids_read(const std::string& path) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(file_read_text(path));
+        j = json_parse(file_read_text(path), path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }

@@ -17,6 +17,7 @@
 #include "model/transformer.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::model {
@@ -24,7 +25,7 @@ namespace {
 
 nlohmann::json read_json(const std::string& path) {
     try {
-        return nlohmann::json::parse(io::file_read_text(path));
+        return json_parse(io::file_read_text(path), path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "text/jinja_eval.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
 
@@ -171,6 +172,8 @@ std::string title_filter(const std::string& s) {
 std::string indent_filter(const std::string& text, CallArgs& a) {
     a.check("indent", 3, {"width", "first", "blank"});
     Value width = a.get(0, "width", Value::integer(4));
+    if (!width.is_string() && !width.is_integral()) fail_at(a.line, "indent: width must be an integer or a string");
+    if (width.is_integral()) check_text_size(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), a.line);
     std::string ind = width.is_string() ? width.as_string()
                                         : std::string(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), ' ');
     bool first = a.get(1, "first", Value::boolean(false)).truthy();
@@ -183,8 +186,10 @@ std::string indent_filter(const std::string& text, CallArgs& a) {
         start = nl + 1;
     }
     std::string rv = lines[0];
-    for (size_t i = 1; i < lines.size(); ++i)
+    for (size_t i = 1; i < lines.size(); ++i) {
         rv += "\n" + ((blank || !lines[i].empty()) ? ind + lines[i] : lines[i]);
+        check_text_size(rv.size(), a.line);  // a long indent times many lines
+    }
     return first ? ind + rv : rv;
 }
 
@@ -261,6 +266,7 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
         for (const auto& it : value_iterate(v, line)) {
             out += (first ? "" : value_str(sep, line)) +
                    value_str(attr.is_none() ? it : attr_path(it, value_str(attr, line), line), line);
+            check_text_size(out.size(), line);
             first = false;
         }
         return Value::string(out);
@@ -277,7 +283,7 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
         a.check("replace", 3, {"old", "new", "count"});
         Value count = a.get(2, "count", Value::none());
         return Value::string(py_replace(str(), value_str(a.get(0, "old"), line), value_str(a.get(1, "new"), line),
-                                        count.is_integral() ? count.as_int() : -1));
+                                        count.is_integral() ? count.as_int() : -1, line));
     }
     if (name == "int") return int_filter(v, a);
     if (name == "float") {

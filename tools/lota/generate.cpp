@@ -17,6 +17,7 @@
 #include "model/prompt.h"
 #include "data/readers.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace {
 
@@ -59,7 +60,7 @@ int run_generate(GenerateCliOptions& o) {
     if (!o.prompt_ids.empty()) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(o.prompt_ids);
+            j = lota::json_parse(o.prompt_ids, "--prompt-ids");
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("--prompt-ids: malformed JSON: %s", e.what());
         }

@@ -14,6 +14,7 @@
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::cli {
 namespace {
@@ -30,7 +31,7 @@ struct TokenizeOptions {
 std::vector<int32_t> parse_ids(const std::string& text, const char* where) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(text);
+        j = lota::json_parse(text, std::string("tokenize --decode: ") + where);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("tokenize --decode: %s is not JSON: %s", where, e.what());
     }
@@ -47,7 +48,7 @@ void write_out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout
 
 int run_chat(const TokenizeOptions& o, const text::Tokenizer& tok) {
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    auto messages = nlohmann::ordered_json::parse(input, nullptr, false);
+    auto messages = lota::json_parse_ordered(input, "tokenize --chat: stdin", false);
     LOTA_CHECK(!messages.is_discarded() && messages.is_array(),
                "tokenize --chat: stdin must be a JSON list of messages");
     text::ChatTemplateConfig cfg = text::chat_template_config_load(o.dir);
@@ -80,7 +81,7 @@ int run_tokenize(const TokenizeOptions& o) {
             }
             nlohmann::json j;
             try {
-                j = nlohmann::json::parse(line);
+                j = lota::json_parse(line, "tokenize --jsonl: " + where);
             } catch (const nlohmann::json::exception& e) {
                 LOTA_FAIL("tokenize --jsonl: %s is not JSON: %s", where.c_str(), e.what());
             }

@@ -23,8 +23,8 @@ def write(out, target, name, data):
         f.write(data)
 
 
-def small_tokenizer(tok, n_vocab=300, n_merges=200):
-    """The tokenizer with its first vocabulary entries and the merges among them."""
+def small_tokenizer(tok, n_vocab=120, n_merges=80, n_added=12):
+    """The tokenizer with its first vocabulary entries, the merges among them and a few added tokens."""
     model = tok["model"]
     vocab = dict(sorted(model["vocab"].items(), key=lambda kv: kv[1])[:n_vocab])
     merges = []
@@ -35,7 +35,7 @@ def small_tokenizer(tok, n_vocab=300, n_merges=200):
         if len(merges) == n_merges:
             break
     model = dict(model, vocab=vocab, merges=merges)
-    return dict(tok, model=model)
+    return dict(tok, model=model, added_tokens=tok["added_tokens"][:n_added])
 
 
 def tokenizer_seeds(out, shared):
@@ -135,6 +135,7 @@ def gguf_string(s):
 def gguf_bytes():
     """A GGUF v3 file (ggml docs/gguf.md) with tokenizer metadata and two tensors."""
     tokens = ["a", "b", "c", "ab", "abc", "Ġ", "Ġa", "<s>", "</s>"]
+    types = [1] * 7 + [3, 3]  # normal, then control
     kv = [
         ("general.architecture", 8, gguf_string("llama")),
         ("general.alignment", 4, struct.pack("<I", 32)),
@@ -142,7 +143,7 @@ def gguf_bytes():
         ("tokenizer.ggml.model", 8, gguf_string("gpt2")),
         ("tokenizer.ggml.pre", 8, gguf_string("llama-bpe")),
         ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(tokens)) + b"".join(map(gguf_string, tokens))),
-        ("tokenizer.ggml.token_type", 9, struct.pack("<IQ", 5, len(tokens)) + struct.pack(f"<{len(tokens)}i", *([1] * 7 + [3, 3]))),
+        ("tokenizer.ggml.token_type", 9, struct.pack("<IQ", 5, len(types)) + struct.pack(f"<{len(types)}i", *types)),
         ("tokenizer.ggml.merges", 9, struct.pack("<IQ", 8, 3) + b"".join(map(gguf_string, ["a b", "ab c", "Ġ a"]))),
         ("tokenizer.ggml.bos_token_id", 4, struct.pack("<I", 7)),
         ("tokenizer.ggml.eos_token_id", 4, struct.pack("<I", 8)),

@@ -58,19 +58,21 @@ void fuzz_tokenizer(const uint8_t* data, size_t size) {
 
 void fuzz_jinja(const uint8_t* data, size_t size) {
     auto [tmpl, messages_json] = split_at_nul(data, size);
-    try {
-        nlohmann::ordered_json messages = json_parse_ordered(kDefaultMessages, "messages");
-        if (!messages_json.empty()) {
-            nlohmann::ordered_json m = json_parse_ordered(messages_json, "messages", false);
-            if (!m.is_discarded()) messages = std::move(m);
-        }
-        text::ChatTemplateOptions opt;
-        opt.add_generation_prompt = true;
-        opt.bos_token = "<s>";
-        opt.eos_token = "</s>";
-        opt.extra["tools"] = json_parse_ordered(R"J([{"type": "function", "function": {"name": "add",
+    static const nlohmann::ordered_json default_messages = json_parse_ordered(kDefaultMessages, "messages");
+    static const text::ChatTemplateOptions opt = [] {
+        text::ChatTemplateOptions o;
+        o.add_generation_prompt = true;
+        o.bos_token = "<s>";
+        o.eos_token = "</s>";
+        o.extra["tools"] = json_parse_ordered(R"J([{"type": "function", "function": {"name": "add",
             "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}])J", "tools");
-        text::chat_template_render(tmpl, messages, opt);
+        return o;
+    }();
+    try {
+        nlohmann::ordered_json messages;
+        if (!messages_json.empty()) messages = json_parse_ordered(messages_json, "messages", false);
+        const bool own = !messages_json.empty() && !messages.is_discarded();
+        text::chat_template_render(tmpl, own ? messages : default_messages, opt);
     } catch (const lota::Error&) {
     }
 }

@@ -44,6 +44,12 @@ double get_num(const nlohmann::json& j, const char* key, const std::string& path
     return j[key].get<double>();
 }
 
+std::string get_str(const nlohmann::json& j, const char* key, const std::string& path, const std::string& def) {
+    if (!j.contains(key) || j[key].is_null()) return def;
+    LOTA_CHECK(j[key].is_string(), "%s: key '%s' must be a string, got %s", path.c_str(), key, j[key].dump().c_str());
+    return j[key].get<std::string>();
+}
+
 bool get_bool(const nlohmann::json& j, const char* key, const std::string& path, bool def) {
     if (!j.contains(key) || j[key].is_null()) return def;
     LOTA_CHECK(j[key].is_boolean(), "%s: key '%s' must be true or false", path.c_str(), key);
@@ -80,7 +86,7 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
         j["architectures"][0].is_string())
         cls = j["architectures"][0].get<std::string>();
-    std::string model_type = j.value("model_type", std::string());
+    std::string model_type = get_str(j, "model_type", path, "");
     const ArchRow* row = nullptr;
     for (const auto& r : kArchs)
         if ((!cls.empty() && cls == r.class_name) || (cls.empty() && model_type == r.model_type)) row = &r;
@@ -117,7 +123,7 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
         const auto& rs = j["rope_scaling"];
         LOTA_CHECK(rs.is_object(), "%s: rope_scaling must be an object or null", p);
-        std::string type = rs.value("rope_type", rs.value("type", std::string()));
+        std::string type = get_str(rs, "rope_type", path, get_str(rs, "type", path, ""));
         if (type == "llama3") {
             c.rope_scaling.type = type;
             c.rope_scaling.factor = get_num(rs, "factor", path, 8.0);

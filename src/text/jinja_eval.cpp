@@ -4,6 +4,7 @@
 // `if` opens no scope, and macros see the template's top-level variables plus their arguments.
 #include "text/jinja_eval.h"
 
+#include <cstdint>
 #include <unordered_map>
 
 #include "text/jinja_limits.h"
@@ -333,6 +334,7 @@ class Evaluator {
         if (!v.is_number()) fail_at(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v.kind() == Kind::BOOL ? Value::integer(v.as_int()) : v;
         if (v.kind() == Kind::FLOAT) return Value::number(-v.as_double());
+        if (v.as_int() == INT64_MIN) fail_at(e.line, "unsupported: integer result does not fit in 64 bits");
         return Value::integer(-v.as_int());
     }
 };

@@ -270,7 +270,8 @@ Value jinja_slice(const Value& obj, const Value* start, const Value* stop, const
     };
     int64_t b = clamp(start, st < 0 ? n - 1 : 0), e = clamp(stop, st < 0 ? -1 : n);
     std::vector<size_t> picks;
-    for (int64_t i = b; st > 0 ? i < e : i > e; i += st) picks.push_back(static_cast<size_t>(i));
+    // 128-bit index: i + st may leave int64 on the last step (x[1::9223372036854775807]).
+    for (__int128 i = b; st > 0 ? i < e : i > e; i += st) picks.push_back(static_cast<size_t>(i));
     if (obj.is_string()) {
         std::u32string u = utf8_decode(obj.as_string()), out;
         for (size_t i : picks) out.push_back(u[i]);
@@ -295,9 +296,9 @@ Value global_range(CallArgs& a) {
     int64_t step = a.args.size() > 2 ? a.args[2].as_int() : 1;
     if (step == 0) fail_at(a.line, "range() arg 3 must not be zero");
     std::vector<Value> out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+    for (__int128 i = start; step > 0 ? i < stop : i > stop; i += step) {  // i + step may leave int64
         if (out.size() >= 100000) fail_at(a.line, "range too big (the sandbox allows 100000 items)");
-        out.push_back(Value::integer(i));
+        out.push_back(Value::integer(static_cast<int64_t>(i)));
     }
     Value range = Value::list(std::move(out));
     range.list_data().is_view = true;

@@ -120,7 +120,7 @@ Value percent_format(const std::string& fmt, const Value& arg, int line) {
             out += value_repr(v, line);
         } else {
             if (!v.is_number()) fail_at(line, "%d format: a real number is required, not " + v.type_name());
-            out += std::to_string(v.kind() == Kind::FLOAT ? static_cast<int64_t>(v.as_double()) : v.as_int());
+            out += std::to_string(v.kind() == Kind::FLOAT ? float_to_int(v.as_double(), line) : v.as_int());
         }
     }
     if (next < args.size()) fail_at(line, "not all arguments converted during string formatting");

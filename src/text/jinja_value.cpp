@@ -286,6 +286,13 @@ std::string float_repr(double f) {
     return neg ? "-" + out : out;
 }
 
+int64_t float_to_int(double f, int line) {
+    // 2^63 is exact as a double; casting a value at or beyond it is undefined behaviour.
+    if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
+        fail_at(line, "unsupported: integer result does not fit in 64 bits");
+    return static_cast<int64_t>(f);
+}
+
 static std::string repr_items(const Value& v, int line) {
     std::string out;
     const ListData& l = v.list_data();

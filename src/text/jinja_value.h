@@ -125,6 +125,8 @@ std::string value_str(const Value& v, int line);
 std::string value_repr(const Value& v, int line);
 /// Python float repr ("1.0", "0.1", "1e+20").
 std::string float_repr(double f);
+/// Python int(f): truncates toward zero; throws when f is not finite or beyond 64 bits.
+int64_t float_to_int(double f, int line);
 /// Python ==.
 bool value_equal(const Value& a, const Value& b);
 /// Python <; throws for unorderable types.

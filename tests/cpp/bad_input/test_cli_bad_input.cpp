@@ -88,6 +88,13 @@ TEST_F(CliBadInput, ConfigWithAnUnusedKeyNestedDeep) {
                       cfg.string() + ": JSON nested deeper than 512 levels");
 }
 
+TEST_F(CliBadInput, ConfigWithANonStringModelType) {
+    // Found by fuzz_config: nlohmann's type_error escaped (exit 2, no file named).
+    const fs::path cfg = write("model/config.json", R"({"model_type": 128, "hidden_size": 64})");
+    EXPECT_FAILS_WITH(run_lota(dir_, "inspect '" + cfg.parent_path().string() + "'"),
+                      cfg.string() + ": key 'model_type' must be a string, got 128");
+}
+
 TEST_F(CliBadInput, TokenizerSequenceNestedDeep) {
     std::string seq;
     for (int i = 0; i < 40000; ++i) seq += R"({"type": "Sequence", "pretokenizers": [)";

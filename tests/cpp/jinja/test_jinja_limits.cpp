@@ -119,6 +119,19 @@ TEST(jinja_limits, IntegerPowerOfZeroOrOneIsImmediate) {
               "1 -1 1 0 1");
 }
 
+TEST(jinja_limits, IntegerEdgesAreDefined) {
+    // Each was undefined behaviour (signed overflow, float-to-int cast) or escaped as a
+    // std::out_of_range instead of a lota::Error.
+    const char* const overflows[] = {"{{ -(-9223372036854775807 - 1) }}", "{{ (-9223372036854775807 - 1)|abs }}",
+                                      "{{ 1e300|int }}", "{{ '1e300'|int }}", "{{ '%d' % 1e300 }}"};
+    for (const char* t : overflows) EXPECT_HAS(render_error(t), "integer result does not fit in 64 bits");
+    EXPECT_EQ(render("{{ 'abc'[1::9223372036854775807] }}"), "b");
+    EXPECT_EQ(render("{{ range(9223372036854775806, 9223372036854775807, 9223372036854775807)|list }}"),
+              "[9223372036854775806]");
+    EXPECT_HAS(render_error("{{ '{99999999999999999999}'.format(1) }}"), "format: replacement index out of range");
+    EXPECT_EQ(render("{{ [[7]]|map(attribute='99999999999999999999')|map('default', 0)|list }}"), "[0]");
+}
+
 TEST(jinja_limits, EndlessLoopsStop) {
     EXPECT_HAS(render_error("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"),
                "evaluation exceeded 10000000 steps");

@@ -36,17 +36,17 @@ class Parser {
     // lifetime of the guard; past kMaxParseDepth the template is refused before the stack runs out.
     class Nest {
       public:
-        explicit Nest(Parser& p) : p_(p) {
-            if (p.depth_ >= kMaxParseDepth)
-                fail_at(p.cur().line, strfmt("template nested deeper than %d levels", kMaxParseDepth));
-            ++p.depth_;
+        explicit Nest(Parser& parser) : parser_(parser) {
+            if (parser.depth_ >= kMaxParseDepth)
+                fail_at(parser.cur().line, strfmt("template nested deeper than %d levels", kMaxParseDepth));
+            ++parser.depth_;
         }
-        ~Nest() { --p_.depth_; }
+        ~Nest() { --parser_.depth_; }
         Nest(const Nest&) = delete;
         Nest& operator=(const Nest&) = delete;
 
       private:
-        Parser& p_;
+        Parser& parser_;
     };
 
     const Token& cur() const { return t_[p_]; }

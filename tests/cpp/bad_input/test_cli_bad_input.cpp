@@ -1,6 +1,6 @@
-// Deeply nested and oversized user inputs through the CLI: each once overflowed the stack
-// (SIGSEGV) or allocated without bound; now `lota` exits 1 with a one-line message naming the
-// file or flag and the limit.
+// Deeply nested and oversized user inputs through the CLI, each of which a recursive parser or an
+// unchecked allocation would answer with a stack overflow or unbounded memory: `lota` exits 1 with
+// a one-line message naming the file or flag and the limit.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -89,7 +89,7 @@ TEST_F(CliBadInput, ConfigWithAnUnusedKeyNestedDeep) {
 }
 
 TEST_F(CliBadInput, ConfigWithANonStringModelType) {
-    // Found by fuzz_config: nlohmann's type_error escaped (exit 2, no file named).
+    // A fuzz_config input: must not surface as nlohmann's type_error (exit 2, no file named).
     const fs::path cfg = write("model/config.json", R"({"model_type": 128, "hidden_size": 64})");
     EXPECT_FAILS_WITH(run_lota(dir_, "inspect '" + cfg.parent_path().string() + "'"),
                       cfg.string() + ": key 'model_type' must be a string, got 128");

@@ -1,6 +1,6 @@
 // Replays every input kept under tests/fuzz_regress/<target>/ through its fuzz target
-// (fuzz/targets.h): each once crashed a harness or escaped with a non-lota exception, and must now
-// load or fail with lota::Error. A crash fails the whole test binary.
+// (fuzz/targets.h): each crashed a harness or escaped with a non-lota exception before its fix, and
+// must load or fail with lota::Error. A crash fails the whole test binary.
 #include <gtest/gtest.h>
 
 #include <exception>

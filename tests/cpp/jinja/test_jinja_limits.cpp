@@ -113,15 +113,15 @@ TEST(jinja_limits, NamespaceCannotHoldANamespace) {
 }
 
 TEST(jinja_limits, IntegerPowerOfZeroOrOneIsImmediate) {
-    // The exponent loop never overflowed for |x| <= 1, so it ran 2^63 times.
+    // |x| <= 1 never overflows, so a multiply-until-overflow loop would run 2^63 times.
     EXPECT_EQ(render("{{ 1 ** 9223372036854775807 }} {{ (-1) ** 9223372036854775807 }} {{ (-1) ** 4 }} "
                      "{{ 0 ** 9223372036854775807 }} {{ 0 ** 0 }}"),
               "1 -1 1 0 1");
 }
 
 TEST(jinja_limits, IntegerEdgesAreDefined) {
-    // Each was undefined behaviour (signed overflow, float-to-int cast) or escaped as a
-    // std::out_of_range instead of a lota::Error.
+    // Each is undefined behaviour (signed overflow, float-to-int cast) or a std::out_of_range
+    // unless checked; they must compute exactly or fail with a lota::Error.
     const char* const overflows[] = {"{{ -(-9223372036854775807 - 1) }}", "{{ (-9223372036854775807 - 1)|abs }}",
                                       "{{ 1e300|int }}", "{{ '1e300'|int }}", "{{ '%d' % 1e300 }}"};
     for (const char* t : overflows) EXPECT_HAS(render_error(t), "integer result does not fit in 64 bits");

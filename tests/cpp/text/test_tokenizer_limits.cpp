@@ -1,6 +1,6 @@
 // tokenizer.json nesting limits: a Sequence pre-tokenizer (or normalizer, decoder, post-processor)
-// nested ~40,000 deep once overflowed the stack; now the JSON reader stops it at 512 levels and
-// the component parser at kMaxComponentDepth Sequences, each naming the file.
+// nested ~40,000 deep would overflow the stack of a recursive component parser; the JSON reader
+// stops it at 512 levels and the component parser at kMaxComponentDepth Sequences, naming the file.
 #include <gtest/gtest.h>
 
 #include <string>

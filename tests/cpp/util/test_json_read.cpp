@@ -35,7 +35,7 @@ TEST(JsonRead, ParsesLikeNlohmannUpToTheLimit) {
 TEST(JsonRead, DeeperThanTheLimitFailsNamingTheSource) {
     EXPECT_EQ(parse_error(nested_arrays(lota::kJsonMaxDepth + 1), "/m/config.json"),
               "/m/config.json: JSON nested deeper than 512 levels");
-    // An unused key nested 130,000 deep in a config.json once overflowed the stack.
+    // An unused key nested 130,000 deep in a config.json: deep enough to overflow recursive walkers.
     std::string deep;
     for (int i = 0; i < 130000; ++i) deep += R"({"k": )";
     deep += "1" + std::string(130000, '}');
@@ -51,7 +51,7 @@ TEST(JsonRead, DeeperThanTheLimitFailsNamingTheSource) {
 
 TEST(JsonRead, SyntaxErrorsKeepNlohmannsContract) {
     EXPECT_THROW(lota::json_parse("{\"a\": ", "t.json"), nlohmann::json::parse_error);
-    EXPECT_THROW(lota::json_parse("[1e400]", "t.json"), nlohmann::json::out_of_range);  // found by fuzz_config
+    EXPECT_THROW(lota::json_parse("[1e400]", "t.json"), nlohmann::json::out_of_range);  // a fuzz_config input
     EXPECT_TRUE(lota::json_parse("[1e400]", "t.json", false).is_discarded());
     EXPECT_TRUE(lota::json_parse("{\"a\": ", "t.json", false).is_discarded());
     EXPECT_TRUE(lota::json_parse_ordered("[1,", "t.json", false).is_discarded());

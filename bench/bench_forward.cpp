@@ -2,11 +2,11 @@
 // batch sizes (KV cache, greedy), timed with device synchronisation; warm-up, then the median
 // of R repeats. Prints one JSON line per measurement. Usage:
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
-//                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--adapter DIR] [--label X]
+//                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
-// quantized layers use dequant + GEMM for decode too (comparisons); --adapter: an unmerged
-// adapter (LoRA or LoTA) on top of the model.
+// quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
+// 16-bit LoRA of rank R (random A and B) on every projection.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
-                             "[--lora-rank R] [--label X]\n");
+                             "[--fuse 1] [--lora-rank R] [--label X]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
@@ -85,13 +85,20 @@ int main(int argc, char** argv) {
     }
     try {
         torch::NoGradGuard no_grad;
-        if (!gemv) lota::model::QuantLinear::set_gemv_max_rows(0);
         auto model = lota::model::Transformer::load(dir, {device, dtype});
+        if (!gemv) {
+            lota::model::QuantLinearOptions no_gemv;
+            no_gemv.gemv_max_rows = 0;
+            for (auto& block : model->blocks())
+                for (lota::model::Slot s : lota::model::PROJECTION_SLOTS)
+                    if (auto* q = dynamic_cast<lota::model::QuantLinear*>(block.linear(s).get())) q->set_options(no_gemv);
+        }
         const at::Device dev = model->device();
         if (lora_rank > 0) {
             // An unmerged 16-bit LoRA on every projection (random A and B: the cost does not depend on the values).
             for (auto& block : model->blocks())
-                for (auto& l : block.linears) {
+                for (lota::model::Slot s : lota::model::PROJECTION_SLOTS) {
+                    lota::model::LinearPtr& l = block.linear(s);
                     const at::Tensor a = at::randn({lora_rank, l->in_features()}) * 0.01;
                     const at::Tensor b = at::randn({l->out_features(), lora_rank}) * 0.01;
                     auto lora = std::make_shared<lota::adapter::LoraLinear>(l, a, b, 2.0, 0.0);

@@ -1,4 +1,4 @@
-// Decode-sized quantized product benchmark (issue 6): for a layer of K x N, M rows of x and
+// Decode-sized quantized product benchmark: for a layer of K x N, M rows of x and
 // b-bit codes, times kernels::quant_gemv (packed codes read directly), the dequantize + GEMM path
 // QuantLinear takes otherwise, and a dense bf16 GEMM; reports the kernel's bandwidth against
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA
@@ -151,40 +151,40 @@ int main(int argc, char** argv) {
                               (offset ? double(qw.offset.nbytes()) : 0.0);
         for (int64_t M : parse_list(rows)) {
             const at::Tensor x = at::randn({M, K}, cuda.dtype(at::kBFloat16));
+            lota::kernels::GemvTuning tuning;  // the plan the kernel runs with; the sweeps below change it
             const auto kernel = [&] {
-                lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows);
+                lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows,
+                                          tuning);
             };
             if (sweep) {
                 // The plan's knobs: the SIMT kernel's blocks per SM, then every batch depth and wave
                 // count of the tensor-core kernel (also at 1 row).
-                lota::kernels::quant_gemv_set_tensor_cores(false);
                 for (int bps : {4, 8, 16, 32}) {
-                    lota::kernels::quant_gemv_set_tuning({0, 0, 0.0, bps});
+                    tuning = {0, 0, 0.0, bps, false};
                     const double t = graph_seconds_per_call(kernel);
                     std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
                                 "\"blocks_per_sm\":%d,\"simt_us\":%.2f}\n",
                                 (long long)K, (long long)N, bits, (long long)M, bps, t * 1e6);
                 }
-                lota::kernels::quant_gemv_set_tensor_cores(true);
                 for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 1.0, 2.0}) {
-                        lota::kernels::quant_gemv_set_tuning({1, batch, waves, 0});
+                        tuning = {1, batch, waves, 0, true};
                         const double t = graph_seconds_per_call(kernel);
                         std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,\"batch\":%d,"
                                     "\"waves\":%.1f,\"tc_us\":%.2f}\n",
                                     (long long)K, (long long)N, bits, (long long)M, batch, waves, t * 1e6);
                     }
-                lota::kernels::quant_gemv_set_tuning({});
                 continue;
             }
             const double th = seconds_per_call(kernel);
             const double tk = graph_seconds_per_call(kernel);
-            lota::kernels::quant_gemv_set_tensor_cores(false);
+            tuning.tensor_cores = false;
             const double ts = graph_seconds_per_call(kernel);
-            lota::kernels::quant_gemv_set_tensor_cores(true);
-            lota::model::QuantLinear::set_gemv_max_rows(0);
+            lota::model::QuantLinearOptions dequant_gemm;  // the layer without the packed-code kernel
+            dequant_gemm.gemv_max_rows = 0;
+            layer.set_options(dequant_gemm);
             const double td = graph_seconds_per_call([&] { layer.forward(x); });
-            lota::model::QuantLinear::set_gemv_max_rows(16);
+            layer.set_options({});
             const double tb = graph_seconds_per_call([&] { at::linear(x, W16); });
             // Reference for the same graph method: filling one float (the fixed cost of a graph node).
             const at::Tensor one = at::empty({1}, cuda.dtype(at::kFloat));

@@ -1,9 +1,9 @@
-// Per-layer cost of the two LoTA-QAF training pieces that the LoRA baseline does not have (issue 5),
-// on the Llama-3.1-8B layer shapes: the per-step re-merge (fused kernel vs the tensor-op formulation)
-// and the per-micro-batch adapter backward from x and ∂L/∂y (Gw = xᵀ·∂y, then ∂A and ∂B; 16-bit Gw on
-// tensor cores vs the float32 path). Each time is the median of 7 synchronised batches of 10 calls
-// after a warm-up. One JSON line per measurement, then the per-step totals for the 32-layer model
-// (q, k, v, o, gate, up, down per layer). Usage:
+// Per-layer cost of the two LoTA-QAF training pieces that the LoRA baseline does not have, on the
+// Llama-3.1-8B layer shapes: the per-step re-merge (fused kernel vs the tensor-op formulation) and the
+// per-micro-batch adapter backward from x and ∂L/∂y (Gw = xᵀ·∂y, then ∂A and ∂B; 16-bit Gw on tensor
+// cores vs the float32 path). Each time is the median of 7 synchronised batches of 10 calls after a
+// warm-up. One JSON line per measurement, then the per-step totals for the 32-layer model (q, k, v, o,
+// gate, up, down per layer). Usage:
 //   bench_lota_step [--bits 4] [--group 64] [--rank 64] [--tokens 5120] [--layers 32]
 #include <algorithm>
 #include <chrono>

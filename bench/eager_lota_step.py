@@ -1,6 +1,6 @@
 """A faithful PyTorch *eager* formulation of the official LoTA-QAF layer, timed over one training step.
 
-The reference lota's trainer is compared against (issue 5, "GPU"). Written from ../shared/DESIGN.md §1:
+The reference lota's trainer is compared against (bench/train_step.md). Written from ../shared/DESIGN.md §1:
 at EVERY forward of every adapted linear it materialises, as the official code does,
 
     P  = A·B                                         (bf16, K×N)
@@ -111,7 +111,7 @@ class OfficialLotaLinear(nn.Module):
         a = torch.randn(self.r, self.K, generator=gen, device=dev, dtype=torch.float32) * math.sqrt(2.0 / self.K)
         d = 0.75 * a.abs().mean()
         self.A.copy_(((a > d).float() - (a < -d).float()).t())
-        # B: random ternary, density b_density, ±1 equally likely (DESIGN's init is B = 0; see notes.md)
+        # B: random ternary, density b_density, ±1 equally likely (DESIGN's init is B = 0; see bench/train_step.md)
         u = torch.rand(self.r, self.N, generator=gen, device=dev)
         self.B.copy_(torch.where(u < b_density / 2, -1.0, torch.where(u < b_density, 1.0, 0.0)))
 

@@ -1,5 +1,7 @@
 """HF transformers baseline for bench_forward: same shapes, same timing rules (warm-up, median of
-repeats, device sync). Prefill tokens/s at batch 1 and decode tokens/s (KV cache, greedy)."""
+repeats, device sync). Prefill tokens/s at batch 1 and decode tokens/s (KV cache, greedy).
+Usage: hf_forward.py MODEL_DIR [--device cuda] [--prefill 2048] [--batches 1,16] [--context 128] [--steps 64]
+[--repeat 5] [--attn sdpa]. Prints one JSON line per measurement."""
 import argparse
 import json
 import statistics
@@ -16,15 +18,22 @@ p.add_argument("--context", type=int, default=128)
 p.add_argument("--steps", type=int, default=64)
 p.add_argument("--repeat", type=int, default=5)
 p.add_argument("--attn", default="sdpa")
+p.add_argument("--device", default="cuda")
 a = p.parse_args()
 
-model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.bfloat16, attn_implementation=a.attn).cuda().eval()
+model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16, attn_implementation=a.attn)
+model = model.to(a.device).eval()
 V = model.config.vocab_size
+
+
+def sync():
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def med(f):
     f()
-    torch.cuda.synchronize()
+    sync()
     ts = []
     for _ in range(a.repeat):
         ts.append(f())
@@ -33,11 +42,11 @@ def med(f):
 
 @torch.no_grad()
 def prefill():
-    ids = torch.randint(0, V, (1, a.prefill), device="cuda")
-    torch.cuda.synchronize()
+    ids = torch.randint(0, V, (1, a.prefill), device=a.device)
+    sync()
     t0 = time.perf_counter()
     model(ids, use_cache=False)
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - t0
 
 
@@ -47,16 +56,16 @@ print(json.dumps({"impl": "hf", "what": "prefill", "batch": 1, "tokens": a.prefi
 for B in map(int, a.batches.split(",")):
     @torch.no_grad()
     def decode():
-        ids = torch.randint(0, V, (B, a.context), device="cuda")
+        ids = torch.randint(0, V, (B, a.context), device=a.device)
         cache = DynamicCache()
         out = model(ids, past_key_values=cache, use_cache=True)
         nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         for _ in range(a.steps):
             out = model(nxt, past_key_values=cache, use_cache=True)
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-        torch.cuda.synchronize()
+        sync()
         return time.perf_counter() - t0
     t = med(decode)
     print(json.dumps({"impl": "hf", "what": "decode", "batch": B, "context": a.context, "steps": a.steps,

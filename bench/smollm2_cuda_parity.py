@@ -1,8 +1,10 @@
 """SmolLM2 on CUDA: lota logits (f32, bf16) and greedy tokens vs HF transformers on the same GPU.
 Usage: smollm2_cuda_parity.py LOTA_BIN MODEL_DIR. Prints one line per check."""
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -10,18 +12,20 @@ from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 L, d = sys.argv[1], sys.argv[2]
+tmp = tempfile.mkdtemp(prefix="smollm2_parity_")
+ids_path, logits_path = os.path.join(tmp, "ids.json"), os.path.join(tmp, "logits.safetensors")
 tok = AutoTokenizer.from_pretrained(d)
 qs = ["What is the capital of France?", "Write a haiku about the sea.", "Explain gravity to a child."]
 ids = []
 for q in qs:
     r = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True)
     ids.append(list(r["input_ids"]) if hasattr(r, "keys") else list(r))
-json.dump(ids, open("/tmp/ids.json", "w"))
+json.dump(ids, open(ids_path, "w"))
 # f32: same math, different kernels -> ~1e-4 abs; bf16: relative to the logits' scale (see test_forward_cuda.py).
 for dt, tdt, tol in [("f32", torch.float32, 1e-3), ("bf16", torch.bfloat16, 2e-2)]:
-    subprocess.run([L, "logits", "--model", d, "--ids", "/tmp/ids.json", "--out", "/tmp/l.safetensors",
+    subprocess.run([L, "logits", "--model", d, "--ids", ids_path, "--out", logits_path,
                     "--device", "cuda", "--dtype", dt], check=True)
-    ours = load_file("/tmp/l.safetensors")["logits"]
+    ours = load_file(logits_path)["logits"]
     hf = AutoModelForCausalLM.from_pretrained(d, dtype=tdt).cuda().eval()
     worst = 0.0
     for b, s in enumerate(ids):

@@ -3,21 +3,21 @@
 #   - Debian packages (compiler tools, nlohmann-json, CLI11, PCRE2, GoogleTest, ccache, ninja);
 #   - a project-local Python venv (.venv) with torch==2.13.0 (CPU, LibTorch comes from it) and the
 #     test references (transformers, tokenizers, jinja2, gguf, peft, numpy, pytest).
-# On a machine whose system python3 already has a CUDA build of torch (the GPU machine, which has
-# no network), that python is used instead and nothing is downloaded.
+# On a machine whose system python3 already has a CUDA build of torch (and no .venv), that python is
+# used instead and nothing is downloaded.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 need_apt=()
 for pkg in nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev ccache ninja-build cmake g++ pkg-config; do
-    command -v "$pkg" >/dev/null 2>&1 && continue  # tools installed outside dpkg (GPU image)
+    command -v "$pkg" >/dev/null 2>&1 && continue  # tools installed outside dpkg
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ -d "$ROOT/.deps/deb" ] && ls "$ROOT"/.deps/deb/*.deb >/dev/null 2>&1; then
-        # Offline machine: unpack carried .deb files (scripts/device_deps.sh makes them).
-        echo "bootstrap: unpacking carried Debian packages from .deps/deb"
+        # Offline machine: unpack the .deb files that scripts/offline_deps.sh downloaded.
+        echo "bootstrap: unpacking Debian packages from .deps/deb"
         for f in "$ROOT"/.deps/deb/*.deb; do dpkg -x "$f" "$ROOT/.deps/root"; done
     else
         echo "bootstrap: installing Debian packages: ${need_apt[*]}"

@@ -12,8 +12,8 @@ LOTA="$BUILD_DIR/lota"
 RUNS="${LOTA_RUNS_DIR:-runs}"
 mkdir -p "$RUNS"
 if GGUF="$(scripts/fetch_smollm2.sh 2>/dev/null)" && "$LOTA" import --help >/dev/null 2>&1; then
-    [ -d "$RUNS/smollm2" ] || "$LOTA" import --gguf "$GGUF" --out "$RUNS/smollm2" --dtype bf16
-    "$LOTA" inspect "$RUNS/smollm2" | sed -n 1,7p  # sed reads everything: no SIGPIPE under pipefail
+    [ -d "$RUNS/smollm2" ] || "$LOTA" import --gguf "$GGUF" --out "$RUNS/smollm2" --out-dtype bf16
+    "$LOTA" inspect --model "$RUNS/smollm2" | sed -n 1,7p  # sed reads everything: no SIGPIPE under pipefail
     echo "--- lota generate --chat (SmolLM2-135M-Instruct, greedy)"
     "$LOTA" generate --model "$RUNS/smollm2" --chat --prompt "What is the capital of France? Answer in one sentence." \
         --max-new-tokens 48
@@ -21,6 +21,6 @@ if GGUF="$(scripts/fetch_smollm2.sh 2>/dev/null)" && "$LOTA" import --help >/dev
 else
     echo "demo: SmolLM2 unavailable; using a random lota init model"
     [ -d "$RUNS/tiny" ] || "$LOTA" init --arch llama --out "$RUNS/tiny" --seed 0
-    "$LOTA" inspect "$RUNS/tiny" | sed -n 1,7p  # sed reads everything: no SIGPIPE under pipefail
+    "$LOTA" inspect --model "$RUNS/tiny" | sed -n 1,7p  # sed reads everything: no SIGPIPE under pipefail
     "$LOTA" generate --model "$RUNS/tiny" --prompt-ids '[1, 2, 3, 4]' --max-new-tokens 16
 fi

@@ -7,7 +7,7 @@
 #   5. evaluate 16-bit, quantized and merged models on the held-out answers: answer loss and
 #      perplexity, and KL divergence from the 16-bit model
 # Usage: scripts/pipeline.sh MODEL_DIR WORK_DIR. Knobs (environment): LOTA (binary), BITS (3),
-# GROUP (64), STEPS (24), DEVICE (cpu|cuda, default cuda when the build has it), NEW_TOKENS (64).
+# GROUP (64), STEPS (24), DEVICE (auto|cpu|cuda, default auto: CUDA when usable), NEW_TOKENS (64).
 set -euo pipefail
 MODEL="$1"
 WORK="$2"
@@ -16,12 +16,7 @@ BITS="${BITS:-3}"
 GROUP="${GROUP:-64}"
 STEPS="${STEPS:-24}"
 NEW_TOKENS="${NEW_TOKENS:-64}"
-if [ -z "${DEVICE:-}" ]; then
-    DEVICE=cpu
-    "$LOTA" version | grep -q "^cuda: yes" && DEVICE=cuda
-fi
-DTYPE=f32
-[ "$DEVICE" = cuda ] && DTYPE=bf16
+DEVICE="${DEVICE:-auto}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 QUANT="$WORK/gptq-${BITS}bit-g${GROUP}"
 ADAPTER="$WORK/lota-adapter"
@@ -34,9 +29,9 @@ json_num() { sed -E "s/.*\"$1\":(-?[0-9.eE+-]+).*/\1/" "$2"; }
 
 step "1/5 the 16-bit model answers the demo prompts (training data and held-out data)"
 for split in train eval; do
-    [ -s "$WORK/$split.jsonl" ] || "$LOTA" generate --model "$MODEL" --prompts "$HERE/data/demo/${split}_prompts.json" \
+    [ -s "$WORK/$split.jsonl" ] || "$LOTA" generate --model "$MODEL" --data "$HERE/data/demo/${split}_prompts.json" \
         --format alpaca --out "$WORK/$split.jsonl" --max-new-tokens "$NEW_TOKENS" --temperature 0.7 --top-p 0.9 \
-        --seed 0 --batch-size 16 --device "$DEVICE" --dtype "$DTYPE"
+        --seed 0 --batch-size 16 --device "$DEVICE"
 done
 
 step "2/5 GPTQ ${BITS}-bit, group ${GROUP}, calibrated on the model's own answers"
@@ -50,14 +45,14 @@ step "3/5 LoTA-QAF fine-tuning of the ${BITS}-bit model on the 16-bit model's an
 
 step "4/5 merge the adapter into the integer weights (--verify: merged logits == adapter logits, bit for bit)"
 rm -rf "$MERGED"
-"$LOTA" merge --model "$QUANT" --adapter "$ADAPTER" --out "$MERGED" --verify | tee "$WORK/merge.log"
+"$LOTA" merge --model "$QUANT" --adapter "$ADAPTER" --out "$MERGED" --verify --device "$DEVICE" | tee "$WORK/merge.log"
 merge_exact=no
 grep -q "bit-identical" "$WORK/merge.log" && merge_exact=yes
 
 step "5/5 held-out answer loss and KL to the 16-bit model"
 evaluate() {  # name model_dir
     "$LOTA" eval --task loss --model "$2" --data "$WORK/eval.jsonl" --format chat --kl-reference "$MODEL" --json \
-        --device "$DEVICE" --dtype "$DTYPE" > "$WORK/eval-$1.json"
+        --device "$DEVICE" > "$WORK/eval-$1.json"
 }
 evaluate 16bit "$MODEL"
 evaluate gptq "$QUANT"
@@ -65,7 +60,8 @@ evaluate lota "$MERGED"
 
 echo
 echo "SmolLM2 main job: held-out answers of the 16-bit model ($(json_num examples "$WORK/eval-16bit.json") prompts," \
-    "$(json_num tokens "$WORK/eval-16bit.json") answer tokens), device $DEVICE"
+    "$(json_num tokens "$WORK/eval-16bit.json") answer tokens)," \
+    "device $(sed -E 's/.*"device":"([a-z]+)".*/\1/' "$WORK/eval-16bit.json")"
 printf '%-34s %12s %12s %14s\n' model "answer loss" perplexity "KL to 16-bit"
 row() { printf '%-34s %12.4f %12.3f %14.5f\n' "$1" "$(json_num loss "$2")" "$(json_num ppl "$2")" "$(json_num kl "$2")"; }
 row "16-bit (before quantization)" "$WORK/eval-16bit.json"

@@ -1,4 +1,4 @@
-// Adapter placement on a Transformer (adapter_apply.h).
+// Adapter placement on a Transformer (attach.h).
 #include "adapter/attach.h"
 
 #include <map>
@@ -15,26 +15,24 @@ namespace lota::adapter {
 std::vector<io::AdapterTarget> adapter_targets(model::Transformer& model, const std::vector<std::string>& short_names) {
     LOTA_CHECK(!model.fused(), "adapters attach to separate q/k/v/gate/up layers; this model's were fused for "
                "inference (Transformer::fuse_projections): load it again");
-    std::set<std::string> known, wanted(short_names.begin(), short_names.end());
-    for (const auto& s : model::linear_slots()) known.insert(s.short_name);
+    const std::set<std::string> wanted(short_names.begin(), short_names.end());
     for (const auto& n : wanted)
-        LOTA_CHECK(known.count(n), "unknown target module '%s' (expected q_proj, k_proj, v_proj, o_proj, gate_proj, "
-                   "up_proj or down_proj)", n.c_str());
+        LOTA_CHECK(model::slot_from_short_name(n).has_value(), "unknown target module '%s' (expected one of %s)",
+                   n.c_str(), model::slot_short_names().c_str());
     std::vector<io::AdapterTarget> out;
-    const auto& slots = model::linear_slots();
     for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
-        for (size_t i = 0; i < slots.size(); ++i) {
-            if (!wanted.empty() && !wanted.count(slots[i].short_name)) continue;
-            const auto& lin = model.blocks()[l].linears[i];
-            out.push_back({model::name_linear(l, slots[i]), lin->in_features(), lin->out_features()});
+        for (model::Slot s : model::PROJECTION_SLOTS) {
+            if (!wanted.empty() && !wanted.count(model::slot_info(s).short_name)) continue;
+            const auto& lin = model.blocks()[l].linear(s);
+            out.push_back({model::name_linear(l, s), lin->in_features(), lin->out_features()});
         }
     return out;
 }
 
 std::pair<int, int> model_quant_format(model::Transformer& model) {
     for (auto& b : model.blocks())
-        for (auto& lin : b.linears)
-            if (auto q = std::dynamic_pointer_cast<model::QuantLinear>(lin))
+        for (model::Slot s : model::PROJECTION_SLOTS)
+            if (auto q = std::dynamic_pointer_cast<model::QuantLinear>(b.linear(s)))
                 return {q->weight().bits, q->weight().group_size};
     LOTA_FAIL("the model has no quantized linear layers (run `lota quantize` first)");
 }
@@ -42,16 +40,15 @@ std::pair<int, int> model_quant_format(model::Transformer& model) {
 std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Adapter& adapter, const std::string& what) {
     const auto [bits, group_size] = model_quant_format(model);
     io::adapter_check(adapter, adapter_targets(model, {}), bits, group_size, what);
-    const bool lota = adapter.config.method == "lota";
-    const auto& slots = model::linear_slots();
+    const bool lota = adapter.config.method == io::AdapterMethod::LOTA;
     auto buffer = std::make_shared<model::DequantBuffer>();
     std::vector<AdaptedLayer> out;
     for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
-        for (size_t i = 0; i < slots.size(); ++i) {
-            const std::string name = model::name_linear(l, slots[i]);
+        for (model::Slot s : model::PROJECTION_SLOTS) {
+            const std::string name = model::name_linear(l, s);
             auto it = adapter.modules.find(name);
             if (it == adapter.modules.end()) continue;
-            model::LinearPtr& slot = model.blocks()[l].linears[i];
+            model::LinearPtr& slot = model.blocks()[l].linear(s);
             AdaptedLayer layer;
             layer.name = name;
             if (lota) {

@@ -16,7 +16,7 @@
 namespace lota::adapter {
 
 /// The adaptable linears of `model` (every block, every slot whose short name is in `short_names`;
-/// all seven when empty), in block then linear_slots() order. Throws on an unknown short name.
+/// all seven when empty), in block then model::PROJECTION_SLOTS order. Throws on an unknown short name.
 std::vector<io::AdapterTarget> adapter_targets(model::Transformer& model, const std::vector<std::string>& short_names);
 
 /// bits and group size of the model's quantized linears; throws when the model has none.

@@ -127,8 +127,9 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
     at::Tensor gw = at::mm(x.reshape({-1, K}).t(), dy.reshape({-1, N}).to(x.scalar_type()));
     const bool keep_16 = gw.is_cuda() && (gw.scalar_type() == at::kBFloat16 || gw.scalar_type() == at::kHalf);
     if (gw.scalar_type() != at::kFloat && !keep_16) gw = gw.to(at::kFloat);
-    // gw is ours: quant::lota_backward may scale it in place instead of copying it.
-    const quant::LotaGrads g = quant::lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
+    // gw is ours: lota_backward may scale it in place instead of copying it.
+    const quant::LotaGrads g =
+        quant::lota_backward(gw, state.scales, state.groups, state.omega, state.a_t, state.b_t, true);
     state.grad_a.add_(g.a_t);
     state.grad_b.add_(g.b_t);
 }

@@ -13,7 +13,7 @@
 //         y = lota_grad_tap(y, x, state)        (identity forward; its backward adds to the grads)
 //      For dense references and tests, lota_linear(x, w_hat, bias, state) does both in one op.
 //   3. In backward the tap forms Gw = xᵀ·∂y [K, N] (one GEMM, as in full fine-tuning) and
-//      quant::lota_backward reduces it to ∂a_t, ∂b_t (two K·N·r GEMMs), summed over micro-batches.
+//      lota_backward reduces it to ∂a_t, ∂b_t (two K·N·r GEMMs), summed over micro-batches.
 //   4. The optimizer step (t-SignSGD) updates a_t, b_t in place and the trainer zeroes the grad
 //      buffers; go to 1. M, P and W' are never materialised per forward.
 #pragma once
@@ -36,7 +36,7 @@ struct LotaTrainState {
     at::Tensor scales;  ///< S [G, N] of the base layer
     at::Tensor g_idx;   ///< [K] of the base layer
     int64_t n_groups = 1;  ///< G
-    quant::LotaGroups groups;     ///< the rows of each group, validated once (quant::lota_groups_make)
+    quant::LotaGroups groups;  ///< the rows of each group, validated once (quant::lota_groups_make)
     double omega = 1.0;    ///< ω
     /// Float32 scalar with requires_grad: an input of the autograd ops so that autograd calls their
     /// backward even when x needs no gradient (e.g. the first layer over frozen embeddings).
@@ -44,7 +44,7 @@ struct LotaTrainState {
 };
 
 /// Builds a state with zeroed float32 grad buffers on a_t's device and a fresh anchor; validates
-/// shapes and g_idx (quant::lota_groups_make: reads back on CUDA, so call it at load time, not per step).
+/// shapes and g_idx (lota_groups_make: reads back on CUDA, so call it at load time, not per step).
 LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor scales, at::Tensor g_idx,
                                      int64_t n_groups, double omega);
 
@@ -52,7 +52,7 @@ LotaTrainState lota_train_state_init(at::Tensor a_t, at::Tensor b_t, at::Tensor 
 void lota_train_state_zero_grad(LotaTrainState& state);
 
 /// Gw = xᵀ·∂y for x [..., K], dy [..., N] (GEMM in x's dtype, result float32), then adds
-/// quant::lota_backward(Gw) into state.grad_a / grad_b. No host syncs.
+/// lota_backward(Gw) into state.grad_a / grad_b. No host syncs.
 void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, const at::Tensor& dy);
 
 /// Identity on y [..., N]; in backward passes ∂y through unchanged and calls
@@ -60,8 +60,8 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
 at::Tensor lota_grad_tap(const at::Tensor& y, const at::Tensor& x, const LotaTrainState& state);
 
 /// y = x·w_hatᵀ (+ bias) with the dense merged weight w_hat [N, K] (HF layout, x's dtype), e.g.
-/// lota_dequant(...).t(). Backward: ∂x = ∂y·w_hat, adapter grads accumulated as in lota_grad_tap;
-/// w_hat and bias get no gradient.
+/// quant::lota_dequant_reference(...).t(). Backward: ∂x = ∂y·w_hat, adapter grads accumulated as in
+/// lota_grad_tap; w_hat and bias get no gradient.
 at::Tensor lota_linear(const at::Tensor& x, const at::Tensor& w_hat, const at::Tensor& bias,
                        const LotaTrainState& state);
 

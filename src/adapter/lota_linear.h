@@ -1,12 +1,11 @@
 // LotaLinear: a GPTQ layer with a LoTA-QAF ternary adapter (DESIGN §1) behind model::Linear.
-// Training and inference share one path (Note [LoTA training plan] in quant/lota_grad.h): the
-// adapter is pre-merged into a QuantLinear (codes Q + M, offset F) whenever lora_A/lora_B changed
+// Training and inference share one path (Note [LoTA training plan] in adapter/lota_grad.h): the
+// adapter is merged into a QuantLinear (codes Q + M, offset F) whenever lora_A/lora_B changed
 // (detected through their tensor version counters, so an in-place optimizer step is enough), and
 // forward is that QuantLinear's forward. With grad mode on, a tap accumulates ∂L/∂A, ∂L/∂B into
 // float32 buffers. The layer keeps the merged codes, one bit a weight for the codes that moved and
 // a copy of the merged adapter, not a second copy of the base codes (quant/lota_remerge.h), and
-// re-merges without host syncs. Not here: the optimizer
-// (train/tsignsgd.h) and adapter files (io).
+// re-merges without host syncs. Not here: the optimizer (train/optimizer.h) and adapter files (io).
 #pragma once
 
 #include <memory>

@@ -40,7 +40,7 @@ std::vector<std::string> calib_read_texts(const std::string& path) {
         if (j.contains("text") && j["text"].is_string()) {
             texts.push_back(j["text"].get<std::string>());
         } else {
-            // Chat records (e.g. `lota generate --prompts` output): the messages' contents joined.
+            // Chat records (e.g. `lota generate --data` output): the messages' contents joined.
             LOTA_CHECK(j.contains("messages") && j["messages"].is_array(),
                        "%s:%lld: expected a string \"text\" or a \"messages\" list", path.c_str(), (long long)line_no);
             std::string joined;

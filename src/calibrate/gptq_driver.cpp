@@ -26,6 +26,7 @@
 #include "quant/gptq_tensors.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/json_read.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -44,9 +45,6 @@ const model::DenseLinear& dense_of(const model::LinearPtr& l, const std::string&
     return *d;
 }
 
-// Slots of model::linear_slots() in forward order, grouped by shared input.
-constexpr int kQ = 0, kK = 1, kV = 2, kO = 3, kGate = 4, kUp = 5, kDown = 6;
-
 }  // namespace
 
 QuantizeModelReport quantize_model(const std::string& model_dir, const std::string& out_dir,
@@ -59,13 +57,13 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     LOTA_CHECK(!gptq || !opts.calib_path.empty(), "quantize: GPTQ needs calibration text (--calib FILE)");
     LOTA_CHECK(!io::gptq_checkpoint_detect(model_dir), "%s: already a GPTQ checkpoint; quantize the 16-bit model",
                model_dir.c_str());
+    StagedDir out(out_dir);  // checks the output directory before the long work
     auto m = model::Transformer::load(model_dir, {opts.device, "f32"});
     const int64_t n_layers = m->config().num_hidden_layers;
-    const auto& slots = model::linear_slots();
     LOTA_CHECK(n_layers > 0, "%s: model has no layers", model_dir.c_str());
-    for (size_t i = 0; i < slots.size(); ++i) {  // every block has the same shapes
-        const auto& lin = m->blocks()[0].linears[i];
-        const std::string name = model::name_linear(0, slots[i]);
+    for (model::Slot s : model::PROJECTION_SLOTS) {  // every block has the same shapes
+        const auto& lin = m->blocks()[0].linear(s);
+        const std::string name = model::name_linear(0, s);
         quant::quant_options_check(opts.quant, lin->in_features(), name.c_str());
         LOTA_CHECK(lin->out_features() * opts.quant.bits % 32 == 0,
                    "%s: out_features %lld times %d bits is not a multiple of 32, so zero points cannot be packed",
@@ -94,13 +92,13 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     double rel_sum = 0;
     for (int64_t l = 0; l < n_layers; ++l) {
         const auto tl = Clock::now();
-        auto& linears = m->blocks()[l].linears;
+        model::Block& block = m->blocks()[l];
         double layer_rel = 0, solve_s = 0;
-        // Quantizes the linears `idx` (GPTQ from `hessian`, or RTN) and swaps them into the model.
-        auto quantize_group = [&](std::initializer_list<int> idx, const quant::Gptq* hessian) {
-            for (int i : idx) {
-                const std::string name = model::name_linear(l, slots[i]);
-                const model::DenseLinear& d = dense_of(linears[i], name);
+        // Quantizes the projections `group` (GPTQ from `hessian`, or RTN) and swaps them into the model.
+        auto quantize_group = [&](const std::vector<model::Slot>& group, const quant::Gptq* hessian) {
+            for (model::Slot s : group) {
+                const std::string name = model::name_linear(l, s);
+                const model::DenseLinear& d = dense_of(block.linear(s), name);
                 quant::QuantizedWeight qw;
                 if (hessian != nullptr) {
                     const auto ts = Clock::now();
@@ -117,30 +115,36 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
                 if (d.bias().defined()) qw.bias = d.bias().to(at::kCPU);
                 auto q = std::make_shared<model::QuantLinear>(qw);
                 q->to(m->device(), at::kFloat);
-                linears[i] = q;
+                block.linear(s) = q;
                 done[name] = std::move(qw);
             }
         };
+        const auto& groups = model::true_sequential_groups();  // {q, k, v}, {o}, {gate, up}, {down}
+        LOTA_ASSERT(groups.size() == 4, "the stages below feed four true-sequential groups, the table has %zu",
+                    groups.size());
+        auto hessian_of = [&](const std::vector<model::Slot>& group) {
+            return quant::Gptq(block.linear(group[0])->in_features(), m->device());
+        };
         if (!gptq) {
-            quantize_group({kQ, kK, kV, kO, kGate, kUp, kDown}, nullptr);
+            for (const auto& group : groups) quantize_group(group, nullptr);
         } else {
             // Each stage recomputes its inputs from the block input (hs) with the earlier groups
             // already quantized; after the attention stage hs holds the block's midpoint.
-            quant::Gptq h_qkv(linears[kQ]->in_features(), m->device());
+            quant::Gptq h_qkv = hessian_of(groups[0]);
             for (const auto& h : hs) h_qkv.add_batch(m->attn_in(l, h));
-            quantize_group({kQ, kK, kV}, &h_qkv);
-            quant::Gptq h_o(linears[kO]->in_features(), m->device());
+            quantize_group(groups[0], &h_qkv);
+            quant::Gptq h_o = hessian_of(groups[1]);
             for (const auto& h : hs) h_o.add_batch(m->attn_core(l, m->attn_in(l, h), ctx));
-            quantize_group({kO}, &h_o);
-            quant::Gptq h_gate_up(linears[kGate]->in_features(), m->device());
+            quantize_group(groups[1], &h_o);
+            quant::Gptq h_gate_up = hessian_of(groups[2]);
             for (auto& h : hs) {
                 h = m->attn_out(l, h, m->attn_core(l, m->attn_in(l, h), ctx));
                 h_gate_up.add_batch(m->mlp_in(l, h));
             }
-            quantize_group({kGate, kUp}, &h_gate_up);
-            quant::Gptq h_down(linears[kDown]->in_features(), m->device());
+            quantize_group(groups[2], &h_gate_up);
+            quant::Gptq h_down = hessian_of(groups[3]);
             for (const auto& h : hs) h_down.add_batch(m->mlp_hidden(l, m->mlp_in(l, h)));
-            quantize_group({kDown}, &h_down);
+            quantize_group(groups[3], &h_down);
             for (auto& h : hs) h = m->mlp_out(l, h, m->mlp_hidden(l, m->mlp_in(l, h)));
         }
         const double elapsed = seconds_since(t0);
@@ -148,8 +152,8 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         LOTA_LOG_INFO("quantize %s layer %lld/%lld | %d bits g%d | rel err %.4g | %.1fs (GPTQ solves %.1fs) | "
                       "elapsed %s | ETA %s",
                       opts.method.c_str(), (long long)(l + 1), (long long)n_layers, opts.quant.bits,
-                      opts.quant.group_size, gptq ? layer_rel / double(slots.size()) : 0.0, seconds_since(tl), solve_s,
-                      format_duration(elapsed).c_str(), format_duration(eta).c_str());
+                      opts.quant.group_size, gptq ? layer_rel / double(model::PROJECTION_SLOTS.size()) : 0.0,
+                      seconds_since(tl), solve_s, format_duration(elapsed).c_str(), format_duration(eta).c_str());
     }
 
     // Checkpoint: quantized linears + every other tensor as stored in the source.
@@ -173,11 +177,9 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     }
     for (const auto& name : files.names())
         if (!consumed.count(name)) ck.tensors[name] = files.load(name);
-    std::vector<std::string> copy;
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                          "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt"})
-        copy.push_back((fs::path(model_dir) / f).string());
-    io::gptq_checkpoint_write(out_dir, ck, copy);
+    io::gptq_checkpoint_write(out.path(), ck);
+    io::model_text_files_copy(model_dir, out.path());
+    out.commit();
 
     QuantizeModelReport rep;
     rep.n_linears = static_cast<int64_t>(done.size());

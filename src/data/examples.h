@@ -1,5 +1,5 @@
 // Supervised fine-tuning data: examples tokenized with the model's chat template, collated into
-// right-padded micro-batches, visited in a deterministic order (issue 5 "Data").
+// right-padded micro-batches, visited in a deterministic order.
 //
 // Each pair is rendered as system "" + user(source) + assistant(target) with the chat template
 // (model::PromptText); the source ids are the rendering of the prompt with a generation prompt,

@@ -1,4 +1,4 @@
-// Fine-tuning dataset files → prompt/target text pairs (issue 5 "Data"). Formats:
+// Fine-tuning dataset files → prompt/target text pairs. Formats:
 //   alpaca  JSON list of {instruction, input, output}; source = instruction (+ "\n\n" + input)
 //   gsm8k   JSONL {question, answer}
 //   chat    JSONL {messages: [...]}; the last message must be the assistant's (the target), the
@@ -7,7 +7,7 @@
 //           sentence (ref), prompted with the ViGGO instruction (viggo_instruction())
 //   text    plain text, no pairs (data.h cuts it into causal-LM windows)
 // Every reader bounds what it accepts and names the file and line/record of a bad entry.
-// Not here: tokenization, chat templates, batching (train/data.h).
+// Not here: tokenization, chat templates, batching (data/examples.h).
 #pragma once
 
 #include <string>

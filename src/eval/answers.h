@@ -1,6 +1,6 @@
 // Answers to prompts: each prompt (a data::TextPair's messages, rendered exactly as training
 // renders them) is continued by the model in batches, and the new text is returned decoded.
-// Shared by `lota generate --prompts` (which makes training data from a model's own answers)
+// Shared by `lota generate --data` (which makes training data from a model's own answers)
 // and the generation tasks of `lota eval`. Not here: scoring.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Generation tasks GSM8K, SQL and ViGGO: each prompt is rendered exactly as training renders it
-// (train/data_formats.h + eval/answers.h: system "" + user(source), chat template, generation
+// (data/readers.h + eval/answers.h: system "" + user(source), chat template, generation
 // prompt; ViGGO with its instruction), answered greedily with at most max_total_len tokens of
 // prompt + answer in all (the official evaluation's max_length=512, which like HF generate counts
 // from the longest prompt of a batch), and scored with the official rules (task_scoring.h).

@@ -18,6 +18,7 @@ namespace {
 const char* const PREFIX = "base_model.model.";
 const char* const CONFIG_FILE = "adapter_config.json";
 const char* const MODEL_FILE = "adapter_model.safetensors";
+const char* const LOTA_BLOCK = "lota";  ///< adapter_config.json key of the LoTA-QAF settings
 
 std::string shape_str(const at::Tensor& t) {
     std::string s = "[";
@@ -25,12 +26,34 @@ std::string shape_str(const at::Tensor& t) {
     return s + "]";
 }
 
+/// The one table of method names (adapter_method_parse, adapter_method_name).
+struct MethodName {
+    AdapterMethod method;
+    const char* name;
+};
+const MethodName METHOD_NAMES[] = {{AdapterMethod::LOTA, "lota"}, {AdapterMethod::LORA, "lora"}};
+
 std::string short_name(const std::string& module) {
     const size_t dot = module.rfind('.');
     return dot == std::string::npos ? module : module.substr(dot + 1);
 }
 
 }  // namespace
+
+AdapterMethod adapter_method_parse(const std::string& name, const std::string& what) {
+    std::string known;
+    for (const MethodName& m : METHOD_NAMES) {
+        if (name == m.name) return m.method;
+        known += (known.empty() ? "" : ", ") + std::string(m.name);
+    }
+    LOTA_FAIL("%s: unknown adapter method '%s' (expected one of: %s)", what.c_str(), name.c_str(), known.c_str());
+}
+
+const char* adapter_method_name(AdapterMethod method) {
+    for (const MethodName& m : METHOD_NAMES)
+        if (m.method == method) return m.name;
+    LOTA_FAIL("adapter method %d has no name", static_cast<int>(method));
+}
 
 AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::string& file) {
     LOTA_CHECK(j.is_object(), "%s: expected a JSON object", file.c_str());
@@ -45,11 +68,12 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
         c.base_model = j.value("base_model_name_or_path", std::string());
         if (j.contains("target_modules") && j["target_modules"].is_array())
             c.target_modules = j["target_modules"].get<std::vector<std::string>>();
-        c.method = "lora";
-        if (j.contains("lota")) {
-            const auto& l = j["lota"];
+        // The "lota" block is what marks a LoTA-QAF adapter; peft's own configs are LoRA.
+        c.method = AdapterMethod::LORA;
+        if (j.contains(LOTA_BLOCK)) {
+            const auto& l = j[LOTA_BLOCK];
             LOTA_CHECK(l.is_object(), "%s: \"lota\" must be an object", file.c_str());
-            c.method = "lota";
+            c.method = AdapterMethod::LOTA;
             LOTA_CHECK(l.contains("omega"), "%s: \"lota\" has no \"omega\"", file.c_str());
             c.omega = l.at("omega").get<double>();
             c.bits = l.value("bits", 0);
@@ -61,7 +85,8 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
         LOTA_FAIL("%s: bad value: %s", file.c_str(), e.what());
     }
     LOTA_CHECK(c.r >= 1 && c.r <= 65536, "%s: r must be in [1, 65536], got %lld", file.c_str(), (long long)c.r);
-    LOTA_CHECK(c.method != "lota" || c.omega > 0, "%s: lota.omega must be > 0, got %g", file.c_str(), c.omega);
+    LOTA_CHECK(c.method != AdapterMethod::LOTA || c.omega > 0, "%s: lota.omega must be > 0, got %g", file.c_str(),
+               c.omega);
     return c;
 }
 
@@ -76,13 +101,13 @@ nlohmann::json adapter_config_to_json(const AdapterConfig& c) {
                         {"bias", "none"},
                         {"fan_in_fan_out", false},
                         {"inference_mode", true}};
-    if (c.method == "lota") {
+    if (c.method == AdapterMethod::LOTA) {
         nlohmann::json l = c.lota_extra;
         l["method"] = "lota-qaf";
         l["omega"] = c.omega;
         l["bits"] = c.bits;
         l["group_size"] = c.group_size;
-        j["lota"] = l;
+        j[LOTA_BLOCK] = l;
     }
     return j;
 }
@@ -99,7 +124,7 @@ Adapter adapter_read(const std::string& dir) {
     }
     Adapter a;
     a.config = adapter_config_from_json(j, cfg_path);
-    const bool lota = a.config.method == "lota";
+    const bool lota = a.config.method == AdapterMethod::LOTA;
     SafetensorsFile f(st_path);
     const std::string pre = PREFIX;
     for (const auto& e : f.entries()) {
@@ -151,7 +176,7 @@ void adapter_write(const std::string& dir, const Adapter& adapter) {
 void adapter_check(const Adapter& adapter, const std::vector<AdapterTarget>& targets, int bits, int group_size,
                    const std::string& dir) {
     const AdapterConfig& c = adapter.config;
-    if (c.method == "lota") {
+    if (c.method == AdapterMethod::LOTA) {
         LOTA_CHECK(c.bits == 0 || c.bits == bits, "%s: adapter was trained on a %d-bit model, this model has %d bits",
                    dir.c_str(), c.bits, bits);
         LOTA_CHECK(c.group_size == 0 || c.group_size == group_size,

@@ -19,8 +19,20 @@
 
 namespace lota::io {
 
+/// Which kind of adapter: LoTA-QAF (ternary int8, mergeable into the grid) or 16-bit LoRA.
+enum class AdapterMethod {
+    LOTA,  ///< "lota": LoTA-QAF; adapter_config.json has the "lota" block
+    LORA,  ///< "lora": the 16-bit LoRA baseline
+};
+
+/// "lota" -> LOTA, "lora" -> LORA; throws lota::Error naming the known names for anything else.
+/// `what` names the origin in the error (a flag, a file).
+AdapterMethod adapter_method_parse(const std::string& name, const std::string& what);
+/// The name adapter_method_parse accepts: "lota" or "lora".
+const char* adapter_method_name(AdapterMethod method);
+
 struct AdapterConfig {
-    std::string method = "lota";  ///< "lota" (ternary int8, has the "lota" block) or "lora"
+    AdapterMethod method = AdapterMethod::LOTA;
     int64_t r = 64;
     double lora_alpha = 128;      ///< LoRA scaling α/r (LoTA: recorded, unused)
     double lora_dropout = 0.0;

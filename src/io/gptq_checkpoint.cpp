@@ -1,15 +1,12 @@
 // GPTQ checkpoint directory reader/writer (see gptq_checkpoint.h for the layout).
 #include "io/gptq_checkpoint.h"
 
-#include <ftw.h>
-#include <unistd.h>
-
 #include <filesystem>
-#include <set>
 
 #include <ATen/ATen.h>
 
 #include "io/mapped_file.h"
+#include "io/model_files.h"
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/json_read.h"
@@ -47,33 +44,6 @@ void check_shape(const at::Tensor& t, const std::string& name, at::ScalarType dt
                c10::toString(t.scalar_type()), c10::toString(dtype));
 }
 
-// Tensor name -> file holding it, for single-file and sharded checkpoints.
-std::map<std::string, std::string> tensor_files(const std::string& dir) {
-    std::map<std::string, std::string> out;
-    const fs::path single = fs::path(dir) / "model.safetensors";
-    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
-    if (fs::exists(index)) {
-        nlohmann::json j;
-        try {
-            j = json_parse(file_read_text(index.string()), index.string());
-        } catch (const nlohmann::json::exception& e) {
-            LOTA_FAIL("%s: invalid JSON: %s", index.string().c_str(), e.what());
-        }
-        LOTA_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), "%s: no \"weight_map\" object",
-                   index.string().c_str());
-        for (auto& [name, file] : j["weight_map"].items()) {
-            LOTA_CHECK(file.is_string() && file.get<std::string>().find('/') == std::string::npos,
-                       "%s: bad shard name for tensor '%s'", index.string().c_str(), name.c_str());
-            out[name] = (fs::path(dir) / file.get<std::string>()).string();
-        }
-        return out;
-    }
-    LOTA_CHECK(fs::exists(single), "%s: no model.safetensors or model.safetensors.index.json", dir.c_str());
-    const SafetensorsFile f(single.string());
-    for (const auto& e : f.entries()) out[e.name] = single.string();
-    return out;
-}
-
 nlohmann::json read_json(const fs::path& p) {
     try {
         return json_parse(file_read_text(p.string()), p.string());
@@ -84,12 +54,34 @@ nlohmann::json read_json(const fs::path& p) {
 
 void write_text(const fs::path& p, const std::string& s) { file_write_atomic(p.string(), s.data(), s.size()); }
 
-// rm -rf without std::filesystem::remove_all: the torch 2.11 wheel on the GPU machine exports
-// its own std::filesystem::remove_all from libtorch.so, which crashes when called from here.
-void remove_tree(const fs::path& p) {
-    ::nftw(
-        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
-        FTW_DEPTH | FTW_PHYS);
+// Checks one linear's tensors against in/out and the config (see gptq_linear_read).
+void check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t K, int64_t N, const GptqConfig& c,
+                  const std::string& file) {
+    const int b = c.bits;
+    LOTA_CHECK(K > 0 && N > 0, "%s: linear '%s' has in=%lld, out=%lld", file.c_str(), prefix.c_str(), (long long)K,
+               (long long)N);
+    LOTA_CHECK(c.group_size == -1 || K % c.group_size == 0,
+               "%s: group_size %d (quantize_config) does not divide in_features %lld of '%s'", file.c_str(),
+               c.group_size, (long long)K, prefix.c_str());
+    LOTA_CHECK(K * b % 32 == 0 && N * b % 32 == 0,
+               "%s: linear '%s' with in=%lld, out=%lld cannot be packed at %d bits (both times bits must be a "
+               "multiple of 32)",
+               file.c_str(), prefix.c_str(), (long long)K, (long long)N, b);
+    const int64_t G = c.group_size == -1 ? 1 : K / c.group_size;
+    check_shape(t.qweight, prefix + ".qweight", at::kInt, {K * b / 32, N}, K, N, c, file);
+    check_shape(t.qzeros, prefix + ".qzeros", at::kInt, {G, N * b / 32}, K, N, c, file);
+    check_shape(t.scales, prefix + ".scales", at::kHalf, {G, N}, K, N, c, file);
+    check_shape(t.g_idx, prefix + ".g_idx", at::kInt, {K}, K, N, c, file);
+    if (t.bias.defined())
+        LOTA_CHECK(t.bias.sizes().vec() == std::vector<int64_t>{N}, "%s: tensor '%s.bias' has shape %s, expected [%lld]",
+                   file.c_str(), prefix.c_str(), shape_str(t.bias.sizes().vec()).c_str(), (long long)N);
+    LOTA_CHECK(t.lota_offset.defined() == c.lota_offset,
+               "%s: tensor '%s.lota_offset' is %s but quantize_config says \"lota_offset\": %s", file.c_str(),
+               prefix.c_str(), t.lota_offset.defined() ? "present" : "missing", c.lota_offset ? "true" : "false");
+    if (t.lota_offset.defined()) check_shape(t.lota_offset, prefix + ".lota_offset", at::kFloat, {G, N}, K, N, c, file);
+    const int64_t lo = t.g_idx.min().item<int64_t>(), hi = t.g_idx.max().item<int64_t>();
+    LOTA_CHECK(lo >= 0 && hi < G, "%s: tensor '%s.g_idx' has values in [%lld, %lld], expected [0, %lld)", file.c_str(),
+               prefix.c_str(), (long long)lo, (long long)hi, (long long)G);
 }
 
 }  // namespace
@@ -132,33 +124,40 @@ nlohmann::json gptq_config_to_json(const GptqConfig& c) {
     return j;
 }
 
-void gptq_check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t K, int64_t N,
-                       const GptqConfig& c, const std::string& file) {
-    const int b = c.bits;
-    LOTA_CHECK(K > 0 && N > 0, "%s: linear '%s' has in=%lld, out=%lld", file.c_str(), prefix.c_str(), (long long)K,
-               (long long)N);
-    LOTA_CHECK(c.group_size == -1 || K % c.group_size == 0,
-               "%s: group_size %d (quantize_config) does not divide in_features %lld of '%s'", file.c_str(),
-               c.group_size, (long long)K, prefix.c_str());
-    LOTA_CHECK(K * b % 32 == 0 && N * b % 32 == 0,
-               "%s: linear '%s' with in=%lld, out=%lld cannot be packed at %d bits (both times bits must be a "
-               "multiple of 32)",
-               file.c_str(), prefix.c_str(), (long long)K, (long long)N, b);
-    const int64_t G = c.group_size == -1 ? 1 : K / c.group_size;
-    check_shape(t.qweight, prefix + ".qweight", at::kInt, {K * b / 32, N}, K, N, c, file);
-    check_shape(t.qzeros, prefix + ".qzeros", at::kInt, {G, N * b / 32}, K, N, c, file);
-    check_shape(t.scales, prefix + ".scales", at::kHalf, {G, N}, K, N, c, file);
-    check_shape(t.g_idx, prefix + ".g_idx", at::kInt, {K}, K, N, c, file);
-    if (t.bias.defined())
-        LOTA_CHECK(t.bias.sizes().vec() == std::vector<int64_t>{N}, "%s: tensor '%s.bias' has shape %s, expected [%lld]",
-                   file.c_str(), prefix.c_str(), shape_str(t.bias.sizes().vec()).c_str(), (long long)N);
-    LOTA_CHECK(t.lota_offset.defined() == c.lota_offset,
-               "%s: tensor '%s.lota_offset' is %s but quantize_config says \"lota_offset\": %s", file.c_str(),
-               prefix.c_str(), t.lota_offset.defined() ? "present" : "missing", c.lota_offset ? "true" : "false");
-    if (t.lota_offset.defined()) check_shape(t.lota_offset, prefix + ".lota_offset", at::kFloat, {G, N}, K, N, c, file);
-    const int64_t lo = t.g_idx.min().item<int64_t>(), hi = t.g_idx.max().item<int64_t>();
-    LOTA_CHECK(lo >= 0 && hi < G, "%s: tensor '%s.g_idx' has values in [%lld, %lld], expected [0, %lld)", file.c_str(),
-               prefix.c_str(), (long long)lo, (long long)hi, (long long)G);
+std::optional<GptqConfig> gptq_config_read(const std::string& dir) {
+    const fs::path qc_path = fs::path(dir) / "quantize_config.json";
+    if (fs::exists(qc_path)) return gptq_config_from_json(read_json(qc_path), qc_path.string());
+    const fs::path cfg_path = fs::path(dir) / "config.json";
+    if (!fs::exists(cfg_path)) return std::nullopt;
+    const nlohmann::json cfg = read_json(cfg_path);
+    if (!cfg.contains("quantization_config") || cfg["quantization_config"].is_null()) return std::nullopt;
+    return gptq_config_from_json(cfg["quantization_config"], cfg_path.string());
+}
+
+GptqLinearTensors gptq_linear_read(const ModelFiles& files, const std::string& prefix, const GptqConfig& c,
+                                   int64_t in_features, int64_t out_features) {
+    auto optional = [&](const char* suffix) {
+        return files.has(prefix + suffix) ? files.load(prefix + suffix) : at::Tensor();
+    };
+    GptqLinearTensors t{files.load(prefix + ".qweight"), optional(".qzeros"), optional(".scales"),
+                        optional(".g_idx"),              optional(".bias"),   optional(".lota_offset")};
+    const std::string& file = files.file_of(prefix + ".qweight");
+    LOTA_CHECK(t.qweight.dim() == 2 && t.qweight.scalar_type() == at::kInt,
+               "%s: tensor '%s.qweight' must be int32 [K*bits/32, N], got %s %s", file.c_str(), prefix.c_str(),
+               c10::toString(t.qweight.scalar_type()), shape_str(t.qweight.sizes().vec()).c_str());
+    // K from qweight when its rows fit the configured bits, else from g_idx (which does not
+    // depend on bits): a wrong bits in the config is then reported as a qweight mismatch.
+    const int64_t rows_bits = t.qweight.size(0) * 32;
+    const bool k_from_qweight = rows_bits % c.bits == 0 || !t.g_idx.defined() || t.g_idx.dim() != 1;
+    const int64_t K = in_features >= 0 ? in_features : k_from_qweight ? rows_bits / c.bits : t.g_idx.size(0);
+    const int64_t N = out_features >= 0 ? out_features : t.qweight.size(1);
+    if (!t.g_idx.defined()) {  // old AutoGPTQ files without act-order omit g_idx
+        LOTA_CHECK(!c.desc_act, "%s: tensor '%s.g_idx' is missing but desc_act is true", file.c_str(), prefix.c_str());
+        const int64_t g = c.group_size == -1 ? K : c.group_size;
+        t.g_idx = at::arange(K, at::kInt).div(g, "floor").to(at::kInt);
+    }
+    check_linear(t, prefix, K, N, c, file);
+    return t;
 }
 
 bool gptq_checkpoint_detect(const std::string& dir) {
@@ -172,109 +171,53 @@ bool gptq_checkpoint_detect(const std::string& dir) {
 
 GptqCheckpoint gptq_checkpoint_read(const std::string& dir) {
     GptqCheckpoint ck;
+    const std::optional<GptqConfig> quant = gptq_config_read(dir);
+    LOTA_CHECK(quant.has_value(),
+               "%s: not a GPTQ checkpoint (no quantize_config.json and no quantization_config in config.json)",
+               dir.c_str());
+    ck.quant = *quant;
     const fs::path cfg_path = fs::path(dir) / "config.json";
-    const fs::path qc_path = fs::path(dir) / "quantize_config.json";
     if (fs::exists(cfg_path)) ck.config = read_json(cfg_path);
-    if (fs::exists(qc_path)) {
-        ck.quant = gptq_config_from_json(read_json(qc_path), qc_path.string());
-    } else {
-        LOTA_CHECK(ck.config.contains("quantization_config"),
-                   "%s: not a GPTQ checkpoint (no quantize_config.json and no quantization_config in config.json)",
-                   dir.c_str());
-        ck.quant = gptq_config_from_json(ck.config["quantization_config"], cfg_path.string());
-    }
-    const std::map<std::string, std::string> where = tensor_files(dir);
-    std::map<std::string, std::unique_ptr<SafetensorsFile>> open;
-    auto load = [&](const std::string& name) -> at::Tensor {
-        auto it = where.find(name);
-        if (it == where.end()) return {};
-        auto& f = open[it->second];
-        if (!f) f = std::make_unique<SafetensorsFile>(it->second);
-        LOTA_CHECK(f->has(name), "%s: tensor '%s' listed in the index is not in the file", it->second.c_str(),
-                   name.c_str());
-        return f->load(name);
-    };
-    std::set<std::string> prefixes;
-    for (const auto& [name, file] : where)
-        if (ends_with(name, ".qweight")) prefixes.insert(name.substr(0, name.size() - 8));
-    LOTA_CHECK(!prefixes.empty(), "%s: GPTQ checkpoint has no '*.qweight' tensors", dir.c_str());
-    for (const auto& p : prefixes) {
-        GptqLinearTensors t{load(p + ".qweight"), load(p + ".qzeros"), load(p + ".scales"),
-                            load(p + ".g_idx"),   load(p + ".bias"),   load(p + ".lota_offset")};
-        const std::string file = where.at(p + ".qweight");
-        LOTA_CHECK(t.qweight.dim() == 2 && t.qweight.scalar_type() == at::kInt,
-                   "%s: tensor '%s.qweight' must be int32 [K*bits/32, N], got %s %s", file.c_str(), p.c_str(),
-                   c10::toString(t.qweight.scalar_type()), shape_str(t.qweight.sizes().vec()).c_str());
-        // K from qweight when its rows fit the configured bits, else from g_idx (which does not
-        // depend on bits): a wrong bits in the config is then reported as a qweight mismatch.
-        const int64_t rows_bits = t.qweight.size(0) * 32;
-        const bool k_from_qweight = rows_bits % ck.quant.bits == 0 || !t.g_idx.defined() || t.g_idx.dim() != 1;
-        const int64_t K = k_from_qweight ? rows_bits / ck.quant.bits : t.g_idx.size(0);
-        const int64_t N = t.qweight.size(1);
-        if (!t.g_idx.defined()) {  // old AutoGPTQ files without act-order omit g_idx
-            LOTA_CHECK(!ck.quant.desc_act, "%s: tensor '%s.g_idx' is missing but desc_act is true", file.c_str(),
-                       p.c_str());
-            const int64_t g = ck.quant.group_size == -1 ? K : ck.quant.group_size;
-            t.g_idx = at::arange(K, at::kInt).div(g, "floor").to(at::kInt);
+    const ModelFiles files(dir);
+    const std::vector<std::string> names = files.names();
+    for (const auto& name : names)
+        if (ends_with(name, ".qweight")) {
+            const std::string p = name.substr(0, name.size() - std::string(".qweight").size());
+            ck.linears[p] = gptq_linear_read(files, p, ck.quant);
         }
-        gptq_check_linear(t, p, K, N, ck.quant, file);
-        ck.linears[p] = t;
-    }
-    for (const auto& [name, file] : where) {
+    LOTA_CHECK(!ck.linears.empty(), "%s: GPTQ checkpoint has no '*.qweight' tensors", dir.c_str());
+    for (const auto& name : names) {
         bool part_of_linear = false;
         for (const char* s : LINEAR_SUFFIXES)
-            if (ends_with(name, s) && prefixes.count(name.substr(0, name.size() - std::string(s).size())))
+            if (ends_with(name, s) && ck.linears.count(name.substr(0, name.size() - std::string(s).size())))
                 part_of_linear = true;
-        if (!part_of_linear) ck.tensors[name] = load(name);
+        if (!part_of_linear) ck.tensors[name] = files.load(name);
     }
     LOTA_LOG_DEBUG("%s: GPTQ checkpoint, %zu quantized linears, %zu other tensors, %d bits, group %d", dir.c_str(),
                    ck.linears.size(), ck.tensors.size(), ck.quant.bits, ck.quant.group_size);
     return ck;
 }
 
-void gptq_checkpoint_write(const std::string& out_dir, const GptqCheckpoint& ck,
-                           const std::vector<std::string>& copy_files) {
-    const fs::path out = fs::absolute(fs::path(out_dir)).lexically_normal();
-    const std::string base = (out.has_filename() ? out : out.parent_path()).string();
-    const fs::path tmp = base + ".tmp." + std::to_string(::getpid());
-    std::error_code ec;
-    remove_tree(tmp);
-    LOTA_CHECK(fs::create_directories(tmp, ec), "%s: cannot create directory: %s", tmp.string().c_str(),
-               ec.message().c_str());
-    try {
-        std::vector<std::pair<std::string, at::Tensor>> all;
-        for (const auto& [p, t] : ck.linears) {
-            all.emplace_back(p + ".qweight", t.qweight);
-            all.emplace_back(p + ".qzeros", t.qzeros);
-            all.emplace_back(p + ".scales", t.scales);
-            all.emplace_back(p + ".g_idx", t.g_idx);
-            if (t.bias.defined()) all.emplace_back(p + ".bias", t.bias);
-            if (t.lota_offset.defined()) all.emplace_back(p + ".lota_offset", t.lota_offset);
-        }
-        for (const auto& [name, t] : ck.tensors) all.emplace_back(name, t);
-        safetensors_write((tmp / "model.safetensors").string(), all, {{"format", "pt"}});
-        nlohmann::json qc = gptq_config_to_json(ck.quant);
-        write_text(tmp / "quantize_config.json", qc.dump(2) + "\n");
-        nlohmann::json config = ck.config;
-        config["quantization_config"] = qc;
-        write_text(tmp / "config.json", config.dump(2) + "\n");
-        for (const auto& f : copy_files) {
-            const fs::path src(f);
-            if (!fs::exists(src)) continue;
-            fs::copy_file(src, tmp / src.filename(), fs::copy_options::overwrite_existing);
-        }
-        const fs::path old = base + ".old." + std::to_string(::getpid());
-        const bool had = fs::exists(out);
-        if (had) fs::rename(out, old);
-        fs::rename(tmp, out);
-        if (had) remove_tree(old);
-    } catch (const fs::filesystem_error& e) {
-        remove_tree(tmp);
-        LOTA_FAIL("%s: writing the GPTQ checkpoint failed: %s", out.string().c_str(), e.what());
-    } catch (...) {
-        remove_tree(tmp);
-        throw;
+void gptq_checkpoint_write(const std::string& dir, const GptqCheckpoint& ck) {
+    std::vector<std::pair<std::string, at::Tensor>> all;
+    for (const auto& [p, t] : ck.linears) {
+        all.emplace_back(p + ".qweight", t.qweight);
+        all.emplace_back(p + ".qzeros", t.qzeros);
+        all.emplace_back(p + ".scales", t.scales);
+        all.emplace_back(p + ".g_idx", t.g_idx);
+        if (t.bias.defined()) all.emplace_back(p + ".bias", t.bias);
+        if (t.lota_offset.defined()) all.emplace_back(p + ".lota_offset", t.lota_offset);
     }
+    for (const auto& [name, t] : ck.tensors) all.emplace_back(name, t);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    LOTA_CHECK(!ec, "%s: cannot create directory: %s", dir.c_str(), ec.message().c_str());
+    safetensors_write((fs::path(dir) / "model.safetensors").string(), all, {{"format", "pt"}});
+    const nlohmann::json qc = gptq_config_to_json(ck.quant);
+    write_text(fs::path(dir) / "quantize_config.json", qc.dump(2) + "\n");
+    nlohmann::json config = ck.config;
+    config["quantization_config"] = qc;
+    write_text(fs::path(dir) / "config.json", config.dump(2) + "\n");
 }
 
 }  // namespace lota::io

@@ -21,11 +21,13 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
+
+#include "io/model_files.h"
 
 namespace lota::io {
 
@@ -44,6 +46,10 @@ struct GptqConfig {
 GptqConfig gptq_config_from_json(const nlohmann::json& j, const std::string& file);
 nlohmann::json gptq_config_to_json(const GptqConfig& c);
 
+/// The quantization config of model directory `dir`: quantize_config.json, else config.json's
+/// "quantization_config"; nullopt when it has neither (a 16/32-bit model). Throws on a bad config.
+std::optional<GptqConfig> gptq_config_read(const std::string& dir);
+
 /// One quantized linear's tensors as stored in the file.
 struct GptqLinearTensors {
     at::Tensor qweight, qzeros, scales, g_idx, bias, lota_offset;
@@ -56,22 +62,25 @@ struct GptqCheckpoint {
     std::map<std::string, at::Tensor> tensors;         ///< every other tensor (embeddings, norms, lm_head...)
 };
 
-/// Checks one linear's tensors against in/out and the config; errors name `file`, the tensor,
-/// its shape and the expected shape with in/out/bits/group size.
-void gptq_check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t in_features,
-                       int64_t out_features, const GptqConfig& c, const std::string& file);
+/// Reads the quantized linear `prefix` ("model.layers.3.mlp.up_proj") from `files` and validates
+/// it against `c` and in/out (−1: taken from the tensors): shapes, dtypes, g_idx range, and
+/// lota_offset present exactly when the config says so. A missing g_idx (AutoGPTQ files without
+/// act-order) becomes k / group_size. Errors name the file, the tensor, its shape and the expected
+/// shape with in/out/bits/group size. The one reader of a GPTQ linear (model loading and merging).
+GptqLinearTensors gptq_linear_read(const ModelFiles& files, const std::string& prefix, const GptqConfig& c,
+                                   int64_t in_features = -1, int64_t out_features = -1);
 
 /// True when `dir` holds a GPTQ checkpoint (quantize_config.json, or config.json with a
 /// quantization_config whose quant_method is "gptq").
 bool gptq_checkpoint_detect(const std::string& dir);
 
-/// Reads and validates a whole checkpoint directory (in/out of each linear inferred from qweight).
+/// Reads a whole checkpoint directory: every `*.qweight` prefix through gptq_linear_read, every
+/// other tensor as stored.
 GptqCheckpoint gptq_checkpoint_read(const std::string& dir);
 
-/// Writes `ckpt` as a model directory at `out_dir`: built in a temporary sibling directory and
-/// renamed into place (an existing `out_dir` is replaced only after the new one is complete).
-/// `copy_files` (e.g. tokenizer.json from the source model) are copied in; missing ones are skipped.
-void gptq_checkpoint_write(const std::string& out_dir, const GptqCheckpoint& ckpt,
-                           const std::vector<std::string>& copy_files = {});
+/// Writes `ckpt`'s model.safetensors, quantize_config.json and config.json into directory `dir`
+/// (created when missing; files of the same names are replaced). Callers that need the directory
+/// to appear whole or not at all write into a StagedDir (util/fs.h).
+void gptq_checkpoint_write(const std::string& dir, const GptqCheckpoint& ckpt);
 
 }  // namespace lota::io

@@ -7,6 +7,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/json_read.h"
 
 namespace lota::io {
@@ -127,6 +128,24 @@ void model_files_write(const std::string& dir, const std::vector<std::pair<std::
     index["weight_map"] = weight_map;
     std::string text = index.dump(2);
     file_write_atomic(dir + "/model.safetensors.index.json", text.data(), text.size());
+}
+
+const std::vector<std::string>& model_text_file_names() {
+    static const std::vector<std::string> names = {
+        "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
+        "added_tokens.json",      "chat_template.jinja", "tokenizer.model",   "vocab.json",
+        "merges.txt"};
+    return names;
+}
+
+std::vector<std::string> model_text_files_copy(const std::string& from_dir, const std::string& to_dir) {
+    std::vector<std::string> copied;
+    for (const std::string& name : model_text_file_names()) {
+        if (!file_exists(from_dir + "/" + name)) continue;
+        file_copy(from_dir + "/" + name, to_dir + "/" + name);
+        copied.push_back(name);
+    }
+    return copied;
 }
 
 }  // namespace lota::io

@@ -43,4 +43,14 @@ class ModelFiles {
 void model_files_write(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        uint64_t max_shard_bytes = 4ull << 30);
 
+/// The files besides config.json and the weights that travel with a model: generation_config.json
+/// and the tokenizer in every form transformers writes (tokenizer.json, tokenizer_config.json,
+/// special_tokens_map.json, added_tokens.json, chat_template.jinja, sentencepiece's tokenizer.model,
+/// the slow BPE tokenizer's vocab.json and merges.txt).
+const std::vector<std::string>& model_text_file_names();
+
+/// Copies every file of model_text_file_names() that `from_dir` holds into `to_dir` (replacing
+/// files of the same name); returns the names copied. Throws naming both paths.
+std::vector<std::string> model_text_files_copy(const std::string& from_dir, const std::string& to_dir);
+
 }  // namespace lota::io

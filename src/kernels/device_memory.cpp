@@ -22,12 +22,4 @@ double device_peak_memory_mib(const c10::Device& device) {
     return (double)ru.ru_maxrss / 1024.0;  // ru_maxrss is KiB on Linux
 }
 
-void device_reset_peak_memory(const c10::Device& device) {
-#ifdef LOTA_WITH_CUDA
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
-#else
-    (void)device;
-#endif
-}
-
 }  // namespace lota::kernels

@@ -15,14 +15,6 @@
 
 namespace lota::kernels {
 
-namespace {
-bool g_tensor_cores = true;
-GemvTuning g_tuning;
-}  // namespace
-
-void quant_gemv_set_tensor_cores(bool allow) { g_tensor_cores = allow; }
-void quant_gemv_set_tuning(const GemvTuning& tuning) { g_tuning = tuning; }
-
 int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups) {
     const int64_t K = g_idx.size(0);
     if (n_groups == 1) return (K + 31) / 32 * 32 > 0 ? (K + 31) / 32 * 32 : 32;
@@ -35,7 +27,7 @@ int64_t quant_gemv_group_rows(const at::Tensor& g_idx, int64_t n_groups) {
 
 at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
                       const at::Tensor& scales, const at::Tensor& g_idx, const at::Tensor& offset,
-                      const at::Tensor& bias, int bits, int64_t group_rows) {
+                      const at::Tensor& bias, int bits, int64_t group_rows, const GemvTuning& tuning) {
     dequant_check_args(qweight, zeros, scales, g_idx, offset, bits);
     const int64_t K = g_idx.size(0), N = qweight.size(1);
     LOTA_CHECK(x.defined() && x.dim() == 2 && x.size(1) == K, "quant_gemv: x must be [M, %lld], got %s",
@@ -80,7 +72,7 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     a.group_rows = group_rows;
     a.vector_loads = N % 4 == 0 && reinterpret_cast<uintptr_t>(a.qweight) % 16 == 0;
     a.out_type = a.x_type;
-    quant_gemv_cuda_plan(a, g_tensor_cores, g_tuning);
+    quant_gemv_cuda_plan(a, tuning);
     const at::Tensor partial = at::empty({a.splits, M, N}, xc.options().dtype(at::kFloat));
     a.partial = partial.data_ptr<float>();
     const at::Tensor b = bias.defined() ? bias.contiguous() : at::Tensor();
@@ -90,6 +82,7 @@ at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::
     LOTA_CHECK(err == 0, "quant_gemv: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
     return out;
 #else
+    (void)tuning;
     LOTA_FAIL("quant_gemv: tensors are on %s, but this build of lota has no CUDA support", x.device().str().c_str());
 #endif
 }

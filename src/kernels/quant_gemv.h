@@ -13,24 +13,18 @@ namespace lota::kernels {
 
 /// x [M, K] (f32, f16 or bf16); quantized tensors as in dequant_forward; bias [N] of x's dtype
 /// or undefined. `group_rows` > 0 promises g_idx[k] == k / group_rows with group_rows a multiple
-/// of 32 (see quant_gemv_group_rows); 0 reads g_idx per row (act-order). Returns y [M, N] of x's
-/// dtype, computed in float32 and rounded once. Throws lota::Error on any mismatch.
+/// of 32 (see quant_gemv_group_rows); 0 reads g_idx per row (act-order). `tuning` picks the CUDA
+/// kernel's plan (the tensor-core kernel for 2–16 rows of bf16/f16 x, 2- or 4-bit codes and
+/// contiguous groups unless tuning.tensor_cores is off; see quant_gemv_tc_cuda.cu). Returns
+/// y [M, N] of x's dtype, computed in float32 and rounded once. Throws lota::Error on any mismatch.
 at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,
                       const at::Tensor& scales, const at::Tensor& g_idx, const at::Tensor& offset,
-                      const at::Tensor& bias, int bits, int64_t group_rows);
-
-/// Whether CUDA calls may use the tensor-core kernel (2–16 rows of bf16/f16 x, 2- or 4-bit codes,
-/// contiguous groups; see quant_gemv_tc_cuda.cu) — on by default; off forces the SIMT kernel everywhere
-/// (tests and benchmarks compare the two).
-void quant_gemv_set_tensor_cores(bool allow);
+                      const at::Tensor& bias, int bits, int64_t group_rows, const GemvTuning& tuning = {});
 
 /// The raw launchers' element type for a float32, float16 or bfloat16 tensor dtype.
 inline GemvType gemv_type_of(at::ScalarType t) {
     return t == at::kHalf ? GemvType::F16 : t == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
 }
-
-/// The tensor-core kernel's plan knobs (bench_gemv --sweep); the defaults are the measured best.
-void quant_gemv_set_tuning(const GemvTuning& tuning);
 
 /// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when
 /// g_idx[k] == k / g for every k with g a multiple of 32 (or K rounded up to 32 when G == 1),

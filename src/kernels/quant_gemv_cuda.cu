@@ -272,7 +272,7 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
     store_as(a.out, a.out_type, i, v);
 }
 
-// Threads per block along K, as measured on an H100 (bench/notes.md): four slices help narrow
+// Threads per block along K, as measured on an H100 (bench/gemv.md): four slices help narrow
 // layers (few column blocks) at 1–4 rows; wide layers and more rows do better with one.
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
@@ -345,10 +345,11 @@ int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int bloc
 
 }  // namespace
 
-void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning) {
-    // One row of x: the SIMT kernel is as fast or faster (bench/notes.md), so it keeps that case.
+void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
+    // One row of x: the SIMT kernel is as fast or faster (bench/gemv.md), so it keeps that case.
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
-    a.tensor_cores = allow_tensor_cores && a.M >= (tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2) && quant_gemv_tc_eligible(a);
+    const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2;
+    a.tensor_cores = tuning.tensor_cores && a.M >= tc_min_rows && quant_gemv_tc_eligible(a);
     a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, tuning, sm_count(), &a.split_rows)
                               : simt_splits(a.M, a.K, a.N, a.vector_loads, tuning.simt_blocks_per_sm, &a.split_rows);
 }

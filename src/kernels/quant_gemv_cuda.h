@@ -30,18 +30,20 @@ struct GemvArgs {
     GemvType out_type = GemvType::F32;
 };
 
-/// Knobs of the plan, for benchmarks that sweep them (0: the default, the measured best).
+/// Knobs of the plan, for tests and benchmarks that compare or sweep them (0: the default, the
+/// measured best).
 struct GemvTuning {
     int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 2)
     int tc_batch = 0;        ///< its steps of loads issued together per warp: 2, 4 or 8
     double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at
+    bool tensor_cores = true;    ///< false: the SIMT kernel runs every case
 };
 
-/// Chooses the kernel (the tensor-core one when `allow_tensor_cores` and quant_gemv_tc_eligible,
+/// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,
 /// else the SIMT one) and the number of K ranges (more ranges: more parallel blocks, more partial
 /// sums to add); sets a.tensor_cores, a.splits and a.split_rows. All other fields must be set.
-void quant_gemv_cuda_plan(GemvArgs& a, bool allow_tensor_cores, const GemvTuning& tuning = {});
+void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning = {});
 
 /// Launches the product kernel and the partial-sum kernel on `stream`; returns a cudaError_t as int.
 int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);

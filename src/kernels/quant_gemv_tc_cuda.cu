@@ -23,7 +23,7 @@
 // ranges each block stores its float32 partial and the last block of a column tile to finish
 // adds the ranges in order, adds the bias and rounds once (deterministic, no second kernel).
 //
-// Measured on an H100 (bench/notes.md): 3.5-5x faster than the SIMT kernel at 16 rows of x,
+// Measured on an H100 (bench/gemv.md): 3.5-5x faster than the SIMT kernel at 16 rows of x,
 // about as fast at 1 row, where both are bound by something other than the ~3 TB/s of memory;
 // quant_gemv_cuda_plan uses it from 2 rows on.
 #include <cuda_bf16.h>

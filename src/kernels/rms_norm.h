@@ -2,7 +2,7 @@
 //   y = w · round_to_dtype(x_f32 · rsqrt(mean(x_f32²) + eps))
 // On CUDA without autograd, one kernel per call (kernels/rms_norm_cuda.cu) instead of the seven
 // elementwise and reduction kernels of the formula: at batch 1 each decode step runs 65 of them on
-// an 8B model, and their launches, not their bytes, were the cost (bench/notes.md).
+// an 8B model, and their launches, not their bytes, were the cost (bench/decode.md).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,15 +1,13 @@
 // Exact LoTA-QAF merge into a GPTQ checkpoint (merge.h).
 #include "merge/merge.h"
 
-#include <unistd.h>
-
-#include <filesystem>
-
 #include <ATen/ATen.h>
 
 #include "io/adapter.h"
 #include "io/gptq_checkpoint.h"
+#include "io/model_files.h"
 #include "merge/verify.h"
+#include "model/device.h"
 #include "quant/gptq_tensors.h"
 #include "quant/lota_merge.h"
 #include "util/check.h"
@@ -17,45 +15,31 @@
 #include "util/log.h"
 
 namespace lota::merge {
-namespace {
-
-namespace fs = std::filesystem;
-
-/// Files of the model directory that are not tensors and travel with the merged model.
-const char* const COPY_FILES[] = {"tokenizer.json",       "tokenizer_config.json", "generation_config.json",
-                                  "special_tokens_map.json", "chat_template.jinja",  "tokenizer.model"};
-
-/// Removes a directory on scope exit unless released (a failed verify leaves nothing behind).
-struct DirGuard {
-    std::string path;
-    ~DirGuard() {
-        if (path.empty()) return;
-        remove_tree(path);
-    }
-};
-
-}  // namespace
 
 MergeResult merge_run(const MergeOptions& o) {
     at::NoGradGuard no_grad;
-    LOTA_CHECK(dir_is_empty_or_missing(o.out), "%s: output directory exists and is not empty", o.out.c_str());
+    MergeResult res;
+    if (o.verify) {  // resolved first, so an unusable device fails before any work
+        res.device = model::device_resolve(o.device);
+        res.dtype = model::dtype_resolve(o.dtype, res.device);
+    }
+    StagedDir staged(o.out);  // checks the output directory first; a failed verify leaves nothing behind
     io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(o.model);
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
                "into the original quantized model", o.model.c_str());
     const io::Adapter adapter = io::adapter_read(o.adapter);
-    LOTA_CHECK(adapter.config.method == "lota",
+    LOTA_CHECK(adapter.config.method == io::AdapterMethod::LOTA,
                "%s: a 16-bit LoRA adapter cannot be merged into the quantized grid exactly; evaluate it unmerged "
                "(`lota logits --adapter`)", o.adapter.c_str());
 
     std::map<std::string, quant::QuantizedWeight> weights;
     std::vector<io::AdapterTarget> targets;
     for (const auto& [name, t] : ckpt.linears) {
-        weights[name] = quant::quantized_weight_from_gptq(t, ckpt.quant, o.model + ": " + name);
+        weights[name] = quant::quantized_weight_from_gptq(t, ckpt.quant);
         targets.push_back({name, weights[name].in_features, weights[name].out_features});
     }
     io::adapter_check(adapter, targets, ckpt.quant.bits, ckpt.quant.group_size, o.adapter);
 
-    MergeResult res;
     for (auto& [name, qw] : weights) {
         quant::QuantizedWeight merged;
         auto it = adapter.modules.find(name);
@@ -75,29 +59,23 @@ MergeResult merge_run(const MergeOptions& o) {
         "W = S * (Q - Z + F). Readers that ignore it load the model without the offsets.";
     ckpt.quant.extra["lota_adapter"] = {{"r", adapter.config.r}, {"omega", adapter.config.omega}};
 
-    std::vector<std::string> copy;
-    for (const char* f : COPY_FILES) copy.push_back(o.model + "/" + f);
-    const fs::path out_abs = fs::absolute(fs::path(o.out)).lexically_normal();
-    const std::string staged = (out_abs.has_filename() ? out_abs : out_abs.parent_path()).string() + ".merge-" +
-                               std::to_string(::getpid());
-    DirGuard guard{staged};
-    io::gptq_checkpoint_write(staged, ckpt, copy);
+    io::gptq_checkpoint_write(staged.path(), ckpt);
+    io::model_text_files_copy(o.model, staged.path());
     LOTA_LOG_INFO("merged %lld modules (%lld codes moved by one grid step)", (long long)res.merged_modules,
                   (long long)res.markers);
     if (o.verify) {
         const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
         const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
-        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask);
-        const at::Tensor merged = logits_compute(staged, "", ids, mask);
+        const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype});
+        const at::Tensor merged = logits_compute(staged.path(), "", ids, mask, {res.device, res.dtype});
         logits_require_equal(with_adapter, merged, "merge --verify (adapter model vs merged model)");
         res.verified = true;
-        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values)",
-                      (long long)merged.numel());
+        res.verified_values = merged.numel();
+        LOTA_LOG_INFO("verify: logits of the adapter model and the merged model are bit-identical (%lld values, "
+                      "%s, %s)", (long long)merged.numel(), res.device.c_str(), res.dtype.c_str());
     }
-    if (fs::exists(o.out)) fs::remove(o.out);  // empty (checked above)
-    fs::rename(staged, o.out);
-    guard.path.clear();
+    staged.commit();
     return res;
 }
 

@@ -4,8 +4,9 @@
 // an adapter get F = 0, so that quantize_config.json's "lota_offset": true holds for every linear.
 // Readers that ignore lota_offset (GPTQModel, transformers) load the model without offsets.
 // Verification runs the adapter model (LotaLinear, the training path) and the merged model on
-// the same sample inputs and requires bit-identical logits. Nothing is written unless the
-// adapter fits the model (and, with verify, unless the logits match).
+// the same sample inputs, one after the other on the chosen device and compute dtype, and requires
+// bit-identical logits. Nothing is written unless the adapter fits the model (and, with verify,
+// unless the logits match). The merge itself is integer work on the CPU.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +21,16 @@ struct MergeOptions {
     bool verify = false;  ///< compare logits of adapter and merged model bit for bit
     int64_t verify_batch = 2, verify_len = 16;  ///< sample inputs: random ids [batch, len], one padded row
     uint64_t seed = 0;    ///< for the sample inputs
+    std::string device = "auto";  ///< where verify runs: auto | cpu | cuda (model/device.h)
+    std::string dtype = "auto";   ///< verify's compute dtype: auto | f32 | bf16 | f16
 };
 
 struct MergeResult {
     int64_t merged_modules = 0;
     int64_t markers = 0;         ///< non-zero entries of M over all modules
     bool verified = false;       ///< verify ran and logits were bit-identical
+    int64_t verified_values = 0; ///< logits compared by verify
+    std::string device, dtype;   ///< where verify ran (resolved), or empty without verify
 };
 
 /// Merges and writes `options.out`; throws lota::Error (nothing written) on any mismatch.

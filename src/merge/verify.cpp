@@ -4,19 +4,20 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "adapter/attach.h"
 #include "io/adapter.h"
 #include "model/transformer.h"
-#include "adapter/attach.h"
 #include "util/check.h"
 
 namespace lota::merge {
 
 at::Tensor logits_compute(const std::string& model_dir, const std::string& adapter_dir, const at::Tensor& ids,
-                          const at::Tensor& mask) {
+                          const at::Tensor& mask, const model::LoadOptions& load) {
     at::NoGradGuard no_grad;
-    auto model = model::Transformer::load(model_dir, {"cpu", "f32"});
+    auto model = model::Transformer::load(model_dir, load);
     if (!adapter_dir.empty()) adapter::adapter_apply(*model, io::adapter_read(adapter_dir), adapter_dir);
-    return model->forward(ids, mask).to(at::kFloat).contiguous();
+    const at::Device device = model->device();
+    return model->forward(ids.to(device), mask.to(device)).to(at::kFloat).cpu().contiguous();
 }
 
 std::pair<at::Tensor, at::Tensor> verify_inputs(int64_t batch, int64_t len, int64_t vocab, uint64_t seed) {

@@ -8,12 +8,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "model/transformer.h"
+
 namespace lota::merge {
 
-/// Logits [B, T, V] float32 (CPU, f32 compute) of the model in `model_dir`, with the adapter in
-/// `adapter_dir` applied unmerged when `adapter_dir` is not empty; ids/mask int64 [B, T].
+/// Logits [B, T, V] of the model in `model_dir` computed on `load`'s device and dtype (resolved
+/// names), with the adapter in `adapter_dir` applied unmerged when `adapter_dir` is not empty;
+/// ids/mask int64 [B, T] on the CPU. Returned as float32 on the CPU (a widening copy: exact).
 at::Tensor logits_compute(const std::string& model_dir, const std::string& adapter_dir, const at::Tensor& ids,
-                          const at::Tensor& mask);
+                          const at::Tensor& mask, const model::LoadOptions& load);
 
 /// Random sample inputs: ids [batch, len] below `vocab` from `seed`, mask with the last row
 /// right-padded to half length (so the padding path is covered).

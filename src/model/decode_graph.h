@@ -1,6 +1,6 @@
 // Decode steps replayed as a CUDA graph. A decode step of a B-row batch launches some twenty small
 // kernels per layer; issued one by one through the dispatcher, the host time of those launches,
-// not the GPU, bounds decode speed (bench/notes.md). Transformer::decode_step has fixed shapes
+// not the GPU, bounds decode speed (bench/decode.md). Transformer::decode_step has fixed shapes
 // and never reads back to the host, so its kernels can be captured once and replayed each step
 // with a single launch. The first step runs eagerly (lazily built state, cuBLAS handles), the
 // second is captured and replayed, every later one replayed. Off CUDA, when disabled, or when

@@ -73,7 +73,7 @@ LinearPtr fuse_quant(const std::vector<const QuantLinear*>& parts) {
     }
     fused.bias = cat_bias(biases, widths);
     if (any_bias && !fused.bias.defined()) return nullptr;
-    return std::make_shared<QuantLinear>(fused, parts[0]->buffer());
+    return std::make_shared<QuantLinear>(fused, parts[0]->buffer(), parts[0]->options());
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Projections of one input run as one product: q/k/v and gate/up at inference (Transformer::
 // fuse_projections). At batch 1 each product is a bandwidth-bound kernel over its weights, and the
 // small ones (k, v: 4096 × 1024 in an 8B model) run far below bandwidth; one launch over the
-// concatenated weights replaces three (bench/notes.md).
+// concatenated weights replaces three (bench/decode.md).
 #pragma once
 
 #include <vector>

@@ -101,17 +101,15 @@ void model_init(const InitOptions& o) {
         t.normal_(mean, std, gen);
         return t.to(store);
     };
-    const int64_t C = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
-    const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
+    const int64_t C = c.hidden_size, D = c.head_dim;
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     tensors.emplace_back(name_embed(), normal({c.vocab_size, C}, 0.0, 1.0 / std::sqrt((double)C)));
-    const std::vector<std::pair<int64_t, int64_t>> shapes = {{q, C}, {kv, C}, {kv, C}, {C, q}, {I, C}, {I, C}, {C, I}};
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-        for (size_t s = 0; s < linear_slots().size(); ++s) {
-            auto [out, in] = shapes[s];
-            std::string name = name_linear(l, linear_slots()[s]);
+        for (Slot s : PROJECTION_SLOTS) {
+            const auto [out, in] = slot_shape(c, s);
+            const std::string name = name_linear(l, s);
             tensors.emplace_back(name + ".weight", normal({out, in}, 0.0, 1.0 / std::sqrt((double)in)));
-            if (c.attention_bias && s < 3) tensors.emplace_back(name + ".bias", normal({out}, 0.0, 0.1));
+            if (slot_has_bias(c, s)) tensors.emplace_back(name + ".bias", normal({out}, 0.0, 0.1));
         }
         tensors.emplace_back(name_input_norm(l), normal({C}, 1.0, 0.1));
         tensors.emplace_back(name_post_norm(l), normal({C}, 1.0, 0.1));
@@ -126,6 +124,8 @@ void model_init(const InitOptions& o) {
         tensors.emplace_back(name_lm_head(), normal({c.vocab_size, C}, 0.0, 1.0 / std::sqrt((double)C)));
 
     StagedDir out(o.out);
+    // First, so that the generation_config.json written below replaces one copied from the tokenizer.
+    if (!o.tokenizer.empty()) io::model_text_files_copy(o.tokenizer, out.path());
     std::string cfg_text = hf_config_to_json(c).dump(2);
     io::file_write_atomic(out.path() + "/config.json", cfg_text.data(), cfg_text.size());
     nlohmann::json gen_cfg = {{"do_sample", false}};
@@ -134,10 +134,6 @@ void model_init(const InitOptions& o) {
     std::string gen_text = gen_cfg.dump(2);
     io::file_write_atomic(out.path() + "/generation_config.json", gen_text.data(), gen_text.size());
     io::model_files_write(out.path(), tensors);
-    if (!o.tokenizer.empty()) {
-        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-            if (path_exists(o.tokenizer + "/" + f)) file_copy(o.tokenizer + "/" + f, out.path() + "/" + f);
-    }
     out.commit();
 }
 

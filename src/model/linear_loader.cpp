@@ -3,20 +3,32 @@
 
 #include <ATen/ATen.h>
 
-#include "model/quant_loader.h"
+#include "model/quant_linear.h"
+#include "quant/gptq_tensors.h"
 #include "util/check.h"
 
 namespace lota::model {
 
-LinearPtr linear_load(const io::ModelFiles& files, const io::ModelConfig& cfg, const std::string& config_path,
-                      const std::string& prefix, int64_t in, int64_t out, bool bias, const at::Device& device,
-                      at::ScalarType dtype) {
-    if (!cfg.quantization_config.is_null())
-        return quant_linear_load(files, cfg.quantization_config, config_path, prefix, in, out, bias, device, dtype);
-    std::string why = strfmt("out=%lld, in=%lld from %s", (long long)out, (long long)in, config_path.c_str());
-    at::Tensor w = files.load_checked(prefix + ".weight", {out, in}, why).to(device, dtype);
+LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
+                      const at::Device& device, at::ScalarType dtype) {
+    const std::string& p = spec.prefix;
+    if (gptq && files.has(p + ".qweight")) {
+        io::GptqLinearTensors t = io::gptq_linear_read(files, p, *gptq, spec.in, spec.out);
+        LOTA_CHECK(!spec.bias || t.bias.defined(), "%s: missing tensor '%s.bias' (the architecture has a bias here)",
+                   files.file_of(p + ".qweight").c_str(), p.c_str());
+        auto linear = std::make_shared<QuantLinear>(quant::quantized_weight_from_gptq(t, *gptq));
+        linear->to(device, dtype);
+        return linear;
+    }
+    LOTA_CHECK(!gptq || files.has(p + ".weight"),
+               "%s: missing tensor '%s.qweight' (a GPTQ checkpoint stores each projection quantized, or as "
+               "'%s.weight')",
+               files.dir().c_str(), p.c_str(), p.c_str());
+    const std::string why =
+        strfmt("out=%lld, in=%lld from %s", (long long)spec.out, (long long)spec.in, spec.shape_from.c_str());
+    const at::Tensor w = files.load_checked(p + ".weight", {spec.out, spec.in}, why).to(device, dtype);
     at::Tensor b;
-    if (bias) b = files.load_checked(prefix + ".bias", {out}, why).to(device, dtype);
+    if (spec.bias) b = files.load_checked(p + ".bias", {spec.out}, why).to(device, dtype);
     return std::make_shared<DenseLinear>(w, b);
 }
 

@@ -1,21 +1,31 @@
-// Builds the right Linear variant for one projection of a checkpoint: dense weights, or a
-// quantized linear when config.json carries a GPTQ "quantization_config".
+// Builds the Linear of one projection from a checkpoint's tensors: a QuantLinear from what
+// io::gptq_linear_read returns when the checkpoint is GPTQ-quantized, else a DenseLinear.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <ATen/core/Tensor.h>
 
-#include "io/hf_config.h"
+#include "io/gptq_checkpoint.h"
 #include "io/model_files.h"
 #include "model/linear.h"
 
 namespace lota::model {
 
-/// `prefix` is the module path ("model.layers.3.mlp.up_proj"); shapes are checked against
-/// in/out (from `config_path`). Throws lota::Error naming the file and tensor.
-LinearPtr linear_load(const io::ModelFiles& files, const io::ModelConfig& cfg, const std::string& config_path,
-                      const std::string& prefix, int64_t in, int64_t out, bool bias, const at::Device& device,
-                      at::ScalarType dtype);
+/// Where a projection lives and what the architecture expects of it.
+struct LinearSpec {
+    std::string prefix;       ///< module path, "model.layers.3.mlp.up_proj"
+    int64_t in = 0, out = 0;  ///< shape the architecture expects
+    bool bias = false;        ///< the architecture has a bias here
+    std::string shape_from;   ///< where in/out come from, for messages ("config.json")
+};
+
+/// The projection `spec.prefix`: with a `gptq` config and `prefix`.qweight stored, a QuantLinear
+/// (codes, scales and zeros on `device`, bias of `dtype`); else a DenseLinear from `prefix`.weight
+/// (a module a GPTQ checkpoint left unquantized). Shapes are checked against spec; throws
+/// lota::Error naming the file, the tensor, its shape and the expected shape.
+LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
+                      const at::Device& device, at::ScalarType dtype);
 
 }  // namespace lota::model

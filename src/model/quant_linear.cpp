@@ -10,8 +10,6 @@
 
 namespace lota::model {
 namespace {
-int64_t g_gemv_max_rows = 16;
-
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -56,9 +54,6 @@ struct QuantLinearFunction : public torch::autograd::Function<QuantLinearFunctio
 
 }  // namespace
 
-int64_t QuantLinear::gemv_max_rows() { return g_gemv_max_rows; }
-void QuantLinear::set_gemv_max_rows(int64_t rows) { g_gemv_max_rows = rows; }
-
 at::Tensor DequantBuffer::get(int64_t K, int64_t N, at::ScalarType dtype, const at::Device& device) {
     const int64_t need = K * N;
     if (!storage_.defined() || storage_.scalar_type() != dtype || storage_.device() != device ||
@@ -67,10 +62,9 @@ at::Tensor DequantBuffer::get(int64_t K, int64_t N, at::ScalarType dtype, const 
     return storage_.narrow(0, 0, need).view({K, N});
 }
 
-QuantLinear::QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer)
-    : qw_(std::move(qw)), buffer_(std::move(buffer)) {
-    quant::quantized_weight_check(qw_, "QuantLinear");
-}
+QuantLinear::QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer,
+                         QuantLinearOptions options)
+    : qw_(std::move(qw)), buffer_(std::move(buffer)), options_(options) {}
 
 at::Tensor QuantLinear::dequantized(at::ScalarType dtype) const { return dequant_weight(qw_, dtype); }
 
@@ -82,7 +76,7 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
     if (at::GradMode::is_enabled() && x.requires_grad() && !bias_grad) return QuantLinearFunction::apply(x, qw_);
     const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || bias_grad);
     const int64_t rows = qw_.in_features > 0 ? x.numel() / qw_.in_features : 0;
-    if (x.is_cuda() && !grad && rows > 0 && rows <= g_gemv_max_rows) {
+    if (x.is_cuda() && !grad && rows > 0 && rows <= options_.gemv_max_rows) {
         // Decode-sized: read the packed codes once instead of writing and re-reading W.
         if (group_rows_ < 0) group_rows_ = kernels::quant_gemv_group_rows(qw_.g_idx, qw_.n_groups());
         at::Tensor bias = qw_.bias;
@@ -90,7 +84,7 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
         std::vector<int64_t> shape = x.sizes().vec();
         shape.back() = qw_.out_features;
         return kernels::quant_gemv(x.reshape({rows, qw_.in_features}), qw_.qweight, qw_.zeros, qw_.scales, qw_.g_idx,
-                                   qw_.offset, bias, qw_.bits, group_rows_)
+                                   qw_.offset, bias, qw_.bits, group_rows_, options_.gemv)
             .view(shape);
     }
     // Without a graph W is dead after the GEMM, so a shared buffer (overwritten by the next layer) is safe.

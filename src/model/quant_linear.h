@@ -1,7 +1,7 @@
 // QuantLinear: a GPTQ-quantized linear layer (DESIGN §1) behind the model::Linear interface.
 // Forward dequantizes this layer's weight into a [K, N] tensor of the compute dtype (CPU
 // reference loops or the CUDA kernel, kernels/dequant.h) and runs one GEMM; on CUDA, inputs of
-// at most gemv_max_rows() rows without autograd (decode steps) instead go through
+// at most QuantLinearOptions::gemv_max_rows rows without autograd (decode steps) instead go through
 // kernels/quant_gemv.h, which reads the packed codes directly. The model never holds
 // a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
 // in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
@@ -14,6 +14,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "kernels/quant_gemv_cuda.h"
 #include "model/linear.h"
 #include "quant/quantized_weight.h"
 
@@ -30,10 +31,20 @@ class DequantBuffer {
     at::Tensor storage_;
 };
 
+/// How a QuantLinear runs decode-sized inputs on CUDA.
+struct QuantLinearOptions {
+    /// Largest number of input rows that use the packed-code kernel (kernels/quant_gemv.h); 0 turns
+    /// it off (benchmarks and tests compare both paths).
+    int64_t gemv_max_rows = 16;
+    kernels::GemvTuning gemv;  ///< that kernel's plan (tests and benchmarks compare or sweep it)
+};
+
 class QuantLinear : public Linear {
   public:
-    /// Validates `qw` (quant::quantized_weight_check); the bias, if any, is cast to the compute dtype in to().
-    explicit QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer = nullptr);
+    /// `qw` must be valid as made (io::gptq_linear_read, quant::quantized_weight_make); it is not
+    /// checked again. The bias, if any, is cast to the compute dtype in to().
+    explicit QuantLinear(quant::QuantizedWeight qw, std::shared_ptr<DequantBuffer> buffer = nullptr,
+                         QuantLinearOptions options = {});
     /// y = x·Wᵀ (+ bias) with W = S·(Q − Z (+ F)) in x's dtype; differentiable in x.
     at::Tensor forward(const at::Tensor& x) override;
     int64_t in_features() const override { return qw_.in_features; }
@@ -47,15 +58,13 @@ class QuantLinear : public Linear {
     at::Tensor dequantized(at::ScalarType dtype) const;
     void set_buffer(std::shared_ptr<DequantBuffer> buffer) { buffer_ = std::move(buffer); }
     const std::shared_ptr<DequantBuffer>& buffer() const { return buffer_; }
-
-    /// Largest number of input rows that uses the packed-code kernel on CUDA (default 16; 0
-    /// turns it off, for benchmarks that compare both paths). Process-wide.
-    static int64_t gemv_max_rows();
-    static void set_gemv_max_rows(int64_t rows);
+    const QuantLinearOptions& options() const { return options_; }
+    void set_options(const QuantLinearOptions& options) { options_ = options; }
 
   private:
     quant::QuantizedWeight qw_;
     std::shared_ptr<DequantBuffer> buffer_;
+    QuantLinearOptions options_;
     int64_t group_rows_ = -1;  ///< kernels::quant_gemv_group_rows, computed at the first decode-sized call
 };
 

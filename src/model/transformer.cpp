@@ -117,15 +117,15 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     const int64_t B = x.size(0), T = x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
     at::Tensor y, q, k, v;  // y: the fused q/k/v output [B, T, (H + 2·Hkv)·D] when the block has one
-    if (b.qkv) {
-        y = b.qkv->forward(x);
+    if (const LinearPtr& qkv = b.linear(Slot::QKV)) {
+        y = qkv->forward(x);
         q = y.narrow(-1, 0, H * D);
         k = y.narrow(-1, H * D, Hkv * D);
         v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
     } else {
-        q = b.linears[0]->forward(x);
-        k = b.linears[1]->forward(x);
-        v = b.linears[2]->forward(x);
+        q = b.linear(Slot::Q)->forward(x);
+        k = b.linear(Slot::K)->forward(x);
+        v = b.linear(Slot::V)->forward(x);
     }
     v = v.view({B, T, Hkv, D}).transpose(1, 2);
     if (y.defined() && !config_.qk_norm) {
@@ -170,7 +170,7 @@ at::Tensor Transformer::attn_in(int64_t layer, const at::Tensor& h) const {
 }
 
 at::Tensor Transformer::attn_out(int64_t layer, const at::Tensor& h, const at::Tensor& core) {
-    return h + blocks_[layer].linears[3]->forward(core);
+    return h + blocks_[layer].linear(Slot::O)->forward(core);
 }
 
 at::Tensor Transformer::mlp_in(int64_t layer, const at::Tensor& mid) const {
@@ -179,40 +179,38 @@ at::Tensor Transformer::mlp_in(int64_t layer, const at::Tensor& mid) const {
 
 at::Tensor Transformer::mlp_hidden(int64_t layer, const at::Tensor& n) {
     Block& b = blocks_[layer];
-    if (b.gate_up) {
-        const at::Tensor y = b.gate_up->forward(n);  // [..., 2·I]
+    if (const LinearPtr& gate_up = b.linear(Slot::GATE_UP)) {
+        const at::Tensor y = gate_up->forward(n);  // [..., 2·I]
         const int64_t I = y.size(-1) / 2;
         return at::silu(y.narrow(-1, 0, I)) * y.narrow(-1, I, I);
     }
-    return at::silu(b.linears[4]->forward(n)) * b.linears[5]->forward(n);
+    return at::silu(b.linear(Slot::GATE)->forward(n)) * b.linear(Slot::UP)->forward(n);
 }
 
 int64_t Transformer::fuse_projections() {
     int64_t n = 0;
-    for (Block& b : blocks_) {
-        auto fuse = [&](LinearPtr& target, std::initializer_list<size_t> slots) {
-            if (target) return;
+    for (Block& b : blocks_)
+        for (Slot fused : FUSED_SLOTS) {
+            if (b.linear(fused)) continue;
             std::vector<LinearPtr> parts;
-            for (size_t s : slots) parts.push_back(b.linears[s]);
-            target = fuse_linears(parts);
-            if (!target) return;
-            for (size_t s : slots) b.linears[s].reset();  // the fused copy replaces them (no second copy kept)
+            for (Slot s : slot_info(fused).parts) parts.push_back(b.linear(s));
+            b.linear(fused) = fuse_linears(parts);
+            if (!b.linear(fused)) continue;
+            for (Slot s : slot_info(fused).parts) b.linear(s).reset();  // no second copy kept
             ++n;
-        };
-        fuse(b.qkv, {0, 1, 2});
-        fuse(b.gate_up, {4, 5});
-    }
+        }
     return n;
 }
 
 bool Transformer::fused() const {
     for (const Block& b : blocks_)
-        if (b.qkv || b.gate_up) return true;
+        for (Slot s : FUSED_SLOTS)
+            if (b.linear(s)) return true;
     return false;
 }
 
 at::Tensor Transformer::mlp_out(int64_t layer, const at::Tensor& mid, const at::Tensor& m) {
-    return mid + blocks_[layer].linears[6]->forward(m);
+    return mid + blocks_[layer].linear(Slot::DOWN)->forward(m);
 }
 
 at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx) {

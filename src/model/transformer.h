@@ -5,6 +5,7 @@
 // Shapes: B batch, T new tokens, S cached + new keys, C hidden, H heads, Hkv KV heads, D head dim.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,17 +13,21 @@
 #include <ATen/core/Tensor.h>
 
 #include "io/hf_config.h"
+#include "model/arch.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
 
 namespace lota::model {
 
+/// One decoder block. Its projections are indexed by Slot (model/arch.h) with one rule: a fused
+/// slot (QKV, GATE_UP) is either null and its parts are set (loaded, calibrated, trained), or set
+/// and its parts are null (after Transformer::fuse_projections).
 struct Block {
-    /// q, k, v, o, gate, up, down, in linear_slots() order. After Transformer::fuse_projections the
-    /// fused slots (q, k, v and/or gate, up) are null and `qkv` / `gate_up` run them.
-    std::vector<LinearPtr> linears;
-    LinearPtr qkv, gate_up;  ///< fused products (model/fused_linear.h), or null
+    std::array<LinearPtr, SLOT_COUNT> linears;
     at::Tensor input_norm, post_norm, q_norm, k_norm;  // q/k norms only for Qwen3
+
+    LinearPtr& linear(Slot slot) { return linears[slot_index(slot)]; }
+    const LinearPtr& linear(Slot slot) const { return linears[slot_index(slot)]; }
 };
 
 /// Per-forward state shared by all blocks: RoPE tables and the attention mask.

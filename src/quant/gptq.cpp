@@ -141,8 +141,7 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
         g_idx = g_idx.index_select(0, invperm);
     }
     result.loss = losses.sum().item<double>();
-    result.qw = quantized_weight_make(Q, at::stack(scales), at::stack(zeros), g_idx, opts.bits, opts.group_size,
-                                      opts.sym, opts.act_order);
+    result.qw = quantized_weight_make(Q, at::stack(scales), at::stack(zeros), g_idx, opts.bits, opts.group_size);
     // Relative output error on the calibration set, from the stored (fp16-scale) grid, computed
     // on the device from the codes rather than from the packed (CPU) weight.
     const at::Tensor gi = g_idx.to(W.device());

@@ -8,17 +8,12 @@
 
 namespace lota::quant {
 
-QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c,
-                                           const std::string& what) {
-    LOTA_CHECK(t.qweight.defined() && t.qweight.dim() == 2, "%s: qweight missing or not 2-D", what.c_str());
+QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c) {
     QuantizedWeight qw;
     qw.bits = c.bits;
     qw.group_size = c.group_size;
-    qw.sym = c.sym;
-    qw.desc_act = c.desc_act;
-    qw.in_features = t.g_idx.defined() && t.g_idx.dim() == 1 ? t.g_idx.size(0) : t.qweight.size(0) * 32 / c.bits;
+    qw.in_features = t.g_idx.size(0);
     qw.out_features = t.qweight.size(1);
-    io::gptq_check_linear(t, what, qw.in_features, qw.out_features, c, what);
     const at::Tensor qzeros = c.checkpoint_format == "gptq" ? qzeros_v1_to_v2(t.qzeros, c.bits) : t.qzeros;
     qw.qweight = t.qweight.contiguous();
     qw.zeros = unpack_zeros(qzeros, c.bits);
@@ -26,13 +21,11 @@ QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const
     qw.g_idx = t.g_idx.contiguous();
     qw.bias = t.bias;
     qw.offset = t.lota_offset;
-    quantized_weight_check(qw, what.c_str());
     return qw;
 }
 
 io::GptqLinearTensors gptq_tensors_from_quantized_weight(const QuantizedWeight& qw,
                                                          const std::string& checkpoint_format) {
-    quantized_weight_check(qw, "gptq_tensors_from_quantized_weight");
     LOTA_CHECK(checkpoint_format == "gptq" || checkpoint_format == "gptq_v2",
                "unknown checkpoint_format \"%s\" (expected \"gptq\" or \"gptq_v2\")", checkpoint_format.c_str());
     io::GptqLinearTensors t;

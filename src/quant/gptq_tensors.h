@@ -9,10 +9,10 @@
 
 namespace lota::quant {
 
-/// Stored tensors -> QuantizedWeight: qzeros converted v1 -> v2 by whole-word arithmetic (when
-/// the config's checkpoint_format is "gptq") and unpacked. Validates shapes; `what` names the layer.
-QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c,
-                                           const std::string& what);
+/// Stored tensors, as io::gptq_linear_read returns them (validated there) -> QuantizedWeight:
+/// qzeros converted v1 -> v2 by whole-word arithmetic (when the config's checkpoint_format is
+/// "gptq") and unpacked. Takes the tensors as valid; it does not check them again.
+QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const io::GptqConfig& c);
 
 /// QuantizedWeight -> tensors to store, in `checkpoint_format` ("gptq" = v1, or "gptq_v2"), on the CPU.
 io::GptqLinearTensors gptq_tensors_from_quantized_weight(const QuantizedWeight& qw,

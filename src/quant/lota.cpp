@@ -173,17 +173,17 @@ at::Tensor lota_offset_from_sums(const at::Tensor& sum_p, const at::Tensor& sum_
     return num.div_(static_cast<double>(g) * omega).to(at::kFloat);
 }
 
-LotaPremerged lota_premerge(const at::Tensor& a_t, const at::Tensor& b_t, const at::Tensor& q, const at::Tensor& g_idx,
-                            int64_t n_groups, double omega, int64_t maxq) {
+LotaMergeTerms lota_merge_reference(const at::Tensor& a_t, const at::Tensor& b_t, const at::Tensor& q,
+                                    const at::Tensor& g_idx, int64_t n_groups, double omega, int64_t maxq) {
     const at::Tensor delta_w = lota_delta_w(a_t, b_t);
-    LotaPremerged out;
+    LotaMergeTerms out;
     out.markers = lota_markers(delta_w, q, omega, maxq);
     out.offset = lota_offset(delta_w, out.markers, g_idx, n_groups, omega);
     return out;
 }
 
-at::Tensor lota_dequant(const at::Tensor& q, const at::Tensor& markers, const at::Tensor& zeros,
-                        const at::Tensor& scales, const at::Tensor& offset, const at::Tensor& g_idx) {
+at::Tensor lota_dequant_reference(const at::Tensor& q, const at::Tensor& markers, const at::Tensor& zeros,
+                                  const at::Tensor& scales, const at::Tensor& offset, const at::Tensor& g_idx) {
     LOTA_CHECK(q.defined() && q.dim() == 2 && at::isIntegralType(q.scalar_type(), false), "LoTA: codes Q must be integer 2-D");
     const int64_t K = q.size(0), N = q.size(1);
     LOTA_CHECK(g_idx.defined() && g_idx.dim() == 1 && g_idx.size(0) == K, "LoTA: g_idx must be [%lld]",
@@ -256,10 +256,10 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     //   ∂P·b_t = Gs·b_t + c·(gsum·b_t) broadcast  ([K, r], grouped rows), and
     //   ∂Pᵀ·a_tᵀ = Gsᵀ·a_tᵀ + c·gsumᵀ·asum, asum[j, i] = Σ_{k in group j} a_t[i, k].
     // Note [16-bit adapter gradients]
-    // On CUDA the trainer hands over Gw as the bfloat16 result of the x^T·dy GEMM (its inputs are bf16
+    // On CUDA the training caller hands over Gw as the bfloat16 result of the x^T·dy GEMM (its inputs are bf16
     // anyway). Keeping Gs in 16 bits and running the two K·N·r GEMMs on tensor cores with float32
     // outputs (the ternary factors are exact in 16 bits) moves ≈ 10 bytes a weight per micro-batch
-    // instead of ≈ 30 and skips two float32 SIMT GEMMs: ≈ 0.1 s of an 8B step (bench/notes.md). The
+    // instead of ≈ 30 and skips two float32 SIMT GEMMs: ≈ 0.1 s of an 8B step (bench/lota_step.md). The
     // one extra rounding (S·Gw to 16 bits) is of the size of Gw's own; the official code computes these
     // gradients in bf16 autograd.
     at::Tensor da = (low ? at::mm(gs2, bf.to(gt), at::kFloat) : at::mm(gs2, bf)).view({G, g, r});

@@ -1,8 +1,28 @@
 // LoTA-QAF ternary adaptation math on unpacked tensors (DESIGN §1; Chen et al. 2025, arXiv 2505.18724):
 // adapter init, ΔW = P, markers M, offset factor F, the merged weight W' and the backward to the
-// ternary adapters. Everything here works on plain [K, N] integer codes; packing, checkpoints and
-// GEMM kernels live elsewhere (quant/pack.h, quant/lota_merge.h, model/). The optimizer is
-// train/tsignsgd.h. Autograd glue for training is quant/lota_grad.h.
+// ternary adapters. Everything here works on plain [K, N] integer codes and is the specification
+// the packed merges are checked against (Note [merge entry points]); packing, checkpoints and GEMM
+// kernels live elsewhere (quant/pack.h, quant/lota_merge.h, quant/lota_remerge.h, kernels/). Pure
+// math: no optimizer, no autograd, no training state.
+//
+// Note [merge entry points]
+// The merge is written once as a specification and twice more as fast paths; tests prove them equal.
+//   Specification, on unpacked [K, N] codes (this file):
+//     lota_merge_reference(a_t, b_t, Q, g_idx, G, ω, maxq) -> M, F
+//     lota_dequant_reference(Q, M, Z, S, F, g_idx)          -> W' float32 [K, N]
+//   One-off merge of a packed layer (quant/lota_merge.h), what `lota merge` writes:
+//     lota_merge(QuantizedWeight, a_t, b_t, ω) -> packed Q + M with offset F, via lota_merge_reference
+//   Per-step re-merge from the previous merged codes (quant/lota_remerge.h), what training runs:
+//     lota_remerge(codes, layer, groups, a_t, b_t, ω) -> the fused CUDA kernel where it applies, else
+//     lota_remerge_ops(...)                            -> whole-tensor ops on any device (the kernel's twin)
+// Tests (tests/cpp/lota/):
+//   lota_merge_reference, lota_dequant_reference vs independent loops: test_lota_merge_reference.cpp
+//   lota_merge == lota_merge_reference (codes Q + M, F) and dequantize(lota_merge) == lota_dequant_reference,
+//     bit for bit: LotaMerge.MergedCodesAndWeightsAreExact (test_lota_merge.cpp)
+//   lota_remerge == lota_merge over a sequence of adapters, every bit width, act-order:
+//     LotaRemerge.SequenceOfAdaptersMatchesOneOffMerge (test_lota_remerge.cpp)
+//   the fused kernel's per-weight step == lota_remerge_ops on the CPU: LotaRemerge.FusedKernelStepMatchesTensorOps;
+//     lota_remerge on CUDA == lota_remerge_ops on the CPU == lota_merge: LotaCuda.RemergeMatchesCpuBitForBit
 //
 // Shapes (DESIGN §1): K in features, N out features, r rank, G groups of g = K/G rows each,
 // group of row k is g_idx[k] (act-order makes it non-monotonic, so groups need not be contiguous).
@@ -60,28 +80,28 @@ at::Tensor lota_markers(const at::Tensor& delta_w, const at::Tensor& q, double o
 at::Tensor lota_offset(const at::Tensor& delta_w, const at::Tensor& markers, const at::Tensor& g_idx,
                        int64_t n_groups, double omega);
 /// The arithmetic of lota_offset from exact group sums ΣP, ΣM [G, N] (any integer-valued dtype):
-/// F = (ΣP − ω·ΣM) / (g·ω) in float64, rounded once to float32. lota_offset and the training
+/// F = (ΣP − ω·ΣM) / (g·ω) in float64, rounded once to float32. lota_offset and the per-step
 /// re-merge both end here, so F is defined in exactly one place.
 at::Tensor lota_offset_from_sums(const at::Tensor& sum_p, const at::Tensor& sum_m, int64_t g, double omega);
 
-/// Result of the per-step pre-merge: M int8 [K, N] and F float32 [G, N].
-struct LotaPremerged {
+/// What merging an adapter adds to a layer: M int8 [K, N] and F float32 [G, N].
+struct LotaMergeTerms {
     at::Tensor markers;  ///< M
     at::Tensor offset;   ///< F
 };
 
-/// Pre-merge (once per optimizer step; it *is* the merge): P from the adapters, then M and F.
+/// THE merge (Note [merge entry points]): P from the adapters, then M and F, validating every input.
 /// a_t int8 [r, K], b_t int8 [N, r], q codes [K, N], g_idx [K]; omega > 0; maxq = 2^bits − 1.
-LotaPremerged lota_premerge(const at::Tensor& a_t, const at::Tensor& b_t, const at::Tensor& q,
-                            const at::Tensor& g_idx, int64_t n_groups, double omega, int64_t maxq);
+LotaMergeTerms lota_merge_reference(const at::Tensor& a_t, const at::Tensor& b_t, const at::Tensor& q,
+                                    const at::Tensor& g_idx, int64_t n_groups, double omega, int64_t maxq);
 
 /// THE dequantized merged weight, float32 [K, N]:
 ///     w_hat[k,n] = S[j,n] · (float(Q[k,n] + M[k,n] − Z[j,n]) + F[j,n]),  j = g_idx[k],
 /// in float32 (two roundings: the + F, then the · S). markers and offset may be undefined
 /// (treated as 0). q, markers, zeros integer; scales any float type [G, N]; offset float32 [G, N].
 /// quant::dequantize(QuantizedWeight) of the merged codes uses the same operation order.
-at::Tensor lota_dequant(const at::Tensor& q, const at::Tensor& markers, const at::Tensor& zeros,
-                        const at::Tensor& scales, const at::Tensor& offset, const at::Tensor& g_idx);
+at::Tensor lota_dequant_reference(const at::Tensor& q, const at::Tensor& markers, const at::Tensor& zeros,
+                                  const at::Tensor& scales, const at::Tensor& offset, const at::Tensor& g_idx);
 
 /// Gradients of the ternary adapters, float32, peft layout.
 struct LotaGrads {

@@ -1,4 +1,5 @@
-// Exact LoTA-QAF merge (see lota_merge.h): unpack Q, premerge (M, F), repack Q + M, attach F.
+// Exact LoTA-QAF merge (see lota_merge.h): unpack Q, M and F by lota_merge_reference, repack Q + M,
+// attach F.
 #include "quant/lota_merge.h"
 
 #include <ATen/ATen.h>
@@ -23,7 +24,8 @@ QuantizedWeight lota_merge(const QuantizedWeight& qw, const at::Tensor& a_t, con
                static_cast<long long>(N));
     const at::Device device = qw.qweight.device();
     const at::Tensor q = unpack_codes(qw);  // uint8 [K, N]
-    const LotaPremerged pm = lota_premerge(a_t.to(device), b_t.to(device), q, qw.g_idx, qw.n_groups(), omega, qw.maxq());
+    const LotaMergeTerms pm =
+        lota_merge_reference(a_t.to(device), b_t.to(device), q, qw.g_idx, qw.n_groups(), omega, qw.maxq());
     const at::Tensor merged = q.to(at::kInt) + pm.markers.to(at::kInt);
     // The masks keep Q + M on the grid; anything else is a bug in lota_markers.
     LOTA_ASSERT(merged.min().item<int64_t>() >= 0 && merged.max().item<int64_t>() <= qw.maxq());

@@ -1,9 +1,9 @@
-// The per-step re-merge of LoTA-QAF training (DESIGN §1, "the key performance fact"): after every
-// optimizer step each adapted layer gets new merged codes Q' = Q + M and offsets F for its new
-// adapter, with tensor ops on the layer's device and no host synchronisation. Training keeps one
-// set of packed codes per layer, see Note [merged codes and markers] in lota_remerge.cpp. Not here:
-// the validated, one-off merge that `lota merge` writes (lota_merge.h; this file gives the same
-// codes and offsets bit for bit) and the autograd glue (lota_grad.h).
+// The fast re-merge (DESIGN §1, "the key performance fact"): whenever a layer's adapter changed
+// (once per optimizer step in training) it gets new merged codes Q' = Q + M and offsets F from its
+// previous merged codes, on the layer's device and without host synchronisation. A layer keeps one
+// set of packed codes, see Note [merged codes and markers] in lota_remerge.cpp. Not here: the
+// validated, one-off merge that `lota merge` writes (lota_merge.h; this file gives the same codes
+// and offsets bit for bit, Note [merge entry points] in lota.h).
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@
 
 namespace lota::quant {
 
-/// What a training layer keeps between optimizer steps.
+/// What an adapted layer keeps between re-merges.
 struct LotaMergedCodes {
     at::Tensor qweight;  ///< int32 [K·b/32, N]: Q' = Q + M, packed like the base layer (what forward runs)
     at::Tensor moved;    ///< uint8 [⌈K·N/8⌉]: [M ≠ 0], eight per byte, [K, N] in row-major order

@@ -172,14 +172,12 @@ at::Tensor qzeros_v2_to_v1(const at::Tensor& qzeros_v2, int bits) {
 namespace lota::quant {
 
 QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& scales, const at::Tensor& zeros,
-                                      const at::Tensor& g_idx, int bits, int group_size, bool sym, bool desc_act) {
+                                      const at::Tensor& g_idx, int bits, int group_size) {
     LOTA_CHECK(Q.dim() == 2, "quantized_weight_make: expected codes [N, K], got %s",
                shape_str(Q.sizes().vec()).c_str());
     QuantizedWeight qw;
     qw.bits = bits;
     qw.group_size = group_size;
-    qw.sym = sym;
-    qw.desc_act = desc_act;
     qw.out_features = Q.size(0);
     qw.in_features = Q.size(1);
     qw.qweight = pack_codes(Q.t().to(at::kCPU, at::kInt).contiguous(), bits);

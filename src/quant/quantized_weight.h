@@ -19,8 +19,6 @@ struct QuantizedWeight {
     at::Tensor bias;     ///< optional [N]; undefined when absent
     int bits = 4;        ///< b ∈ {2, 3, 4, 8}
     int group_size = 128;  ///< g; -1 = one group per output channel (G = 1)
-    bool sym = false;
-    bool desc_act = false;
     int64_t in_features = 0, out_features = 0;  ///< K, N
     at::Tensor offset;  ///< optional float32 [G, N]: LoTA offset factor F; undefined when absent
 
@@ -29,7 +27,8 @@ struct QuantizedWeight {
 };
 
 /// Checks every tensor's dtype and shape against bits/group_size/in/out; throws lota::Error
-/// starting with `what` (e.g. the layer name) and giving found and expected shapes.
+/// starting with `what` (e.g. the layer name) and giving found and expected shapes. Weights read
+/// from a file are checked by io::gptq_linear_read instead, against the file's tensors.
 void quantized_weight_check(const QuantizedWeight& qw, const char* what = "quantized weight");
 
 /// Unpacks qw.qweight into codes Q: uint8 [K, N] on qw's device.
@@ -54,8 +53,9 @@ namespace lota::quant {
 
 /// Assembles a QuantizedWeight from integer-valued codes Q [N, K] (any numeric dtype, the
 /// layout of an HF weight), scales and zeros [G, N] (float), g_idx [K]. Packs the codes and
-/// stores scales as fp16, zeros as int32; all tensors end up on the CPU.
+/// stores scales as fp16, zeros as int32; all tensors end up on the CPU. Checks the result
+/// (quantized_weight_check): the one check of a weight that code, not a file, made.
 QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& scales, const at::Tensor& zeros,
-                                      const at::Tensor& g_idx, int bits, int group_size, bool sym, bool desc_act);
+                                      const at::Tensor& g_idx, int bits, int group_size);
 
 }  // namespace lota::quant

@@ -38,7 +38,7 @@ QuantizedWeight rtn_quantize(const at::Tensor& W_in, const QuantOptions& opts) {
     }
     const at::Tensor g_idx = at::arange(K, at::kLong).div(g, "floor");
     return quantized_weight_make(at::cat(Q, 1), at::stack(scales), at::stack(zeros), g_idx, opts.bits,
-                                 opts.group_size, opts.sym, false);
+                                 opts.group_size);
 }
 
 }  // namespace lota::quant

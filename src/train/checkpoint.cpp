@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::train {
@@ -16,6 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 const char* const STATE_FILE = "trainer_state.json";
 const char* const OPT_FILE = "optimizer.safetensors";
+const int STATE_VERSION = 2;
 
 /// Step of a "checkpoint-<step>" directory name, or −1.
 int64_t checkpoint_step(const std::string& name) {
@@ -40,7 +42,7 @@ void checkpoint_save(const std::string& out_dir, int64_t step, const Checkpoint&
         }
         nlohmann::json st = ckpt.state;
         st["format"] = "lota-trainer-state";
-        st["version"] = 1;
+        st["version"] = STATE_VERSION;
         st["step"] = step;
         const std::string text = st.dump(2) + "\n";
         io::file_write_atomic(staged.path() + "/" + STATE_FILE, text.data(), text.size());
@@ -69,14 +71,17 @@ std::optional<Checkpoint> checkpoint_load_latest(const std::string& out_dir) {
     Checkpoint c;
     const std::string state_path = dir + "/" + STATE_FILE;
     try {
-        c.state = nlohmann::json::parse(io::file_read_text(state_path));
+        c.state = json_parse(io::file_read_text(state_path), state_path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", state_path.c_str(), e.what());
     }
     LOTA_CHECK(c.state.is_object() && c.state.value("format", std::string()) == "lota-trainer-state",
                "%s: not a lota trainer state", state_path.c_str());
-    LOTA_CHECK(c.state.value("version", 0) == 1, "%s: trainer state version %d, this build reads version 1",
-               state_path.c_str(), c.state.value("version", 0));
+    LOTA_CHECK(c.state.value("version", 0) == STATE_VERSION,
+               "%s: trainer state version %d, this build reads version %d (start the run again, or resume it with the "
+               "lota that wrote it)",
+               state_path.c_str(), c.state.value("version", 0), STATE_VERSION);
+    c.dir = dir;
     c.adapter = io::adapter_read(dir);
     if (path_exists(dir + "/" + OPT_FILE)) {
         io::SafetensorsFile f(dir + "/" + OPT_FILE);

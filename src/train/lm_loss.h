@@ -1,4 +1,4 @@
-// The training loss through the LM head without full-vocabulary logits (issue 5): token
+// The training loss through the LM head without full-vocabulary logits: token
 // cross-entropy summed over rows, computed chunk by chunk of rows. A chunk's logits are formed in
 // the compute dtype, as the model's LM head forms them, and its log-softmax in float32; the backward
 // recomputes them, so memory is O(chunk × V) instead of several [tokens, V] float32 tensors (at

@@ -1,44 +1,16 @@
 // Training records (train_log.h).
 #include "train/train_log.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <fstream>
 #include <sstream>
 
-#include <ATen/ATen.h>
-
 #include "io/mapped_file.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 
 namespace lota::train {
-
-at::Tensor lota_stats_device(const std::vector<adapter::AdaptedLayer>& layers) {
-    std::vector<at::Tensor> per_layer;
-    for (const auto& l : layers)
-        if (l.lota) per_layer.push_back(l.lota->merged_stats());
-    return per_layer.empty() ? at::zeros({3}, at::kDouble) : at::stack(per_layer).sum(0);
-}
-
-LotaStats lota_stats_from(const at::Tensor& values, const std::vector<adapter::AdaptedLayer>& layers) {
-    LOTA_CHECK(values.is_cpu() && values.scalar_type() == at::kDouble && values.numel() == 3,
-               "lota_stats_from: expected the float64 [3] values on the CPU");
-    int64_t offset_n = 0;
-    for (const auto& l : layers)
-        if (l.lota) offset_n += l.lota->n_groups() * l.lota->out_features();  // F is [G, N]
-    const double* v = values.contiguous().data_ptr<double>();
-    LotaStats s;
-    s.markers_pos = static_cast<int64_t>(v[0]);
-    s.markers_neg = static_cast<int64_t>(v[1]);
-    s.mean_abs_offset = offset_n ? v[2] / (double)offset_n : 0.0;
-    return s;
-}
-
-LotaStats lota_stats(const std::vector<adapter::AdaptedLayer>& layers) {
-    return lota_stats_from(lota_stats_device(layers).cpu(), layers);
-}
 
 void train_log_append(const std::string& path, const nlohmann::json& record) {
     std::ofstream f(path, std::ios::app);
@@ -54,7 +26,7 @@ void train_log_truncate(const std::string& path, int64_t step) {
     std::string line, kept;
     while (std::getline(in, line)) {
         try {
-            const auto j = nlohmann::json::parse(line);
+            const auto j = json_parse(line, path);
             if (j.value("step", (int64_t)0) <= step) kept += line + "\n";
         } catch (const nlohmann::json::exception&) {
             break;  // a torn last line from a killed run
@@ -70,7 +42,7 @@ void loss_curve_write(const std::string& log_path, const std::string& svg_path) 
         std::string line;
         while (std::getline(in, line)) {
             try {
-                const auto j = nlohmann::json::parse(line);
+                const auto j = json_parse(line, log_path);
                 if (j.contains("loss") && j["loss"].is_number()) loss.push_back(j["loss"].get<double>());
             } catch (const nlohmann::json::exception&) {
                 break;

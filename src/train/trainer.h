@@ -1,7 +1,8 @@
-// The fine-tuning loop behind `lota train` (issue 5 "Trainer"): LoTA-QAF (ternary adapters on the
-// quantized linears, t-SignSGD) or the 16-bit LoRA baseline (AdamW) on the same quantized base.
-// Per optimizer step: batch_size examples in micro-batches, loss = Σ token CE over target tokens
-// / total target tokens of the step, one backward per micro-batch, one optimizer step.
+// The fine-tuning loop behind `lota train`: LoTA-QAF (ternary adapters on the quantized linears,
+// t-SignSGD) or the 16-bit LoRA baseline (AdamW) on the same quantized base. Per optimizer step:
+// batch_size examples in micro-batches, loss = Σ token CE over target tokens / total target tokens
+// of the step, one backward per micro-batch, one optimizer step. The loop is the same for both
+// methods; what differs is chosen once (train/train_method.h, train/optimizer.h).
 // Logs every step to OUT/train_log.jsonl and one "step ..." line on stderr; checkpoints every
 // save_every steps (train/checkpoint.h); the final adapter is OUT/adapter_model.safetensors +
 // adapter_config.json (io/adapter.h), plus OUT/loss_curve.svg.
@@ -12,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "train/adamw.h"
 #include "data/examples.h"
+#include "io/adapter.h"
+#include "train/adamw.h"
 #include "train/tsignsgd.h"
 
 namespace lota::train {
@@ -21,7 +23,7 @@ namespace lota::train {
 struct TrainOptions {
     std::string model;            ///< quantized model directory (GPTQ checkpoint)
     std::string out;              ///< adapter output directory (must be new or empty unless resume)
-    std::string method = "lota";  ///< lota | lora
+    io::AdapterMethod method = io::AdapterMethod::LOTA;  ///< LoTA-QAF or the LoRA baseline
     data::DataOptions data;
     int64_t steps = 0;            ///< optimizer steps; 0 = from epochs
     double epochs = 0;            ///< used when steps = 0 (default 1 epoch)
@@ -34,7 +36,8 @@ struct TrainOptions {
     bool gradient_checkpointing = true;  ///< recompute each block in backward
     int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
-    std::string device = "cpu";   ///< cpu (f32) | cuda (bf16)
+    std::string device = "auto";  ///< auto (CUDA when usable, else CPU) | cpu | cuda
+    std::string dtype = "auto";   ///< compute dtype: auto (bf16 on CUDA, f32 on the CPU) | f32 | bf16 | f16
     uint64_t seed = 0;
     int64_t max_steps_this_run = 0;  ///< stop (after checkpointing) when > 0 steps ran; for tests
     TSignSgdOptions tsign;        ///< LoTA optimizer

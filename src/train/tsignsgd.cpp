@@ -1,7 +1,7 @@
 // t-SignSGD (see tsignsgd.h, DESIGN §1). Exact per-tensor quantiles (sort on CUDA, kthvalue on the
 // CPU); thresholds are applied as float32 comparisons chosen to select exactly the entries a float64
 // comparison would (Note [exact thresholds]). The step runs on the device without host syncs; its
-// statistics come back in one float64 tensor (tsignsgd_step_async).
+// statistics stay there as float64 scalars (tsignsgd_step_async).
 #include "train/tsignsgd.h"
 
 #include <algorithm>
@@ -160,13 +160,9 @@ double tsignsgd_exact_quantile(const at::Tensor& x, double q) { return exact_qua
 
 TSignSgdStats tsignsgd_step(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
                             const TSignSgdOptions& o) {
-    return tsignsgd_stats_from(tsignsgd_step_async(params, t, T, o).cpu(), t, T, o);
-}
-
-TSignSgdStats tsignsgd_stats_from(const at::Tensor& values, int64_t t, int64_t T, const TSignSgdOptions& o) {
-    LOTA_CHECK(values.is_cpu() && values.scalar_type() == at::kDouble && values.numel() == 5,
-               "t-SignSGD: expected the float64 [5] step values on the CPU");
-    const double* v = values.contiguous().data_ptr<double>();
+    const TSignSgdDeviceStats d = tsignsgd_step_async(params, t, T, o);
+    const at::Tensor host = at::stack({d.n_selected, d.n_changed, d.n_guarded, d.grad_norm, d.guard_active}).cpu();
+    const double* v = host.data_ptr<double>();
     TSignSgdStats st;
     st.sigma_t = tsignsgd_quantile(t, T, o);
     st.n_selected = static_cast<int64_t>(v[0]);
@@ -177,11 +173,14 @@ TSignSgdStats tsignsgd_stats_from(const at::Tensor& values, int64_t t, int64_t T
     return st;
 }
 
-at::Tensor tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
-                               const TSignSgdOptions& o) {
+TSignSgdDeviceStats tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
+                                        const TSignSgdOptions& o) {
     const double sigma = tsignsgd_quantile(t, T, o);
     check_params(params);
-    if (params.empty()) return at::zeros({5}, at::kDouble);
+    if (params.empty()) {
+        const at::Tensor zero = at::zeros({}, at::kDouble);
+        return {zero, zero, zero, zero, zero};
+    }
     const at::TensorOptions dev = params[0].grad.options();
     const bool phase2 = static_cast<double>(t) > o.phase1_frac * static_cast<double>(T);
     const float tau_f = float_below(o.tau);
@@ -222,7 +221,7 @@ at::Tensor tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t
         return v.empty() ? at::zeros({}, dev.dtype(at::kDouble)) : at::stack(v).sum().to(at::kDouble);
     };
     const at::Tensor guard_active = phase2 ? guard_off.logical_not() : at::zeros({}, dev.dtype(at::kBool));
-    return at::stack({total(selected), total(changed), total(guarded), grad_norm, guard_active.to(at::kDouble)});
+    return {total(selected), total(changed), total(guarded), grad_norm, guard_active.to(at::kDouble)};
 }
 
 }  // namespace lota::train

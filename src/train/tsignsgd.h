@@ -2,7 +2,7 @@
 // arXiv 2505.18724). Stateless: no learning rate, no momentum, no clipping. At step t of T each
 // ternary tensor p moves one step against sign(grad) where |grad| is above the per-tensor quantile
 // θ_t = quantile(|grad|, q_t) and above τ, and stays in {−1, 0, 1}. Zeroing the gradient buffers
-// after a step is the trainer's job; this file never allocates optimizer state.
+// after a step is the caller's job (TSignSgdOptimizer, train/optimizer.h); there is no optimizer state.
 #pragma once
 
 #include <cstdint>
@@ -57,12 +57,16 @@ double tsignsgd_exact_quantile(const at::Tensor& x, double q);
 TSignSgdStats tsignsgd_step(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
                             const TSignSgdOptions& options = {});
 
-/// The same step without any host sync (all parameters on one device): returns float64 [5] on that
-/// device (n_selected, n_changed, n_guarded, grad_norm, guard_active) for tsignsgd_stats_from, so a
-/// caller can read it back together with its other per-step values.
-at::Tensor tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
-                               const TSignSgdOptions& options = {});
-/// Stats from tsignsgd_step_async's values, already copied to the CPU.
-TSignSgdStats tsignsgd_stats_from(const at::Tensor& values, int64_t t, int64_t T, const TSignSgdOptions& options = {});
+/// The statistics of tsignsgd_step_async, still on the device: float64 0-d tensors.
+struct TSignSgdDeviceStats {
+    at::Tensor n_selected, n_changed, n_guarded;  ///< counts (exact integers)
+    at::Tensor grad_norm;                         ///< global L2 norm
+    at::Tensor guard_active;                      ///< 1 or 0
+};
+
+/// The same step without any host sync (all parameters on one device), so a caller can read the
+/// statistics back together with its other per-step values.
+TSignSgdDeviceStats tsignsgd_step_async(const std::vector<TSignSgdParam>& params, int64_t t, int64_t T,
+                                        const TSignSgdOptions& options = {});
 
 }  // namespace lota::train

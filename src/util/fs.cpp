@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 bool path_exists(const std::string& path) { return fs::exists(path); }
 
-// Note [remove_tree]: the torch 2.11 CUDA wheel on the GPU machine exports its own
+// Note [remove_tree]: the torch 2.11 CUDA wheel exports its own
 // std::filesystem::remove_all from libtorch.so (another libstdc++ ABI), and calls from lota
 // resolve to it and crash; POSIX nftw has no such clash.
 bool remove_tree(const std::string& path) {

@@ -1,7 +1,6 @@
 // Logger implementation: one line per call to stderr, prefixed with the level for warnings/errors.
 #include "util/log.h"
 
-#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -19,16 +18,12 @@ int level_from_env() {
     return 1;
 }
 
-std::atomic<int>& current_level() {
-    static std::atomic<int> level{level_from_env()};
-    return level;
-}
-
 }  // namespace
 
-bool log_enabled(LogLevel level) { return static_cast<int>(level) >= current_level().load(); }
-
-void log_set_level(LogLevel level) { current_level().store(static_cast<int>(level)); }
+bool log_enabled(LogLevel level) {
+    static const int threshold = level_from_env();
+    return static_cast<int>(level) >= threshold;
+}
 
 void log_write(LogLevel level, const char* fmt, ...) {
     if (!log_enabled(level)) return;

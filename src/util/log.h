@@ -7,9 +7,8 @@ namespace lota {
 enum class LogLevel { DEBUG = 0, INFO = 1, WARN = 2, ERROR = 3 };
 
 void log_write(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+/// Whether messages of `level` are written (LOTA_LOG, read once).
 bool log_enabled(LogLevel level);
-/// Overrides LOTA_LOG (the CLI's --quiet/--verbose).
-void log_set_level(LogLevel level);
 
 }  // namespace lota
 

@@ -4,15 +4,11 @@
 # AutoTokenizer.apply_chat_template; template strings (inline templates, SmolLM2's template
 # from its GGUF) go through transformers' render_jinja_template, which apply_chat_template calls.
 import json
-import os
-import pathlib
-import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-LOTA_BIN = os.environ.get("LOTA_BIN", str(ROOT / "build" / "lota"))
-SHARED = pathlib.Path(os.environ.get("LOTA_SHARED_DIR", ROOT.parent / "shared"))
+from lota_testlib import SHARED, lota, need_shared, smollm2_gguf
+
 TOKENIZERS = SHARED / "tokenizers"
 
 transformers = pytest.importorskip("transformers")
@@ -228,12 +224,8 @@ System: {{ system | default('none', true) | replace('\n', ' ') | trim }}
 
 
 def run_lota(messages, *args):
-    return subprocess.run(
-        [LOTA_BIN, "chat-template", *args],
-        input=json.dumps(messages).encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    """`lota chat-template ARGS` with `messages` as JSON on stdin; bytes out, any exit status."""
+    return lota("chat-template", *args, input=json.dumps(messages).encode(), check=False, timeout=60)
 
 
 def lota_render(messages, *args):
@@ -279,11 +271,6 @@ def lota_template(tmp_path, template, messages, gen, extra, bos="<s>", eos="</s>
     return lota_render(messages, *template_args(tmp_path, template, bos, eos), *cli_args(gen, extra))
 
 
-def need_shared():
-    if not TOKENIZERS.is_dir():
-        pytest.skip(f"shared tokenizers not found at {TOKENIZERS} (set LOTA_SHARED_DIR)")
-
-
 def tokenizer_cases():
     cases = []
     for tok in ["llama3_1", "qwen3"]:
@@ -311,7 +298,7 @@ def messages_for(shape):
 
 @pytest.mark.parametrize("tok,shape,gen,extra", tokenizer_cases())
 def test_tokenizer_template_matches_transformers(tok, shape, gen, extra):
-    need_shared()
+    need_shared("tokenizers")
     messages = messages_for(shape)
     ref = hf_tokenizer(tok).apply_chat_template(
         messages, tokenize=False, add_generation_prompt=gen, **(extra or {}))
@@ -320,14 +307,14 @@ def test_tokenizer_template_matches_transformers(tok, shape, gen, extra):
 
 
 def test_every_shared_template_is_covered():
-    need_shared()
+    need_shared("tokenizers")
     for cfg in sorted(TOKENIZERS.glob("*/tokenizer_config.json")):
         tmpl = json.loads(cfg.read_text()).get("chat_template")
         assert tmpl is None or cfg.parent.name in ("llama3_1", "qwen3"), f"new template to test: {cfg}"
 
 
 def test_tokenizer_without_template_is_an_error():
-    need_shared()
+    need_shared("tokenizers")
     r = run_lota(MESSAGES["single_user"], "--tokenizer", str(TOKENIZERS / "llama2"))
     assert r.returncode != 0
     assert b"chat_template" in r.stderr
@@ -338,11 +325,9 @@ def test_tokenizer_without_template_is_an_error():
 
 @pytest.fixture(scope="module")
 def smollm2_template():
-    r = subprocess.run([str(ROOT / "scripts" / "fetch_smollm2.sh")], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"SmolLM2 not available (fetch_smollm2.sh failed, offline?): {r.stderr.strip()}")
+    path = smollm2_gguf()
     gguf = pytest.importorskip("gguf")
-    reader = gguf.GGUFReader(r.stdout.strip())
+    reader = gguf.GGUFReader(str(path))
     field = reader.fields["tokenizer.chat_template"]
     return bytes(field.parts[field.data[0]]).decode("utf-8")
 
@@ -449,6 +434,5 @@ def test_unsupported_tag_is_an_error(tmp_path):
 
 
 def test_bad_stdin_is_an_error(tmp_path):
-    r = subprocess.run([LOTA_BIN, "chat-template", "--template", str(_write(tmp_path, "{{ 1 }}"))],
-                       input=b"not json", capture_output=True)
+    r = lota("chat-template", "--template", _write(tmp_path, "{{ 1 }}"), input=b"not json", check=False)
     assert r.returncode != 0 and b"JSON" in r.stderr

@@ -1,4 +1,4 @@
-"""`lota generate --prompts` and `lota eval --task loss [--kl-reference]` on tiny random models with
+"""`lota generate --data` and `lota eval --task loss [--kl-reference]` on tiny random models with
 the real Qwen3 tokenizer and chat template (from ../shared), checked against HF transformers:
 the generated chat JSONL holds the model's own greedy answers (== HF generate on the same
 rendering); the held-out loss is the mean NLL of the answer tokens (independently recomputed with
@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lota_testlib import lota, need_shared
+from lota_testlib import lota, need_shared, tiny_model
 
 PROMPTS = [
     {"instruction": "Name a colour.", "input": "", "output": ""},
@@ -25,8 +25,8 @@ PROMPTS = [
 
 def make_model(root, seed):
     d = root / f"m{seed}"
-    lota("init", "--arch", "qwen3", "--out", d, "--seed", seed, "--tokenizer", need_shared("tokenizers/qwen3"),
-         "--hidden", 64, "--intermediate", 128, "--layers", 2, "--heads", 4, "--kv-heads", 2)
+    tiny_model(d, seed, "--arch", "qwen3", "--tokenizer", need_shared("tokenizers/qwen3"), hidden=64, intermediate=128,
+               layers=2, heads=4, kv_heads=2)
     return d
 
 
@@ -57,8 +57,8 @@ def test_generate_prompts_then_loss_and_kl(models, tmp_path):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(PROMPTS))
     data = tmp_path / "answers.jsonl"
-    lota("generate", "--model", m1, "--prompts", prompts, "--format", "alpaca", "--out", data,
-         "--max-new-tokens", 12, "--batch-size", 2)
+    lota("generate", "--model", m1, "--data", prompts, "--format", "alpaca", "--out", data,
+         "--max-new-tokens", 12, "--batch-size", 2, "--device", "cpu")
     rows = [json.loads(line) for line in open(data, encoding="utf-8")]
     assert len(rows) == len(PROMPTS)
     tok = AutoTokenizer.from_pretrained(m1)
@@ -86,7 +86,7 @@ def test_generate_prompts_then_loss_and_kl(models, tmp_path):
 
     def loss(model, ref):
         proc = lota("eval", "--task", "loss", "--model", model, "--data", data, "--format", "chat",
-                    "--kl-reference", ref, "--json", "--batch-size", 2)
+                    "--kl-reference", ref, "--json", "--batch-size", 2, "--device", "cpu")
         return json.loads(proc.stdout)
 
     self_ = loss(m1, m1)

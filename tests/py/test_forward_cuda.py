@@ -1,4 +1,4 @@
-"""The forward-parity checks on CUDA in bf16 (GPU machine only; skipped without CUDA).
+"""The forward-parity checks on CUDA in bf16 (gpu label: fails without a CUDA device).
 
 Tolerance: bf16 has an 8-bit mantissa (eps 2^-8 ≈ 3.9e-3). HF and lota both run bf16 matmuls
 with fp32 accumulation but may pick different kernels/reduction orders, and each of the ~10
@@ -13,19 +13,21 @@ import torch
 from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM
 
-from lota_testlib import lota, write_json
+from lota_testlib import lota, require_cuda, tiny_model, write_json
 from test_forward_parity import CONFIGS
 
 REL_TOL_BF16 = 2e-2
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (runs on the GPU machine)")
+
+@pytest.fixture(autouse=True)
+def cuda_device():
+    require_cuda()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_cuda_bf16_logits(name, tmp_path):
     d = tmp_path / "model"
-    lota("init", "--out", d, "--seed", 7, "--hidden", 64, "--layers", 2, "--intermediate", 96, "--vocab", 300,
-         *CONFIGS[name])
+    tiny_model(d, 7, *CONFIGS[name], hidden=64, layers=2, intermediate=96, vocab=300)
     hf = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16).cuda().eval()
     rng = np.random.default_rng(3)
     seqs = [[int(x) for x in rng.integers(0, 300, n)] for n in (41, 17)]
@@ -54,8 +56,7 @@ def test_cuda_graph_decode_equals_eager_and_cpu(dtype, tmp_path):
     (the same kernels), on a 4-bit model whose decode products go through the packed-code kernel;
     in f32 both equal the CPU's tokens."""
     d, q = tmp_path / "model", tmp_path / "q4"
-    lota("init", "--out", d, "--seed", 11, "--hidden", 128, "--layers", 2, "--intermediate", 256, "--vocab", 300,
-         *CONFIGS["llama_gqa"])
+    tiny_model(d, 11, *CONFIGS["llama_gqa"], hidden=128, layers=2, intermediate=256, vocab=300)
     lota("quantize", "--model", d, "--out", q, "--method", "rtn", "--bits", 4, "--group-size", 32)
     rng = np.random.default_rng(5)
     prompts = json.dumps([[int(x) for x in rng.integers(0, 300, n)] for n in (9, 4, 13)])

@@ -9,7 +9,7 @@ import torch
 from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM
 
-from lota_testlib import lota, write_json
+from lota_testlib import lota, tiny_model, write_json
 
 # fp32 on both sides, same op order: differences are accumulation-order rounding (~1e-6).
 ATOL_FP32 = 1e-4
@@ -27,15 +27,14 @@ CONFIGS = {
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def model(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(request.param) / "model"
-    lota("init", "--out", d, "--seed", 7, "--hidden", 64, "--layers", 2, "--intermediate", 96, "--vocab", 300,
-         *CONFIGS[request.param])
+    tiny_model(d, 7, *CONFIGS[request.param], hidden=64, layers=2, intermediate=96, vocab=300)
     hf = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
     return d, hf
 
 
 def lota_logits(d, ids, tmp_path):
     write_json(tmp_path / "ids.json", ids)
-    lota("logits", "--model", d, "--ids", tmp_path / "ids.json", "--out", tmp_path / "l.safetensors")
+    lota("logits", "--model", d, "--ids", tmp_path / "ids.json", "--out", tmp_path / "l.safetensors", "--device", "cpu")
     return load_file(str(tmp_path / "l.safetensors"))["logits"]
 
 
@@ -83,9 +82,9 @@ def test_greedy_generation_cache_and_reference(model):
     prompt = [5, 17, 42, 99, 3, 250, 7]
     n = 12
     cached = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(prompt),
-                             "--max-new-tokens", n).stdout)
+                             "--max-new-tokens", n, "--device", "cpu").stdout)
     nocache = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(prompt),
-                              "--max-new-tokens", n, "--no-kv-cache").stdout)
+                              "--max-new-tokens", n, "--no-kv-cache", "--device", "cpu").stdout)
     assert cached == nocache
     with torch.no_grad():
         out = hf.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, min_new_tokens=n,
@@ -97,15 +96,16 @@ def test_batched_generation_equals_one_by_one(model):
     d, _ = model
     prompts = [[5, 17, 42, 99, 3], [250, 7], [1, 2, 3, 4, 5, 6, 7, 8]]
     batch = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(prompts),
-                            "--max-new-tokens", 8).stdout)
+                            "--max-new-tokens", 8, "--device", "cpu").stdout)
     for p, got in zip(prompts, batch):
-        alone = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(p), "--max-new-tokens", 8).stdout)
+        alone = json.loads(lota("generate", "--model", d, "--prompt-ids", json.dumps(p), "--max-new-tokens", 8,
+                                "--device", "cpu").stdout)
         assert got == alone
 
 
 def test_cli_bad_inputs_exit_nonzero_and_name_the_file(tmp_path):
     d = tmp_path / "m"
-    lota("init", "--arch", "llama", "--out", d, "--seed", 1)
+    tiny_model(d, 1, "--arch", "llama")
     st = d / "model.safetensors"
     data = st.read_bytes()
     (tmp_path / "ids.json").write_text("[1, 2, 3]")
@@ -114,10 +114,10 @@ def test_cli_bad_inputs_exit_nonzero_and_name_the_file(tmp_path):
     assert p.returncode != 0 and "model.safetensors" in p.stderr and "past the end" in p.stderr, p.stderr
     st.write_bytes(data)
     (d / "config.json").write_text((d / "config.json").read_text().replace("LlamaForCausalLM", "GPT2LMHeadModel"))
-    p = lota("inspect", d, check=False)
+    p = lota("inspect", "--model", d, check=False)
     assert p.returncode != 0 and "unsupported architecture GPT2LMHeadModel" in p.stderr, p.stderr
     (d / "config.json").write_text("{ not json")
-    p = lota("inspect", d, check=False)
+    p = lota("inspect", "--model", d, check=False)
     assert p.returncode != 0 and "config.json: malformed JSON" in p.stderr, p.stderr
     (tmp_path / "bad_ids.json").write_text("[1, -2]")
     p = lota("logits", "--model", d, "--ids", tmp_path / "bad_ids.json", "--out", tmp_path / "o.safetensors",

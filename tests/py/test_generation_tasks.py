@@ -16,7 +16,7 @@ import re
 import pytest
 from transformers import AutoTokenizer
 
-from lota_testlib import lota, need_shared
+from lota_testlib import lota, need_shared, tiny_model
 
 MAX_TOTAL_LEN = 256  # prompt + answer; short enough for a quick CPU run, long enough for every prompt
 
@@ -25,14 +25,13 @@ MAX_TOTAL_LEN = 256  # prompt + answer; short enough for a quick CPU run, long e
 def tiny(tmp_path_factory):
     tok = need_shared("tokenizers/qwen3")
     d = tmp_path_factory.mktemp("gen") / "model"
-    lota("init", "--arch", "qwen3", "--out", d, "--seed", 3, "--tokenizer", tok, "--hidden", 64,
-         "--intermediate", 128, "--layers", 2, "--heads", 4, "--kv-heads", 2)
+    tiny_model(d, 3, "--arch", "qwen3", "--tokenizer", tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2)
     return d
 
 
 def run_task(model, task, data, out, limit, check=True):
     proc = lota("eval", "--task", task, "--model", model, "--data", data, "--limit", limit, "--batch-size", 2,
-                "--max-total-len", MAX_TOTAL_LEN, "--out", out, "--json", check=check)
+                "--max-total-len", MAX_TOTAL_LEN, "--out", out, "--json", "--device", "cpu", check=check)
     return proc if not check else json.loads(proc.stdout)
 
 

@@ -5,15 +5,12 @@ tokenizer and config. The Python side only calls the references and the lota CLI
 """
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LOTA_BIN = os.environ.get("LOTA_BIN", str(ROOT / "build" / "lota"))
+import lota_testlib
+from lota_testlib import lota
 
 gguf = pytest.importorskip("gguf", reason="the gguf package (reference for GGUF) is not installed")
 torch = pytest.importorskip("torch")
@@ -38,13 +35,6 @@ TEXTS = [
     "code: def f(x):\n    return x**2  # squares\n<file_sep><jupyter_code>",
     "don't I'll we've THEY'RE",
 ]
-
-
-def run_lota(*args, check=True):
-    proc = subprocess.run([LOTA_BIN, *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"lota {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
 
 
 def max_abs_diff(a, b):
@@ -76,7 +66,7 @@ def test_dequant_every_type_matches_gguf_py(tmp_path):
     writer.close()
 
     out = tmp_path / "dequant.safetensors"
-    run_lota("import", "--gguf", str(path), "--out", str(out), "--raw")
+    lota("import", "--gguf", str(path), "--out", str(out), "--raw")
     ours = load_file(str(out))
     for name, (qtype, raw) in blocks.items():
         with np.errstate(all="ignore"):  # random scales include inf/NaN on purpose
@@ -99,16 +89,13 @@ def test_dequant_every_type_matches_gguf_py(tmp_path):
 
 @pytest.fixture(scope="module")
 def smollm2_gguf():
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "fetch_smollm2.sh")], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"SmolLM2 GGUF cannot be fetched (offline?): {proc.stderr.strip()}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return lota_testlib.smollm2_gguf()
 
 
 @pytest.fixture(scope="module")
 def imported(smollm2_gguf, tmp_path_factory):
     out = tmp_path_factory.mktemp("smollm2") / "hf"
-    proc = run_lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--dtype", "f32")
+    proc = lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--out-dtype", "f32")
     assert "import:" in proc.stderr, "expected progress log lines on stderr"
     return out
 
@@ -141,7 +128,7 @@ def test_raw_dump_of_the_real_file_matches_gguf_py(smollm2_gguf, tmp_path):
     from safetensors.numpy import load_file
 
     out = tmp_path / "raw.safetensors"
-    run_lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--raw")
+    lota("import", "--gguf", str(smollm2_gguf), "--out", str(out), "--raw")
     ours = load_file(str(out))
     reader = gguf.GGUFReader(str(smollm2_gguf))
     seen = set()
@@ -244,7 +231,7 @@ def test_default_dtype_is_bf16_of_the_f32_import(smollm2_gguf, imported, tmp_pat
     from safetensors.torch import load_file
 
     out = tmp_path / "bf16"
-    run_lota("import", "--gguf", str(smollm2_gguf), "--out", str(out))
+    lota("import", "--gguf", str(smollm2_gguf), "--out", str(out))
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
     ours, f32 = load_file(str(out / "model.safetensors")), load_file(str(imported / "model.safetensors"))
     assert set(ours) == set(f32)
@@ -252,20 +239,14 @@ def test_default_dtype_is_bf16_of_the_f32_import(smollm2_gguf, imported, tmp_pat
         assert ours[k].dtype == torch.bfloat16 and torch.equal(ours[k], f32[k].to(torch.bfloat16)), k
 
 
-def test_lota_logits_on_imported_model(request, tmp_path):
+def test_lota_logits_on_imported_model(imported, hf_gguf_model, hf_gguf_tokenizer, tmp_path):
     from safetensors.torch import load_file
 
-    probe = subprocess.run([LOTA_BIN, "logits", "--help"], capture_output=True, text=True)
-    if probe.returncode != 0 or "--ids" not in probe.stdout:
-        pytest.skip("`lota logits` is not available in this build of lota (its subcommand is not registered)")
-    imported = request.getfixturevalue("imported")
-    hf_gguf_model = request.getfixturevalue("hf_gguf_model")
-    hf_gguf_tokenizer = request.getfixturevalue("hf_gguf_tokenizer")
     batch, _ = token_batches(hf_gguf_tokenizer)
     ids_path = tmp_path / "ids.json"
     ids_path.write_text(json.dumps(batch.tolist()))
     out = tmp_path / "l.safetensors"
-    run_lota("logits", "--model", str(imported), "--ids", str(ids_path), "--out", str(out))
+    lota("logits", "--model", str(imported), "--ids", str(ids_path), "--out", str(out), "--device", "cpu")
     got = load_file(str(out))["logits"]
     with torch.no_grad():
         want = hf_gguf_model(batch).logits
@@ -287,7 +268,7 @@ def test_import_refuses_other_architectures(tmp_path):
     writer.write_tensors_to_file()
     writer.close()
     out = tmp_path / "out"
-    proc = run_lota("import", "--gguf", str(path), "--out", str(out), check=False)
+    proc = lota("import", "--gguf", str(path), "--out", str(out), check=False)
     assert proc.returncode != 0
     assert "unsupported architecture gpt2" in proc.stderr
     assert not out.exists() and not list(tmp_path.glob("out.tmp-*"))
@@ -295,10 +276,10 @@ def test_import_refuses_other_architectures(tmp_path):
 
 def test_import_reports_missing_and_corrupt_files(tmp_path):
     missing = tmp_path / "nope.gguf"
-    proc = run_lota("import", "--gguf", str(missing), "--out", str(tmp_path / "o1"), check=False)
+    proc = lota("import", "--gguf", str(missing), "--out", str(tmp_path / "o1"), check=False)
     assert proc.returncode != 0 and str(missing) in proc.stderr
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + (99).to_bytes(4, "little") + bytes(16))
-    proc = run_lota("import", "--gguf", str(bad), "--out", str(tmp_path / "o2"), check=False)
+    proc = lota("import", "--gguf", str(bad), "--out", str(tmp_path / "o2"), check=False)
     assert proc.returncode != 0 and "unsupported GGUF version 99" in proc.stderr
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

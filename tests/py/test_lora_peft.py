@@ -1,4 +1,4 @@
-"""LoRA adapters written by `lota train --method lora` load in peft (issue 5), checked end to end on
+"""LoRA adapters written by `lota train --method lora` load in peft, checked end to end on
 SmolLM2-135M-Instruct (imported from its GGUF, RTN 4-bit g64) trained a couple of steps on the
 shared alpaca data:
   - peft.PeftModel.from_pretrained loads the adapter with no missing and no unexpected adapter keys
@@ -28,7 +28,7 @@ from peft.tuners.lora import LoraLayer  # noqa: E402
 # the logits' scale; 1e-4 leaves room for accumulation order over 30 layers.
 LOGITS_RTOL = 1e-4
 TRAIN = ["--format", "alpaca", "--steps", 2, "--batch-size", 4, "--source-max-len", 64, "--target-max-len", 64,
-         "--seed", 1, "--method", "lora", "--lr", "5e-3", "--warmup-ratio", 0]
+         "--seed", 1, "--method", "lora", "--lr", "5e-3", "--warmup-ratio", 0, "--device", "cpu"]
 ADAPTERS = {
     # name: extra train flags, expected (r, lora_alpha, target_modules)
     "all": ([("--rank", 8)], (8, 16, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})),
@@ -43,8 +43,9 @@ def setup(tmp_path_factory):
     gguf = smollm2_gguf()
     root = tmp_path_factory.mktemp("lora_peft")
     base, quant = root / "smol", root / "smol-rtn4g64"
-    lota("import", "--gguf", gguf, "--out", base, "--dtype", "f32")
-    lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 64)
+    lota("import", "--gguf", gguf, "--out", base, "--out-dtype", "f32")
+    lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 64,
+         "--device", "cpu")
     dense = dense_from_decoded(quant, root / "dense")
     tok = transformers.AutoTokenizer.from_pretrained(base)
     r = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True)
@@ -71,7 +72,7 @@ def lota_logits(setup, adapter, tag):
     ids_file = write_json(root / "ids.json", [ids])
     out = root / f"logits-{tag}.safetensors"
     args = ["--adapter", adapter] if adapter else []
-    lota("logits", "--model", quant, "--ids", ids_file, "--out", out, *args)
+    lota("logits", "--model", quant, "--ids", ids_file, "--out", out, "--device", "cpu", *args)
     return load_file(str(out))["logits"][0].double()
 
 

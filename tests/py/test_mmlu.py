@@ -54,7 +54,7 @@ def prompt(subject, dev, row):
 def smol(tmp_path_factory):
     gguf = smollm2_gguf()
     d = tmp_path_factory.mktemp("smol") / "model"
-    lota("import", "--gguf", gguf, "--out", d, "--dtype", "f32")
+    lota("import", "--gguf", gguf, "--out", d, "--out-dtype", "f32")
     return d
 
 
@@ -83,7 +83,7 @@ def reference_logliks(hf, context):
 def test_mmlu_equals_transformers(smol, hf):
     data = need_shared("data/mmlu")
     r = json.loads(lota("eval", "--task", "mmlu", "--model", smol, "--data", data, "--subjects", ",".join(SUBJECTS),
-                        "--limit", LIMIT, "--shots", SHOTS, "--batch-size", 3, "--json").stdout)
+                        "--limit", LIMIT, "--shots", SHOTS, "--batch-size", 3, "--json", "--device", "cpu").stdout)
     questions = r["questions"]
     assert [q["subject"] for q in questions] == [s for s in SUBJECTS for _ in range(LIMIT)]
     worst = 0.0
@@ -118,7 +118,7 @@ def test_mmlu_left_truncation(smol, hf):
     """A context longer than --max-len keeps its last tokens and is reported."""
     data = need_shared("data/mmlu")
     r = json.loads(lota("eval", "--task", "mmlu", "--model", smol, "--data", data, "--subjects", "marketing",
-                        "--limit", 1, "--shots", 1, "--max-len", 24, "--json").stdout)
+                        "--limit", 1, "--shots", 1, "--max-len", 24, "--json", "--device", "cpu").stdout)
     q = r["questions"][0]
     assert r["truncated"] == 1 and q["truncated"] and q["tokens"] > 24
     model, tok = hf

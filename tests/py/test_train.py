@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lota_testlib import LOTA_BIN, lota, need_shared, write_json
+from lota_testlib import lota, lota_popen, need_shared, tiny_model, write_json
 
 EXAMPLES = [
     {"instruction": "What is the capital of France?", "input": "", "output": "Paris is the capital of France."},
@@ -32,16 +32,17 @@ def setup(tmp_path_factory):
     tok = need_shared("tokenizers/llama2")
     root = tmp_path_factory.mktemp("train")
     base, quant = root / "base", root / "quant"
-    lota("init", "--arch", "llama", "--out", base, "--seed", 0, "--tokenizer", tok, "--hidden", 64,
-         "--intermediate", 128, "--layers", 2)
-    lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 32)
+    tiny_model(base, 0, "--arch", "llama", "--tokenizer", tok, hidden=64, intermediate=128, layers=2)
+    lota("quantize", "--model", base, "--out", quant, "--method", "rtn", "--bits", 4, "--group-size", 32,
+         "--device", "cpu")
     data = write_json(root / "data.json", EXAMPLES * 4)
     return root, quant, data
 
 
 def train(quant, data, out, method_args, steps=8, extra=(), check=True):
     return lota("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", out, "--steps", steps,
-                "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *method_args, *extra, check=check)
+                "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, "--device", "cpu", *method_args, *extra,
+                check=check)
 
 
 def log(out):
@@ -90,20 +91,22 @@ def test_merge_verify_and_logits_bit_identical(setup):
     if not (adapter / "adapter_model.safetensors").exists():
         train(quant, data, adapter, LOTA_ARGS)
     merged = root / "merged"
-    proc = lota("merge", "--model", quant, "--adapter", adapter, "--out", merged, "--verify")
+    proc = lota("merge", "--model", quant, "--adapter", adapter, "--out", merged, "--verify", "--device", "cpu")
     assert "bit-identical" in proc.stdout
     qc = json.loads((merged / "quantize_config.json").read_text())
     assert qc["lota_offset"] is True
     ids = write_json(root / "ids.json", [[1, 450, 7483, 310, 3444, 338], [1, 15043, 727, 0, 0, 0][:3]])
-    lota("logits", "--model", merged, "--ids", ids, "--out", root / "merged_logits.safetensors")
-    lota("logits", "--model", quant, "--adapter", adapter, "--ids", ids, "--out", root / "adapter_logits.safetensors")
-    lota("logits", "--model", quant, "--ids", ids, "--out", root / "base_logits.safetensors")
+    lota("logits", "--model", merged, "--ids", ids, "--out", root / "merged_logits.safetensors", "--device", "cpu")
+    lota("logits", "--model", quant, "--adapter", adapter, "--ids", ids, "--out", root / "adapter_logits.safetensors",
+         "--device", "cpu")
+    lota("logits", "--model", quant, "--ids", ids, "--out", root / "base_logits.safetensors", "--device", "cpu")
     a = (root / "merged_logits.safetensors").read_bytes()
     b = (root / "adapter_logits.safetensors").read_bytes()
     assert a == b, "merged logits differ from adapter logits"
     assert a != (root / "base_logits.safetensors").read_bytes(), "the adapter changed nothing"
     # LoRA adapters evaluate unmerged too.
-    lota("logits", "--model", quant, "--adapter", root / "lora", "--ids", ids, "--out", root / "lora_logits.safetensors")
+    lota("logits", "--model", quant, "--adapter", root / "lora", "--ids", ids, "--out",
+         root / "lora_logits.safetensors", "--device", "cpu")
 
 
 def test_kill_and_resume_is_bit_identical(setup):
@@ -111,9 +114,9 @@ def test_kill_and_resume_is_bit_identical(setup):
     for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS)]:
         full, cut = root / f"full_{name}", root / f"cut_{name}"
         train(quant, data, full, args, steps=6, extra=["--save-every", 2])
-        cmd = [LOTA_BIN, "train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
-               "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *args, "--save-every", 2]
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = lota_popen("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
+                          "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, "--device", "cpu", *args,
+                          "--save-every", 2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 600
         while not (cut / "checkpoint-2").exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
@@ -121,7 +124,8 @@ def test_kill_and_resume_is_bit_identical(setup):
         proc.wait()
         assert not (cut / "adapter_model.safetensors").exists() or (cut / "checkpoint-6").exists()
         lota("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
-             "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, *args, "--save-every", 2, "--resume")
+             "--batch-size", 4, "--micro-batch-size", 2, "--seed", 1, "--device", "cpu", *args, "--save-every", 2,
+             "--resume")
         assert files_equal(full, cut), f"{name}: resumed adapter differs from the uninterrupted run"
         assert [r["loss"] for r in log(full)] == [r["loss"] for r in log(cut)]
         # A deterministic interruption point too (--stop-after), resumed at step 3.
@@ -163,8 +167,7 @@ def test_bad_adapters_are_rejected(setup):
         assert not list(root.glob(f"merged_bad_{name}.*")), name
     # Wrong model: an adapter for a differently shaped model.
     other = root / "other_base"
-    lota("init", "--arch", "llama", "--out", other, "--seed", 0, "--hidden", 32, "--intermediate", 64, "--layers", 2,
-         "--vocab", 256)
+    tiny_model(other, 0, "--arch", "llama", hidden=32, intermediate=64, layers=2, vocab=256)
     other_q = root / "other_q"
     lota("quantize", "--model", other, "--out", other_q, "--method", "rtn", "--bits", 4, "--group-size", 32)
     proc = lota("merge", "--model", other_q, "--adapter", good, "--out", root / "merged_other", check=False)

@@ -1,27 +1,96 @@
-// Shared flag definitions (see args.h).
+// Shared flags (see args.h for the list and their one meaning each).
 #include "args.h"
 
-#include "io/adapter.h"
+#include <cstdio>
+
 #include "adapter/attach.h"
+#include "data/examples.h"
+#include "io/adapter.h"
+#include "model/device.h"
 
 namespace lota::cli {
 
-void add_device_flag(CLI::App& sub, std::string& device) {
-    sub.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+CLI::Option* add_model_flag(CLI::App& sub, std::string& model, const std::string& kind) {
+    return sub.add_option("--model", model, "input model directory (HF format; " + kind + ")")->required();
 }
 
-void add_dtype_flag(CLI::App& sub, std::string& dtype) {
-    sub.add_option("--dtype", dtype, "compute dtype: f32, bf16 or f16")
-        ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+CLI::Option* add_adapter_flag(CLI::App& sub, std::string& adapter, const std::string& what) {
+    return sub.add_option("--adapter", adapter, "adapter directory (peft layout, LoTA-QAF or LoRA): " + what);
+}
+
+CLI::Option* add_out_flag(CLI::App& sub, std::string& out, const std::string& what) {
+    return sub.add_option("--out", out, "output: " + what);
+}
+
+CLI::Option* add_data_flag(CLI::App& sub, std::string& data, const std::string& what) {
+    return sub.add_option("--data", data, "input data: " + what);
+}
+
+CLI::Option* add_format_flag(CLI::App& sub, std::string& format, const std::string& what) {
+    format = data::DataOptions{}.format;
+    return sub.add_option("--format", format, "record layout of --data: alpaca, gsm8k, chat, viggo or text" + what)
+        ->check(CLI::IsMember({"alpaca", "gsm8k", "chat", "viggo", "text"}))
         ->capture_default_str();
 }
 
-void add_seed_flag(CLI::App& sub, uint64_t& seed) {
-    sub.add_option("--seed", seed, "random seed")->capture_default_str();
+CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what) {
+    return sub.add_option("--batch-size", batch_size, "examples per batch (" + what + ")")
+        ->capture_default_str();
 }
 
-void add_adapter_flag(CLI::App& sub, std::string& adapter) {
-    sub.add_option("--adapter", adapter, "adapter directory (LoTA-QAF or LoRA) applied unmerged");
+CLI::Option* add_limit_flag(CLI::App& sub, int64_t& limit, const std::string& what) {
+    limit = -1;
+    return sub.add_option("--limit", limit, "only the first N examples of --data (-1: all)" + what)
+        ->capture_default_str();
+}
+
+CLI::Option* add_device_flag(CLI::App& sub, std::string& device) {
+    device = "auto";
+    return sub.add_option("--device", device, "where to compute: auto (CUDA when a CUDA device is usable), cpu or cuda")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+        ->capture_default_str();
+}
+
+CLI::Option* add_dtype_flag(CLI::App& sub, std::string& dtype) {
+    dtype = "auto";
+    return sub.add_option("--dtype", dtype, "compute dtype: auto (bf16 on CUDA, f32 on CPU), f32, bf16 or f16")
+        ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}))
+        ->capture_default_str();
+}
+
+CLI::Option* add_seed_flag(CLI::App& sub, uint64_t& seed, const std::string& what) {
+    return sub.add_option("--seed", seed, "random seed: " + what)->capture_default_str();
+}
+
+CLI::Option* add_json_flag(CLI::App& sub, bool& json) {
+    json = false;
+    return sub.add_flag("--json", json, "print the result as one JSON object on stdout (logs stay on stderr)");
+}
+
+namespace {
+
+template <class Json>
+void result_print_any(bool json, const Json& result, const std::string& text) {
+    if (json)
+        std::printf("%s\n", result.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+    else
+        std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+void result_print(bool json, const nlohmann::json& result, const std::string& text) {
+    result_print_any(json, result, text);
+}
+
+void result_print(bool json, const nlohmann::ordered_json& result, const std::string& text) {
+    result_print_any(json, result, text);
+}
+
+void runtime_resolve(std::string& device, std::string& dtype) {
+    device = model::device_resolve(device);
+    dtype = model::dtype_resolve(dtype, device);
 }
 
 std::unique_ptr<model::Transformer> load_model(const std::string& model_dir, const std::string& adapter,

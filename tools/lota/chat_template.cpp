@@ -1,12 +1,13 @@
 // `lota chat-template`: renders a tokenizer's chat template for a JSON list of messages read
 // from stdin and writes the prompt to stdout exactly (no added newline), as transformers'
-// apply_chat_template(..., tokenize=False) would.
+// apply_chat_template(..., tokenize=False) would; --json prints {"text": prompt} instead.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <memory>
 
+#include "args.h"
 #include "commands.h"
 #include "text/chat_template.h"
 #include "util/check.h"
@@ -19,6 +20,7 @@ struct ChatTemplateArgs {
     std::string template_file;
     std::string extra_json;
     bool add_generation_prompt = false;
+    bool json = false;
 };
 
 std::string read_all(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
@@ -53,6 +55,10 @@ int run_chat_template(const ChatTemplateArgs& args) {
     auto messages = lota::json_parse_ordered(read_all(std::cin), "chat-template: stdin", false);
     LOTA_CHECK(!messages.is_discarded(), "chat-template: stdin is not valid JSON (expected a list of messages)");
     std::string out = lota::text::chat_template_render(tmpl, messages, opt);
+    if (args.json) {
+        lota::cli::result_print(true, nlohmann::json{{"text", out}}, "");
+        return 0;
+    }
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
     return 0;
@@ -70,5 +76,6 @@ LOTA_COMMAND("chat-template", "render a chat template for a JSON list of message
                                 "JSON object of extra template variables, e.g. {\"enable_thinking\": false}");
                  sub.add_flag("--add-generation-prompt", args->add_generation_prompt,
                               "append the assistant header (default off)");
+                 lota::cli::add_json_flag(sub, args->json);
                  return [args] { return run_chat_template(*args); };
              });

@@ -4,7 +4,6 @@
 // multiple choice by log-likelihood (eval/mmlu.h); "gsm8k", "sql", "viggo" — greedy answers scored
 // with the official rules (eval/generation_tasks.h). ppl and loss can also report the KL divergence
 // from a reference model (--kl-reference). Prints a line or table, or one JSON object with --json.
-#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -26,7 +25,7 @@ namespace {
 namespace eval = lota::eval;
 
 struct EvalOptions {
-    std::string task = "ppl", model, adapter, kl_reference, data, device = "cpu", dtype = "f32", subjects;
+    std::string task = "ppl", model, adapter, kl_reference, data, device, dtype, subjects;
     int64_t batch_size = -1, limit = -1;  // −1: the task's default / everything
     eval::PerplexityOptions ppl;
     eval::HeldoutLossOptions loss;
@@ -77,6 +76,7 @@ std::string run_task(EvalOptions& o, lota::model::Transformer& model, nlohmann::
 int run_eval(EvalOptions& o) {
     LOTA_CHECK(o.kl_reference.empty() || o.task == "ppl" || o.task == "loss",
                "eval: --kl-reference applies to --task ppl and loss only");
+    lota::cli::runtime_resolve(o.device, o.dtype);
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     std::unique_ptr<lota::model::Transformer> reference;
     if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
@@ -107,8 +107,7 @@ int run_eval(EvalOptions& o) {
     } else {
         line = run_task(o, *model, j);
     }
-    std::printf("%s\n", o.json ? j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str()
-                               : line.c_str());
+    lota::cli::result_print(o.json, j, line);
     return 0;
 }
 
@@ -120,24 +119,23 @@ LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, 
                    "gsm8k|sql|viggo: greedy answers scored with the official rules")
         ->check(CLI::IsMember({"ppl", "loss", "mmlu", "gsm8k", "sql", "viggo"}))
         ->capture_default_str();
-    sub.add_option("--model", o->model, "HF model directory (dense, GPTQ or merged LoTA)")->required();
-    lota::cli::add_adapter_flag(sub, o->adapter);
-    sub.add_option("--data", o->data,
-                   "ppl: UTF-8 text; loss: dataset in --format; mmlu: folder with dev/ and test/; gsm8k: JSONL "
-                   "{question, answer}; sql: chat JSONL; viggo: CSV mr,ref")
+    lota::cli::add_model_flag(sub, o->model, "dense, GPTQ or merged LoTA");
+    lota::cli::add_adapter_flag(sub, o->adapter, "applied unmerged");
+    lota::cli::add_data_flag(sub, o->data,
+                             "ppl: UTF-8 text; loss: dataset in --format; mmlu: folder with dev/ and test/; gsm8k: "
+                             "JSONL {question, answer}; sql: chat JSONL; viggo: CSV mr,ref")
         ->required();
-    sub.add_option("--batch-size", o->batch_size,
-                   lota::strfmt("sequences per forward (default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld)",
-                                (long long)eval::HeldoutLossOptions{}.batch_size,
-                                (long long)eval::MmluOptions{}.batch_size,
-                                (long long)eval::GenerationTaskOptions{}.batch_size));
-    sub.add_option("--limit", o->limit, "loss, gsm8k, sql, viggo: first N examples; mmlu: first N per subject "
-                                        "(-1: all)")
-        ->capture_default_str();
+    lota::cli::add_format_flag(sub, o->loss.data.format, " (task loss)");
+    lota::cli::add_batch_size_flag(
+        sub, o->batch_size,
+        lota::strfmt("one forward; -1: the task's default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld",
+                     (long long)eval::HeldoutLossOptions{}.batch_size, (long long)eval::MmluOptions{}.batch_size,
+                     (long long)eval::GenerationTaskOptions{}.batch_size));
+    lota::cli::add_limit_flag(sub, o->limit, "; tasks loss, gsm8k, sql, viggo, and mmlu per subject");
+    lota::cli::add_out_flag(sub, o->gen.out, "gsm8k, sql, viggo: JSONL of prompt, prediction, reference, verdict");
     sub.add_option("--seqlen", o->ppl.seqlen, "ppl: window length in tokens")->capture_default_str();
     sub.add_option("--max-windows", o->ppl.max_windows, "ppl: evaluate at most N windows (-1: all)")
         ->capture_default_str();
-    sub.add_option("--format", o->loss.data.format, "loss: alpaca|gsm8k|chat|viggo|text")->capture_default_str();
     sub.add_option("--source-max-len", o->loss.data.source_max_len, "loss: prompt tokens kept")->capture_default_str();
     sub.add_option("--target-max-len", o->loss.data.target_max_len, "loss: answer tokens kept")->capture_default_str();
     sub.add_option("--kl-reference", o->kl_reference,
@@ -150,8 +148,7 @@ LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, 
     sub.add_flag("--add-bos", o->mmlu.add_bos, "mmlu: encode prompts with the tokenizer's special tokens (BOS)");
     sub.add_option("--max-total-len", o->gen.max_total_len, "gsm8k, sql, viggo: prompt + answer tokens")
         ->capture_default_str();
-    sub.add_option("--out", o->gen.out, "gsm8k, sql, viggo: write prompt, prediction, reference, verdict as JSONL");
-    sub.add_flag("--json", o->json, "print one JSON object");
+    lota::cli::add_json_flag(sub, o->json);
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);
     return [o] { return run_eval(*o); };

@@ -4,22 +4,31 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "args.h"
 #include "commands.h"
 #include "io/gguf_import.h"
+#include "util/strfmt.h"
 
 namespace {
 
 struct ImportCliOptions {
     lota::io::GgufImportOptions import;
-    bool raw = false;
+    bool raw = false, json = false;
 };
 
 int run_import(const ImportCliOptions& o) {
+    const auto& im = o.import;
     if (o.raw)
-        lota::io::gguf_dump_tensors(o.import.gguf_path, o.import.out_dir);
+        lota::io::gguf_dump_tensors(im.gguf_path, im.out_dir);
     else
-        lota::io::gguf_import(o.import);
+        lota::io::gguf_import(im);
+    const nlohmann::json j = {{"gguf", im.gguf_path}, {"out", im.out_dir}, {"raw", o.raw},
+                              {"out_dtype", o.raw ? std::string("f32") : im.dtype}};
+    lota::cli::result_print(o.json, j,
+                            lota::strfmt("imported %s -> %s%s", im.gguf_path.c_str(), im.out_dir.c_str(),
+                                         o.raw ? " (raw f32 tensors)" : ""));
     return 0;
 }
 
@@ -28,10 +37,13 @@ int run_import(const ImportCliOptions& o) {
 LOTA_COMMAND("import", "convert a GGUF file (llama) into an HF model directory", [](CLI::App& sub) {
     auto o = std::make_shared<ImportCliOptions>();
     sub.add_option("--gguf", o->import.gguf_path, "input .gguf file")->required();
-    sub.add_option("--out", o->import.out_dir, "output model directory (must not exist or be empty)")->required();
-    lota::cli::add_dtype_flag(sub, o->import.dtype);
+    lota::cli::add_out_flag(sub, o->import.out_dir, "model directory (must not exist or be empty)")->required();
+    sub.add_option("--out-dtype", o->import.dtype, "dtype of the weights written to --out: bf16, f16 or f32")
+        ->check(CLI::IsMember({"bf16", "f16", "f32"}))
+        ->capture_default_str();
     sub.add_flag("--raw", o->raw,
                  "write every tensor dequantized to f32 under its GGUF name into the .safetensors file --out "
                  "(no renaming, no config)");
+    lota::cli::add_json_flag(sub, o->json);
     return lota::cli::CommandRun([o]() { return run_import(*o); });
 });

@@ -1,10 +1,11 @@
 // lota inspect: architecture, parameter count, dtypes and shapes of a model directory
-// (and quantization settings when present).
+// (and quantization settings when present); --json prints it all as one JSON object.
 #include <cstdio>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "args.h"
 #include "commands.h"
 #include "io/hf_config.h"
 #include "io/model_files.h"
@@ -64,7 +65,7 @@ int run_inspect(const InspectOptions& o) {
     }
     if (o.json) {
         r["tensors"] = tensors;
-        std::printf("%s\n", r.dump(2).c_str());
+        lota::cli::result_print(true, r, "");
         return 0;
     }
     std::printf("model          %s\n", o.model.c_str());
@@ -92,8 +93,8 @@ int run_inspect(const InspectOptions& o) {
 
 LOTA_COMMAND("inspect", "Show a model's architecture, parameters, dtypes and shapes", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto o = std::make_shared<InspectOptions>();
-    sub.add_option("model", o->model, "HF model directory")->required();
-    sub.add_flag("--json", o->json, "machine-readable output");
+    lota::cli::add_model_flag(sub, o->model, "dense, GPTQ or merged LoTA");
+    lota::cli::add_json_flag(sub, o->json);
     return [o] { return run_inspect(*o); };
 });
 

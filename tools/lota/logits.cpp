@@ -1,7 +1,10 @@
 // lota logits: forward pass on token ids; writes logits [B, T, V] (float32) to a safetensors file
-// as tensor "logits" (and "attention_mask" [B, T] for padded batches, right-padded).
+// as tensor "logits" (and "attention_mask" [B, T] for padded batches, right-padded). Reports the
+// output path and shape (--json: one JSON object).
 #include <ATen/ATen.h>
 #include <torch/types.h>
+
+#include <nlohmann/json.hpp>
 
 #include "args.h"
 #include "commands.h"
@@ -9,15 +12,18 @@
 #include "io/token_ids.h"
 #include "model/transformer.h"
 #include "util/check.h"
+#include "util/strfmt.h"
 
 namespace {
 
 struct LogitsOptions {
-    std::string model, ids, out, adapter, device = "cpu", dtype = "f32";
+    std::string model, ids, out, adapter, device, dtype;
+    bool json = false;
 };
 
-int run_logits(const LogitsOptions& o) {
+int run_logits(LogitsOptions& o) {
     torch::NoGradGuard no_grad;
+    lota::cli::runtime_resolve(o.device, o.dtype);
     auto seqs = lota::io::token_ids_read(o.ids);
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     int64_t T = 0;
@@ -33,17 +39,24 @@ int run_logits(const LogitsOptions& o) {
         }
     at::Tensor logits = model->forward(ids, mask).to(at::kFloat).cpu();
     lota::io::safetensors_write(o.out, {{"logits", logits}, {"attention_mask", mask}});
+    const nlohmann::json j = {{"model", o.model},   {"adapter", o.adapter},
+                              {"out", o.out},       {"shape", logits.sizes().vec()},
+                              {"device", o.device}, {"dtype", o.dtype}};
+    lota::cli::result_print(o.json, j,
+                            lota::strfmt("logits [%lld, %lld, %lld] -> %s", (long long)logits.size(0),
+                                         (long long)logits.size(1), (long long)logits.size(2), o.out.c_str()));
     return 0;
 }
 
 LOTA_COMMAND("logits", "Forward pass on token ids; write logits to safetensors", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto o = std::make_shared<LogitsOptions>();
-    sub.add_option("--model", o->model, "HF model directory")->required();
+    lota::cli::add_model_flag(sub, o->model, "dense, GPTQ or merged LoTA");
     sub.add_option("--ids", o->ids, "JSON file: array of ids, or array of arrays (batch, right-padded)")->required();
-    sub.add_option("--out", o->out, "output .safetensors")->required();
-    lota::cli::add_adapter_flag(sub, o->adapter);
+    lota::cli::add_out_flag(sub, o->out, ".safetensors file with logits [B, T, V] float32")->required();
+    lota::cli::add_adapter_flag(sub, o->adapter, "applied unmerged");
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);
+    lota::cli::add_json_flag(sub, o->json);
     return [o] { return run_logits(*o); };
 });
 

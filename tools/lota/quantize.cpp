@@ -1,10 +1,11 @@
 // lota quantize: GPTQ or RTN quantization of an HF model directory into a GPTQ checkpoint
 // (calibrate/gptq_driver.h). Defaults come from QuantizeModelOptions / QuantOptions.
-#include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "args.h"
 #include "calibrate/gptq_driver.h"
 #include "commands.h"
+#include "model/device.h"
 #include "util/strfmt.h"
 
 namespace {
@@ -12,24 +13,36 @@ namespace {
 struct QuantizeArgs {
     std::string model, out;
     lota::calibrate::QuantizeModelOptions opts;
+    bool json = false;
 };
 
-int run_quantize(const QuantizeArgs& a) {
-    const auto rep = lota::calibrate::quantize_model(a.model, a.out, a.opts);
+int run_quantize(QuantizeArgs& a) {
+    auto& o = a.opts;
+    o.device = lota::model::device_resolve(o.device);  // calibration computes in f32: no --dtype
+    const auto rep = lota::calibrate::quantize_model(a.model, a.out, o);
+    nlohmann::json j = {{"model", a.model}, {"out", a.out}, {"method", o.method}, {"bits", o.quant.bits},
+                        {"group_size", o.quant.group_size}, {"sym", o.quant.sym}, {"act_order", o.quant.act_order},
+                        {"linears", rep.n_linears}, {"seconds", rep.seconds},
+                        {"peak_memory_mib", rep.peak_memory_mib}, {"device", o.device}};
     // The GPTQ driver measures each layer's relative output error; RTN has no calibration data.
-    const std::string err = a.opts.method == "gptq" ? lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error) : "";
-    std::printf("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s; peak %s memory %.0f MiB -> %s\n",
-                (long long)rep.n_linears, a.opts.method.c_str(), a.opts.quant.bits, a.opts.quant.group_size,
-                rep.seconds, err.c_str(), a.opts.device == "cuda" ? "GPU" : "resident", rep.peak_memory_mib,
-                a.out.c_str());
+    std::string err;
+    if (o.method == "gptq") {
+        j["mean_rel_output_error"] = rep.mean_rel_error;
+        err = lota::strfmt("; mean rel output err %.4g", rep.mean_rel_error);
+    }
+    lota::cli::result_print(
+        a.json, j,
+        lota::strfmt("quantized %lld linears (%s, %d bits, group %d) in %.1fs%s; peak %s memory %.0f MiB -> %s",
+                     (long long)rep.n_linears, o.method.c_str(), o.quant.bits, o.quant.group_size, rep.seconds,
+                     err.c_str(), o.device == "cuda" ? "GPU" : "resident", rep.peak_memory_mib, a.out.c_str()));
     return 0;
 }
 
 lota::cli::CommandRun setup_quantize(CLI::App& sub) {
     auto a = std::make_shared<QuantizeArgs>();
     auto& o = a->opts;
-    sub.add_option("--model", a->model, "HF model directory (16/32-bit)")->required();
-    sub.add_option("--out", a->out, "output directory (written atomically)")->required();
+    lota::cli::add_model_flag(sub, a->model, "16/32-bit weights");
+    lota::cli::add_out_flag(sub, a->out, "GPTQ checkpoint directory (written atomically)")->required();
     sub.add_option("--method", o.method, "gptq or rtn")->check(CLI::IsMember({"gptq", "rtn"}))->capture_default_str();
     sub.add_option("--bits", o.quant.bits, "2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}))->capture_default_str();
     sub.add_option("--group-size", o.quant.group_size, "32, 64, 128, ... or -1 (per channel)")->capture_default_str();
@@ -39,8 +52,9 @@ lota::cli::CommandRun setup_quantize(CLI::App& sub) {
     sub.add_option("--calib-samples", o.calib_samples, "random calibration windows")->capture_default_str();
     sub.add_option("--calib-seqlen", o.calib_seqlen, "tokens per window")->capture_default_str();
     sub.add_option("--damp", o.quant.damp, "GPTQ dampening (fraction of mean diag H)")->capture_default_str();
-    lota::cli::add_seed_flag(sub, o.seed);
+    lota::cli::add_seed_flag(sub, o.seed, "calibration windows");
     lota::cli::add_device_flag(sub, o.device);
+    lota::cli::add_json_flag(sub, a->json);
     return [a] { return run_quantize(*a); };
 }
 

@@ -2,7 +2,8 @@
 // with a tokenizer.json directory. --jsonl processes one JSON value per line (a string to encode,
 // or an id array to decode into a JSON string), for batches. --chat renders a JSON list of
 // messages with the chat template first and encodes the prompt without adding special tokens
-// again, as transformers' apply_chat_template(tokenize=True) does.
+// again, as transformers' apply_chat_template(tokenize=True) does. --json wraps the result in one
+// JSON object: {"ids": [...]} (encode, --chat) or {"text": "..."} (--decode).
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "args.h"
 #include "commands.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -26,6 +28,7 @@ struct TokenizeOptions {
     bool jsonl = false;
     bool chat = false;
     bool add_generation_prompt = false;
+    bool json = false;
 };
 
 std::vector<int32_t> parse_ids(const std::string& text, const char* where) {
@@ -46,6 +49,12 @@ std::vector<int32_t> parse_ids(const std::string& text, const char* where) {
 
 void write_out(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
+// The encoded ids: a JSON array on one line, or {"ids": [...]} with --json.
+void write_ids(const TokenizeOptions& o, const std::vector<int32_t>& ids) {
+    if (o.json) result_print(true, nlohmann::json{{"ids", ids}}, "");
+    else write_out(nlohmann::json(ids).dump() + "\n");
+}
+
 int run_chat(const TokenizeOptions& o, const text::Tokenizer& tok) {
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     auto messages = lota::json_parse_ordered(input, "tokenize --chat: stdin", false);
@@ -58,7 +67,7 @@ int run_chat(const TokenizeOptions& o, const text::Tokenizer& tok) {
     opt.eos_token = cfg.eos_token;
     opt.extra = cfg.special_tokens;
     std::string prompt = text::chat_template_render(cfg.chat_template, messages, opt);
-    write_out(nlohmann::json(tok.encode(prompt, false)).dump() + "\n");
+    write_ids(o, tok.encode(prompt, false));
     std::fflush(stdout);
     return 0;
 }
@@ -66,6 +75,7 @@ int run_chat(const TokenizeOptions& o, const text::Tokenizer& tok) {
 int run_tokenize(const TokenizeOptions& o) {
     LOTA_CHECK(!(o.chat && (o.decode || o.jsonl)), "tokenize: --chat cannot be combined with --decode or --jsonl");
     LOTA_CHECK(o.chat || !o.add_generation_prompt, "tokenize: --add-generation-prompt needs --chat");
+    LOTA_CHECK(!(o.json && o.jsonl), "tokenize: --jsonl already writes one JSON value per line; drop --json");
     text::Tokenizer tok = text::Tokenizer::from_dir(o.dir);
     if (o.chat) return run_chat(o, tok);
     const bool special = !o.no_special;
@@ -92,8 +102,9 @@ int run_tokenize(const TokenizeOptions& o) {
         return 0;
     }
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    if (o.decode) write_out(tok.decode(parse_ids(input, "stdin"), !special));
-    else write_out(nlohmann::json(tok.encode(input, special)).dump() + "\n");
+    if (!o.decode) write_ids(o, tok.encode(input, special));
+    else if (o.json) result_print(true, nlohmann::json{{"text", tok.decode(parse_ids(input, "stdin"), !special)}}, "");
+    else write_out(tok.decode(parse_ids(input, "stdin"), !special));
     std::fflush(stdout);
     return 0;
 }
@@ -115,6 +126,7 @@ LOTA_COMMAND("tokenize", "Encode stdin text to token ids (JSON), or decode ids b
                  sub.add_flag("--jsonl", o->jsonl,
                               "one JSON value per line: strings to encode (→ id arrays) or id arrays to decode "
                               "(→ JSON strings)");
+                 add_json_flag(sub, o->json);
                  return [o] { return run_tokenize(*o); };
              });
 

@@ -1,10 +1,15 @@
 // lota train: LoTA-QAF (or 16-bit LoRA) fine-tuning of a quantized model; see src/train/trainer.h.
+// `lota train --help` lists the flags in groups: data, model and adapter, each optimizer,
+// schedule, checkpointing, runtime.
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "args.h"
 #include "commands.h"
 #include "train/trainer.h"
 #include "util/check.h"
+#include "util/strfmt.h"
 
 namespace {
 
@@ -20,49 +25,53 @@ std::vector<std::string> split_commas(const std::string& s) {
 struct TrainCli {
     lota::train::TrainOptions o;
     std::string targets, tsign_schedule = "official";
+    std::string method = lota::io::adapter_method_name(lota::train::TrainOptions().method);
+    bool json = false;
 };
 
 int run_train(TrainCli& c) {
     c.o.target_modules = split_commas(c.targets);
+    c.o.method = lota::io::adapter_method_parse(c.method, "--method");
     LOTA_CHECK(c.tsign_schedule == "official" || c.tsign_schedule == "paper",
                "--tsign-schedule must be official or paper, got '%s'", c.tsign_schedule.c_str());
     c.o.tsign.schedule = c.tsign_schedule == "official" ? lota::train::TSignSchedule::OFFICIAL_INTERPOLATE
                                                         : lota::train::TSignSchedule::PAPER_FIXED_LAST;
+    lota::cli::runtime_resolve(c.o.device, c.o.dtype);
     const auto r = lota::train::train_run(c.o);
-    LOTA_CHECK(r.steps_done >= 0, "no steps");
+    const nlohmann::json j = {{"model", c.o.model}, {"out", c.o.out}, {"method", c.method},
+                              {"steps", r.steps_done}, {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
+                              {"device", c.o.device}, {"dtype", c.o.dtype}};
+    lota::cli::result_print(c.json, j,
+                            lota::strfmt("trained %lld steps (%s): loss %.4f -> %.4f; output in %s",
+                                         (long long)r.steps_done, c.method.c_str(), r.first_loss, r.last_loss,
+                                         c.o.out.c_str()));
     return 0;
 }
 
 LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto c = std::make_shared<TrainCli>();
     auto& o = c->o;
-    sub.add_option("--model", o.model, "quantized model directory (lota quantize output)")->required();
-    sub.add_option("--data", o.data.path, "dataset file")->required();
-    sub.add_option("--format", o.data.format, "alpaca, gsm8k, chat, viggo or text")
-        ->check(CLI::IsMember({"alpaca", "gsm8k", "chat", "viggo", "text"}))
+    sub.option_defaults()->group("Data");
+    lota::cli::add_data_flag(sub, o.data.path, "training dataset file in --format")->required();
+    lota::cli::add_format_flag(sub, o.data.format, "");
+    sub.add_option("--source-max-len", o.data.source_max_len, "prompt tokens kept (text: window length)")
         ->capture_default_str();
-    sub.add_option("--method", o.method, "lota (LoTA-QAF) or lora (16-bit LoRA baseline)")
+    sub.add_option("--target-max-len", o.data.target_max_len, "answer tokens kept")->capture_default_str();
+
+    sub.option_defaults()->group("Model and adapter");
+    lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
+    sub.add_option("--method", c->method, "lota (LoTA-QAF, t-SignSGD) or lora (16-bit LoRA baseline, AdamW)")
         ->check(CLI::IsMember({"lota", "lora"}))
         ->capture_default_str();
-    sub.add_option("--out", o.out, "adapter output directory")->required();
-    auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
-    sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);
-    sub.add_option("--batch-size", o.batch_size, "examples per optimizer step")->capture_default_str();
-    sub.add_option("--micro-batch-size", o.micro_batch_size, "examples per forward (default: --batch-size)");
-    sub.add_option("--source-max-len", o.data.source_max_len, "prompt tokens kept")->capture_default_str();
-    sub.add_option("--target-max-len", o.data.target_max_len, "answer tokens kept")->capture_default_str();
     sub.add_option("--rank", o.rank, "adapter rank r")->capture_default_str();
     sub.add_option("--omega", o.omega, "LoTA threshold omega (default 0.75*rank)");
     sub.add_option("--target-modules", c->targets, "comma-separated, e.g. q_proj,v_proj (default: all seven)");
-    sub.add_option("--save-every", o.save_every, "checkpoint every K steps (0: at the end only)")->capture_default_str();
-    sub.add_flag("!--no-gradient-checkpointing", o.gradient_checkpointing,
-                 "keep all activations instead of recomputing each block in backward");
-    sub.add_flag("--resume", o.resume, "continue from the latest checkpoint in --out");
-    sub.add_option("--stop-after", o.max_steps_this_run, "checkpoint and stop after this many steps (testing)");
-    lota::cli::add_device_flag(sub, o.device);
-    lota::cli::add_seed_flag(sub, o.seed);
-    // t-SignSGD (LoTA-QAF)
-    sub.add_option("--tsign-schedule", c->tsign_schedule, "official (interpolate to q_end) or paper (q_end fixed in phase 2)")
+    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (default 2*rank)");
+    sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->capture_default_str();
+
+    sub.option_defaults()->group("Optimizer: t-SignSGD (method lota)");
+    sub.add_option("--tsign-schedule", c->tsign_schedule,
+                   "official (interpolate to q_end) or paper (q_end fixed in phase 2)")
         ->capture_default_str();
     sub.add_option("--tsign-q-start", o.tsign.q_start, "quantile at step 0")->capture_default_str();
     sub.add_option("--tsign-q-mid", o.tsign.q_mid, "quantile at the end of phase 1")->capture_default_str();
@@ -70,19 +79,39 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     sub.add_option("--tsign-phase1", o.tsign.phase1_frac, "phase 1 fraction of the steps")->capture_default_str();
     sub.add_option("--tsign-tau", o.tsign.tau, "minimum |gradient| that moves")->capture_default_str();
     sub.add_option("--tsign-guard-norm", o.tsign.guard_norm, "phase-2 guard: gradient norm threshold")->capture_default_str();
-    // LoRA baseline
-    sub.add_option("--lr", o.adamw.lr, "LoRA peak learning rate")->capture_default_str();
+
+    sub.option_defaults()->group("Optimizer: AdamW (method lora)");
+    sub.add_option("--lr", o.adamw.lr, "peak learning rate")->capture_default_str();
     sub.add_option("--lr-schedule", o.adamw.schedule, "constant or cosine")
         ->check(CLI::IsMember({"constant", "cosine"}))
         ->capture_default_str();
-    sub.add_option("--warmup-ratio", o.adamw.warmup_ratio, "LoRA warmup fraction")->capture_default_str();
-    sub.add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay")->capture_default_str();
-    sub.add_option("--adam-beta1", o.adamw.beta1, "AdamW beta1")->capture_default_str();
-    sub.add_option("--adam-beta2", o.adamw.beta2, "AdamW beta2")->capture_default_str();
-    sub.add_option("--adam-eps", o.adamw.eps, "AdamW epsilon")->capture_default_str();
-    sub.add_option("--max-grad-norm", o.adamw.max_grad_norm, "LoRA gradient clipping")->capture_default_str();
-    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (default 2*rank)");
-    sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->capture_default_str();
+    sub.add_option("--warmup-ratio", o.adamw.warmup_ratio, "warmup fraction of the steps")->capture_default_str();
+    sub.add_option("--weight-decay", o.adamw.weight_decay, "weight decay")->capture_default_str();
+    sub.add_option("--adam-beta1", o.adamw.beta1, "beta1")->capture_default_str();
+    sub.add_option("--adam-beta2", o.adamw.beta2, "beta2")->capture_default_str();
+    sub.add_option("--adam-eps", o.adamw.eps, "epsilon")->capture_default_str();
+    sub.add_option("--max-grad-norm", o.adamw.max_grad_norm, "gradient clipping")->capture_default_str();
+
+    sub.option_defaults()->group("Schedule");
+    auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
+    sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);
+    lota::cli::add_batch_size_flag(sub, o.batch_size, "one optimizer step");
+    sub.add_option("--micro-batch-size", o.micro_batch_size, "examples per forward (default: --batch-size)");
+
+    sub.option_defaults()->group("Checkpointing");
+    lota::cli::add_out_flag(sub, o.out, "adapter directory (checkpoints, train_log.jsonl, final adapter)")->required();
+    sub.add_option("--save-every", o.save_every, "checkpoint every K steps (0: at the end only)")
+        ->capture_default_str();
+    sub.add_flag("--resume", o.resume, "continue from the latest checkpoint in --out");
+    sub.add_option("--stop-after", o.max_steps_this_run, "checkpoint and stop after this many steps (testing)");
+
+    sub.option_defaults()->group("Runtime");
+    lota::cli::add_device_flag(sub, o.device);
+    lota::cli::add_dtype_flag(sub, o.dtype);
+    lota::cli::add_seed_flag(sub, o.seed, "adapter init, data order, LoRA dropout");
+    sub.add_flag("!--no-gradient-checkpointing", o.gradient_checkpointing,
+                 "keep all activations instead of recomputing each block in backward");
+    lota::cli::add_json_flag(sub, c->json);
     return [c] { return run_train(*c); };
 });
 

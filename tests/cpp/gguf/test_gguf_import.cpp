@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../test_dirs.h"
 #include "gguf_builder.h"
 #include "io/gguf_import.h"
 #include "io/mapped_file.h"
@@ -68,18 +69,13 @@ GgufBuilder tiny_llama(const std::string& arch, bool drop_last_tensor = false) {
     return b;
 }
 
-std::string fresh_dir(const std::string& name) {
-    const std::string d = ::testing::TempDir() + "lota_gguf_import_" + name;
-    fs::remove_all(d);
-    return d;
-}
+std::string fresh_dir(const std::string& name) { return lota_test::fresh_dir("gguf_import", name).string(); }
 
 // No OUT and no OUT.tmp-* sibling may exist after a failed import.
 void expect_no_output(const std::string& out) {
     EXPECT_FALSE(fs::exists(out));
-    for (const auto& e : fs::directory_iterator(fs::path(out).parent_path()))
-        EXPECT_EQ(e.path().filename().string().rfind(fs::path(out).filename().string() + ".tmp-", 0), std::string::npos)
-            << "leftover " << e.path();
+    for (const std::string& name : lota::dir_list(fs::path(out).parent_path().string()))
+        EXPECT_EQ(name.rfind(fs::path(out).filename().string() + ".tmp-", 0), std::string::npos) << "leftover " << name;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 
+#include "../test_dirs.h"
 #include "io/hf_config.h"
 #include "io/model_files.h"
 #include "io/safetensors.h"
@@ -19,12 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("lota_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p.string();
-}
+std::string temp_dir(const std::string& name) { return lota_test::fresh_created_dir("io", name); }
 
 void write_raw(const std::string& path, const std::string& header, const std::string& data) {
     std::ofstream f(path, std::ios::binary);

@@ -54,7 +54,6 @@ inline lota::quant::QuantizedWeight make_layer(int64_t K, int64_t N, int bits, i
     lota::quant::QuantizedWeight qw;
     qw.bits = bits;
     qw.group_size = static_cast<int>(g);
-    qw.desc_act = act_order;
     qw.in_features = K;
     qw.out_features = N;
     qw.qweight = lota::quant::pack_codes(rand_codes(K, N, maxq, gen), bits);
@@ -92,7 +91,8 @@ inline void expect_bitwise_equal(const at::Tensor& actual, const at::Tensor& ref
     at::Tensor a_bits = a, b_bits = b;  // floats compare as raw bits (−0 ≠ +0, NaN payloads count)
     if (a.scalar_type() == at::kFloat) a_bits = a.view(at::kInt), b_bits = b.view(at::kInt);
     if (a.scalar_type() == at::kDouble) a_bits = a.view(at::kLong), b_bits = b.view(at::kLong);
-    if (a.scalar_type() == at::kHalf) a_bits = a.view(at::kShort), b_bits = b.view(at::kShort);
+    if (a.scalar_type() == at::kHalf || a.scalar_type() == at::kBFloat16)
+        a_bits = a.view(at::kShort), b_bits = b.view(at::kShort);
     const at::Tensor ne = a_bits.reshape({-1}).ne(b_bits.reshape({-1}));
     const int64_t n_bad = ne.sum().item<int64_t>();
     if (n_bad == 0) return;

@@ -1,4 +1,4 @@
-// LoTA-QAF backward (DESIGN §1): the optimized path (premerged W', Gw = xᵀ·∂y reduced to ∂A, ∂B
+// LoTA-QAF backward (DESIGN §1): the optimized path (merged W', Gw = xᵀ·∂y reduced to ∂A, ∂B
 // by lota_backward, via the lota_linear / lota_grad_tap autograd ops) against
 //   (1) LibTorch autograd through DESIGN's equations in float64 (STE through M, M detached in F);
 //   (2) central finite differences of the STE surrogate (M held at its value) in float64.
@@ -136,9 +136,9 @@ TEST(LotaBackward, OptimizedMatchesAutogradAndFiniteDifferences) {
     for (const Case& c : cases) {
         SCOPED_TRACE(::testing::Message() << "K=" << c.K << " N=" << c.N << " r=" << c.r << " g=" << c.g);
         const Problem st = make_setup(c.T, c.K, c.N, c.r, c.g, c.bits, c.omega, seed++);
-        const LotaPremerged pm = lota_premerge(st.a_t, st.b_t, st.q, st.g_idx, st.G, st.omega, st.maxq);
+        const LotaMergeTerms pm = lota_merge_reference(st.a_t, st.b_t, st.q, st.g_idx, st.G, st.omega, st.maxq);
         ASSERT_GT(pm.markers.abs().sum().item<int64_t>(), 0) << "test needs markers that fire";
-        const at::Tensor w_hat = lota_dequant(st.q, pm.markers, st.z, st.s, pm.offset, st.g_idx);  // [K, N]
+        const at::Tensor w_hat = lota_dequant_reference(st.q, pm.markers, st.z, st.s, pm.offset, st.g_idx);  // [K, N]
 
         LotaTrainState state = lota_train_state_init(st.a_t, st.b_t, st.s, st.g_idx, st.G, st.omega);
         const at::Tensor x = st.x.clone().requires_grad_(true);
@@ -167,8 +167,8 @@ TEST(LotaBackward, OptimizedMatchesAutogradAndFiniteDifferences) {
 
 TEST(LotaBackward, GradTapMatchesDenseOpAndAccumulates) {
     const Problem st = make_setup(6, 64, 16, 2, 16, 4, 1.5, 201);
-    const LotaPremerged pm = lota_premerge(st.a_t, st.b_t, st.q, st.g_idx, st.G, st.omega, st.maxq);
-    const at::Tensor w_nk = lota_dequant(st.q, pm.markers, st.z, st.s, pm.offset, st.g_idx).t().contiguous();
+    const LotaMergeTerms pm = lota_merge_reference(st.a_t, st.b_t, st.q, st.g_idx, st.G, st.omega, st.maxq);
+    const at::Tensor w_nk = lota_dequant_reference(st.q, pm.markers, st.z, st.s, pm.offset, st.g_idx).t().contiguous();
     const at::Tensor bias = at::randn({st.N});
 
     LotaTrainState dense = lota_train_state_init(st.a_t, st.b_t, st.s, st.g_idx, st.G, st.omega);

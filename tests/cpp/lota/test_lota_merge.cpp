@@ -36,7 +36,6 @@ Packed make_packed(int64_t K, int64_t N, int bits, int group_size, bool act_orde
     QuantizedWeight& qw = p.qw;
     qw.bits = bits;
     qw.group_size = group_size;
-    qw.desc_act = act_order;
     qw.in_features = K;
     qw.out_features = N;
     qw.qweight = pack_codes(p.q, bits);
@@ -66,7 +65,7 @@ TEST(LotaMerge, MergedCodesAndWeightsAreExact) {
         const at::Tensor a_t = rand_ternary({c.r, c.K}, gen), b_t = rand_ternary({c.N, c.r}, gen);
 
         const QuantizedWeight merged = lota_merge(qw, a_t, b_t, c.omega);
-        const LotaPremerged pm = lota_premerge(a_t, b_t, base.q, qw.g_idx, qw.n_groups(), c.omega, qw.maxq());
+        const LotaMergeTerms pm = lota_merge_reference(a_t, b_t, base.q, qw.g_idx, qw.n_groups(), c.omega, qw.maxq());
         ASSERT_GT(pm.markers.abs().sum().item<int64_t>(), 0) << "test needs markers that fire";
 
         EXPECT_EQ(merged.bits, qw.bits);
@@ -80,12 +79,13 @@ TEST(LotaMerge, MergedCodesAndWeightsAreExact) {
         expect_bitwise_equal(merged.offset, pm.offset, "merged offset F");
         EXPECT_FALSE(qw.offset.defined()) << "the input layer must not be modified";
 
-        // Training-time W' (lota_dequant of unpacked Q, M, F) vs the inference dequantize of the merged layer.
-        const at::Tensor w_train = lota_dequant(base.q, pm.markers, qw.zeros, qw.scales, pm.offset, qw.g_idx);
+        // Training-time W' (lota_dequant_reference of unpacked Q, M, F) vs the inference dequantize of
+        // the merged layer.
+        const at::Tensor w_train = lota_dequant_reference(base.q, pm.markers, qw.zeros, qw.scales, pm.offset, qw.g_idx);
         const at::Tensor w_merged = dequantize(merged, at::kFloat);
         expect_bitwise_equal(w_merged, w_train, "dequantize(merged) vs training W'");
 
-        // Layer outputs: training forward (lota_linear on the premerged weight) vs merged inference.
+        // Layer outputs: training forward (lota_linear on the merged weight) vs merged inference.
         const at::Tensor x = at::randn({5, c.K}, gen);
         LotaTrainState state = lota_train_state_init(a_t, b_t, qw.scales, qw.g_idx, qw.n_groups(), c.omega);
         const at::Tensor y_train = lota_linear(x, w_train.t(), at::Tensor(), state);
@@ -140,8 +140,9 @@ TEST(LotaLinear, TrainingForwardIsMergedInferenceAndGradsFlow) {
     expect_bitwise_equal(y.detach(), y_inf, "LotaLinear vs merged QuantLinear output");
 
     // Gradients: same as the dense reference op on the same W'.
-    const LotaPremerged pm = lota_premerge(a_t, b_t, base.q, base.qw.g_idx, base.qw.n_groups(), omega, 15);
-    const at::Tensor w_hat = lota_dequant(base.q, pm.markers, base.qw.zeros, base.qw.scales, pm.offset, base.qw.g_idx);
+    const LotaMergeTerms pm = lota_merge_reference(a_t, b_t, base.q, base.qw.g_idx, base.qw.n_groups(), omega, 15);
+    const at::Tensor w_hat =
+        lota_dequant_reference(base.q, pm.markers, base.qw.zeros, base.qw.scales, pm.offset, base.qw.g_idx);
     LotaTrainState ref = lota_train_state_init(a_t, b_t, base.qw.scales, base.qw.g_idx, base.qw.n_groups(), omega);
     const at::Tensor x2 = x.detach().clone().requires_grad_(true);
     torch::autograd::backward({(lota_linear(x2, w_hat.t(), base.qw.bias, ref) * R).sum()});

@@ -49,7 +49,8 @@ TEST(LotaRemerge, SequenceOfAdaptersMatchesOneOffMerge) {
                 expect_bitwise_equal(got.codes.qweight, ref.qweight, at_step + ": merged codes");
                 expect_bitwise_equal(got.offset, ref.offset, at_step + ": offsets");
                 const at::Tensor q = unpack_codes(base);
-                const at::Tensor m = lota_premerge(a_t, b_t, q, base.g_idx, base.n_groups(), omega, base.maxq()).markers;
+                const at::Tensor m =
+                    lota_merge_reference(a_t, b_t, q, base.g_idx, base.n_groups(), omega, base.maxq()).markers;
                 expect_bitwise_equal(lota_moved_unpack(got.codes.moved, K, N), m.ne(0).to(at::kByte),
                                      at_step + ": stored moved-code bits");
                 const int64_t pos = m.eq(1).sum().item<int64_t>(), neg = m.eq(-1).sum().item<int64_t>();
@@ -96,7 +97,7 @@ TEST(LotaRemerge, RejectsMismatchedShapes) {
 // The fused CUDA kernel's per-weight step (kernels/lota_remerge_formula.h), run here on the CPU over
 // whole layers in the kernel's tiling (8 columns × one packed word of rows), against the tensor-op
 // re-merge over a sequence of adapters: codes, moved-code bits, marker counts, and the offsets from
-// its column sums. What only the GPU can check (loads, block reductions) is LotaCuda's.
+// its column sums. What only the GPU can check (loads, block reductions) is LotaRemergeCuda's (tests/cpp/kernels).
 TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
     for (int v = -2048; v <= 2048; ++v) {
         const at::Tensor h = at::full({1}, static_cast<double>(v), at::kDouble).to(at::kHalf);

@@ -64,7 +64,6 @@ TEST(FusedLinear, QuantizedPartsSideBySide) {
     EXPECT_EQ(model::fuse_linears({parts[0], other_bits}), nullptr);
     quant::QuantizedWeight act = b;
     act.g_idx = at::randperm(K, at::kInt).div(32, "floor").to(at::kInt);
-    act.desc_act = true;
     EXPECT_EQ(model::fuse_linears({parts[0], std::make_shared<model::QuantLinear>(act)}), nullptr);
     const auto lora = std::make_shared<adapter::LoraLinear>(parts[1], at::randn({4, K}), at::zeros({16, 4}), 2.0, 0.0);
     EXPECT_EQ(model::fuse_linears({parts[0], lora}), nullptr);
@@ -99,7 +98,7 @@ TEST(FusedLinear, ModelLogitsAndDecodeUnchanged) {
         const int64_t layers = fused->config().num_hidden_layers;
         EXPECT_EQ(fused->fuse_projections(), 2 * layers) << dir;
         EXPECT_TRUE(fused->fused());
-        EXPECT_EQ(fused->blocks()[0].linears[0], nullptr) << "the separate q layer is released";
+        EXPECT_EQ(fused->blocks()[0].linear(model::Slot::Q), nullptr) << "the separate q layer is released";
         EXPECT_EQ(fused->fuse_projections(), 0) << "idempotent";
         EXPECT_TRUE(at::allclose(fused->forward(ids), plain->forward(ids), 1e-5, 1e-5)) << dir;
         // Greedy decode through the KV cache, token for token.
@@ -112,6 +111,6 @@ TEST(FusedLinear, ModelLogitsAndDecodeUnchanged) {
             t2 = fused->forward(t2, {}, &c2).select(1, -1).argmax(-1, true);
         }
     }
-    lota_test::rm_rf(base);
-    lota_test::rm_rf(q4);
+    lota::remove_tree(base.string());
+    lota::remove_tree(q4.string());
 }

@@ -58,7 +58,6 @@ TEST_P(GptqBeatsRtn, LowerOutputError) {
     std::printf("bits %d group %d act_order %d: ||XW-XW_hat||^2 gptq %.4g rtn %.4g (ratio %.3f), rel %.3g\n", bits,
                 group_size, int(act_order), eg, er, eg / er, g.rel_error);
     EXPECT_LT(eg, 0.8 * er);
-    EXPECT_EQ(g.qw.desc_act, act_order);
     // rel_error is the same quantity normalised by ||XWᵀ||² (H = 2XᵀX/n).
     const double total = p.X.matmul(p.W.t()).square().sum().item<double>();
     EXPECT_NEAR(g.rel_error, eg / total, 1e-3 * eg / total);
@@ -73,17 +72,25 @@ INSTANTIATE_TEST_SUITE_P(Bits, GptqBeatsRtn,
                          ::testing::Combine(::testing::Values(2, 3, 4), ::testing::Values(32, 128, -1),
                                             ::testing::Bool()));
 
+// Act-order pays off when the inputs' importances diag(H) are spread and correlated, as here: the
+// most important columns go first and the error feedback leaves the largest residual on the last,
+// least important ones. Per-channel 3-bit, where order matters most, it cuts the output error to
+// about a seventh on these problems (measured 0.12 to 0.18); requiring less than half leaves margin
+// while failing an act-order that does nothing or processes columns in the wrong order.
 TEST(Gptq, ActOrderHelpsOnSkewedInputs) {
-    const Problem p = make_problem(1024, 256, 64, 7);
-    QuantOptions o;
-    o.bits = 3;
-    o.group_size = -1;
-    const Gptq gptq = gptq_from(p);
-    const double plain = output_error(p, gptq.quantize(p.W, o).qw);
-    o.act_order = true;
-    const double ordered = output_error(p, gptq.quantize(p.W, o).qw);
-    std::printf("3-bit per-channel: gptq %.4g, gptq act-order %.4g\n", plain, ordered);
-    EXPECT_LT(ordered, plain * 1.05);
+    for (const uint64_t seed : {7, 8, 9}) {
+        const Problem p = make_problem(1024, 256, 64, seed);
+        QuantOptions o;
+        o.bits = 3;
+        o.group_size = -1;
+        const Gptq gptq = gptq_from(p);
+        const double plain = output_error(p, gptq.quantize(p.W, o).qw);
+        o.act_order = true;
+        const double ordered = output_error(p, gptq.quantize(p.W, o).qw);
+        std::printf("seed %d, 3-bit per-channel: gptq %.4g, gptq act-order %.4g (ratio %.3f)\n", int(seed), plain,
+                    ordered, ordered / plain);
+        EXPECT_LT(ordered, 0.5 * plain) << "seed " << seed;
+    }
 }
 
 TEST(Gptq, SymmetricGridAndEightBits) {

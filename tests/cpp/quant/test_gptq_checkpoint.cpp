@@ -1,5 +1,5 @@
 // GPTQ checkpoint directories (io/gptq_checkpoint.h): write, read, re-read bit for bit; shape and
-// config validation with messages naming the tensor; atomic output.
+// config validation with messages naming the tensor; a failed write into a StagedDir leaves nothing.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -12,11 +12,11 @@
 #include "quant/gptq_tensors.h"
 #include "quant/rtn.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "../test_dirs.h"
 
 using namespace lota;
 namespace fs = std::filesystem;
-using lota_test::rm_rf;
 
 namespace {
 
@@ -75,8 +75,8 @@ TEST(GptqCheckpoint, WriteReadRoundTripIsExact) {
                         at::equal(b.scales, t.scales) && at::equal(b.g_idx, t.g_idx));
             EXPECT_EQ(b.bias.defined(), t.bias.defined());
             EXPECT_EQ(b.lota_offset.defined(), offset);
-            const quant::QuantizedWeight q0 = quant::quantized_weight_from_gptq(t, ck.quant, name);
-            const quant::QuantizedWeight q1 = quant::quantized_weight_from_gptq(b, back.quant, name);
+            const quant::QuantizedWeight q0 = quant::quantized_weight_from_gptq(t, ck.quant);
+            const quant::QuantizedWeight q1 = quant::quantized_weight_from_gptq(b, back.quant);
             EXPECT_TRUE(at::equal(quant::dequantize(q0), quant::dequantize(q1)));
         }
         EXPECT_EQ(back.tensors.size(), 1u);
@@ -85,8 +85,8 @@ TEST(GptqCheckpoint, WriteReadRoundTripIsExact) {
         io::gptq_checkpoint_write(dir2.string(), back);
         const io::SafetensorsFile f1((dir / "model.safetensors").string()), f2((dir2 / "model.safetensors").string());
         for (const auto& e : f1.entries()) EXPECT_TRUE(at::equal(f1.load(e.name), f2.load(e.name))) << e.name;
-        rm_rf(dir);
-        rm_rf(dir2);
+        lota::remove_tree(dir.string());
+        lota::remove_tree(dir2.string());
     }
 }
 
@@ -110,7 +110,7 @@ TEST(GptqCheckpoint, BadConfigIsRejected) {
         << m;
     EXPECT_NE(m.find("in=128, out=64, bits=3, group_size=32"), std::string::npos) << m;
     EXPECT_NE(with("lota_offset", true).find("lota_offset"), std::string::npos);
-    rm_rf(dir);
+    lota::remove_tree(dir.string());
 }
 
 TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
@@ -131,15 +131,18 @@ TEST(GptqCheckpoint, BadTensorShapesAreRejected) {
     ck.linears["model.layers.0.mlp.up_proj"].g_idx[5] = 9;
     io::gptq_checkpoint_write(dir.string(), ck);
     EXPECT_NE(read_error(dir).find("g_idx' has values in [0, 9]"), std::string::npos);
-    rm_rf(dir);
+    lota::remove_tree(dir.string());
 }
 
-TEST(GptqCheckpoint, FailedWriteLeavesNoDirectory) {
+TEST(GptqCheckpoint, FailedWriteIntoStagedDirLeavesNoDirectory) {
     const fs::path dir = fresh_dir("atomic");
     io::GptqCheckpoint ck = make_checkpoint(4, 64, false);
     ck.tensors["bad"] = at::zeros({2}, at::kComplexFloat);  // no safetensors dtype
-    EXPECT_THROW(io::gptq_checkpoint_write(dir.string(), ck), Error);
+    {
+        StagedDir staged(dir.string());
+        EXPECT_THROW(io::gptq_checkpoint_write(staged.path(), ck), Error);
+    }
     EXPECT_FALSE(fs::exists(dir));
-    for (const auto& e : fs::directory_iterator(dir.parent_path()))
-        EXPECT_EQ(e.path().filename().string().find(dir.filename().string()), std::string::npos) << e.path();
+    for (const std::string& name : dir_list(dir.parent_path().string()))
+        EXPECT_EQ(name.find(dir.filename().string()), std::string::npos) << name;
 }

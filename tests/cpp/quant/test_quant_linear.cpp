@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
@@ -13,8 +12,9 @@
 #include "io/model_files.h"
 #include "model/arch.h"
 #include "model/init.h"
+#include "io/gptq_checkpoint.h"
+#include "model/linear_loader.h"
 #include "model/quant_linear.h"
-#include "model/quant_loader.h"
 #include "model/transformer.h"
 #include "quant/rtn.h"
 #include "util/check.h"
@@ -23,7 +23,6 @@
 
 using namespace lota;
 namespace fs = std::filesystem;
-using lota_test::rm_rf;
 
 namespace {
 
@@ -32,13 +31,14 @@ fs::path tmp_dir(const std::string& name) { return lota_test::fresh_dir("ql", na
 // Swaps every projection of `m` for the one in GPTQ checkpoint `qdir` (dense: dequantized copy).
 void load_linears(model::Transformer& m, const fs::path& qdir, bool dense) {
     const io::ModelFiles files(qdir.string());
-    const nlohmann::json qc = nlohmann::json::parse(std::ifstream(qdir / "quantize_config.json"));
+    const std::optional<io::GptqConfig> gptq = io::gptq_config_read(qdir.string());
+    ASSERT_TRUE(gptq.has_value());
     for (int64_t l = 0; l < m.config().num_hidden_layers; ++l)
-        for (size_t i = 0; i < model::linear_slots().size(); ++i) {
-            auto& slot = m.blocks()[l].linears[i];
-            auto q = model::quant_linear_load(files, qc, (qdir / "config.json").string(),
-                                              model::name_linear(l, model::linear_slots()[i]), slot->in_features(),
-                                              slot->out_features(), false, m.device(), at::kFloat);
+        for (model::Slot s : model::PROJECTION_SLOTS) {
+            auto& slot = m.blocks()[l].linear(s);
+            const model::LinearSpec spec{model::name_linear(l, s), slot->in_features(), slot->out_features(), false,
+                                         "config.json"};
+            auto q = model::linear_load(files, gptq, spec, m.device(), at::kFloat);
             ASSERT_EQ(q->kind(), "gptq");
             if (dense)
                 slot = std::make_shared<model::DenseLinear>(
@@ -86,10 +86,9 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     EXPECT_TRUE(at::allclose(dense->forward(ids), deq->forward(ids), 1e-5, 1e-5));
     // Shape mismatch against the model's config is reported with the tensor name.
     const io::ModelFiles files(r4.string());
-    const nlohmann::json qc = nlohmann::json::parse(std::ifstream(r4 / "quantize_config.json"));
     try {
-        model::quant_linear_load(files, qc, "config.json", "model.layers.0.mlp.up_proj", 64, 256, false,
-                                 at::Device(at::kCPU), at::kFloat);
+        model::linear_load(files, io::gptq_config_read(r4.string()), {"model.layers.0.mlp.up_proj", 64, 256, false,
+                           "config.json"}, at::Device(at::kCPU), at::kFloat);
         FAIL() << "no throw";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.up_proj.qweight' has shape [8, 128], expected [8, 256]"),
@@ -103,5 +102,5 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     opts.method = "gptq";  // no calibration text
     EXPECT_THROW(calibrate::quantize_model(base.string(), q4.string(), opts), Error);
     EXPECT_FALSE(fs::exists(q4));
-    for (const auto& d : {base, r4}) rm_rf(d);
+    for (const auto& d : {base, r4}) lota::remove_tree(d.string());
 }

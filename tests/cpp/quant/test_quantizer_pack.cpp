@@ -34,7 +34,7 @@ QuantizedWeight random_qw(int bits, int group_size, int64_t K, int64_t N, uint64
     const at::Tensor S = at::rand({G, N}, at::kFloat) * 0.1 + 0.001;
     at::Tensor g_idx = at::arange(K, at::kLong).div(group_size == -1 ? K : group_size, "floor");
     if (desc_act) g_idx = g_idx.index_select(0, at::randperm(K, at::kLong));
-    return quantized_weight_make(Q, S, Z, g_idx, bits, group_size, false, desc_act);
+    return quantized_weight_make(Q, S, Z, g_idx, bits, group_size);
 }
 
 }  // namespace
@@ -145,7 +145,7 @@ TEST_P(PackRoundTrip, CodesZerosAndDequantAreExact) {
             c.group_size = group_size;
             c.desc_act = desc_act;
             c.checkpoint_format = fmt;
-            const QuantizedWeight back = quantized_weight_from_gptq(t, c, "layer");
+            const QuantizedWeight back = quantized_weight_from_gptq(t, c);
             EXPECT_TRUE(at::equal(back.zeros, qw.zeros)) << "bits " << bits << " g " << group_size << " " << fmt;
             EXPECT_TRUE(at::equal(back.qweight, qw.qweight));
             EXPECT_TRUE(at::equal(dequantize(back), dequantize(qw)));

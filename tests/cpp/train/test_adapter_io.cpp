@@ -1,7 +1,5 @@
 // Adapter directories (io/adapter.h): round trip, and every malformed or mismatching adapter is
 // rejected with a message naming the problem.
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -9,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "../test_dirs.h"
 #include "io/adapter.h"
 #include "io/safetensors.h"
 #include "util/check.h"
@@ -17,16 +16,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / ("lota_adapter_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p.string();
-}
+std::string temp_dir(const std::string& name) { return lota_test::fresh_created_dir("adapter", name); }
 
 lota::io::Adapter make_adapter(int64_t r = 4) {
     lota::io::Adapter a;
-    a.config.method = "lota";
+    a.config.method = lota::io::AdapterMethod::LOTA;
     a.config.r = r;
     a.config.omega = 3;
     a.config.bits = 4;
@@ -57,7 +51,7 @@ TEST(train_adapter_io, round_trip_is_exact) {
     const auto a = make_adapter();
     lota::io::adapter_write(dir, a);
     const auto b = lota::io::adapter_read(dir);
-    EXPECT_EQ(b.config.method, "lota");
+    EXPECT_EQ(b.config.method, lota::io::AdapterMethod::LOTA);
     EXPECT_EQ(b.config.r, 4);
     EXPECT_EQ(b.config.omega, 3);
     EXPECT_EQ(b.config.bits, 4);
@@ -67,17 +61,28 @@ TEST(train_adapter_io, round_trip_is_exact) {
     EXPECT_TRUE(at::equal(m.lora_b, a.modules.at("model.layers.0.self_attn.q_proj").lora_b));
     EXPECT_EQ(m.lora_a.scalar_type(), at::kChar);
     EXPECT_EQ(error_of([&] { lota::io::adapter_check(b, targets(), 4, 32, dir); }), "");
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 TEST(train_adapter_io, lora_adapter_has_no_lota_block) {
     auto a = make_adapter();
-    a.config.method = "lora";
+    a.config.method = lota::io::AdapterMethod::LORA;
     const auto j = lota::io::adapter_config_to_json(a.config);
     EXPECT_FALSE(j.contains("lota"));
     EXPECT_EQ(j["peft_type"], "LORA");
     EXPECT_EQ(j["task_type"], "CAUSAL_LM");
-    EXPECT_EQ(lota::io::adapter_config_from_json(j, "x").method, "lora");
+    EXPECT_EQ(lota::io::adapter_config_from_json(j, "x").method, lota::io::AdapterMethod::LORA);
+}
+
+TEST(train_adapter_io, method_names_parse_and_print) {
+    using lota::io::AdapterMethod;
+    for (const AdapterMethod m : {AdapterMethod::LOTA, AdapterMethod::LORA})
+        EXPECT_EQ(lota::io::adapter_method_parse(lota::io::adapter_method_name(m), "test"), m);
+    EXPECT_STREQ(lota::io::adapter_method_name(AdapterMethod::LOTA), "lota");
+    EXPECT_STREQ(lota::io::adapter_method_name(AdapterMethod::LORA), "lora");
+    const std::string e = error_of([] { lota::io::adapter_method_parse("qlora", "--method"); });
+    EXPECT_NE(e.find("--method: unknown adapter method 'qlora' (expected one of: lota, lora)"), std::string::npos) << e;
+    EXPECT_NE(error_of([] { lota::io::adapter_method_parse("LoTA", "--method"); }), "");  // names are exact
 }
 
 TEST(train_adapter_io, rejects_mismatches) {
@@ -102,7 +107,7 @@ TEST(train_adapter_io, rejects_mismatches) {
     EXPECT_NE(error_of([&] { lota::io::adapter_check(a, targets(), 2, 32, dir); }).find("4-bit"), std::string::npos);
     EXPECT_NE(error_of([&] { lota::io::adapter_check(a, targets(), 4, 64, dir); }).find("group size 32"),
               std::string::npos);
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 TEST(train_adapter_io, rejects_corrupt_files) {
@@ -137,7 +142,7 @@ TEST(train_adapter_io, rejects_corrupt_files) {
         std::ofstream(dir + "/adapter_config.json") << "{\"r\": ";
     }
     EXPECT_NE(error_of([&] { lota::io::adapter_read(dir); }).find("malformed JSON"), std::string::npos);
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 }  // namespace

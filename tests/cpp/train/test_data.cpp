@@ -1,7 +1,5 @@
-// Fine-tuning data (train/data.h, data_formats.h): CSV parsing, labels only on the answer,
+// Fine-tuning data (data/examples.h, data/readers.h): CSV parsing, labels only on the answer,
 // truncation, deterministic order that a position restores, right padding.
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "../test_dirs.h"
 #include "model/prompt.h"
 #include "data/examples.h"
 #include "util/check.h"
@@ -85,8 +84,7 @@ TEST_F(train_data_tok, chat_template_labels_are_the_answer) {
 }
 
 TEST_F(train_data_tok, plain_prompt_without_template_and_formats) {
-    const std::string dir = (fs::temp_directory_path() / ("lota_data_" + std::to_string(::getpid()))).string();
-    fs::create_directories(dir);
+    const std::string dir = lota_test::fresh_created_dir("data", "formats");
     const lota::model::PromptText text(shared_dir() + "/tokenizers/llama2");
     ASSERT_TRUE(text.tokenizer().chat_template().empty());
     {
@@ -121,7 +119,7 @@ TEST_F(train_data_tok, plain_prompt_without_template_and_formats) {
     } catch (const lota::Error& e) {
         EXPECT_NE(std::string(e.what()).find("missing field \"answer\""), std::string::npos) << e.what();
     }
-    fs::remove_all(dir);
+    lota::remove_tree(dir);
 }
 
 }  // namespace

@@ -1,0 +1,85 @@
+// The trainer's optimizer interface and its two implementations: t-SignSGD over LoTA-QAF's ternary
+// adapters (the update rule is train/tsignsgd.h) and AdamW over LoRA's float32 factors
+// (train/adamw.h). The training loop sees only Optimizer: one step per optimizer step with its
+// statistics by name (train/step_stats.h), and the state a checkpoint keeps, by name. Which one a
+// run uses is decided once, by the adapter method (train/train_method.h).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "train/adamw.h"
+#include "train/step_stats.h"
+#include "train/tsignsgd.h"
+
+namespace lota::train {
+
+/// What a checkpoint keeps of an optimizer (train/checkpoint.h).
+struct OptimizerState {
+    std::map<std::string, at::Tensor> tensors;          ///< optimizer.safetensors, by name (CPU)
+    nlohmann::json scalars = nlohmann::json::object();  ///< trainer_state.json's "optimizer" object
+};
+
+class Optimizer {
+  public:
+    virtual ~Optimizer() = default;
+    /// Name recorded in checkpoints: "t-signsgd" or "adamw".
+    virtual std::string name() const = 0;
+    /// Updates every parameter from its accumulated gradient at optimizer step t of T (t from 1).
+    /// Returns the step's statistics by name (train_log.jsonl keys).
+    virtual StepStats step(int64_t t, int64_t T) = 0;
+    /// Clears the accumulated gradients (after step()).
+    virtual void zero_grad() = 0;
+    /// This optimizer's part of the progress line, from the step's statistics after StepStats::read.
+    virtual std::string progress_text(const nlohmann::json& stats) const = 0;
+    /// The state that makes a resumed run continue exactly; state_load restores it. state_load throws
+    /// lota::Error naming `where` when a tensor is missing, unexpected or of the wrong shape or dtype.
+    virtual OptimizerState state_save() const = 0;
+    virtual void state_load(const OptimizerState& state, const std::string& where) = 0;
+};
+
+/// t-SignSGD over int8 ternary tensors, each with its float32 gradient buffer (the LoTA-QAF layers'
+/// a_t, b_t and grad buffers, shared by handle). Stateless. step() does not sync with the host: its
+/// statistics sigma_t (host), grad_norm, n_changed and guard_active (device) are read with the loss.
+class TSignSgdOptimizer : public Optimizer {
+  public:
+    TSignSgdOptimizer(std::vector<TSignSgdParam> params, TSignSgdOptions options);
+    std::string name() const override { return "t-signsgd"; }
+    StepStats step(int64_t t, int64_t T) override;
+    void zero_grad() override;
+    std::string progress_text(const nlohmann::json& stats) const override;
+    OptimizerState state_save() const override { return {}; }
+    void state_load(const OptimizerState& state, const std::string& where) override;
+
+  private:
+    std::vector<TSignSgdParam> params_;
+    TSignSgdOptions options_;
+};
+
+/// AdamW with adamw.h's learning-rate schedule and clipping over named float32 leaves (their
+/// .grad()). State: the step count and per parameter "<name>.m", "<name>.v". Statistics: lr,
+/// grad_norm (host values; the step reads the gradient norm back).
+class AdamWOptimizer : public Optimizer {
+  public:
+    AdamWOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
+    std::string name() const override { return "adamw"; }
+    StepStats step(int64_t t, int64_t T) override;
+    void zero_grad() override;
+    std::string progress_text(const nlohmann::json& stats) const override;
+    OptimizerState state_save() const override;
+    void state_load(const OptimizerState& state, const std::string& where) override;
+
+  private:
+    std::vector<std::string> names_;
+    std::vector<at::Tensor> params_;
+    AdamWOptions options_;
+    AdamWState state_;
+};
+
+}  // namespace lota::train

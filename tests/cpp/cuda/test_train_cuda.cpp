@@ -1,0 +1,86 @@
+// Training pieces on CUDA against their CPU runs: t-SignSGD (sort-based quantiles, batched rows) bit
+// for bit, the chunked LM loss and its gradient, and LoRA dropout masks that repeat with the state of
+// a CUDA generator.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "../lota/lota_test_util.h"
+#include "adapter/lora_linear.h"
+#include "train/lm_loss.h"
+#include "train/tsignsgd.h"
+
+using namespace lota_test;
+
+TEST(TSignSgdCuda, MatchesCpuBitForBit) {
+    at::Generator gen = make_gen(711);
+    for (const int64_t t : {5, 95}) {  // phase 1; phase 2 with the guard on
+        std::vector<lota::train::TSignSgdParam> cpu, cuda;
+        for (int i = 0; i < 6; ++i) {
+            const int64_t n = i < 4 ? 5000 : 777;
+            const at::Tensor p = rand_ternary({n}, gen), g = at::randn({n}, gen) * 0.5;
+            cpu.push_back({p.clone(), g});
+            cuda.push_back({p.to(at::kCUDA), g.to(at::kCUDA)});
+        }
+        const lota::train::TSignSgdStats a = lota::train::tsignsgd_step(cpu, t, 100);
+        const lota::train::TSignSgdStats b = lota::train::tsignsgd_step(cuda, t, 100);
+        for (size_t i = 0; i < cpu.size(); ++i)
+            expect_bitwise_equal(cuda[i].param.cpu(), cpu[i].param, "param " + std::to_string(i));
+        EXPECT_EQ(a.n_selected, b.n_selected);
+        EXPECT_EQ(a.n_changed, b.n_changed);
+        EXPECT_EQ(a.n_guarded, b.n_guarded);
+        EXPECT_EQ(a.guard_active, b.guard_active);
+        EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-12 * a.grad_norm);
+        EXPECT_GT(a.n_changed, 0) << "step " << t << ": the test needs entries that move";
+    }
+}
+
+TEST(LmLossCuda, ChunkedLossMatchesCpu) {
+    at::Generator gen = make_gen(721);
+    const at::Tensor h = at::randn({300, 64}, gen), w = at::randn({1000, 64}, gen) * 0.2;
+    at::Tensor targets = at::randint(0, 1000, {300}, gen, at::TensorOptions().dtype(at::kLong));
+    targets.narrow(0, 0, 40).fill_(-100);
+    const at::Tensor hc = h.clone().requires_grad_(true), hg = h.to(at::kCUDA).requires_grad_(true);
+    const at::Tensor lc = lota::train::lm_loss_sum(hc, w, targets, 128);
+    const at::Tensor lg = lota::train::lm_loss_sum(hg, w.to(at::kCUDA), targets.to(at::kCUDA), 128);
+    EXPECT_NEAR(lg.item<double>(), lc.item<double>(), 1e-5 * lc.item<double>());
+    lc.backward();
+    lg.backward();
+    expect_close(hg.grad().cpu(), hc.grad(), 1e-6, 1e-4, "dL/dh CUDA vs CPU (TF32 may be on for the GEMMs)");
+}
+
+TEST(LoraLinearCuda, DropoutRepeatsWithTheGeneratorState) {
+    const at::Device cuda(at::kCUDA);
+    const double p = 0.3;
+    // Base W = 0, A = B = I: y = α/r · dropout(x), so x = 1 shows the mask itself.
+    const int64_t K = 256;
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+        auto base = std::make_shared<lota::model::DenseLinear>(at::zeros({K, K}));
+        lota::adapter::LoraLinear l(base, at::eye(K), at::eye(K), 1.0, p);
+        l.to(cuda, dtype);
+        at::Generator gen = lota::adapter::lora_dropout_generator(cuda, 77);
+        ASSERT_TRUE(gen.device().is_cuda());
+        l.set_generator(gen);
+        const at::Tensor x = at::ones({64, K}, at::TensorOptions().device(cuda).dtype(dtype));
+        const at::Tensor state = gen.get_state();
+        const at::Tensor y1 = l.forward(x);
+        const at::Tensor y2 = l.forward(x);
+        ASSERT_TRUE(y1.is_cuda());
+        EXPECT_FALSE(at::equal(y1, y2)) << dtype;  // the generator advanced
+        gen.set_state(state);
+        EXPECT_TRUE(at::equal(l.forward(x), y1)) << dtype;
+        // The same seed gives the same masks from a fresh generator.
+        l.set_generator(lota::adapter::lora_dropout_generator(cuda, 77));
+        EXPECT_TRUE(at::equal(l.forward(x), y1)) << dtype;
+        // 16384 draws: the dropped fraction's standard deviation is ~0.0036.
+        const double dropped = (y1 == 0).to(at::kDouble).mean().item<double>();
+        EXPECT_NEAR(dropped, p, 0.02) << dtype;
+        // Kept entries are scaled by 1/(1 − p) (rtol: bf16 rounding of the scale).
+        const at::Tensor kept = y1.masked_select(y1 != 0).to(at::kFloat);
+        EXPECT_TRUE(at::allclose(kept, at::full_like(kept, 1.0 / (1.0 - p)), 1e-2, 0)) << dtype;
+    }
+}

@@ -57,7 +57,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     LOTA_CHECK(!gptq || !opts.calib_path.empty(), "quantize: GPTQ needs calibration text (--calib FILE)");
     LOTA_CHECK(!io::gptq_checkpoint_detect(model_dir), "%s: already a GPTQ checkpoint; quantize the 16-bit model",
                model_dir.c_str());
-    StagedDir out(out_dir);  // checks the output directory before the long work
+    StagedDir out(out_dir, opts.overwrite);  // checks the output directory before the long work
     auto m = model::Transformer::load(model_dir, {opts.device, "f32"});
     const int64_t n_layers = m->config().num_hidden_layers;
     LOTA_CHECK(n_layers > 0, "%s: model has no layers", model_dir.c_str());

@@ -9,6 +9,7 @@
 
 #include "eval/kl.h"
 #include "io/mapped_file.h"
+#include "model/nonfinite.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
@@ -36,6 +37,7 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
     if (o.max_windows > 0) windows = std::min(windows, o.max_windows);
     const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.begin() + windows * L), at::kLong)
                                .view({windows, L});
+    model.ids_check(ids);
     if (reference != nullptr) kl_reference_check(*reference, model, "perplexity");
     double nll_sum = 0, kl_sum = 0;
     Progress progress("ppl", windows);
@@ -45,6 +47,12 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
         const at::Tensor logp = at::log_softmax(logits.narrow(0, 0, L - 1), -1);
         const at::Tensor target = x.squeeze(0).narrow(0, 1, L - 1).unsqueeze(1);
         nll_sum -= logp.gather(1, target).sum().item<double>();
+        if (!std::isfinite(nll_sum)) {
+            const std::string where = model::nonfinite_find_forward(model, x, {});
+            LOTA_FAIL("perplexity: window %lld of %s: the loss is %s (not finite); first non-finite tensor: %s",
+                      (long long)w, o.data.c_str(), std::isnan(nll_sum) ? "nan" : "inf",
+                      where.empty() ? "none found on a rerun" : where.c_str());
+        }
         std::string status = strfmt("ppl %.4f", std::exp(nll_sum / double((w + 1) * (L - 1))));
         if (reference != nullptr) {
             const at::Tensor ref_logp = reference_logp(*reference, x, {}, logp.device()).squeeze(0).narrow(0, 0, L - 1);

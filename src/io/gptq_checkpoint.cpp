@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "io/finite_check.h"
 #include "io/mapped_file.h"
 #include "io/model_files.h"
 #include "io/safetensors.h"
@@ -72,13 +73,22 @@ void check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t
     check_shape(t.qzeros, prefix + ".qzeros", at::kInt, {G, N * b / 32}, K, N, c, file);
     check_shape(t.scales, prefix + ".scales", at::kHalf, {G, N}, K, N, c, file);
     check_shape(t.g_idx, prefix + ".g_idx", at::kInt, {K}, K, N, c, file);
-    if (t.bias.defined())
+    if (t.bias.defined()) {
         LOTA_CHECK(t.bias.sizes().vec() == std::vector<int64_t>{N}, "%s: tensor '%s.bias' has shape %s, expected [%lld]",
                    file.c_str(), prefix.c_str(), shape_str(t.bias.sizes().vec()).c_str(), (long long)N);
+        LOTA_CHECK(at::isFloatingType(t.bias.scalar_type()),
+                   "%s: tensor '%s.bias' has dtype %s, expected a float dtype", file.c_str(), prefix.c_str(),
+                   c10::toString(t.bias.scalar_type()));
+    }
     LOTA_CHECK(t.lota_offset.defined() == c.lota_offset,
                "%s: tensor '%s.lota_offset' is %s but quantize_config says \"lota_offset\": %s", file.c_str(),
                prefix.c_str(), t.lota_offset.defined() ? "present" : "missing", c.lota_offset ? "true" : "false");
     if (t.lota_offset.defined()) check_shape(t.lota_offset, prefix + ".lota_offset", at::kFloat, {G, N}, K, N, c, file);
+    FiniteCheck finite;  // scales and offsets are small (one per group): checked here, on the host
+    finite.add(t.scales, file, prefix + ".scales");
+    finite.add(t.bias, file, prefix + ".bias");
+    finite.add(t.lota_offset, file, prefix + ".lota_offset");
+    finite.check();
     const int64_t lo = t.g_idx.min().item<int64_t>(), hi = t.g_idx.max().item<int64_t>();
     LOTA_CHECK(lo >= 0 && hi < G, "%s: tensor '%s.g_idx' has values in [%lld, %lld], expected [0, %lld)", file.c_str(),
                prefix.c_str(), (long long)lo, (long long)hi, (long long)G);

@@ -1,6 +1,8 @@
 // config.json reader/writer for the supported architectures (see hf_config.h).
 #include "io/hf_config.h"
 
+#include <cmath>
+
 #include "io/mapped_file.h"
 #include "util/check.h"
 #include "util/json_read.h"
@@ -111,12 +113,17 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     c.head_dim = get_int(j, "head_dim", path, default_head_dim, false);
     LOTA_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "%s: head_dim must be positive and even, got %lld", p,
                (long long)c.head_dim);
-    if (c.arch == Arch::LLAMA || c.arch == Arch::MISTRAL)
-        LOTA_CHECK(c.head_dim * c.num_attention_heads == c.hidden_size || j.contains("head_dim"),
-                   "%s: hidden_size %lld is not divisible by num_attention_heads %lld", p, (long long)c.hidden_size,
-                   (long long)c.num_attention_heads);
+    LOTA_CHECK(c.head_dim * c.num_attention_heads == c.hidden_size || j.contains("head_dim"),
+               "%s: hidden_size %lld is not divisible by num_attention_heads %lld (and no head_dim is given)", p,
+               (long long)c.hidden_size, (long long)c.num_attention_heads);
+    LOTA_CHECK(c.max_position_embeddings > 0, "%s: max_position_embeddings must be positive, got %lld", p,
+               (long long)c.max_position_embeddings);
     c.rms_norm_eps = get_num(j, "rms_norm_eps", path, 1e-6);
+    LOTA_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0,
+               "%s: rms_norm_eps must be a finite number > 0, got %g", p, c.rms_norm_eps);
     c.rope_theta = get_num(j, "rope_theta", path, 10000.0);
+    LOTA_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 1, "%s: rope_theta must be a finite number > 1, got %g",
+               p, c.rope_theta);
     c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, c.arch == Arch::QWEN3 ? false : false);
     c.attention_bias = c.arch == Arch::QWEN2 ? true : get_bool(j, "attention_bias", path, false);
     c.qk_norm = c.arch == Arch::QWEN3;
@@ -131,6 +138,14 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
             c.rope_scaling.high_freq_factor = get_num(rs, "high_freq_factor", path, 4.0);
             c.rope_scaling.original_max_position_embeddings =
                 get_int(rs, "original_max_position_embeddings", path, 8192, false);
+            const auto& r = c.rope_scaling;
+            LOTA_CHECK(std::isfinite(r.factor) && r.factor > 0 && std::isfinite(r.low_freq_factor) &&
+                           r.low_freq_factor > 0 && std::isfinite(r.high_freq_factor) &&
+                           r.high_freq_factor > r.low_freq_factor && r.original_max_position_embeddings > 0,
+                       "%s: rope_scaling (llama3) needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                       "original_max_position_embeddings > 0, got %g, %g, %g, %lld",
+                       p, r.factor, r.low_freq_factor, r.high_freq_factor,
+                       (long long)r.original_max_position_embeddings);
         } else {
             LOTA_CHECK(type == "default" || type.empty(), "%s: unsupported rope_scaling type '%s' (supported: llama3)",
                        p, type.c_str());

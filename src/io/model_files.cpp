@@ -80,6 +80,9 @@ at::Tensor ModelFiles::load_checked(const std::string& name, const std::vector<i
     const SafetensorsEntry& e = entry(name);
     LOTA_CHECK(e.shape == shape, "%s: tensor '%s' has shape %s, expected %s (%s)", file_of(name).c_str(),
                name.c_str(), shape_str(e.shape).c_str(), shape_str(shape).c_str(), why.c_str());
+    LOTA_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16" || e.dtype == "F64",
+               "%s: tensor '%s' has dtype %s, expected a float dtype (F32, F16, BF16 or F64)", file_of(name).c_str(),
+               name.c_str(), e.dtype.c_str());
     return load(name);
 }
 

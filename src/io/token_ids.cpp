@@ -12,8 +12,9 @@ std::vector<int64_t> parse_seq(const nlohmann::json& a, const std::string& sourc
     LOTA_CHECK(a.is_array(), "%s: row %zu is not an array of token ids", source.c_str(), row);
     std::vector<int64_t> out;
     for (size_t i = 0; i < a.size(); ++i) {
-        LOTA_CHECK(a[i].is_number_integer() && a[i].get<int64_t>() >= 0,
-                   "%s: row %zu, item %zu is not a non-negative integer token id: %s", source.c_str(), row, i,
+        const bool fits = !a[i].is_number_unsigned() || a[i].get<uint64_t>() <= (uint64_t)INT64_MAX;
+        LOTA_CHECK(a[i].is_number_integer() && fits && a[i].get<int64_t>() >= 0,
+                   "%s: row %zu, item %zu is not a non-negative 64-bit integer token id: %s", source.c_str(), row, i,
                    a[i].dump().c_str());
         out.push_back(a[i].get<int64_t>());
     }

@@ -18,6 +18,7 @@
 #include "train/block_checkpoint.h"
 #include "train/checkpoint.h"
 #include "train/lm_loss.h"
+#include "train/nonfinite.h"
 #include "train/optimizer.h"
 #include "train/train_log.h"
 #include "train/train_method.h"
@@ -85,6 +86,7 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
     const at::Device dev = model.device();
     r.loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev));
     for (const data::Batch& b : batches) {
+        model.ids_check(b.ids);
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
         const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
@@ -152,8 +154,13 @@ void optimizer_restore(Optimizer& opt, const Checkpoint& ck) {
 TrainResult train_run(const TrainOptions& o) {
     LOTA_CHECK(o.batch_size >= 1 && o.rank >= 1, "--batch-size and --rank must be >= 1, got %lld and %lld",
                (long long)o.batch_size, (long long)o.rank);
-    LOTA_CHECK(o.resume || dir_is_empty_or_missing(o.out),
-               "%s: output directory exists and is not empty (use --resume to continue a run, or a new --out)",
+    LOTA_CHECK(o.omega == 0 || (std::isfinite(o.omega) && o.omega > 0 && o.omega < (double)o.rank),
+               "--omega must be in (0, rank %lld), got %g (a code moves where |A·B| > omega, and |A·B| <= rank)",
+               (long long)o.rank, o.omega);
+    LOTA_CHECK(!(o.resume && o.overwrite), "--resume and --overwrite exclude each other");
+    LOTA_CHECK(o.resume || o.overwrite || dir_is_empty_or_missing(o.out),
+               "%s: output directory exists and is not empty (use --resume to continue a run, --overwrite to "
+               "start over, or a new --out)",
                o.out.c_str());
     const std::unique_ptr<TrainMethod> method = train_method_make(o.method);
     const char* method_name = io::adapter_method_name(o.method);
@@ -169,6 +176,11 @@ TrainResult train_run(const TrainOptions& o) {
     const auto [bits, group_size] = adapter::model_quant_format(*model);
     const io::AdapterConfig config = adapter_config_make(o, *method, bits, group_size, total);
 
+    if (o.overwrite && !dir_is_empty_or_missing(o.out)) {  // the inputs loaded: only now delete the old run
+        LOTA_CHECK(remove_tree(o.out), "%s: cannot remove the old output (--overwrite)", o.out.c_str());
+        LOTA_LOG_INFO("removed the old contents of %s (--overwrite)", o.out.c_str());
+    }
+    stale_temps_remove(o.out);
     std::filesystem::create_directories(o.out);
     const std::string log_path = o.out + "/train_log.jsonl";
     data::DataOrder order((int64_t)data.size(), o.seed);
@@ -202,7 +214,8 @@ TrainResult train_run(const TrainOptions& o) {
     for (int64_t step = start + 1; step <= total; ++step) {
         const auto t0 = Clock::now();
         const std::optional<at::Generator> gen = method->step_begin(layers, model->device(), o.seed, step);
-        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, gen);
+        const std::vector<int64_t> idx = order.take(o.batch_size);
+        const StepLoss sl = step_forward_backward(*model, data, idx, micro, o, gen);
         StepStats stats = method->step_stats(layers);  // of the adapter this step's forward used
         stats.add_device("loss_sum", sl.loss_sum);
         stats.append(opt->step(step, total));
@@ -212,10 +225,16 @@ TrainResult train_run(const TrainOptions& o) {
         nlohmann::json rec = stats.read(model->device());
         const double loss = rec.at("loss_sum").get<double>() / (double)sl.label_tokens;
         rec.erase("loss_sum");
-        LOTA_CHECK(std::isfinite(loss),
-                   "step %lld: loss is %g (not finite); stopping. The last good checkpoint in %s is kept; try a "
-                   "lower learning rate or check the data",
-                   (long long)step, loss, o.out.c_str());
+        if (!std::isfinite(loss)) {
+            std::vector<const data::Example*> first;
+            for (size_t i = 0; i < std::min(idx.size(), (size_t)micro); ++i) first.push_back(&data[idx[i]]);
+            const std::string where = nonfinite_find(*model, layers, data::batch_collate(first));
+            LOTA_FAIL("step %lld: loss is %s (not finite); first non-finite tensor: %s. Stopping; checkpoints "
+                      "already in %s are kept; try a lower learning rate or check the data",
+                      (long long)step, std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf",
+                      where.empty() ? "none found when rerunning the step's first micro-batch" : where.c_str(),
+                      o.out.c_str());
+        }
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.update({{"step", step}, {"target_tokens", sl.label_tokens}, {"loss", loss},
                     {"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},

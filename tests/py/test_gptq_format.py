@@ -125,7 +125,7 @@ def dense_from_decoded(qdir, out):
 def logits(model, tmp, name):
     ids = write_json(tmp / "ids.json", [[1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203]])
     out = tmp / f"{name}.safetensors"
-    lota("logits", "--model", model, "--ids", ids, "--out", out, "--device", "cpu")
+    lota("logits", "--model", model, "--ids", ids, "--out", out, "--overwrite", "--device", "cpu")
     return load_file(str(out))["logits"].numpy()
 
 

@@ -51,7 +51,7 @@ class CliBadInput : public ::testing::Test {
         dir_ = lota_test::fresh_dir("bad_input", ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::create_directories(dir_);
     }
-    void TearDown() override { lota_test::rm_rf(dir_); }
+    void TearDown() override { lota::remove_tree(dir_.string()); }
     fs::path write(const std::string& name, const std::string& text) {
         fs::create_directories((dir_ / name).parent_path());
         std::ofstream(dir_ / name) << text;
@@ -84,14 +84,14 @@ TEST_F(CliBadInput, ConfigWithAnUnusedKeyNestedDeep) {
     for (int i = 0; i < 130000; ++i) deep += R"({"k": )";
     deep += "1" + std::string(130000, '}');
     const fs::path cfg = write("model/config.json", R"({"model_type": "llama", "unused": )" + deep + "}");
-    EXPECT_FAILS_WITH(run_lota(dir_, "inspect '" + cfg.parent_path().string() + "'"),
+    EXPECT_FAILS_WITH(run_lota(dir_, "inspect --model '" + cfg.parent_path().string() + "'"),
                       cfg.string() + ": JSON nested deeper than 512 levels");
 }
 
 TEST_F(CliBadInput, ConfigWithANonStringModelType) {
     // A fuzz_config input: must not surface as nlohmann's type_error (exit 2, no file named).
     const fs::path cfg = write("model/config.json", R"({"model_type": 128, "hidden_size": 64})");
-    EXPECT_FAILS_WITH(run_lota(dir_, "inspect '" + cfg.parent_path().string() + "'"),
+    EXPECT_FAILS_WITH(run_lota(dir_, "inspect --model '" + cfg.parent_path().string() + "'"),
                       cfg.string() + ": key 'model_type' must be a string, got 128");
 }
 

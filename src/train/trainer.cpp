@@ -225,13 +225,16 @@ TrainResult train_run(const TrainOptions& o) {
         nlohmann::json rec = stats.read(model->device());
         const double loss = rec.at("loss_sum").get<double>() / (double)sl.label_tokens;
         rec.erase("loss_sum");
-        if (!std::isfinite(loss)) {
+        const double grad_norm = rec.value("grad_norm", 0.0);
+        if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
             std::vector<const data::Example*> first;
             for (size_t i = 0; i < std::min(idx.size(), (size_t)micro); ++i) first.push_back(&data[idx[i]]);
             const std::string where = nonfinite_find(*model, layers, data::batch_collate(first));
-            LOTA_FAIL("step %lld: loss is %s (not finite); first non-finite tensor: %s. Stopping; checkpoints "
-                      "already in %s are kept; try a lower learning rate or check the data",
-                      (long long)step, std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf",
+            const double bad = std::isfinite(loss) ? grad_norm : loss;
+            LOTA_FAIL("step %lld: %s is %s (not finite); first non-finite tensor: %s. Stopping; checkpoints already in "
+                      "%s are kept; try a lower learning rate or check the data",
+                      (long long)step, std::isfinite(loss) ? "the gradient norm" : "loss",
+                      std::isnan(bad) ? "nan" : bad > 0 ? "inf" : "-inf",
                       where.empty() ? "none found when rerunning the step's first micro-batch" : where.c_str(),
                       o.out.c_str());
         }

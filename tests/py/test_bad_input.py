@@ -240,6 +240,11 @@ def test_non_finite_loss_names_the_tensor(m, tmp_path):
     save_file(tensors, str(model / "model.safetensors"), metadata={"format": "pt"})
     bad("eval", "--task", "loss", "--model", model, "--data", m["data"], *CPU,
         needle="the loss is nan (not finite); first non-finite tensor: output of block 0 (model.layers.0)")
+    prompt = json.dumps(list(range(1, 41)))
+    bad("generate", "--model", model, "--prompt-ids", prompt, *CPU,
+        needle="generate: the prompt's logits are not finite (sequence 0); first non-finite tensor: output of block 0")
+    bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, *CPU,
+        needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
     quant = tmp_path / "quant"
     lota("quantize", "--model", model, "--out", quant, "--method", "rtn", "--group-size", 32, *CPU)
     out = tmp_path / "adapter"

@@ -43,7 +43,7 @@ for q in "$SMOL" "$MODELS/smollm2-gptq-4bit-g64" "$MODELS/smollm2-gptq-2bit-g64"
     bench_stamp "ViGGO $name"
     s0=$SECONDS
     "$LOTA" eval --task viggo --model "$q" --data "$opt_data/viggo/test.csv" --limit "$opt_limit" --device "$opt_device" \
-        --dtype bf16 --batch-size 64 --out "$OUT/viggo-$name.jsonl" --json > "$OUT/viggo-$name.json" 2> "$OUT/viggo-$name.log" \
+        --dtype bf16 --batch-size 64 --out "$OUT/viggo-$name.jsonl" --overwrite --json > "$OUT/viggo-$name.json" 2> "$OUT/viggo-$name.log" \
         || { tail -3 "$OUT/viggo-$name.log" >&2; bench_die "ViGGO $name failed"; }
     viggo_s=$((SECONDS - s0))
     "$PY" - "$name" "$OUT/mmlu-$name.json" "$OUT/viggo-$name.json" "$mmlu_s" "$viggo_s" <<'EOF' | tee -a "$R"

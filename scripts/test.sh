@@ -13,3 +13,8 @@ cd "$BUILD_DIR"
 # teams (MKL GEMMs) stall at their spin barriers, running many times slower.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 ctest --output-on-failure -L "${LOTA_TEST_LABEL:-cpu}" -j "${LOTA_TEST_JOBS:-2}" "$@"
+# A short fuzz run of every parser of user files (scripts/fuzz.sh) after a full CPU suite:
+# LOTA_FUZZ_SECONDS each (default 60; 0 skips it).
+if [ $# -eq 0 ] && [ "${LOTA_TEST_LABEL:-cpu}" = cpu ] && [ "${LOTA_FUZZ_SECONDS:-60}" -gt 0 ]; then
+    LOTA_FUZZ_OPTIONAL=1 "$ROOT/scripts/fuzz.sh" "${LOTA_FUZZ_SECONDS:-60}"
+fi

@@ -10,6 +10,7 @@
 #include "io/mapped_file.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::calibrate {
@@ -31,7 +32,7 @@ std::vector<std::string> calib_read_texts(const std::string& path) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(line);
+            j = json_parse(line, path + ":" + std::to_string(line_no));
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s:%lld: invalid JSON: %s", path.c_str(), (long long)line_no, e.what());
         }

@@ -29,6 +29,7 @@
 #include "text/tokenizer.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/strfmt.h"
@@ -63,7 +64,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
                model_dir.c_str());
     // Rank 0 writes the checkpoint; it checks the output directory before the long work.
     std::optional<StagedDir> out;
-    if (group.root()) out.emplace(out_dir);
+    if (group.root()) out.emplace(out_dir, opts.overwrite);
     if (!group.single_process()) {
         group.check_same("the model directory (names, sizes and first and last bytes of its files)",
                          dist::dir_digest(model_dir));
@@ -187,7 +188,8 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     // Checkpoint: quantized linears + every other tensor as stored in the source (rank 0).
     if (group.root()) {
         io::GptqCheckpoint ck;
-        ck.config = nlohmann::json::parse(io::file_read_text((fs::path(model_dir) / "config.json").string()));
+        const std::string config_path = (fs::path(model_dir) / "config.json").string();
+        ck.config = json_parse(io::file_read_text(config_path), config_path);
         ck.quant.bits = opts.quant.bits;
         ck.quant.group_size = opts.quant.group_size;
         ck.quant.sym = opts.quant.sym;

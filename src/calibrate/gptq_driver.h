@@ -21,6 +21,7 @@ struct QuantizeModelOptions {
     int64_t calib_seqlen = 2048;    ///< tokens per window
     uint64_t seed = 0;              ///< window sampling
     std::string device = "cpu";     ///< "cpu" or "cuda": where calibration runs (fp32)
+    bool overwrite = false;         ///< replace an existing non-empty output directory (util/fs.h StagedDir)
 };
 
 /// Summary of a quantization run.

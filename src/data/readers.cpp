@@ -5,6 +5,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::data {
 namespace {
@@ -37,7 +38,7 @@ std::vector<nlohmann::json> jsonl_read(const std::string& path) {
     for (int64_t n = 1; std::getline(in, line); ++n) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         try {
-            out.push_back(nlohmann::json::parse(line));
+            out.push_back(json_parse(line, path + ":" + std::to_string(n)));
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s:%lld: malformed JSON: %s", path.c_str(), (long long)n, e.what());
         }
@@ -138,7 +139,7 @@ std::vector<TextPair> data_read_pairs(const std::string& path, DataFormat format
     if (format == DataFormat::ALPACA) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(io::file_read_text(path));
+            j = json_parse(io::file_read_text(path), path);
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
         }

@@ -11,6 +11,7 @@
 #include "dist/dist.h"
 #include "eval/kl.h"
 #include "model/prompt.h"
+#include "model/nonfinite.h"
 #include "model/transformer.h"
 #include "util/check.h"
 #include "util/progress.h"
@@ -44,6 +45,7 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
         std::vector<const data::Example*> ex;
         for (size_t i = b; i < std::min(data.size(), b + (size_t)o.batch_size); ++i) ex.push_back(&data[i]);
         const data::Batch batch = data::batch_collate(ex);
+        model.ids_check(batch.ids);
         const at::Tensor ids = batch.ids.to(model.device()), mask = batch.mask.to(model.device());
         const int64_t T = ids.size(1);
         // logits at t predict labels at t+1
@@ -52,6 +54,12 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
         const at::Tensor scored = labels != -100;
         const at::Tensor nll = -logp.gather(2, labels.clamp_min(0).unsqueeze(2)).squeeze(2);
         const double batch_nll = nll.masked_select(scored).sum().item<double>();
+        if (!std::isfinite(batch_nll)) {
+            const std::string where = model::nonfinite_find_forward(model, batch.ids, batch.mask);
+            LOTA_FAIL("loss: examples %zu to %zu of %s: the loss is %s (not finite); first non-finite tensor: %s", b,
+                      b + ex.size() - 1, o.data.path.c_str(), std::isnan(batch_nll) ? "nan" : "inf",
+                      where.empty() ? "none found on a rerun" : where.c_str());
+        }
         const int64_t batch_tokens = scored.sum().item<int64_t>();
         double batch_kl = 0;
         if (reference != nullptr) {

@@ -11,6 +11,7 @@
 #include "dist/dist.h"
 #include "eval/kl.h"
 #include "io/mapped_file.h"
+#include "model/nonfinite.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
@@ -40,6 +41,7 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
     if (o.max_windows > 0) windows = std::min(windows, o.max_windows);
     const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.begin() + windows * L), at::kLong)
                                .view({windows, L});
+    model.ids_check(ids);
     if (reference != nullptr) kl_reference_check(*reference, model, "perplexity");
     // Data parallel: each rank scores its contiguous share of the windows; the per-window sums are
     // gathered and added in window order, as one process adds them.
@@ -54,6 +56,12 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
         const at::Tensor logp = at::log_softmax(logits.narrow(0, 0, L - 1), -1);
         const at::Tensor target = x.squeeze(0).narrow(0, 1, L - 1).unsqueeze(1);
         nll_w.push_back(logp.gather(1, target).sum().item<double>());
+        if (!std::isfinite(nll_w.back())) {
+            const std::string where = model::nonfinite_find_forward(model, x, {});
+            LOTA_FAIL("perplexity: window %lld of %s: the loss is %s (not finite); first non-finite tensor: %s",
+                      (long long)w, o.data.c_str(), std::isnan(nll_w.back()) ? "nan" : "inf",
+                      where.empty() ? "none found on a rerun" : where.c_str());
+        }
         nll_sum -= nll_w.back();
         const double done = double((w - first + 1) * (L - 1));
         std::string status = strfmt("ppl %.4f", std::exp(nll_sum / done));

@@ -1,15 +1,18 @@
 // peft adapter directories: reader, writer and the check against a model's modules (adapter.h).
 #include "io/adapter.h"
 
+#include <cmath>
 #include <set>
 #include <utility>
 
 #include <ATen/ATen.h>
 
+#include "io/finite_check.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -84,8 +87,11 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
         LOTA_FAIL("%s: bad value: %s", file.c_str(), e.what());
     }
     LOTA_CHECK(c.r >= 1 && c.r <= 65536, "%s: r must be in [1, 65536], got %lld", file.c_str(), (long long)c.r);
-    LOTA_CHECK(c.method != AdapterMethod::LOTA || c.omega > 0, "%s: lota.omega must be > 0, got %g", file.c_str(),
-               c.omega);
+    LOTA_CHECK(c.method != AdapterMethod::LOTA || (std::isfinite(c.omega) && c.omega > 0 && c.omega < (double)c.r),
+               "%s: lota.omega must be in (0, r = %lld), got %g (a code moves where |A·B| > omega, and |A·B| <= r)",
+               file.c_str(), (long long)c.r, c.omega);
+    LOTA_CHECK(std::isfinite(c.lora_alpha) && c.lora_alpha > 0, "%s: lora_alpha must be a finite number > 0, got %g",
+               file.c_str(), c.lora_alpha);
     return c;
 }
 
@@ -117,7 +123,7 @@ Adapter adapter_read(const std::string& dir) {
     LOTA_CHECK(path_exists(st_path), "%s: not an adapter directory (no %s)", dir.c_str(), MODEL_FILE);
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(file_read_text(cfg_path));
+        j = json_parse(file_read_text(cfg_path), cfg_path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", cfg_path.c_str(), e.what());
     }
@@ -136,8 +142,8 @@ Adapter adapter_read(const std::string& dir) {
                    st_path.c_str(), n.c_str());
         const std::string module = n.substr(pre.size(), n.size() - pre.size() - suf_a.size());
         at::Tensor t = f.load(n);
-        LOTA_CHECK(t.dim() == 2, "%s: tensor '%s' has %lld dims, expected 2", st_path.c_str(), n.c_str(),
-                   (long long)t.dim());
+        LOTA_CHECK(t.dim() == 2 && t.numel() > 0, "%s: tensor '%s' has shape %s, expected a non-empty 2-D tensor",
+                   st_path.c_str(), n.c_str(), shape_str(t).c_str());
         if (lota) {
             LOTA_CHECK(t.scalar_type() == at::kChar, "%s: tensor '%s' is %s, expected I8 (LoTA ternary adapter)",
                        st_path.c_str(), n.c_str(), e.dtype.c_str());
@@ -146,6 +152,7 @@ Adapter adapter_read(const std::string& dir) {
         } else {
             LOTA_CHECK(at::isFloatingType(t.scalar_type()), "%s: tensor '%s' is %s, expected a float type (LoRA)",
                        st_path.c_str(), n.c_str(), e.dtype.c_str());
+            tensor_check_finite(t, st_path, n);
         }
         auto& m = a.modules[module];
         (is_a ? m.lora_a : m.lora_b) = t;

@@ -239,7 +239,7 @@ void gguf_import(const GgufImportOptions& opts) {
                names::TOK_TOKENS, (long long)n_tokens, (long long)h.n_vocab);
     const GgufSpecialTokens special = gguf_special_tokens(g, h.n_vocab);
 
-    StagedDir dir(opts.out_dir);
+    StagedDir dir(opts.out_dir, opts.overwrite);
     auto tensors = convert_tensors(g, h, dtype);
     LOTA_LOG_INFO("import: writing %zu tensors (%s) to %s", tensors.size(), opts.dtype.c_str(), opts.out_dir.c_str());
     safetensors_write(dir.path() + "/model.safetensors", tensors, {{"format", "pt"}});

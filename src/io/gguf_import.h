@@ -18,6 +18,7 @@ struct GgufImportOptions {
     std::string gguf_path;          ///< input .gguf file
     std::string out_dir;            ///< output HF model directory (must not exist, or be empty)
     std::string dtype = "bf16";     ///< weight dtype in model.safetensors: bf16 | f16 | f32
+    bool overwrite = false;         ///< replace an existing non-empty out_dir (util/fs.h StagedDir)
 };
 
 /// Converts a llama GGUF into an HF model directory. Throws lota::Error ("unsupported architecture X",

@@ -6,10 +6,12 @@
 
 #include <ATen/ATen.h>
 
+#include "io/finite_check.h"
 #include "io/mapped_file.h"
 #include "io/model_files.h"
 #include "io/safetensors.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -47,7 +49,7 @@ void check_shape(const at::Tensor& t, const std::string& name, at::ScalarType dt
 
 nlohmann::json read_json(const fs::path& p) {
     try {
-        return nlohmann::json::parse(file_read_text(p.string()));
+        return json_parse(file_read_text(p.string()), p.string());
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: invalid JSON: %s", p.string().c_str(), e.what());
     }
@@ -124,13 +126,22 @@ void check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t
     check_shape(t.qzeros, prefix + ".qzeros", at::kInt, {G, N * b / 32}, K, N, c, file);
     check_shape(t.scales, prefix + ".scales", at::kHalf, {G, N}, K, N, c, file);
     check_shape(t.g_idx, prefix + ".g_idx", at::kInt, {K}, K, N, c, file);
-    if (t.bias.defined())
+    if (t.bias.defined()) {
         LOTA_CHECK(t.bias.sizes().vec() == std::vector<int64_t>{N}, "%s: tensor '%s.bias' has shape %s, expected [%lld]",
                    file.c_str(), prefix.c_str(), shape_str(t.bias.sizes().vec()).c_str(), (long long)N);
+        LOTA_CHECK(at::isFloatingType(t.bias.scalar_type()),
+                   "%s: tensor '%s.bias' has dtype %s, expected a float dtype", file.c_str(), prefix.c_str(),
+                   c10::toString(t.bias.scalar_type()));
+    }
     LOTA_CHECK(t.lota_offset.defined() == c.lota_offset,
                "%s: tensor '%s.lota_offset' is %s but quantize_config says \"lota_offset\": %s", file.c_str(),
                prefix.c_str(), t.lota_offset.defined() ? "present" : "missing", c.lota_offset ? "true" : "false");
     if (t.lota_offset.defined()) check_shape(t.lota_offset, prefix + ".lota_offset", at::kFloat, {G, N}, K, N, c, file);
+    FiniteCheck finite;  // scales and offsets are small (one per group): checked here, on the host
+    finite.add(t.scales, file, prefix + ".scales");
+    finite.add(t.bias, file, prefix + ".bias");
+    finite.add(t.lota_offset, file, prefix + ".lota_offset");
+    finite.check();
     const int64_t lo = t.g_idx.min().item<int64_t>(), hi = t.g_idx.max().item<int64_t>();
     LOTA_CHECK(lo >= 0 && hi < G, "%s: tensor '%s.g_idx' has values in [%lld, %lld], expected [0, %lld)", file.c_str(),
                prefix.c_str(), (long long)lo, (long long)hi, (long long)G);

@@ -1,8 +1,11 @@
 // config.json reader/writer for the supported architectures (see hf_config.h).
 #include "io/hf_config.h"
 
+#include <cmath>
+
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::io {
@@ -44,6 +47,12 @@ double get_num(const nlohmann::json& j, const char* key, const std::string& path
     return j[key].get<double>();
 }
 
+std::string get_str(const nlohmann::json& j, const char* key, const std::string& path, const std::string& def) {
+    if (!j.contains(key) || j[key].is_null()) return def;
+    LOTA_CHECK(j[key].is_string(), "%s: key '%s' must be a string, got %s", path.c_str(), key, j[key].dump().c_str());
+    return j[key].get<std::string>();
+}
+
 bool get_bool(const nlohmann::json& j, const char* key, const std::string& path, bool def) {
     if (!j.contains(key) || j[key].is_null()) return def;
     LOTA_CHECK(j[key].is_boolean(), "%s: key '%s' must be true or false", path.c_str(), key);
@@ -83,7 +92,8 @@ void parse_rope(const nlohmann::json& j, const std::string& path, ModelConfig& c
     LOTA_CHECK(top_theta < 0 || param_theta < 0 || top_theta == param_theta,
                "%s: rope_theta = %g disagrees with rope_parameters.rope_theta = %g", p, top_theta, param_theta);
     c.rope_theta = param_theta >= 0 ? param_theta : top_theta >= 0 ? top_theta : 10000.0;
-    LOTA_CHECK(c.rope_theta > 0, "%s: rope_theta must be positive, got %g", p, c.rope_theta);
+    LOTA_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 1, "%s: rope_theta must be a finite number > 1, got %g",
+               p, c.rope_theta);
 
     std::string type = rs.value("rope_type", rs.value("type", std::string()));
     LOTA_CHECK(type.empty() || type == "default" || type == "llama3",
@@ -109,6 +119,13 @@ void parse_rope(const nlohmann::json& j, const std::string& path, ModelConfig& c
         c.rope_scaling.high_freq_factor = get_num(rs, "high_freq_factor", path, 4.0);
         c.rope_scaling.original_max_position_embeddings =
             get_int(rs, "original_max_position_embeddings", path, 8192, false);
+        const auto& r = c.rope_scaling;
+        LOTA_CHECK(std::isfinite(r.factor) && r.factor > 0 && std::isfinite(r.low_freq_factor) &&
+                       r.low_freq_factor > 0 && std::isfinite(r.high_freq_factor) &&
+                       r.high_freq_factor > r.low_freq_factor && r.original_max_position_embeddings > 0,
+                   "%s: rope_scaling (llama3) needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                   "original_max_position_embeddings > 0, got %g, %g, %g, %lld",
+                   p, r.factor, r.low_freq_factor, r.high_freq_factor, (long long)r.original_max_position_embeddings);
     }
     c.rope_parameters_layout = has_params;
 }
@@ -152,7 +169,7 @@ ModelConfig hf_config_read(const std::string& path) {
     std::string text = file_read_text(path);
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(text);
+        j = json_parse(text, path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }
@@ -168,7 +185,7 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
         j["architectures"][0].is_string())
         cls = j["architectures"][0].get<std::string>();
-    std::string model_type = j.value("model_type", std::string());
+    std::string model_type = get_str(j, "model_type", path, "");
     const ArchRow* row = nullptr;
     for (const auto& r : kArchs)
         if ((!cls.empty() && cls == r.class_name) || (cls.empty() && model_type == r.model_type)) row = &r;
@@ -193,11 +210,14 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     c.head_dim = get_int(j, "head_dim", path, default_head_dim, false);
     LOTA_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "%s: head_dim must be positive and even, got %lld", p,
                (long long)c.head_dim);
-    if (c.arch == Arch::LLAMA || c.arch == Arch::MISTRAL)
-        LOTA_CHECK(c.head_dim * c.num_attention_heads == c.hidden_size || j.contains("head_dim"),
-                   "%s: hidden_size %lld is not divisible by num_attention_heads %lld", p, (long long)c.hidden_size,
-                   (long long)c.num_attention_heads);
+    LOTA_CHECK(c.head_dim * c.num_attention_heads == c.hidden_size || j.contains("head_dim"),
+               "%s: hidden_size %lld is not divisible by num_attention_heads %lld (and no head_dim is given)", p,
+               (long long)c.hidden_size, (long long)c.num_attention_heads);
+    LOTA_CHECK(c.max_position_embeddings > 0, "%s: max_position_embeddings must be positive, got %lld", p,
+               (long long)c.max_position_embeddings);
     c.rms_norm_eps = get_num(j, "rms_norm_eps", path, 1e-6);
+    LOTA_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0,
+               "%s: rms_norm_eps must be a finite number > 0, got %g", p, c.rms_norm_eps);
     c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, false);
     c.attention_bias = c.arch == Arch::QWEN2 ? true : get_bool(j, "attention_bias", path, false);
     c.qk_norm = c.arch == Arch::QWEN3;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/check.h"
+#include "util/fs.h"
 
 namespace lota::io {
 
@@ -40,6 +41,7 @@ MappedFile::~MappedFile() {
 }
 
 void file_write_atomic(const std::string& path, const void* data, size_t size) {
+    stale_temps_remove(path);
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     LOTA_CHECK(fd >= 0, "%s: cannot create: %s", tmp.c_str(), std::strerror(errno));

@@ -8,6 +8,7 @@
 #include "io/mapped_file.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -25,7 +26,7 @@ ModelFiles::ModelFiles(const std::string& dir) : dir_(dir) {
     if (file_exists(index)) {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(file_read_text(index));
+            j = json_parse(file_read_text(index), index);
         } catch (const nlohmann::json::exception& e) {
             LOTA_FAIL("%s: malformed JSON: %s", index.c_str(), e.what());
         }
@@ -79,6 +80,9 @@ at::Tensor ModelFiles::load_checked(const std::string& name, const std::vector<i
     const SafetensorsEntry& e = entry(name);
     LOTA_CHECK(e.shape == shape, "%s: tensor '%s' has shape %s, expected %s (%s)", file_of(name).c_str(),
                name.c_str(), shape_str(e.shape).c_str(), shape_str(shape).c_str(), why.c_str());
+    LOTA_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16" || e.dtype == "F64",
+               "%s: tensor '%s' has dtype %s, expected a float dtype (F32, F16, BF16 or F64)", file_of(name).c_str(),
+               name.c_str(), e.dtype.c_str());
     return load(name);
 }
 

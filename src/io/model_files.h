@@ -26,7 +26,8 @@ class ModelFiles {
     const SafetensorsEntry& entry(const std::string& name) const;
     /// Loads tensor `name`; throws "DIR: missing tensor 'name'" when absent.
     at::Tensor load(const std::string& name) const;
-    /// Loads tensor `name` and checks its shape ("expected ... (why)").
+    /// Loads a float tensor `name` and checks its shape ("expected ... (why)") and that its stored
+    /// dtype is a float one (F32, F16, BF16, F64).
     at::Tensor load_checked(const std::string& name, const std::vector<int64_t>& shape, const std::string& why) const;
     std::vector<std::string> names() const;
     /// Total bytes of tensor data on disk.

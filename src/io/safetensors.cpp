@@ -9,6 +9,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -58,7 +59,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
 
     nlohmann::json header;
     try {
-        header = nlohmann::json::parse(file_->data() + 8, file_->data() + 8 + n);
+        header = json_parse(std::string_view(reinterpret_cast<const char*>(file_->data()) + 8, n), path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: safetensors header is not valid JSON: %s", p, e.what());
     }

@@ -3,6 +3,7 @@
 
 #include "io/mapped_file.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -11,8 +12,9 @@ std::vector<int64_t> parse_seq(const nlohmann::json& a, const std::string& sourc
     LOTA_CHECK(a.is_array(), "%s: row %zu is not an array of token ids", source.c_str(), row);
     std::vector<int64_t> out;
     for (size_t i = 0; i < a.size(); ++i) {
-        LOTA_CHECK(a[i].is_number_integer() && a[i].get<int64_t>() >= 0,
-                   "%s: row %zu, item %zu is not a non-negative integer token id: %s", source.c_str(), row, i,
+        const bool fits = !a[i].is_number_unsigned() || a[i].get<uint64_t>() <= (uint64_t)INT64_MAX;
+        LOTA_CHECK(a[i].is_number_integer() && fits && a[i].get<int64_t>() >= 0,
+                   "%s: row %zu, item %zu is not a non-negative 64-bit integer token id: %s", source.c_str(), row, i,
                    a[i].dump().c_str());
         out.push_back(a[i].get<int64_t>());
     }
@@ -37,7 +39,7 @@ std::vector<std::vector<int64_t>> token_ids_parse(const nlohmann::json& j, const
 std::vector<std::vector<int64_t>> token_ids_read(const std::string& path) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(file_read_text(path));
+        j = json_parse(file_read_text(path), path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }

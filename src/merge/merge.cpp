@@ -23,7 +23,7 @@ MergeResult merge_run(const MergeOptions& o) {
         res.device = model::device_resolve(o.device);
         res.dtype = model::dtype_resolve(o.dtype, res.device);
     }
-    StagedDir staged(o.out);  // checks the output directory first; a failed verify leaves nothing behind
+    StagedDir staged(o.out, o.overwrite);  // checks the output directory first; a failed verify leaves nothing behind
     io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(o.model);
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
                "into the original quantized model", o.model.c_str());

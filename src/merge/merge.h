@@ -17,7 +17,8 @@ namespace lota::merge {
 struct MergeOptions {
     std::string model;    ///< quantized model directory (GPTQ checkpoint without offsets)
     std::string adapter;  ///< LoTA adapter directory (io/adapter.h)
-    std::string out;      ///< merged model directory (must not exist or be empty)
+    std::string out;      ///< merged model directory (must not exist or be empty, unless overwrite)
+    bool overwrite = false;  ///< replace an existing non-empty `out` (util/fs.h StagedDir)
     bool verify = false;  ///< compare logits of adapter and merged model bit for bit
     int64_t verify_batch = 2, verify_len = 16;  ///< sample inputs: random ids [batch, len], one padded row
     uint64_t seed = 0;    ///< for the sample inputs

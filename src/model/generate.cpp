@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "model/decode_graph.h"
+#include "model/nonfinite.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -58,7 +59,25 @@ std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector
                             : step == 0  ? model.forward(step_ids, step_mask, &cache)
                                          : decode.step(step_ids, step_mask);
         at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kFloat);
-        at::Tensor next = sample_next(last, o.temperature, o.top_p, gen).to(at::kCPU);
+        // Every step's logits must be finite (the weights were checked at load; activations can still
+        // overflow), else the tokens would be drawn from NaN. The per-row flags come back with the
+        // tokens, in the one read of the step; sampling sees NaN replaced so that it cannot throw.
+        const at::Tensor finite = at::isfinite(last).all(1).to(at::kLong);
+        const at::Tensor drawn =
+            sample_next(o.temperature > 0 ? at::nan_to_num(last, 0.0, 0.0, 0.0) : last, o.temperature, o.top_p, gen);
+        const at::Tensor read = at::cat({drawn.to(at::kLong).view({B}), finite}).to(at::kCPU);
+        at::Tensor next = read.narrow(0, 0, B).clone();
+        for (int64_t b = 0; b < B; ++b) {
+            if (done[b] || read[B + b].item<int64_t>() != 0) continue;
+            if (step == 0) {
+                const std::string where = nonfinite_find_forward(model, ids, mask);
+                LOTA_FAIL("generate: the prompt's logits are not finite (sequence %lld); first non-finite tensor: %s",
+                          (long long)b, where.empty() ? "none found on a rerun" : where.c_str());
+            }
+            LOTA_FAIL("generate: the logits of new token %lld of sequence %lld are not finite (NaN or Inf); the "
+                      "prompt's were finite",
+                      (long long)step + 1, (long long)b);
+        }
         bool all_done = true;
         at::Tensor next_mask = at::ones({B, 1}, at::kLong);
         for (int64_t b = 0; b < B; ++b) {

@@ -4,7 +4,11 @@
 // norm weights ~ 1 + N(0, 0.1²) and biases ~ N(0, 0.1²) so that they matter too.
 #include "model/init.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <new>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -17,14 +21,16 @@
 #include "model/transformer.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
+#include "util/strfmt.h"
 
 namespace lota::model {
 namespace {
 
 nlohmann::json read_json(const std::string& path) {
     try {
-        return nlohmann::json::parse(io::file_read_text(path));
+        return json_parse(io::file_read_text(path), path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", path.c_str(), e.what());
     }
@@ -51,6 +57,21 @@ int64_t special_id(const nlohmann::json& tok, const nlohmann::json& tok_cfg, con
     return -1;
 }
 
+// Refuses sizes whose weights cannot fit this machine's memory before allocating anything: an
+// allocation beyond it is either refused by the allocator or, with overcommit, killed later.
+void memory_check(const io::ModelConfig& c, at::ScalarType store) {
+    const double C = (double)c.hidden_size, D = (double)c.head_dim, L = (double)c.num_hidden_layers;
+    const double q = (double)c.num_attention_heads * D, kv = (double)c.num_key_value_heads * D;
+    const double per_layer = C * (q + 2 * kv) + q * C + 3 * C * (double)c.intermediate_size + 4 * C + 2 * D;
+    const double params = (c.tie_word_embeddings ? 1 : 2) * (double)c.vocab_size * C + L * per_layer + C;
+    const double largest = std::max({(double)c.vocab_size * C, C * (double)c.intermediate_size, q * C});
+    const double bytes = params * (double)c10::elementSize(store) + 4 * largest;  // + one f32 draw
+    const double ram = (double)::sysconf(_SC_PHYS_PAGES) * (double)::sysconf(_SC_PAGE_SIZE);
+    LOTA_CHECK(bytes <= ram,
+               "init: these sizes give %.3g parameters, %.1f GiB to hold in memory, more than this machine's %.1f GiB",
+               params, bytes / (1 << 30), ram / (1 << 30));
+}
+
 }  // namespace
 
 void model_init(const InitOptions& o) {
@@ -73,7 +94,11 @@ void model_init(const InitOptions& o) {
                "init: sizes must be positive");
     LOTA_CHECK(o.heads % o.kv_heads == 0, "init: --heads %lld must be a multiple of --kv-heads %lld",
                (long long)o.heads, (long long)o.kv_heads);
-    LOTA_CHECK(c.head_dim % 2 == 0, "init: head dim %lld must be even", (long long)c.head_dim);
+    LOTA_CHECK(o.head_dim > 0 || o.hidden % o.heads == 0,
+               "init: --hidden %lld is not divisible by --heads %lld (give --head-dim to set the head size)",
+               (long long)o.hidden, (long long)o.heads);
+    LOTA_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "init: head dim %lld must be positive and even",
+               (long long)c.head_dim);
     if (!o.rope_scaling.empty()) {
         LOTA_CHECK(o.rope_scaling == "llama3", "init: unsupported --rope-scaling '%s' (supported: llama3)",
                    o.rope_scaling.c_str());
@@ -94,11 +119,19 @@ void model_init(const InitOptions& o) {
     LOTA_CHECK(c.vocab_size > 0, "init: vocab size must be positive");
 
     const at::ScalarType store = dtype_from_name(o.dtype);
+    memory_check(c, store);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
     auto normal = [&](std::vector<int64_t> shape, double mean, double std) {
-        at::Tensor t = at::empty(shape, at::kFloat);
-        t.normal_(mean, std, gen);
-        return t.to(store);
+        try {
+            at::Tensor t = at::empty(shape, at::kFloat);
+            t.normal_(mean, std, gen);
+            return t.to(store);
+        } catch (const std::bad_alloc&) {
+            LOTA_FAIL("init: out of memory allocating a tensor of shape %s", shape_str(shape).c_str());
+        } catch (const c10::Error& e) {
+            LOTA_FAIL("init: cannot allocate a tensor of shape %s: %s", shape_str(shape).c_str(),
+                      e.what_without_backtrace());
+        }
     };
     const int64_t C = c.hidden_size, D = c.head_dim;
     std::vector<std::pair<std::string, at::Tensor>> tensors;
@@ -122,7 +155,7 @@ void model_init(const InitOptions& o) {
     if (!c.tie_word_embeddings)
         tensors.emplace_back(name_lm_head(), normal({c.vocab_size, C}, 0.0, 1.0 / std::sqrt((double)C)));
 
-    StagedDir out(o.out);
+    StagedDir out(o.out, o.overwrite);
     // First, so that the generation_config.json written below replaces one copied from the tokenizer.
     if (!o.tokenizer.empty()) io::model_text_files_copy(o.tokenizer, out.path());
     std::string cfg_text = hf_config_to_json(c).dump(2);

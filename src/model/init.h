@@ -17,6 +17,7 @@ struct InitOptions {
     std::string rope_scaling;         ///< "" or "llama3"
     std::string tokenizer;            ///< optional DIR with tokenizer.json: vocab from it, files copied
     std::string dtype = "f32";        ///< stored dtype: f32 | bf16 | f16
+    bool overwrite = false;           ///< replace an existing non-empty `out` (util/fs.h StagedDir)
 };
 
 /// Writes the model into options.out (via a temporary directory and rename).

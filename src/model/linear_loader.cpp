@@ -10,7 +10,7 @@
 namespace lota::model {
 
 LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
-                      const at::Device& device, at::ScalarType dtype) {
+                      const at::Device& device, at::ScalarType dtype, io::FiniteCheck* finite) {
     const std::string& p = spec.prefix;
     if (gptq && files.has(p + ".qweight")) {
         io::GptqLinearTensors t = io::gptq_linear_read(files, p, *gptq, spec.in, spec.out);
@@ -29,6 +29,10 @@ LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqC
     const at::Tensor w = files.load_checked(p + ".weight", {spec.out, spec.in}, why).to(device, dtype);
     at::Tensor b;
     if (spec.bias) b = files.load_checked(p + ".bias", {spec.out}, why).to(device, dtype);
+    if (finite) {
+        finite->add(w, files.file_of(p + ".weight"), p + ".weight");
+        if (b.defined()) finite->add(b, files.file_of(p + ".bias"), p + ".bias");
+    }
     return std::make_shared<DenseLinear>(w, b);
 }
 

@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "io/finite_check.h"
 #include "io/gptq_checkpoint.h"
 #include "io/model_files.h"
 #include "model/linear.h"
@@ -25,7 +26,9 @@ struct LinearSpec {
 /// (codes, scales and zeros on `device`, bias of `dtype`); else a DenseLinear from `prefix`.weight
 /// (a module a GPTQ checkpoint left unquantized). Shapes are checked against spec; throws
 /// lota::Error naming the file, the tensor, its shape and the expected shape.
+/// Dense weights and biases, as converted to `dtype` on `device`, are queued on `finite` when given
+/// (GPTQ scales and offsets are checked on reading, io::gptq_linear_read).
 LinearPtr linear_load(const io::ModelFiles& files, const std::optional<io::GptqConfig>& gptq, const LinearSpec& spec,
-                      const at::Device& device, at::ScalarType dtype);
+                      const at::Device& device, at::ScalarType dtype, io::FiniteCheck* finite = nullptr);
 
 }  // namespace lota::model

@@ -2,6 +2,7 @@
 // every tensor's shape against the config, and builds the blocks on the requested device/dtype.
 #include <ATen/ATen.h>
 
+#include "io/finite_check.h"
 #include "io/gptq_checkpoint.h"
 #include "io/model_files.h"
 #include "model/arch.h"
@@ -20,8 +21,12 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
     const std::optional<io::GptqConfig> gptq = io::gptq_config_read(dir);
     io::ModelFiles files(dir);
     const std::string cfg_path = dir + "/config.json";
+    // Every float tensor, as converted for compute, must be finite: one pass on the device, one read back.
+    io::FiniteCheck finite;
     auto load_dense = [&](const std::string& name, std::vector<int64_t> shape, const std::string& why) {
-        return files.load_checked(name, shape, why + " from " + cfg_path).to(device, dtype);
+        at::Tensor t = files.load_checked(name, shape, why + " from " + cfg_path).to(device, dtype);
+        finite.add(t, files.file_of(name), name);
+        return t;
     };
     const int64_t C = cfg.hidden_size;
     at::Tensor embed = load_dense(name_embed(), {cfg.vocab_size, C}, "vocab_size x hidden_size");
@@ -32,7 +37,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
         for (Slot s : PROJECTION_SLOTS) {
             const auto [out, in] = slot_shape(cfg, s);
             const LinearSpec spec{name_linear(l, s), in, out, slot_has_bias(cfg, s), cfg_path};
-            b.linear(s) = linear_load(files, gptq, spec, device, dtype);
+            b.linear(s) = linear_load(files, gptq, spec, device, dtype, &finite);
             all.push_back(b.linear(s));
         }
         b.input_norm = load_dense(name_input_norm(l), {C}, "hidden_size");
@@ -50,6 +55,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, const Loa
     } else {
         lm_head = load_dense(name_lm_head(), {cfg.vocab_size, C}, "vocab_size x hidden_size; tie_word_embeddings false");
     }
+    finite.check();
     // Quantized layers dequantize into one shared scratch buffer (never a 16-bit copy of the model).
     quant_linears_share_buffer(all);
     LOTA_LOG_DEBUG("loaded %s: %lld layers on %s", dir.c_str(), (long long)cfg.num_hidden_layers,

@@ -45,7 +45,20 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
     return kernels::rms_norm(x, w, config_.rms_norm_eps);  // HF LlamaRMSNorm; one kernel on CUDA
 }
 
-at::Tensor Transformer::embed(const at::Tensor& ids) const { return at::embedding(embed_, ids); }
+at::Tensor Transformer::embed(const at::Tensor& ids) const {
+    ids_check(ids);
+    return at::embedding(embed_, ids);
+}
+
+void Transformer::ids_check(const at::Tensor& ids) const {
+    if (!ids.device().is_cpu() || ids.numel() == 0) return;
+    const auto [lo, hi] = at::aminmax(ids);
+    const int64_t min = lo.item<int64_t>(), max = hi.item<int64_t>(), V = config_.vocab_size;
+    LOTA_CHECK(min >= 0 && max < V,
+               "token id %lld is outside the model's vocabulary [0, %lld) (vocab_size in config.json); is the "
+               "tokenizer or the id file from another model?",
+               (long long)(min < 0 ? min : max), (long long)V);
+}
 
 KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
     KVCache c;
@@ -259,6 +272,7 @@ at::Tensor Transformer::forward(const at::Tensor& ids, const at::Tensor& attenti
 }
 
 at::Tensor Transformer::forward_hidden(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) {
+    ids_check(ids);
     at::Tensor ids_dev = ids.to(device_);
     ForwardContext ctx = prepare(ids_dev, attention_mask, cache);
     at::Tensor h = embed(ids_dev);

@@ -69,6 +69,9 @@ class Transformer {
 
     // Pieces of forward(), used by calibration, training and evaluation.
     at::Tensor embed(const at::Tensor& ids) const;
+    /// Throws unless every id of a host tensor lies in [0, vocab_size) (a no-op for device tensors,
+    /// whose check would cost a sync); forward() and embed() call it on host ids.
+    void ids_check(const at::Tensor& ids) const;
     ForwardContext prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const;
     at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
     at::Tensor head(const at::Tensor& h) const;        ///< final norm + LM head

@@ -9,6 +9,7 @@
 #include "text/jinja_ast.h"
 #include "text/jinja_eval.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::text {
 namespace {
@@ -72,7 +73,7 @@ std::string template_from_config(const nlohmann::ordered_json& cfg, const std::s
 ChatTemplateConfig chat_template_config_load(const std::string& dir) {
     std::string file = dir + "/tokenizer_config.json", text;
     LOTA_CHECK(read_text(file, &text), "%s: cannot read the file", file.c_str());
-    nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(text, nullptr, false);
+    nlohmann::ordered_json cfg = json_parse_ordered(text, file, false);
     LOTA_CHECK(!cfg.is_discarded() && cfg.is_object(), "%s: not a JSON object", file.c_str());
     ChatTemplateConfig out;
     out.chat_template = template_from_config(cfg, file);

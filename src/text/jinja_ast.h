@@ -33,6 +33,13 @@ enum class ExprType {
 };
 
 struct Expr {
+    Expr() = default;
+    /// Releases the subtree without recursion: a chain such as a ~ b ~ c ... is a tree as tall
+    /// as it is long.
+    ~Expr();
+    Expr(const Expr&) = delete;
+    Expr& operator=(const Expr&) = delete;
+
     ExprType type = ExprType::CONST;
     int line = 0;
     Value value;
@@ -75,7 +82,8 @@ struct Stmt {
     std::vector<std::pair<std::string, ExprPtr>> params;  ///< MACRO parameters and defaults (nullptr: none)
 };
 
-/// A parsed template; throws lota::Error on syntax errors and unsupported tags.
+/// A parsed template; throws lota::Error on syntax errors, unsupported tags and nesting deeper
+/// than kMaxParseDepth (jinja_limits.h).
 Body jinja_parse(const std::string& source);
 
 }  // namespace lota::text::jinja

@@ -4,8 +4,10 @@
 // `if` opens no scope, and macros see the template's top-level variables plus their arguments.
 #include "text/jinja_eval.h"
 
+#include <cstdint>
 #include <unordered_map>
 
+#include "text/jinja_limits.h"
 #include "util/check.h"
 
 namespace lota::text::jinja {
@@ -32,6 +34,37 @@ class Evaluator {
     std::string* out_ = nullptr;
     int loop_depth_ = 0;
     int call_depth_ = 0;
+    int depth_ = 0;      // nested exec/eval calls (Note [template limits] in jinja_limits.h)
+    int64_t steps_ = 0;  // exec/eval calls so far
+
+    // Counts one step of evaluation; fails past kMaxEvalSteps.
+    void step(int line) {
+        if (++steps_ > kMaxEvalSteps)
+            fail_at(line, strfmt("evaluation exceeded %lld steps", static_cast<long long>(kMaxEvalSteps)));
+    }
+
+    // One nested exec or eval: counts the step and the depth, and fails past either limit.
+    class Nest {
+      public:
+        Nest(Evaluator& ev, int line) : ev_(ev) {
+            ev.step(line);
+            if (ev.depth_ >= kMaxEvalDepth)
+                fail_at(line, strfmt("evaluation nested deeper than %d levels", kMaxEvalDepth));
+            ++ev.depth_;
+        }
+        ~Nest() { --ev_.depth_; }
+        Nest(const Nest&) = delete;
+        Nest& operator=(const Nest&) = delete;
+
+      private:
+        Evaluator& ev_;
+    };
+
+    // Appends rendered text to the current output (the result or a block capture).
+    void emit(const std::string& text, int line) {
+        check_text_size(out_->size() + text.size(), line);
+        *out_ += text;
+    }
 
     Value lookup(const std::string& name) const {
         for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -60,9 +93,10 @@ class Evaluator {
     }
 
     Flow exec(const Stmt& s) {
+        Nest nest(*this, s.line);
         switch (s.type) {
-            case StmtType::TEXT: *out_ += s.text; return Flow::NORMAL;
-            case StmtType::OUTPUT: *out_ += value_str(eval(*s.expr), s.line); return Flow::NORMAL;
+            case StmtType::TEXT: emit(s.text, s.line); return Flow::NORMAL;
+            case StmtType::OUTPUT: emit(value_str(eval(*s.expr), s.line), s.line); return Flow::NORMAL;
             case StmtType::IF:
                 for (size_t i = 0; i < s.conds.size(); ++i)
                     if (eval(*s.conds[i]).truthy()) return exec(s.bodies[i]);
@@ -79,7 +113,7 @@ class Evaluator {
             case StmtType::FILTER: {
                 Value text = Value::string(capture(s.bodies[0]));
                 CallArgs args = eval_args(*s.expr, 1);
-                *out_ += value_str(jinja_filter(s.expr->name, text, args), s.line);
+                emit(value_str(jinja_filter(s.expr->name, text, args), s.line), s.line);
                 return Flow::NORMAL;
             }
         }
@@ -101,6 +135,7 @@ class Evaluator {
         std::vector<Value> all = value_iterate(eval(*s.expr), s.line);
         std::vector<Value> items;
         for (auto& item : all) {
+            step(s.line);
             if (s.cond) {
                 scopes_.emplace_back();
                 bind_targets(scopes_.back(), s.targets, item, s.line);
@@ -114,6 +149,7 @@ class Evaluator {
         const int64_t n = static_cast<int64_t>(items.size());
         ++loop_depth_;
         for (int64_t i = 0; i < n; ++i) {
+            step(s.line);  // an empty body takes no other step
             scopes_.emplace_back();
             bind_targets(scopes_.back(), s.targets, items[static_cast<size_t>(i)], s.line);
             scopes_.back()["loop"] = make_loop(items, i);
@@ -155,6 +191,8 @@ class Evaluator {
             if (ns.kind() != Kind::NAMESPACE) fail_at(line, "cannot assign attribute on non-namespace object");
             if (!target.name.empty() && target.name[0] == '_')
                 fail_at(line, "cannot store underscore-prefixed attribute '" + target.name + "' on a namespace");
+            if (v.holds_namespace())  // keeps values acyclic: Note [value nesting] in jinja_value.cpp
+                fail_at(line, "unsupported: storing a namespace (or a value holding one) in a namespace attribute");
             ns.dict_data().set(target.name, v);
         } else {
             std::vector<Value> parts = value_iterate(v, line);
@@ -215,6 +253,7 @@ class Evaluator {
     }
 
     Value eval(const Expr& e) {
+        Nest nest(*this, e.line);
         switch (e.type) {
             case ExprType::CONST: return e.value;
             case ExprType::NAME: return lookup(e.name);
@@ -295,6 +334,7 @@ class Evaluator {
         if (!v.is_number()) fail_at(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v.kind() == Kind::BOOL ? Value::integer(v.as_int()) : v;
         if (v.kind() == Kind::FLOAT) return Value::number(-v.as_double());
+        if (v.as_int() == INT64_MIN) fail_at(e.line, "unsupported: integer result does not fit in 64 bits");
         return Value::integer(-v.as_int());
     }
 };

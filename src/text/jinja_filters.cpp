@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 
 #include "text/jinja_eval.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
 
@@ -23,7 +25,8 @@ Value attr_path(const Value& item, const std::string& path, int line) {
         size_t dot = path.find('.', start);
         std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
         bool numeric = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
-        Value key = numeric ? Value::integer(std::atoll(part.c_str())) : Value::string(part);
+        // strtoll, not atoll: an index beyond 64 bits saturates (matching no item) instead of being undefined.
+        Value key = numeric ? Value::integer(std::strtoll(part.c_str(), nullptr, 10)) : Value::string(part);
         Value next = jinja_getitem(cur, key, line);
         if (next.is_undefined() && !numeric) next = jinja_getattr(cur, part, line);
         cur = next;
@@ -171,6 +174,8 @@ std::string title_filter(const std::string& s) {
 std::string indent_filter(const std::string& text, CallArgs& a) {
     a.check("indent", 3, {"width", "first", "blank"});
     Value width = a.get(0, "width", Value::integer(4));
+    if (!width.is_string() && !width.is_integral()) fail_at(a.line, "indent: width must be an integer or a string");
+    if (width.is_integral()) check_text_size(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), a.line);
     std::string ind = width.is_string() ? width.as_string()
                                         : std::string(static_cast<size_t>(std::max<int64_t>(0, width.as_int())), ' ');
     bool first = a.get(1, "first", Value::boolean(false)).truthy();
@@ -183,15 +188,18 @@ std::string indent_filter(const std::string& text, CallArgs& a) {
         start = nl + 1;
     }
     std::string rv = lines[0];
-    for (size_t i = 1; i < lines.size(); ++i)
+    for (size_t i = 1; i < lines.size(); ++i) {
         rv += "\n" + ((blank || !lines[i].empty()) ? ind + lines[i] : lines[i]);
+        check_text_size(rv.size(), a.line);  // a long indent times many lines
+    }
     return first ? ind + rv : rv;
 }
 
 Value int_filter(const Value& v, CallArgs& a) {
     Value dflt = a.get(0, "default", Value::integer(0));
     if (v.is_integral()) return Value::integer(v.as_int());
-    if (v.kind() == Kind::FLOAT) return std::isfinite(v.as_double()) ? Value::integer(static_cast<int64_t>(v.as_double())) : dflt;
+    if (v.kind() == Kind::FLOAT)
+        return std::isfinite(v.as_double()) ? Value::integer(float_to_int(v.as_double(), a.line)) : dflt;
     if (!v.is_string()) return dflt;
     std::string s = py_strip(v.as_string(), nullptr, true, true);
     if (s.find_first_of("xXpP_") != std::string::npos) {  // strtod's hex floats; Python's digit separators
@@ -203,7 +211,7 @@ Value int_filter(const Value& v, CallArgs& a) {
     long long i = std::strtoll(s.c_str(), &end, 10);
     if (!s.empty() && *end == '\0' && errno == 0) return Value::integer(i);
     double f = std::strtod(s.c_str(), &end);
-    if (!s.empty() && *end == '\0' && std::isfinite(f)) return Value::integer(static_cast<int64_t>(f));
+    if (!s.empty() && *end == '\0' && std::isfinite(f)) return Value::integer(float_to_int(f, a.line));
     return dflt;
 }
 
@@ -261,6 +269,7 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
         for (const auto& it : value_iterate(v, line)) {
             out += (first ? "" : value_str(sep, line)) +
                    value_str(attr.is_none() ? it : attr_path(it, value_str(attr, line), line), line);
+            check_text_size(out.size(), line);
             first = false;
         }
         return Value::string(out);
@@ -277,7 +286,7 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
         a.check("replace", 3, {"old", "new", "count"});
         Value count = a.get(2, "count", Value::none());
         return Value::string(py_replace(str(), value_str(a.get(0, "old"), line), value_str(a.get(1, "new"), line),
-                                        count.is_integral() ? count.as_int() : -1));
+                                        count.is_integral() ? count.as_int() : -1, line));
     }
     if (name == "int") return int_filter(v, a);
     if (name == "float") {
@@ -323,7 +332,9 @@ Value jinja_filter(const std::string& name, const Value& v, CallArgs& a) {
     }
     if (name == "abs") {
         if (!v.is_number()) fail_at(line, "bad operand type for abs(): '" + v.type_name() + "'");
-        return v.kind() == Kind::FLOAT ? Value::number(std::fabs(v.as_double())) : Value::integer(std::llabs(v.as_int()));
+        if (v.kind() == Kind::FLOAT) return Value::number(std::fabs(v.as_double()));
+        if (v.as_int() == INT64_MIN) fail_at(line, "unsupported: integer result does not fit in 64 bits");
+        return Value::integer(std::llabs(v.as_int()));
     }
     if (name == "indent") return Value::string(indent_filter(str(), a));
     if (name == "format") {

@@ -2,6 +2,7 @@
 // sort_keys), which transformers installs as the `tojson` filter (no HTML escaping).
 #include <algorithm>
 
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "text/jinja_value.h"
 
@@ -20,6 +21,7 @@ struct JsonWriter {
     void newline(int depth) {
         out += '\n';
         for (int i = 0; i < depth; ++i) out += *indent;
+        check_text_size(out.size(), line);  // a long indent string times the depth and item count
     }
 
     void write(const Value& v, int depth) {
@@ -32,7 +34,10 @@ struct JsonWriter {
                 out += r == "nan" ? "NaN" : r == "inf" ? "Infinity" : r == "-inf" ? "-Infinity" : r;
                 return;
             }
-            case Kind::STRING: out += json_string(v.as_string(), ensure_ascii); return;
+            case Kind::STRING:
+                out += json_string(v.as_string(), ensure_ascii);
+                check_text_size(out.size(), line);  // a list of many copies of one long string
+                return;
             case Kind::LIST:
                 if (!v.list_data().is_iterator) return write_list(v.list_data().items, depth);
                 break;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "text/jinja_eval.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
 
@@ -50,8 +51,13 @@ Value split_method(const std::string& s, CallArgs& a, bool from_right, const cha
     if (sep && sep->empty()) fail_at(a.line, "empty separator");
     Value maxsplit = a.get(1, "maxsplit", Value::integer(-1));
     if (!maxsplit.is_integral()) fail_at(a.line, std::string(what) + ": maxsplit must be an integer");
+    // At most kMaxListItems splits: one part more than the limit means there were too many.
+    int64_t max_splits = static_cast<int64_t>(kMaxListItems);
+    if (maxsplit.as_int() >= 0 && maxsplit.as_int() < max_splits) max_splits = maxsplit.as_int();
+    std::vector<std::string> parts = py_split(s, sep, max_splits, from_right);
+    check_list_size(parts.size(), a.line);
     std::vector<Value> out;
-    for (auto& part : py_split(s, sep, maxsplit.as_int(), from_right)) out.push_back(Value::string(part));
+    for (auto& part : parts) out.push_back(Value::string(std::move(part)));
     return Value::list(std::move(out));
 }
 
@@ -85,7 +91,8 @@ Value call_str_method(const std::string& s, const std::string& name, CallArgs& a
         a.check("replace", 3, {"count"});
         Value count = a.get(2, "count", Value::integer(-1));
         if (!count.is_integral()) fail_at(a.line, "replace: count must be an integer");
-        return Value::string(py_replace(s, str_arg(a, 0, "replace"), str_arg(a, 1, "replace"), count.as_int()));
+        return Value::string(
+            py_replace(s, str_arg(a, 0, "replace"), str_arg(a, 1, "replace"), count.as_int(), a.line));
     }
     if (name == "format") return Value::string(format_method(s, a));
     if (name == "join") {
@@ -94,6 +101,7 @@ Value call_str_method(const std::string& s, const std::string& name, CallArgs& a
         for (const auto& v : value_iterate(a.get(0, "iterable"), a.line)) {
             if (!v.is_string()) fail_at(a.line, "join: sequence item is " + v.type_name() + ", expected str");
             out += (first ? "" : s) + v.as_string();
+            check_text_size(out.size(), a.line);
             first = false;
         }
         return Value::string(out);
@@ -114,12 +122,13 @@ Value call_str_method(const std::string& s, const std::string& name, CallArgs& a
     }
     if (name == "splitlines") {
         std::vector<Value> out;
-        std::string norm = py_replace(py_replace(s, "\r\n", "\n", -1), "\r", "\n", -1);
+        std::string norm = py_replace(py_replace(s, "\r\n", "\n", -1, a.line), "\r", "\n", -1, a.line);
         size_t start = 0;
         while (start < norm.size()) {
             size_t nl = norm.find('\n', start);
             if (nl == std::string::npos) nl = norm.size();
             out.push_back(Value::string(norm.substr(start, nl - start)));
+            check_list_size(out.size(), a.line);
             start = nl + 1;
         }
         return Value::list(std::move(out));
@@ -188,11 +197,14 @@ const std::set<std::string>& str_methods() {
 }
 
 Value bind(const Value& obj, const std::string& name) {
-    return Value::callable(name, [obj, name](CallArgs& a) -> Value {
-        if (obj.is_string()) return call_str_method(obj.as_string(), name, a);
-        if (obj.is_dict()) return call_dict_method(obj, name, a);
-        return call_list_method(obj, name, a);
-    });
+    return Value::callable(
+        name,
+        [obj, name](CallArgs& a) -> Value {
+            if (obj.is_string()) return call_str_method(obj.as_string(), name, a);
+            if (obj.is_dict()) return call_dict_method(obj, name, a);
+            return call_list_method(obj, name, a);
+        },
+        &obj);
 }
 
 }  // namespace
@@ -258,7 +270,8 @@ Value jinja_slice(const Value& obj, const Value* start, const Value* stop, const
     };
     int64_t b = clamp(start, st < 0 ? n - 1 : 0), e = clamp(stop, st < 0 ? -1 : n);
     std::vector<size_t> picks;
-    for (int64_t i = b; st > 0 ? i < e : i > e; i += st) picks.push_back(static_cast<size_t>(i));
+    // 128-bit index: i + st may leave int64 on the last step (x[1::9223372036854775807]).
+    for (__int128 i = b; st > 0 ? i < e : i > e; i += st) picks.push_back(static_cast<size_t>(i));
     if (obj.is_string()) {
         std::u32string u = utf8_decode(obj.as_string()), out;
         for (size_t i : picks) out.push_back(u[i]);
@@ -283,9 +296,9 @@ Value global_range(CallArgs& a) {
     int64_t step = a.args.size() > 2 ? a.args[2].as_int() : 1;
     if (step == 0) fail_at(a.line, "range() arg 3 must not be zero");
     std::vector<Value> out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+    for (__int128 i = start; step > 0 ? i < stop : i > stop; i += step) {  // i + step may leave int64
         if (out.size() >= 100000) fail_at(a.line, "range too big (the sandbox allows 100000 items)");
-        out.push_back(Value::integer(i));
+        out.push_back(Value::integer(static_cast<int64_t>(i)));
     }
     Value range = Value::list(std::move(out));
     range.list_data().is_view = true;

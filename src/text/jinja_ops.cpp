@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "text/jinja_eval.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
 
@@ -23,11 +24,15 @@ Value checked_int(__int128 v, int line) {
 
 Value repeat(const Value& seq, int64_t n, int line) {
     if (n > 1000000) fail_at(line, "repetition count too large");
+    // Checked before allocating: ('x' * 1000000) * 1000000 would ask for a terabyte.
+    const size_t count = n > 0 ? static_cast<size_t>(n) : 0;
     if (seq.is_string()) {
+        check_text_size(count * seq.as_string().size(), line);
         std::string out;
         for (int64_t i = 0; i < n; ++i) out += seq.as_string();
         return Value::string(out);
     }
+    check_list_size(count * seq.list_data().items.size(), line);
     std::vector<Value> items;
     for (int64_t i = 0; i < n; ++i)
         for (const auto& v : seq.list_data().items) items.push_back(v);
@@ -54,6 +59,9 @@ Value arith(const std::string& op, const Value& a, const Value& b, int line) {
             return checked_int(op == "//" ? q : r, line);
         }
         if (op == "**" && y >= 0) {
+            // |x| <= 1 never overflows, so the loop below would run y times.
+            if (x == 0 || x == 1) return Value::integer(y == 0 ? 1 : static_cast<int64_t>(x));
+            if (x == -1) return Value::integer(y % 2 == 0 ? 1 : -1);
             __int128 r = 1;
             for (__int128 i = 0; i < y; ++i) {
                 r *= x;
@@ -112,7 +120,7 @@ Value percent_format(const std::string& fmt, const Value& arg, int line) {
             out += value_repr(v, line);
         } else {
             if (!v.is_number()) fail_at(line, "%d format: a real number is required, not " + v.type_name());
-            out += std::to_string(v.kind() == Kind::FLOAT ? static_cast<int64_t>(v.as_double()) : v.as_int());
+            out += std::to_string(v.kind() == Kind::FLOAT ? float_to_int(v.as_double(), line) : v.as_int());
         }
     }
     if (next < args.size()) fail_at(line, "not all arguments converted during string formatting");
@@ -126,14 +134,22 @@ void jinja_require_defined(const Value& v, int line) {
 }
 
 Value jinja_binary(const std::string& op, const Value& a, const Value& b, int line) {
-    if (op == "~") return Value::string(value_str(a, line) + value_str(b, line));
+    if (op == "~") {
+        std::string x = value_str(a, line), y = value_str(b, line);
+        check_text_size(x.size() + y.size(), line);
+        return Value::string(x + y);
+    }
     jinja_require_defined(a, line);
     jinja_require_defined(b, line);
     if (a.is_number() && b.is_number()) return arith(op, a, b, line);
     if (op == "+") {
-        if (a.is_string() && b.is_string()) return Value::string(a.as_string() + b.as_string());
+        if (a.is_string() && b.is_string()) {
+            check_text_size(a.as_string().size() + b.as_string().size(), line);
+            return Value::string(a.as_string() + b.as_string());
+        }
         if (a.is_list() && b.is_list() && !a.list_data().is_iterator && !b.list_data().is_iterator &&
             !a.list_data().is_view && !b.list_data().is_view && a.list_data().is_tuple == b.list_data().is_tuple) {
+            check_list_size(a.list_data().items.size() + b.list_data().items.size(), line);
             std::vector<Value> items = a.list_data().items;
             for (const auto& v : b.list_data().items) items.push_back(v);
             return Value::list(std::move(items), a.list_data().is_tuple);

@@ -27,6 +27,7 @@ ExprPtr Parser::parse_condexpr() {
         auto c = make_expr(ExprType::CONDITION, line);
         c->children.push_back(parse_or());
         c->children.push_back(std::move(e));
+        Nest nest(*this);  // `a if b else c if d else ...` recurses here
         c->children.push_back(skip_name("else") ? parse_condexpr() : nullptr);
         e = std::move(c);
     }
@@ -53,6 +54,7 @@ ExprPtr Parser::parse_and() {
 
 ExprPtr Parser::parse_not() {
     if (is_name("not")) {
+        Nest nest(*this);
         auto u = make_expr(ExprType::UNARY, t_[p_++].line);
         u->name = "not";
         u->children.push_back(parse_not());
@@ -127,6 +129,7 @@ ExprPtr Parser::parse_pow() {
 ExprPtr Parser::parse_unary(bool with_filter) {
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
+        Nest nest(*this);
         const Token& tk = t_[p_++];
         e = make_expr(ExprType::UNARY, tk.line);
         e->name = tk.text;
@@ -169,6 +172,13 @@ ExprPtr Parser::parse_primary() {
         e->value = tk.type == TokType::INT ? Value::integer(tk.i) : Value::number(tk.f);
         return e;
     }
+    if (is_op("(") || is_op("[") || is_op("{")) return parse_display(line);
+    unexpected("an expression");
+}
+
+// A parenthesised expression or tuple, a list or a dict literal: one nesting level.
+ExprPtr Parser::parse_display(int line) {
+    Nest nest(*this);
     if (skip_op("(")) {
         if (skip_op(")")) return make_expr(ExprType::TUPLE, line);
         ExprPtr first = parse_expression(true);
@@ -202,7 +212,7 @@ ExprPtr Parser::parse_primary() {
         }
         return d;
     }
-    unexpected("an expression");
+    unexpected("'(', '[' or '{'");
 }
 
 ExprPtr Parser::parse_postfix(ExprPtr e) {
@@ -237,6 +247,7 @@ ExprPtr Parser::parse_postfix(ExprPtr e) {
 }
 
 ExprPtr Parser::parse_subscript() {
+    Nest nest(*this);
     int line = cur().line;
     ExprPtr start;
     if (!is_op(":")) {
@@ -255,6 +266,7 @@ ExprPtr Parser::parse_subscript() {
 
 // Call arguments into e->children (after any existing ones) and e->kwargs.
 void Parser::parse_args(Expr& e) {
+    Nest nest(*this);
     expect_op("(");
     bool first = true;
     while (!skip_op(")")) {

@@ -7,6 +7,19 @@
 
 namespace lota::text::jinja {
 
+Expr::~Expr() {
+    std::vector<ExprPtr> work;
+    for (auto& c : children) work.push_back(std::move(c));
+    for (auto& kv : kwargs) work.push_back(std::move(kv.second));
+    while (!work.empty()) {
+        ExprPtr e = std::move(work.back());
+        work.pop_back();
+        if (!e) continue;
+        for (auto& c : e->children) work.push_back(std::move(c));
+        for (auto& kv : e->kwargs) work.push_back(std::move(kv.second));
+    }  // each `e` dies here with no children left
+}
+
 ExprPtr make_expr(ExprType type, int line) {
     auto e = std::make_unique<Expr>();
     e->type = type;
@@ -16,6 +29,7 @@ ExprPtr make_expr(ExprType type, int line) {
 
 // Statements until one of `ends` opens a tag; *end receives it (tag name consumed).
 Body Parser::parse_body(const std::set<std::string>& ends, std::string* end) {
+    Nest nest(*this);
     Body body;
     while (true) {
         const Token& tk = cur();

@@ -9,6 +9,7 @@
 
 #include "text/jinja_ast.h"
 #include "text/jinja_lexer.h"
+#include "text/jinja_limits.h"
 #include "util/check.h"
 
 namespace lota::text::jinja {
@@ -29,6 +30,24 @@ class Parser {
   private:
     std::vector<Token> t_;
     size_t p_ = 0;
+    int depth_ = 0;  // open nesting levels (Note [template limits] in jinja_limits.h)
+
+    // One level of nesting (a block body, bracket, unary operator, call or subscript) for the
+    // lifetime of the guard; past kMaxParseDepth the template is refused before the stack runs out.
+    class Nest {
+      public:
+        explicit Nest(Parser& parser) : parser_(parser) {
+            if (parser.depth_ >= kMaxParseDepth)
+                fail_at(parser.cur().line, strfmt("template nested deeper than %d levels", kMaxParseDepth));
+            ++parser.depth_;
+        }
+        ~Nest() { --parser_.depth_; }
+        Nest(const Nest&) = delete;
+        Nest& operator=(const Nest&) = delete;
+
+      private:
+        Parser& parser_;
+    };
 
     const Token& cur() const { return t_[p_]; }
     const Token& peek(size_t k = 1) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
@@ -101,6 +120,7 @@ class Parser {
     ExprPtr parse_pow();
     ExprPtr parse_unary(bool with_filter);
     ExprPtr parse_primary();
+    ExprPtr parse_display(int line);
     ExprPtr parse_postfix(ExprPtr e);
     ExprPtr parse_subscript();
     void parse_args(Expr& e);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "text/jinja_limits.h"
 #include "util/check.h"
 
 namespace lota::text::jinja {
@@ -145,7 +146,8 @@ std::vector<std::string> py_split(const std::string& s, const std::string* sep, 
     return std::vector<std::string>(rev.rbegin(), rev.rend());
 }
 
-std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count) {
+std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count,
+                       int line) {
     std::string out;
     if (old_s.empty()) {  // Python inserts `new` around every code point
         std::u32string u = utf8_decode(s);
@@ -154,6 +156,7 @@ std::string py_replace(const std::string& s, const std::string& old_s, const std
             if (count < 0 || done < count) {
                 out += new_s;
                 ++done;
+                check_text_size(out.size(), line);
             }
             if (i < u.size()) out += utf8_encode(std::u32string(1, u[i]));
         }
@@ -165,6 +168,7 @@ std::string py_replace(const std::string& s, const std::string& old_s, const std
         size_t p = s.find(old_s, start);
         if (p == std::string::npos) break;
         out += s.substr(start, p - start) + new_s;
+        check_text_size(out.size(), line);
         start = p + old_s.size();
         ++done;
     }

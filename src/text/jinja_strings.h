@@ -20,8 +20,10 @@ bool py_isspace(char32_t c);
 std::string py_strip(const std::string& s, const std::string* chars, bool left, bool right);
 /// str.split / str.rsplit; `sep` = nullptr splits on whitespace runs. maxsplit < 0: no limit.
 std::vector<std::string> py_split(const std::string& s, const std::string* sep, int64_t maxsplit, bool from_right);
-/// str.replace(old, new, count); count < 0: all.
-std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count);
+/// str.replace(old, new, count); count < 0: all. Throws (naming template `line`) when the result
+/// would exceed kMaxTextBytes.
+std::string py_replace(const std::string& s, const std::string& old_s, const std::string& new_s, int64_t count,
+                       int line);
 std::string py_upper(const std::string& s);
 std::string py_lower(const std::string& s);
 std::string py_title(const std::string& s);

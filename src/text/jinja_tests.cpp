@@ -1,6 +1,7 @@
 // Jinja tests (`x is name(args)`) as jinja2 defines them, and str.format for templates.
 // Python nuances kept: bool is a number but not an integer, Undefined is iterable and a sequence,
 // generators are iterable but not sequences.
+#include <cstdlib>
 #include <set>
 
 #include "text/jinja_eval.h"
@@ -102,7 +103,8 @@ std::string format_method(const std::string& fmt, const CallArgs& a) {
             if (auto_index >= a.args.size()) fail_at(a.line, "format: replacement index out of range");
             v = a.args[auto_index++];
         } else if (field.find_first_not_of("0123456789") == std::string::npos) {
-            size_t idx = std::stoul(field);
+            // strtoull saturates where std::stoul would throw std::out_of_range.
+            const unsigned long long idx = std::strtoull(field.c_str(), nullptr, 10);
             if (idx >= a.args.size()) fail_at(a.line, "format: replacement index out of range");
             v = a.args[idx];
         } else {

@@ -2,16 +2,43 @@
 // and len(). JSON output (tojson) lives in jinja_json.cpp; string helpers in jinja_strings.cpp.
 #include "text/jinja_value.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
+#include "text/jinja_limits.h"
 #include "text/jinja_strings.h"
 #include "util/check.h"
 
 namespace lota::text::jinja {
 
+// Note [value nesting]: printing, comparing, serialising and releasing a value recurse once per
+// level, so every container records its depth when built and refuses to exceed kMaxValueDepth.
+// Lists and dicts are immutable in templates, so their recorded depth stays exact; namespaces are
+// the one mutable container (`set ns.attr = v`), so the evaluator refuses to store a namespace,
+// or anything holding one, in a namespace attribute. That keeps values acyclic (no reference
+// cycles, which would also leak) and bounds any stale depth by one more kMaxValueDepth.
+
 void fail_at(int line, const std::string& msg) { LOTA_FAIL("chat template: %s at line %d", msg.c_str(), line); }
+
+void check_text_size(size_t bytes, int line) {
+    if (bytes > kMaxTextBytes)
+        fail_at(line, strfmt("string of %zu bytes exceeds the %zu MiB limit", bytes, kMaxTextBytes >> 20));
+}
+
+void check_list_size(size_t n, int line) {
+    if (n > kMaxListItems) fail_at(line, strfmt("list of %zu items exceeds the %zu-item limit", n, kMaxListItems));
+}
+
+namespace {
+
+void check_value_depth(int depth) {
+    LOTA_CHECK(depth <= kMaxValueDepth, "chat template: values nested deeper than %d levels (lists, dicts, namespaces)",
+               kMaxValueDepth);
+}
+
+}  // namespace
 
 const Value* DictData::find(const std::string& key) const {
     for (const auto& kv : items)
@@ -20,6 +47,9 @@ const Value* DictData::find(const std::string& key) const {
 }
 
 void DictData::set(const std::string& key, Value v) {
+    check_value_depth(v.depth() + 1);
+    depth = std::max(depth, v.depth() + 1);
+    holds_namespace = holds_namespace || v.holds_namespace();
     for (auto& kv : items)
         if (kv.first == key) {
             kv.second = std::move(v);
@@ -30,7 +60,7 @@ void DictData::set(const std::string& key, Value v) {
 
 Value Value::undefined(std::string name) {
     Value v;
-    v.s_ = std::move(name);
+    if (!name.empty()) v.s_ = std::make_shared<const std::string>(std::move(name));
     return v;
 }
 Value Value::none() {
@@ -58,14 +88,23 @@ Value Value::number(double f) {
 }
 Value Value::string(std::string s) {
     Value v;
+    LOTA_CHECK(s.size() <= kMaxTextBytes, "chat template: string of %zu bytes exceeds the %zu MiB limit", s.size(),
+               kMaxTextBytes >> 20);
     v.kind_ = Kind::STRING;
-    v.s_ = std::move(s);
+    v.s_ = std::make_shared<const std::string>(std::move(s));
     return v;
 }
 Value Value::list(std::vector<Value> items, bool is_tuple) {
     Value v;
+    LOTA_CHECK(items.size() <= kMaxListItems, "chat template: list of %zu items exceeds the %zu-item limit",
+               items.size(), kMaxListItems);
     v.kind_ = Kind::LIST;
     v.list_ = std::make_shared<ListData>();
+    for (const Value& item : items) {
+        v.list_->depth = std::max(v.list_->depth, item.depth() + 1);
+        v.list_->holds_namespace = v.list_->holds_namespace || item.holds_namespace();
+    }
+    check_value_depth(v.list_->depth);
     v.list_->items = std::move(items);
     v.list_->is_tuple = is_tuple;
     return v;
@@ -86,39 +125,72 @@ Value Value::namespace_object() {
     v.kind_ = Kind::NAMESPACE;
     return v;
 }
-Value Value::callable(std::string name, NativeFn fn) {
+Value Value::callable(std::string name, NativeFn fn, const Value* bound) {
     Value v;
     v.kind_ = Kind::CALLABLE;
     v.fn_ = std::make_shared<CallableData>(CallableData{std::move(name), std::move(fn)});
+    if (bound) {
+        check_value_depth(bound->depth() + 1);
+        v.fn_->depth = bound->depth() + 1;
+        v.fn_->holds_namespace = bound->holds_namespace();
+    }
     return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) {
+const std::string& Value::as_string() const {
+    static const std::string empty;
+    return s_ ? *s_ : empty;
+}
+
+int Value::depth() const {
+    if (list_) return list_->depth;
+    if (dict_) return dict_->depth;
+    if (fn_) return fn_->depth;
+    return 0;
+}
+
+bool Value::holds_namespace() const {
+    if (kind_ == Kind::NAMESPACE) return true;
+    if (list_) return list_->holds_namespace;
+    if (dict_) return dict_->holds_namespace;
+    if (fn_) return fn_->holds_namespace;
+    return false;
+}
+
+namespace {
+
+Value value_from_json(const nlohmann::ordered_json& j, int depth) {
+    check_value_depth(depth);
     switch (j.type()) {
-        case nlohmann::ordered_json::value_t::null: return none();
-        case nlohmann::ordered_json::value_t::boolean: return boolean(j.get<bool>());
-        case nlohmann::ordered_json::value_t::number_integer: return integer(j.get<int64_t>());
+        case nlohmann::ordered_json::value_t::null: return Value::none();
+        case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+        case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
         case nlohmann::ordered_json::value_t::number_unsigned: {
             uint64_t u = j.get<uint64_t>();
             LOTA_CHECK(u <= static_cast<uint64_t>(INT64_MAX), "chat template: integer %llu in the input is too large",
                        static_cast<unsigned long long>(u));
-            return integer(static_cast<int64_t>(u));
+            return Value::integer(static_cast<int64_t>(u));
         }
-        case nlohmann::ordered_json::value_t::number_float: return number(j.get<double>());
-        case nlohmann::ordered_json::value_t::string: return string(j.get<std::string>());
+        case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
+        case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
         case nlohmann::ordered_json::value_t::array: {
             std::vector<Value> items;
-            for (const auto& e : j) items.push_back(from_json(e));
-            return list(std::move(items));
+            for (const auto& e : j) items.push_back(value_from_json(e, depth + 1));
+            return Value::list(std::move(items));
         }
         case nlohmann::ordered_json::value_t::object: {
-            Value d = dict();
-            for (auto it = j.begin(); it != j.end(); ++it) d.dict_->set(it.key(), from_json(it.value()));
+            Value d = Value::dict();
+            for (auto it = j.begin(); it != j.end(); ++it)
+                d.dict_data().set(it.key(), value_from_json(it.value(), depth + 1));
             return d;
         }
         default: LOTA_FAIL("chat template: unsupported JSON value of type %s in the input", j.type_name());
     }
 }
+
+}  // namespace
+
+Value Value::from_json(const nlohmann::ordered_json& j) { return value_from_json(j, 0); }
 
 bool Value::same_object(const Value& o) const {
     if (kind_ != o.kind_) return false;
@@ -133,7 +205,7 @@ bool Value::truthy() const {
         case Kind::BOOL: return b_;
         case Kind::INT: return i_ != 0;
         case Kind::FLOAT: return f_ != 0.0;
-        case Kind::STRING: return !s_.empty();
+        case Kind::STRING: return !as_string().empty();
         case Kind::LIST: return list_->is_iterator || !list_->items.empty();
         case Kind::DICT: return !dict_->items.empty();
         default: return true;
@@ -214,10 +286,20 @@ std::string float_repr(double f) {
     return neg ? "-" + out : out;
 }
 
+int64_t float_to_int(double f, int line) {
+    // 2^63 is exact as a double; casting a value at or beyond it is undefined behaviour.
+    if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
+        fail_at(line, "unsupported: integer result does not fit in 64 bits");
+    return static_cast<int64_t>(f);
+}
+
 static std::string repr_items(const Value& v, int line) {
     std::string out;
     const ListData& l = v.list_data();
-    for (size_t i = 0; i < l.items.size(); ++i) out += (i ? ", " : "") + value_repr(l.items[i], line);
+    for (size_t i = 0; i < l.items.size(); ++i) {
+        out += (i ? ", " : "") + value_repr(l.items[i], line);
+        check_text_size(out.size(), line);  // a list of many copies of one long string
+    }
     return out;
 }
 
@@ -236,6 +318,7 @@ std::string value_repr(const Value& v, int line) {
             bool first = true;
             for (const auto& kv : v.dict_data().items) {
                 out += (first ? "" : ", ") + py_string_repr(kv.first) + ": " + value_repr(kv.second, line);
+                check_text_size(out.size(), line);
                 first = false;
             }
             return out + "}";
@@ -323,8 +406,10 @@ std::vector<Value> value_iterate(const Value& v, int line) {
             return keys;
         }
         case Kind::STRING: {
+            std::u32string u = utf8_decode(v.as_string());
+            check_list_size(u.size(), line);
             std::vector<Value> chars;
-            for (char32_t c : utf8_decode(v.as_string())) chars.push_back(Value::string(utf8_encode(std::u32string(1, c))));
+            for (char32_t c : u) chars.push_back(Value::string(utf8_encode(std::u32string(1, c))));
             return chars;
         }
         default: fail_at(line, "'" + v.type_name() + "' object is not iterable");

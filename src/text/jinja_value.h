@@ -28,12 +28,17 @@ struct ListData {
     /// dict.items()/keys()/values() or range(): sized and iterable, but Python prints them as
     /// "dict_items([...])" / "range(0, 3)", which lota refuses to print.
     bool is_view = false;
+    int depth = 1;                 ///< 1 + the deepest item's depth (Note [value nesting])
+    bool holds_namespace = false;  ///< a namespace is among the items, at any depth
 };
 
 struct DictData {
     std::vector<std::pair<std::string, Value>> items;  ///< insertion order, as Python dicts
     const Value* find(const std::string& key) const;
+    /// Inserts or replaces; throws when the value would nest deeper than kMaxValueDepth.
     void set(const std::string& key, Value v);
+    int depth = 1;                 ///< 1 + the deepest value's depth, never lowered (Note [value nesting])
+    bool holds_namespace = false;  ///< a namespace is among the values, at any depth
 };
 
 using NativeFn = std::function<Value(CallArgs& args)>;
@@ -41,6 +46,8 @@ using NativeFn = std::function<Value(CallArgs& args)>;
 struct CallableData {
     std::string name;
     NativeFn fn;
+    int depth = 1;                 ///< 1 + the bound object's depth (methods such as dict.items)
+    bool holds_namespace = false;  ///< the bound object is or holds a namespace
 };
 
 class Value {
@@ -51,12 +58,15 @@ class Value {
     static Value boolean(bool b);
     static Value integer(int64_t i);
     static Value number(double f);
+    /// Throws when `s` is longer than kMaxTextBytes.
     static Value string(std::string s);
+    /// Throws when `items` exceed kMaxListItems or nest deeper than kMaxValueDepth.
     static Value list(std::vector<Value> items = {}, bool is_tuple = false);
     static Value iterator(std::vector<Value> items);
     static Value dict();
     static Value namespace_object();
-    static Value callable(std::string name, NativeFn fn);
+    /// A function; `bound` is the object a method was taken from (it is kept alive by `fn`).
+    static Value callable(std::string name, NativeFn fn, const Value* bound = nullptr);
     static Value from_json(const nlohmann::ordered_json& j);
 
     Kind kind() const { return kind_; }
@@ -71,11 +81,15 @@ class Value {
     bool as_bool() const { return b_; }
     int64_t as_int() const { return kind_ == Kind::BOOL ? (b_ ? 1 : 0) : i_; }
     double as_double() const { return kind_ == Kind::FLOAT ? f_ : static_cast<double>(as_int()); }
-    const std::string& as_string() const { return s_; }  ///< string value, or undefined's name
+    const std::string& as_string() const;  ///< string value, or undefined's name
     ListData& list_data() const { return *list_; }
     DictData& dict_data() const { return *dict_; }  ///< dicts and namespaces
     const CallableData& callable_data() const { return *fn_; }
     bool same_object(const Value& o) const;
+    /// Nesting depth: 0 for scalars and strings, 1 + the deepest element for containers.
+    int depth() const;
+    /// Whether this value is a namespace or holds one (Note [value nesting]).
+    bool holds_namespace() const;
 
     /// Python truthiness (generators are always true, as Python objects).
     bool truthy() const;
@@ -87,7 +101,7 @@ class Value {
     bool b_ = false;
     int64_t i_ = 0;
     double f_ = 0.0;
-    std::string s_;
+    std::shared_ptr<const std::string> s_;  ///< shared: copying a value never copies its text
     std::shared_ptr<ListData> list_;
     std::shared_ptr<DictData> dict_;
     std::shared_ptr<CallableData> fn_;
@@ -111,6 +125,8 @@ std::string value_str(const Value& v, int line);
 std::string value_repr(const Value& v, int line);
 /// Python float repr ("1.0", "0.1", "1e+20").
 std::string float_repr(double f);
+/// Python int(f): truncates toward zero; throws when f is not finite or beyond 64 bits.
+int64_t float_to_int(double f, int line);
 /// Python ==.
 bool value_equal(const Value& a, const Value& b);
 /// Python <; throws for unorderable types.

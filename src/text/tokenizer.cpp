@@ -15,6 +15,7 @@
 #include "text/unicode.h"
 #include "text/unicode_regex.h"
 #include "util/check.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::text {
@@ -80,7 +81,7 @@ std::string read_file(const std::string& path) {
 
 Json parse_json(const std::string& text, const std::string& file) {
     try {
-        return Json::parse(text);
+        return json_parse(text, file);
     } catch (const Json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", file.c_str(), e.what());
     }

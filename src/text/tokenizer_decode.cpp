@@ -208,15 +208,16 @@ std::unique_ptr<PostProcessor> make_template(const Json& j, const std::string& f
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& file) {
+std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& file, int depth) {
     if (j.is_null()) return nullptr;
     std::string type = json_type(j, file, "decoder");
     if (type == "Sequence") {
+        check_sequence_depth(depth, file, "decoder");
         auto seq = std::make_unique<SequenceDecoder>();
         LOTA_CHECK(j.contains("decoders") && j["decoders"].is_array(), "%s: Sequence decoder without \"decoders\"",
                    file.c_str());
         for (const auto& d : j["decoders"])
-            if (auto p = make_decoder(d, file)) seq->parts.push_back(std::move(p));
+            if (auto p = make_decoder(d, file, depth + 1)) seq->parts.push_back(std::move(p));
         return seq;
     }
     if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
@@ -245,15 +246,16 @@ std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& file) {
               file.c_str(), type.c_str());
 }
 
-std::unique_ptr<PostProcessor> make_post_processor(const Json& j, const std::string& file) {
+std::unique_ptr<PostProcessor> make_post_processor(const Json& j, const std::string& file, int depth) {
     if (j.is_null()) return nullptr;
     std::string type = json_type(j, file, "post_processor");
     if (type == "Sequence") {
+        check_sequence_depth(depth, file, "post_processor");
         auto seq = std::make_unique<SequenceProcessor>();
         LOTA_CHECK(j.contains("processors") && j["processors"].is_array(),
                    "%s: Sequence post_processor without \"processors\"", file.c_str());
         for (const auto& p : j["processors"])
-            if (auto q = make_post_processor(p, file)) seq->parts.push_back(std::move(q));
+            if (auto q = make_post_processor(p, file, depth + 1)) seq->parts.push_back(std::move(q));
         return seq;
     }
     if (type == "ByteLevel") return std::make_unique<NoOpProcessor>();  // only trims offsets

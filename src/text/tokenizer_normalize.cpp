@@ -273,15 +273,16 @@ class RegexPreTokenizer : public PreTokenizer {
 
 }  // namespace
 
-std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& file) {
+std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& file, int depth) {
     if (j.is_null()) return nullptr;
     std::string type = json_type(j, file, "normalizer");
     if (type == "Sequence") {
+        check_sequence_depth(depth, file, "normalizer");
         auto seq = std::make_unique<SequenceNormalizer>();
         LOTA_CHECK(j.contains("normalizers") && j["normalizers"].is_array(),
                    "%s: Sequence normalizer without a \"normalizers\" array", file.c_str());
         for (const auto& n : j["normalizers"])
-            if (auto p = make_normalizer(n, file)) seq->parts.push_back(std::move(p));
+            if (auto p = make_normalizer(n, file, depth + 1)) seq->parts.push_back(std::move(p));
         return seq;
     }
     if (type == "NFC") return std::make_unique<NfcNormalizer>();
@@ -302,15 +303,16 @@ std::unique_ptr<Normalizer> make_normalizer(const Json& j, const std::string& fi
               file.c_str(), type.c_str());
 }
 
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& j, const std::string& file) {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& j, const std::string& file, int depth) {
     if (j.is_null()) return nullptr;
     std::string type = json_type(j, file, "pre_tokenizer");
     if (type == "Sequence") {
+        check_sequence_depth(depth, file, "pre_tokenizer");
         auto seq = std::make_unique<SequencePreTokenizer>();
         LOTA_CHECK(j.contains("pretokenizers") && j["pretokenizers"].is_array(),
                    "%s: Sequence pre-tokenizer without a \"pretokenizers\" array", file.c_str());
         for (const auto& n : j["pretokenizers"])
-            if (auto p = make_pre_tokenizer(n, file)) seq->parts.push_back(std::move(p));
+            if (auto p = make_pre_tokenizer(n, file, depth + 1)) seq->parts.push_back(std::move(p));
         return seq;
     }
     if (type == "Split") return std::make_unique<SplitPreTokenizer>(j, file);
@@ -326,6 +328,11 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& j, const std::strin
     LOTA_FAIL("%s: unsupported pre_tokenizer type '%s' (supported: Sequence, Split, ByteLevel, Metaspace, "
               "Digits, WhitespaceSplit)",
               file.c_str(), type.c_str());
+}
+
+void check_sequence_depth(int depth, const std::string& file, const char* what) {
+    LOTA_CHECK(depth < kMaxComponentDepth, "%s: %s Sequence nested deeper than %d levels", file.c_str(), what,
+               kMaxComponentDepth);
 }
 
 std::string json_type(const Json& j, const std::string& file, const char* what) {

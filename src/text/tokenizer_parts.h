@@ -46,11 +46,17 @@ class PostProcessor {
     virtual void process(std::vector<int32_t>& ids) const = 0;
 };
 
-/// Each returns nullptr for a JSON null/absent component.
-std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& file);
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& file);
-std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string& file);
-std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, const std::string& file);
+/// Deepest nesting of "Sequence" components accepted (HF's own tokenizers nest one level).
+constexpr int kMaxComponentDepth = 32;
+
+/// Each returns nullptr for a JSON null/absent component. `depth` counts the enclosing Sequence
+/// components; deeper than kMaxComponentDepth throws lota::Error naming the file.
+std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& file, int depth = 0);
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& file, int depth = 0);
+std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string& file, int depth = 0);
+std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, const std::string& file, int depth = 0);
+/// Throws unless a Sequence at `depth` (enclosing Sequences) is within kMaxComponentDepth.
+void check_sequence_depth(int depth, const std::string& file, const char* what);
 
 /// Shared JSON accessors for tokenizer.json components (errors name file and component).
 std::string json_type(const nlohmann::json& j, const std::string& file, const char* what);

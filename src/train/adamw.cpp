@@ -26,6 +26,9 @@ double adamw_step(const std::vector<at::Tensor>& params, AdamWState& s, const Ad
     for (const auto& p : params)
         if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
     const double norm = std::sqrt(sq);
+    // A non-finite gradient changes nothing: the trainer stops on it, and the adapter stays as this
+    // step's forward saw it, so the tensor that went non-finite first can still be found.
+    if (!std::isfinite(norm)) return norm;
     const double clip = (o.max_grad_norm > 0 && norm > o.max_grad_norm) ? o.max_grad_norm / (norm + 1e-6) : 1.0;
     if (s.m.empty())
         for (const auto& p : params) {

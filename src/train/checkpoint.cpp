@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
 
 namespace lota::train {
@@ -70,7 +71,7 @@ std::optional<Checkpoint> checkpoint_load_latest(const std::string& out_dir) {
     Checkpoint c;
     const std::string state_path = dir + "/" + STATE_FILE;
     try {
-        c.state = nlohmann::json::parse(io::file_read_text(state_path));
+        c.state = json_parse(io::file_read_text(state_path), state_path);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: malformed JSON: %s", state_path.c_str(), e.what());
     }

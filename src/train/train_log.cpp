@@ -8,6 +8,7 @@
 #include "io/mapped_file.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 
 namespace lota::train {
 
@@ -25,7 +26,7 @@ void train_log_truncate(const std::string& path, int64_t step) {
     std::string line, kept;
     while (std::getline(in, line)) {
         try {
-            const auto j = nlohmann::json::parse(line);
+            const auto j = json_parse(line, path);
             if (j.value("step", (int64_t)0) <= step) kept += line + "\n";
         } catch (const nlohmann::json::exception&) {
             break;  // a torn last line from a killed run
@@ -41,7 +42,7 @@ void loss_curve_write(const std::string& log_path, const std::string& svg_path) 
         std::string line;
         while (std::getline(in, line)) {
             try {
-                const auto j = nlohmann::json::parse(line);
+                const auto j = json_parse(line, log_path);
                 if (j.contains("loss") && j["loss"].is_number()) loss.push_back(j["loss"].get<double>());
             } catch (const nlohmann::json::exception&) {
                 break;

@@ -20,6 +20,7 @@
 #include "train/checkpoint.h"
 #include "train/grad_reduce.h"
 #include "train/lm_loss.h"
+#include "train/nonfinite.h"
 #include "train/optimizer.h"
 #include "train/train_log.h"
 #include "train/train_method.h"
@@ -93,6 +94,7 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
     reducer.step_begin(last - first);
     for (int64_t m = first; m < last; ++m) {
         const data::Batch& b = batches[m];
+        model.ids_check(b.ids);
         const std::optional<at::Generator> gen = method.micro_batch_begin(layers, dev, o.seed, step, m);
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
@@ -184,8 +186,13 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     const bool root = group.root();  // rank 0 writes the log, the checkpoints and the adapter
     LOTA_CHECK(o.batch_size >= 1 && o.rank >= 1, "--batch-size and --rank must be >= 1, got %lld and %lld",
                (long long)o.batch_size, (long long)o.rank);
-    LOTA_CHECK(!root || o.resume || dir_is_empty_or_missing(o.out),
-               "%s: output directory exists and is not empty (use --resume to continue a run, or a new --out)",
+    LOTA_CHECK(o.omega == 0 || (std::isfinite(o.omega) && o.omega > 0 && o.omega < (double)o.rank),
+               "--omega must be in (0, rank %lld), got %g (a code moves where |A·B| > omega, and |A·B| <= rank)",
+               (long long)o.rank, o.omega);
+    LOTA_CHECK(!(o.resume && o.overwrite), "--resume and --overwrite exclude each other");
+    LOTA_CHECK(!root || o.resume || o.overwrite || dir_is_empty_or_missing(o.out),
+               "%s: output directory exists and is not empty (use --resume to continue a run, --overwrite to "
+               "start over, or a new --out)",
                o.out.c_str());
     const std::unique_ptr<TrainMethod> method = train_method_make(o.method);
     const char* method_name = io::adapter_method_name(o.method);
@@ -214,7 +221,14 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     const io::AdapterConfig config = adapter_config_make(o, *method, bits, group_size, total);
     group.check_same("the training settings (flags)", dist::digest(settings_text(o, micro, total, config)));
 
-    if (root) std::filesystem::create_directories(o.out);
+    if (root) {
+        if (o.overwrite && !dir_is_empty_or_missing(o.out)) {  // the inputs loaded: only now delete the old run
+            LOTA_CHECK(remove_tree(o.out), "%s: cannot remove the old output (--overwrite)", o.out.c_str());
+            LOTA_LOG_INFO("removed the old contents of %s (--overwrite)", o.out.c_str());
+        }
+        stale_temps_remove(o.out);
+        std::filesystem::create_directories(o.out);
+    }
     const std::string log_path = o.out + "/train_log.jsonl";
     data::DataOrder order((int64_t)data.size(), o.seed);
     int64_t start = 0;
@@ -254,8 +268,8 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     if (root) progress.emplace(std::string("train ") + method_name, total, 0.0, start);
     for (int64_t step = start + 1; step <= total; ++step) {
         const auto t0 = Clock::now();
-        const StepLoss sl = step_forward_backward(*model, data, order.take(o.batch_size), micro, o, *method, layers,
-                                                  step, group, reducer);
+        const std::vector<int64_t> idx = order.take(o.batch_size);
+        const StepLoss sl = step_forward_backward(*model, data, idx, micro, o, *method, layers, step, group, reducer);
         StepStats stats = method->step_stats(layers);  // of the adapter this step's forward used
         stats.add_device("loss_sum", sl.loss_sum);
         stats.append(opt->step(step, total));
@@ -266,10 +280,19 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
         nlohmann::json rec = stats.read(model->device());
         const double loss = rec.at("loss_sum").get<double>() / (double)sl.label_tokens;
         rec.erase("loss_sum");
-        LOTA_CHECK(std::isfinite(loss),
-                   "step %lld: loss is %g (not finite); stopping. The last good checkpoint in %s is kept; try a "
-                   "lower learning rate or check the data",
-                   (long long)step, loss, o.out.c_str());
+        const double grad_norm = rec.value("grad_norm", 0.0);
+        if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+            std::vector<const data::Example*> first;
+            for (size_t i = 0; i < std::min(idx.size(), (size_t)micro); ++i) first.push_back(&data[idx[i]]);
+            const std::string where = nonfinite_find(*model, layers, data::batch_collate(first));
+            const double bad = std::isfinite(loss) ? grad_norm : loss;
+            LOTA_FAIL("step %lld: %s is %s (not finite); first non-finite tensor: %s. Stopping; checkpoints already in "
+                      "%s are kept; try a lower learning rate or check the data",
+                      (long long)step, std::isfinite(loss) ? "the gradient norm" : "loss",
+                      std::isnan(bad) ? "nan" : bad > 0 ? "inf" : "-inf",
+                      where.empty() ? "none found when rerunning the step's first micro-batch" : where.c_str(),
+                      o.out.c_str());
+        }
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         rec.update({{"step", step}, {"target_tokens", sl.label_tokens}, {"loss", loss},
                     {"tokens_per_s", (double)sl.tokens / dt}, {"step_time_s", dt},

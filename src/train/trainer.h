@@ -37,6 +37,7 @@ struct TrainOptions {
     bool gradient_checkpointing = true;  ///< recompute each block in backward
     int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
+    bool overwrite = false;       ///< delete a non-empty OUT (after the inputs load) and start over
     std::string device = "auto";  ///< auto (CUDA when usable, else CPU) | cpu | cuda
     std::string dtype = "auto";   ///< compute dtype: auto (bf16 on CUDA, f32 on the CPU) | f32 | bf16 | f16
     uint64_t seed = 0;

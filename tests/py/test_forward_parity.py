@@ -34,7 +34,8 @@ def model(request, tmp_path_factory):
 
 def lota_logits(d, ids, tmp_path):
     write_json(tmp_path / "ids.json", ids)
-    lota("logits", "--model", d, "--ids", tmp_path / "ids.json", "--out", tmp_path / "l.safetensors", "--device", "cpu")
+    lota("logits", "--model", d, "--ids", tmp_path / "ids.json", "--out", tmp_path / "l.safetensors", "--overwrite",
+         "--device", "cpu")
     return load_file(str(tmp_path / "l.safetensors"))["logits"]
 
 

@@ -136,7 +136,7 @@ LOGITS_TOL = dict(rtol=1e-4, atol=1e-4)
 def logits(model, tmp, name):
     ids = write_json(tmp / "ids.json", [[1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203]])
     out = tmp / f"{name}.safetensors"
-    lota("logits", "--model", model, "--ids", ids, "--out", out, "--device", "cpu")
+    lota("logits", "--model", model, "--ids", ids, "--out", out, "--overwrite", "--device", "cpu")
     return load_file(str(out))["logits"].numpy()
 
 

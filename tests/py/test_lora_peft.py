@@ -72,7 +72,7 @@ def lota_logits(setup, adapter, tag):
     ids_file = write_json(root / "ids.json", [ids])
     out = root / f"logits-{tag}.safetensors"
     args = ["--adapter", adapter] if adapter else []
-    lota("logits", "--model", quant, "--ids", ids_file, "--out", out, "--device", "cpu", *args)
+    lota("logits", "--model", quant, "--ids", ids_file, "--out", out, "--overwrite", "--device", "cpu", *args)
     return load_file(str(out))["logits"][0].double()
 
 

@@ -205,10 +205,14 @@ def test_decode_random_ids_match_hf(tokenizers_under_test, name):
     rnd = random.Random(99)
     byte_ids = [hf.token_to_id(f"<0x{b:02X}>") for b in range(256)]
     byte_ids = [i for i in byte_ids if i is not None]
-    seqs = [[], [0], [n - 1], [n + 5]]  # an id past the vocabulary is skipped, as in HF
+    known = [i for i in range(n) if hf.id_to_token(i) is not None]
+    seqs = [[], [0], [known[-1]]]
     for _ in range(300):
-        pool = byte_ids if byte_ids and rnd.random() < 0.3 else range(n)
+        pool = byte_ids if byte_ids and rnd.random() < 0.3 else known
         seqs.append([rnd.choice(pool) for _ in range(rnd.randint(1, 12))])
+    # An id the tokenizer does not know is refused (HF skips it, so the text would silently lack it).
+    r = lota("tokenize", "--tokenizer", d, "--decode", input=f"[1, {n + 5}]".encode(), check=False)
+    assert r.returncode == 1 and f"id {n + 5} is not in the tokenizer's vocabulary" in r.stderr.decode(), r.stderr
     for skip in (False, True):
         got = lota_jsonl(d, seqs, "--decode", *(["--no-special"] if skip else []))
         want = hf.decode_batch(seqs, skip_special_tokens=skip)

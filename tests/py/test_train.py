@@ -187,12 +187,24 @@ def test_gradient_checkpointing_changes_nothing(setup):
 
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(setup):
-    """A diverging LoRA run (absurd learning rate) stops with a clear message; the last good checkpoint stays."""
+    """A run whose loss turns non-finite stops naming the first non-finite tensor; the last good checkpoint
+    stays. Here the run is resumed onto a copy of the model whose block 0 overflows float32 (input norm
+    weights 1e30: finite, so loading accepts them), which makes step 3's loss NaN."""
+    from safetensors.numpy import load_file, save_file
+
     root, quant, data = setup
     out = root / "diverge"
-    proc = train(quant, data, out, ["--method", "lora", "--rank", 8, "--lr", "1e30", "--warmup-ratio", 0], steps=6,
-                 extra=["--save-every", 1], check=False)
-    assert proc.returncode != 0
-    assert "not finite" in proc.stderr, proc.stderr
-    assert list(out.glob("checkpoint-*")), "the last good checkpoint was removed"
+    lora = ["--method", "lora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
+    train(quant, data, out, lora, steps=6, extra=["--save-every", 1, "--stop-after", 2])
+    overflow = root / "quant_overflow"
+    shutil.copytree(quant, overflow)
+    tensors = load_file(str(overflow / "model.safetensors"))
+    name = "model.layers.0.input_layernorm.weight"
+    tensors[name] = tensors[name] * 0 + 1e30
+    save_file(tensors, str(overflow / "model.safetensors"), metadata={"format": "pt"})
+    proc = train(overflow, data, out, lora, steps=6, extra=["--save-every", 1, "--resume"], check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert ("step 3: loss is nan (not finite); first non-finite tensor: output of block 0 (model.layers.0)"
+            in proc.stderr), proc.stderr
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"], "the last good checkpoint was removed"
     assert not (out / "adapter_model.safetensors").exists()

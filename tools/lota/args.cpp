@@ -1,7 +1,10 @@
 // Shared flags (see args.h for the list and their one meaning each).
 #include "args.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include <c10/util/Exception.h>
 
@@ -9,6 +12,7 @@
 #include "data/examples.h"
 #include "io/adapter.h"
 #include "model/device.h"
+#include "util/strfmt.h"
 
 namespace lota::cli {
 
@@ -35,14 +39,16 @@ CLI::Option* add_format_flag(CLI::App& sub, std::string& format, const std::stri
         ->capture_default_str();
 }
 
-CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what) {
+CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what, int64_t special) {
     return sub.add_option("--batch-size", batch_size, "examples per batch (" + what + ")")
+        ->check(int_range(1, INT64_MAX, special))
         ->capture_default_str();
 }
 
 CLI::Option* add_limit_flag(CLI::App& sub, int64_t& limit, const std::string& what) {
     limit = -1;
     return sub.add_option("--limit", limit, "only the first N examples of --data (-1: all)" + what)
+        ->check(int_range(1, INT64_MAX, -1))
         ->capture_default_str();
 }
 
@@ -67,6 +73,43 @@ CLI::Option* add_seed_flag(CLI::App& sub, uint64_t& seed, const std::string& wha
 CLI::Option* add_json_flag(CLI::App& sub, bool& json) {
     json = false;
     return sub.add_flag("--json", json, "print the result as one JSON object on stdout (logs stay on stderr)");
+}
+
+CLI::Option* add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string& what) {
+    overwrite = false;
+    return sub.add_flag("--overwrite", overwrite,
+                        "replace an existing " + what + " (only once the new one is complete)");
+}
+
+CLI::Validator int_range(int64_t lo, int64_t hi, int64_t special) {
+    std::string want = hi == INT64_MAX ? strfmt("an integer >= %lld", (long long)lo)
+                                       : strfmt("an integer in [%lld, %lld]", (long long)lo, (long long)hi);
+    if (special != INT64_MIN) want = strfmt("%lld or ", (long long)special) + want;
+    return CLI::Validator(
+        [lo, hi, special, want](std::string& s) -> std::string {
+            errno = 0;
+            char* end = nullptr;
+            const long long v = std::strtoll(s.c_str(), &end, 10);
+            const bool ok = !s.empty() && end && *end == '\0' && errno == 0 &&
+                            ((v >= lo && v <= hi) || (special != INT64_MIN && v == special));
+            return ok ? std::string() : "must be " + want + ", got " + s;
+        },
+        "", "int_range");
+}
+
+CLI::Validator real_range(double lo, bool lo_closed, double hi, bool hi_closed) {
+    const std::string want =
+        strfmt("a finite number in %c%g, %g%c", lo_closed ? '[' : '(', lo, hi, hi_closed ? ']' : ')');
+    return CLI::Validator(
+        [=](std::string& s) -> std::string {
+            errno = 0;
+            char* end = nullptr;
+            const double v = std::strtod(s.c_str(), &end);
+            const bool ok = !s.empty() && end && *end == '\0' && errno == 0 && std::isfinite(v) &&
+                            (lo_closed ? v >= lo : v > lo) && (hi_closed ? v <= hi : v < hi);
+            return ok ? std::string() : "must be " + want + ", got " + s;
+        },
+        "", "real_range");
 }
 
 namespace {

@@ -13,6 +13,10 @@
 //   --dtype NAME    compute dtype: auto | f32 | bf16 | f16 (default auto: bf16 on CUDA, f32 on CPU)
 //   --seed S        random seed (default 0)
 //   --json          print the result as one JSON object on stdout (logs stay on stderr)
+//   --overwrite     replace an existing --out (without it, a non-empty --out is refused)
+//
+// Every numeric flag carries a range check (int_range, real_range below); a value outside it stops
+// the command with one line naming the flag, the range and the value.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +43,10 @@ CLI::Option* add_data_flag(CLI::App& sub, std::string& data, const std::string& 
 /// --format alpaca|gsm8k|chat|viggo|text; sets `format` to data::DataOptions' default (alpaca).
 /// `what` is appended to the help ("" or e.g. " (task loss only)").
 CLI::Option* add_format_flag(CLI::App& sub, std::string& format, const std::string& what);
-/// --batch-size N; `what` says what one batch is for this command (and its default when the
-/// default depends on more than the variable's value).
-CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what);
+/// --batch-size N (>= 1, or `special` where a value means "the default", e.g. -1); `what` says what
+/// one batch is for this command (and its default when the default depends on more than the value).
+CLI::Option* add_batch_size_flag(CLI::App& sub, int64_t& batch_size, const std::string& what,
+                                 int64_t special = INT64_MIN);
 /// --limit N; sets `limit` to the default -1 (all). `what` is appended to the help ("" or e.g.
 /// "; mmlu: per subject").
 CLI::Option* add_limit_flag(CLI::App& sub, int64_t& limit, const std::string& what);
@@ -53,6 +58,15 @@ CLI::Option* add_dtype_flag(CLI::App& sub, std::string& dtype);
 CLI::Option* add_seed_flag(CLI::App& sub, uint64_t& seed, const std::string& what);
 /// --json; sets `json` to false.
 CLI::Option* add_json_flag(CLI::App& sub, bool& json);
+/// --overwrite; sets `overwrite` to false. `what` names what is replaced.
+CLI::Option* add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string& what);
+
+/// Check of an integer flag: a value in [lo, hi], or `special` when it is not lo - 1 (e.g. -1 =
+/// "all" for --limit). The error reads "must be an integer >= 1, got 0".
+CLI::Validator int_range(int64_t lo, int64_t hi = INT64_MAX, int64_t special = INT64_MIN);
+/// Check of a real flag: a finite number above lo (or equal, when lo_closed) and below hi (or equal,
+/// when hi_closed). The error reads "must be a finite number in (0, 1], got 2".
+CLI::Validator real_range(double lo, bool lo_closed, double hi, bool hi_closed);
 
 /// Prints a command's result on stdout: `result` as one JSON object on one line with --json, else
 /// `text` and a newline. Invalid UTF-8 in strings (e.g. generated text) becomes U+FFFD.

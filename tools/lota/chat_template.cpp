@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "text/chat_template.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace {
 
@@ -47,11 +48,11 @@ int run_chat_template(const ChatTemplateArgs& args) {
         tmpl = read_all(f);
     }
     if (!args.extra_json.empty()) {
-        auto extra = nlohmann::ordered_json::parse(args.extra_json, nullptr, false);
+        auto extra = lota::json_parse_ordered(args.extra_json, "chat-template --extra", false);
         LOTA_CHECK(!extra.is_discarded() && extra.is_object(), "chat-template: --extra must be a JSON object");
         for (auto it = extra.begin(); it != extra.end(); ++it) opt.extra[it.key()] = it.value();
     }
-    auto messages = nlohmann::ordered_json::parse(read_all(std::cin), nullptr, false);
+    auto messages = lota::json_parse_ordered(read_all(std::cin), "chat-template: stdin", false);
     LOTA_CHECK(!messages.is_discarded(), "chat-template: stdin is not valid JSON (expected a list of messages)");
     std::string out = lota::text::chat_template_render(tmpl, messages, opt);
     if (args.json) {

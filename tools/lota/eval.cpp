@@ -18,6 +18,7 @@
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace {
@@ -31,7 +32,7 @@ struct EvalOptions {
     eval::HeldoutLossOptions loss;
     eval::MmluOptions mmlu;
     eval::GenerationTaskOptions gen;
-    bool json = false;
+    bool json = false, overwrite = false;
 };
 
 std::string kl_text(double kl) { return kl >= 0 ? lota::strfmt(" | KL %.5f", kl) : ""; }
@@ -76,6 +77,13 @@ std::string run_task(EvalOptions& o, lota::model::Transformer& model, nlohmann::
 int run_eval(EvalOptions& o) {
     LOTA_CHECK(o.kl_reference.empty() || o.task == "ppl" || o.task == "loss",
                "eval: --kl-reference applies to --task ppl and loss only");
+    if (!o.gen.out.empty()) {
+        LOTA_CHECK(o.task == "gsm8k" || o.task == "sql" || o.task == "viggo",
+                   "eval: --out applies to --task gsm8k, sql and viggo only");
+        lota::output_path_check(o.gen.out, {{"--model", o.model}, {"--adapter", o.adapter}, {"--data", o.data},
+                                            {"--kl-reference", o.kl_reference}});
+        lota::output_file_check(o.gen.out, o.overwrite);
+    }
     lota::cli::runtime_resolve(o.device, o.dtype);
     return lota::cli::run_ranks(o.device, "eval", [&](lota::dist::Group& group) {
         LOTA_CHECK(group.single_process() || o.task == "ppl" || o.task == "loss",
@@ -141,23 +149,36 @@ LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, 
         sub, o->batch_size,
         lota::strfmt("one forward; -1: the task's default: loss %lld, mmlu %lld, gsm8k/sql/viggo %lld",
                      (long long)eval::HeldoutLossOptions{}.batch_size, (long long)eval::MmluOptions{}.batch_size,
-                     (long long)eval::GenerationTaskOptions{}.batch_size));
+                     (long long)eval::GenerationTaskOptions{}.batch_size),
+        -1);
     lota::cli::add_limit_flag(sub, o->limit, "; tasks loss, gsm8k, sql, viggo, and mmlu per subject");
     lota::cli::add_out_flag(sub, o->gen.out, "gsm8k, sql, viggo: JSONL of prompt, prediction, reference, verdict");
-    sub.add_option("--seqlen", o->ppl.seqlen, "ppl: window length in tokens")->capture_default_str();
-    sub.add_option("--max-windows", o->ppl.max_windows, "ppl: evaluate at most N windows (-1: all)")
+    lota::cli::add_overwrite_flag(sub, o->overwrite, "--out file");
+    sub.add_option("--seqlen", o->ppl.seqlen, "ppl: window length in tokens")
+        ->check(lota::cli::int_range(2))
         ->capture_default_str();
-    sub.add_option("--source-max-len", o->loss.data.source_max_len, "loss: prompt tokens kept")->capture_default_str();
-    sub.add_option("--target-max-len", o->loss.data.target_max_len, "loss: answer tokens kept")->capture_default_str();
+    sub.add_option("--max-windows", o->ppl.max_windows, "ppl: evaluate at most N windows (-1: all)")
+        ->check(lota::cli::int_range(1, INT64_MAX, -1))
+        ->capture_default_str();
+    sub.add_option("--source-max-len", o->loss.data.source_max_len, "loss: prompt tokens kept")
+        ->check(lota::cli::int_range(1))
+        ->capture_default_str();
+    sub.add_option("--target-max-len", o->loss.data.target_max_len, "loss: answer tokens kept")
+        ->check(lota::cli::int_range(1))
+        ->capture_default_str();
     sub.add_option("--kl-reference", o->kl_reference,
                    "ppl, loss: also report KL(reference || model) per scored token, e.g. against the 16-bit model");
-    sub.add_option("--shots", o->mmlu.shots, "mmlu: dev examples before each question")->capture_default_str();
+    sub.add_option("--shots", o->mmlu.shots, "mmlu: dev examples before each question")
+        ->check(lota::cli::int_range(0))
+        ->capture_default_str();
     sub.add_option("--subjects", o->subjects, "mmlu: comma-separated subjects (default: all in DATA/test)");
     sub.add_option("--max-len", o->mmlu.max_len,
                    "mmlu: tokens per sequence, longer prompts are cut from the left (-1: max_position_embeddings)")
+        ->check(lota::cli::int_range(2, INT64_MAX, -1))
         ->capture_default_str();
     sub.add_flag("--add-bos", o->mmlu.add_bos, "mmlu: encode prompts with the tokenizer's special tokens (BOS)");
     sub.add_option("--max-total-len", o->gen.max_total_len, "gsm8k, sql, viggo: prompt + answer tokens")
+        ->check(lota::cli::int_range(2))
         ->capture_default_str();
     lota::cli::add_json_flag(sub, o->json);
     lota::cli::add_device_flag(sub, o->device);

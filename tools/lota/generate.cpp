@@ -19,13 +19,15 @@
 #include "model/generate.h"
 #include "model/prompt.h"
 #include "util/check.h"
+#include "util/fs.h"
+#include "util/json_read.h"
 #include "util/strfmt.h"
 
 namespace {
 
 struct GenerateCliOptions {
     std::string model, adapter, prompt_ids, prompt, data, format, out, device, dtype;
-    bool chat = false, no_cache = false, no_graph = false, json = false;
+    bool chat = false, no_cache = false, no_graph = false, json = false, overwrite = false;
     int64_t batch_size = 16, limit = -1;
     lota::model::GenerateOptions gen;
 };
@@ -71,7 +73,7 @@ int run_generate_data(GenerateCliOptions& o, lota::model::Transformer& model, nl
 int run_generate_ids(GenerateCliOptions& o, lota::model::Transformer& model, nlohmann::json& j) {
     nlohmann::json ids_json;
     try {
-        ids_json = nlohmann::json::parse(o.prompt_ids);
+        ids_json = lota::json_parse(o.prompt_ids, "--prompt-ids");
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("--prompt-ids: malformed JSON: %s", e.what());
     }
@@ -123,6 +125,12 @@ int run_generate(GenerateCliOptions& o) {
     torch::NoGradGuard no_grad;
     LOTA_CHECK(int(!o.prompt_ids.empty()) + int(!o.prompt.empty()) + int(!o.data.empty()) == 1,
                "generate: give exactly one of --prompt-ids, --prompt and --data");
+    LOTA_CHECK(o.data.empty() == o.out.empty(), "generate: --data and --out go together (--out is where the "
+               "answers to --data are written)");
+    if (!o.out.empty()) {
+        lota::output_path_check(o.out, {{"--model", o.model}, {"--adapter", o.adapter}, {"--data", o.data}});
+        lota::output_file_check(o.out, o.overwrite);
+    }
     lota::cli::runtime_resolve(o.device, o.dtype);
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     o.gen.use_cache = !o.no_cache;
@@ -143,11 +151,18 @@ LOTA_COMMAND("generate", "Generate a continuation (greedy by default)", [](CLI::
     lota::cli::add_data_flag(sub, o->data, "dataset whose prompts to answer (see --format, --out)");
     lota::cli::add_format_flag(sub, o->format, "");
     lota::cli::add_out_flag(sub, o->out, "with --data, chat JSONL of the prompts and the answers");
+    lota::cli::add_overwrite_flag(sub, o->overwrite, "--out file");
     lota::cli::add_batch_size_flag(sub, o->batch_size, "with --data: prompts per generate call");
     lota::cli::add_limit_flag(sub, o->limit, "");
-    sub.add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
-    sub.add_option("--temperature", o->gen.temperature, "0 = greedy")->capture_default_str();
-    sub.add_option("--top-p", o->gen.top_p, "nucleus sampling mass")->capture_default_str();
+    sub.add_option("--max-new-tokens", o->gen.max_new_tokens, "tokens to generate")
+        ->check(lota::cli::int_range(1))
+        ->capture_default_str();
+    sub.add_option("--temperature", o->gen.temperature, "0 = greedy")
+        ->check(lota::cli::real_range(0, true, 100, true))
+        ->capture_default_str();
+    sub.add_option("--top-p", o->gen.top_p, "nucleus sampling mass, in (0, 1]")
+        ->check(lota::cli::real_range(0, false, 1, true))
+        ->capture_default_str();
     lota::cli::add_seed_flag(sub, o->gen.seed, "sampling (with --temperature > 0)");
     sub.add_flag("--no-kv-cache", o->no_cache, "recompute the whole sequence each step (reference path)");
     sub.add_flag("--no-cuda-graph", o->no_graph, "CUDA: launch each decode step's kernels one by one");

@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "io/gguf_import.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace {
@@ -20,6 +21,11 @@ struct ImportCliOptions {
 
 int run_import(const ImportCliOptions& o) {
     const auto& im = o.import;
+    lota::output_path_check(im.out_dir, {{"--gguf", im.gguf_path}});
+    if (o.raw)
+        lota::output_file_check(im.out_dir, im.overwrite);
+    else
+        lota::output_dir_check(im.out_dir, im.overwrite);
     if (o.raw)
         lota::io::gguf_dump_tensors(im.gguf_path, im.out_dir);
     else
@@ -38,6 +44,7 @@ LOTA_COMMAND("import", "convert a GGUF file (llama) into an HF model directory",
     auto o = std::make_shared<ImportCliOptions>();
     sub.add_option("--gguf", o->import.gguf_path, "input .gguf file")->required();
     lota::cli::add_out_flag(sub, o->import.out_dir, "model directory (must not exist or be empty)")->required();
+    lota::cli::add_overwrite_flag(sub, o->import.overwrite, "--out (directory, or file with --raw)");
     sub.add_option("--out-dtype", o->import.dtype, "dtype of the weights written to --out: bf16, f16 or f32")
         ->check(CLI::IsMember({"bf16", "f16", "f32"}))
         ->capture_default_str();

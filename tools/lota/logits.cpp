@@ -12,17 +12,20 @@
 #include "io/token_ids.h"
 #include "model/transformer.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace {
 
 struct LogitsOptions {
     std::string model, ids, out, adapter, device, dtype;
-    bool json = false;
+    bool json = false, overwrite = false;
 };
 
 int run_logits(LogitsOptions& o) {
     torch::NoGradGuard no_grad;
+    lota::output_path_check(o.out, {{"--model", o.model}, {"--ids", o.ids}, {"--adapter", o.adapter}});
+    lota::output_file_check(o.out, o.overwrite);
     lota::cli::runtime_resolve(o.device, o.dtype);
     auto seqs = lota::io::token_ids_read(o.ids);
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
@@ -53,6 +56,7 @@ LOTA_COMMAND("logits", "Forward pass on token ids; write logits to safetensors",
     lota::cli::add_model_flag(sub, o->model, "dense, GPTQ or merged LoTA");
     sub.add_option("--ids", o->ids, "JSON file: array of ids, or array of arrays (batch, right-padded)")->required();
     lota::cli::add_out_flag(sub, o->out, ".safetensors file with logits [B, T, V] float32")->required();
+    lota::cli::add_overwrite_flag(sub, o->overwrite, "--out file");
     lota::cli::add_adapter_flag(sub, o->adapter, "applied unmerged");
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);

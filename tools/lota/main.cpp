@@ -2,12 +2,23 @@
 // prints its message and exits non-zero.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
 #include "commands.h"
 #include "util/check.h"
+
+namespace {
+
+// " NAME" of the subcommand given on the command line, or "" (for the --help hint).
+std::string subcommand_name(const CLI::App& app) {
+    for (const CLI::App* sub : app.get_subcommands()) return " " + sub->get_name();
+    return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"lota: quantize, fine-tune (LoTA-QAF), merge and run quantized LLMs"};
@@ -17,7 +28,10 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
         return lota::cli::run_selected(app);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        // A bad flag or value is bad input like any other: one line, exit 1.
+        std::fprintf(stderr, "lota: error: %s (see lota%s --help)\n", e.what(), subcommand_name(app).c_str());
+        return 1;
     } catch (const lota::Error& e) {
         std::fprintf(stderr, "lota: error: %s\n", e.what());
         return 1;

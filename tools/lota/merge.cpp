@@ -5,6 +5,7 @@
 #include "args.h"
 #include "commands.h"
 #include "merge/merge.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace {
@@ -15,6 +16,8 @@ struct MergeCli {
 };
 
 int run_merge(MergeCli& c) {
+    lota::output_path_check(c.o.out, {{"--model", c.o.model}, {"--adapter", c.o.adapter}});
+    lota::output_dir_check(c.o.out, c.o.overwrite);
     lota::cli::runtime_resolve(c.o.device, c.o.dtype);
     const auto r = lota::merge::merge_run(c.o);
     const std::string verify = c.o.verify ? (r.verified ? "bit-identical" : "failed") : "not run";
@@ -36,8 +39,11 @@ LOTA_COMMAND("merge", "Merge a LoTA-QAF adapter into its quantized model (exact)
     lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
     lota::cli::add_adapter_flag(sub, o.adapter, "the LoTA-QAF adapter to merge (lota train output)")->required();
     lota::cli::add_out_flag(sub, o.out, "merged model directory (written atomically)")->required();
+    lota::cli::add_overwrite_flag(sub, o.overwrite, "--out directory");
     sub.add_flag("--verify", o.verify, "require bit-identical logits of adapter and merged model on sample inputs");
-    sub.add_option("--verify-len", o.verify_len, "tokens per sample sequence")->capture_default_str();
+    sub.add_option("--verify-len", o.verify_len, "tokens per sample sequence")
+        ->check(lota::cli::int_range(1))
+        ->capture_default_str();
     lota::cli::add_seed_flag(sub, o.seed, "the sample inputs of --verify");
     lota::cli::add_device_flag(sub, o.device);
     lota::cli::add_dtype_flag(sub, o.dtype);

@@ -16,6 +16,7 @@
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::cli {
 namespace {
@@ -30,18 +31,27 @@ struct TokenizeOptions {
     bool json = false;
 };
 
-std::vector<int32_t> parse_ids(const std::string& text, const char* where) {
+// Ids from JSON: integers the tokenizer knows (an unknown id would be dropped from the text).
+std::vector<int32_t> parse_ids(const std::string& text, const char* where, const text::Tokenizer& tok) {
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(text);
+        j = lota::json_parse(text, std::string("tokenize --decode: ") + where);
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("tokenize --decode: %s is not JSON: %s", where, e.what());
     }
     LOTA_CHECK(j.is_array(), "tokenize --decode: %s must be a JSON array of token ids", where);
     std::vector<int32_t> ids;
+    const int64_t V = tok.vocab_size();
     for (const auto& v : j) {
-        LOTA_CHECK(v.is_number_integer(), "tokenize --decode: %s contains a non-integer id", where);
-        ids.push_back(v.get<int32_t>());
+        LOTA_CHECK(v.is_number_integer(), "tokenize --decode: %s contains a non-integer id: %s", where,
+                   v.dump().c_str());
+        // Unsigned values above INT64_MAX compare as out of range rather than wrapping.
+        const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() < (uint64_t)V
+                                                     : v.get<int64_t>() >= 0 && v.get<int64_t>() < V;
+        LOTA_CHECK(in_range && !tok.id_to_token((int32_t)v.get<int64_t>()).empty(),
+                   "tokenize --decode: %s: id %s is not in the tokenizer's vocabulary (ids 0 to %lld)", where,
+                   v.dump().c_str(), (long long)V - 1);
+        ids.push_back((int32_t)v.get<int64_t>());
     }
     return ids;
 }
@@ -56,7 +66,7 @@ void write_ids(const TokenizeOptions& o, const std::vector<int32_t>& ids) {
 
 int run_chat(const TokenizeOptions& o, const text::Tokenizer& tok) {
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    auto messages = nlohmann::ordered_json::parse(input, nullptr, false);
+    auto messages = lota::json_parse_ordered(input, "tokenize --chat: stdin", false);
     LOTA_CHECK(!messages.is_discarded() && messages.is_array(),
                "tokenize --chat: stdin must be a JSON list of messages");
     text::ChatTemplateConfig cfg = text::chat_template_config_load(o.dir);
@@ -84,13 +94,13 @@ int run_tokenize(const TokenizeOptions& o) {
             std::string where = "stdin line " + std::to_string(n);
             if (o.decode) {
                 // ASCII-escaped, so U+2028 and friends cannot look like line breaks to readers.
-                write_out(nlohmann::json(tok.decode(parse_ids(line, where.c_str()), !special)).dump(-1, ' ', true) +
-                          "\n");
+                const std::string text = tok.decode(parse_ids(line, where.c_str(), tok), !special);
+                write_out(nlohmann::json(text).dump(-1, ' ', true) + "\n");
                 continue;
             }
             nlohmann::json j;
             try {
-                j = nlohmann::json::parse(line);
+                j = lota::json_parse(line, "tokenize --jsonl: " + where);
             } catch (const nlohmann::json::exception& e) {
                 LOTA_FAIL("tokenize --jsonl: %s is not JSON: %s", where.c_str(), e.what());
             }
@@ -101,9 +111,13 @@ int run_tokenize(const TokenizeOptions& o) {
         return 0;
     }
     std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    if (!o.decode) write_ids(o, tok.encode(input, special));
-    else if (o.json) result_print(true, nlohmann::json{{"text", tok.decode(parse_ids(input, "stdin"), !special)}}, "");
-    else write_out(tok.decode(parse_ids(input, "stdin"), !special));
+    if (!o.decode) {
+        write_ids(o, tok.encode(input, special));
+    } else {
+        const std::string text = tok.decode(parse_ids(input, "stdin", tok), !special);
+        if (o.json) result_print(true, nlohmann::json{{"text", text}}, "");
+        else write_out(text);
+    }
     std::fflush(stdout);
     return 0;
 }

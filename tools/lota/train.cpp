@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "train/trainer.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace {
@@ -36,6 +37,7 @@ int run_train(TrainCli& c) {
                "--tsign-schedule must be official or paper, got '%s'", c.tsign_schedule.c_str());
     c.o.tsign.schedule = c.tsign_schedule == "official" ? lota::train::TSignSchedule::OFFICIAL_INTERPOLATE
                                                         : lota::train::TSignSchedule::PAPER_FIXED_LAST;
+    lota::output_path_check(c.o.out, {{"--model", c.o.model}, {"--data", c.o.data.path}});
     lota::cli::runtime_resolve(c.o.device, c.o.dtype);
     return lota::cli::run_ranks(c.o.device, "train", [&](lota::dist::Group& group) {
         const auto r = lota::train::train_run(c.o, &group);
@@ -55,61 +57,96 @@ int run_train(TrainCli& c) {
 LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto c = std::make_shared<TrainCli>();
     auto& o = c->o;
+    const auto unit = lota::cli::real_range(0, true, 1, true);
+    const auto unit_open = lota::cli::real_range(0, true, 1, false);
+    const auto non_negative = lota::cli::real_range(0, true, 1e30, true);
     sub.option_defaults()->group("Data");
     lota::cli::add_data_flag(sub, o.data.path, "training dataset file in --format")->required();
     lota::cli::add_format_flag(sub, o.data.format, "");
     sub.add_option("--source-max-len", o.data.source_max_len, "prompt tokens kept (text: window length)")
+        ->check(lota::cli::int_range(1))
         ->capture_default_str();
-    sub.add_option("--target-max-len", o.data.target_max_len, "answer tokens kept")->capture_default_str();
+    sub.add_option("--target-max-len", o.data.target_max_len, "answer tokens kept")
+        ->check(lota::cli::int_range(1))
+        ->capture_default_str();
 
     sub.option_defaults()->group("Model and adapter");
     lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
     sub.add_option("--method", c->method, "lota (LoTA-QAF, t-SignSGD) or lora (16-bit LoRA baseline, AdamW)")
         ->check(CLI::IsMember({"lota", "lora"}))
         ->capture_default_str();
-    sub.add_option("--rank", o.rank, "adapter rank r")->capture_default_str();
-    sub.add_option("--omega", o.omega, "LoTA threshold omega (default 0.75*rank)");
+    sub.add_option("--rank", o.rank, "adapter rank r")->check(lota::cli::int_range(1, 65536))->capture_default_str();
+    sub.add_option("--omega", o.omega, "LoTA threshold omega, in (0, rank) (default 0.75*rank)")
+        ->check(lota::cli::real_range(0, false, 65536, false));
     sub.add_option("--target-modules", c->targets, "comma-separated, e.g. q_proj,v_proj (default: all seven)");
-    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (default 2*rank)");
-    sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")->capture_default_str();
+    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (default 2*rank)")
+        ->check(lota::cli::real_range(0, false, 1e6, true));
+    sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")
+        ->check(lota::cli::real_range(0, true, 1, false))
+        ->capture_default_str();
 
     sub.option_defaults()->group("Optimizer: t-SignSGD (method lota)");
     sub.add_option("--tsign-schedule", c->tsign_schedule,
                    "official (interpolate to q_end) or paper (q_end fixed in phase 2)")
         ->capture_default_str();
-    sub.add_option("--tsign-q-start", o.tsign.q_start, "quantile at step 0")->capture_default_str();
-    sub.add_option("--tsign-q-mid", o.tsign.q_mid, "quantile at the end of phase 1")->capture_default_str();
-    sub.add_option("--tsign-q-end", o.tsign.q_end, "quantile at the last step")->capture_default_str();
-    sub.add_option("--tsign-phase1", o.tsign.phase1_frac, "phase 1 fraction of the steps")->capture_default_str();
-    sub.add_option("--tsign-tau", o.tsign.tau, "minimum |gradient| that moves")->capture_default_str();
-    sub.add_option("--tsign-guard-norm", o.tsign.guard_norm, "phase-2 guard: gradient norm threshold")->capture_default_str();
+    sub.add_option("--tsign-q-start", o.tsign.q_start, "quantile at step 0")->check(unit)->capture_default_str();
+    sub.add_option("--tsign-q-mid", o.tsign.q_mid, "quantile at the end of phase 1")
+        ->check(unit)
+        ->capture_default_str();
+    sub.add_option("--tsign-q-end", o.tsign.q_end, "quantile at the last step")->check(unit)->capture_default_str();
+    sub.add_option("--tsign-phase1", o.tsign.phase1_frac, "phase 1 fraction of the steps")
+        ->check(unit)
+        ->capture_default_str();
+    sub.add_option("--tsign-tau", o.tsign.tau, "minimum |gradient| that moves")
+        ->check(non_negative)
+        ->capture_default_str();
+    sub.add_option("--tsign-guard-norm", o.tsign.guard_norm, "phase-2 guard: gradient norm threshold")
+        ->check(non_negative)
+        ->capture_default_str();
 
     sub.option_defaults()->group("Optimizer: AdamW (method lora)");
-    sub.add_option("--lr", o.adamw.lr, "peak learning rate")->capture_default_str();
+    sub.add_option("--lr", o.adamw.lr, "peak learning rate, in (0, 1]")
+        ->check(lota::cli::real_range(0, false, 1, true))
+        ->capture_default_str();
     sub.add_option("--lr-schedule", o.adamw.schedule, "constant or cosine")
         ->check(CLI::IsMember({"constant", "cosine"}))
         ->capture_default_str();
-    sub.add_option("--warmup-ratio", o.adamw.warmup_ratio, "warmup fraction of the steps")->capture_default_str();
-    sub.add_option("--weight-decay", o.adamw.weight_decay, "weight decay")->capture_default_str();
-    sub.add_option("--adam-beta1", o.adamw.beta1, "beta1")->capture_default_str();
-    sub.add_option("--adam-beta2", o.adamw.beta2, "beta2")->capture_default_str();
-    sub.add_option("--adam-eps", o.adamw.eps, "epsilon")->capture_default_str();
-    sub.add_option("--max-grad-norm", o.adamw.max_grad_norm, "gradient clipping")->capture_default_str();
+    sub.add_option("--warmup-ratio", o.adamw.warmup_ratio, "warmup fraction of the steps")
+        ->check(unit)
+        ->capture_default_str();
+    sub.add_option("--weight-decay", o.adamw.weight_decay, "weight decay")
+        ->check(lota::cli::real_range(0, true, 1, true))
+        ->capture_default_str();
+    sub.add_option("--adam-beta1", o.adamw.beta1, "beta1")->check(unit_open)->capture_default_str();
+    sub.add_option("--adam-beta2", o.adamw.beta2, "beta2")->check(unit_open)->capture_default_str();
+    sub.add_option("--adam-eps", o.adamw.eps, "epsilon")
+        ->check(lota::cli::real_range(0, false, 1, true))
+        ->capture_default_str();
+    sub.add_option("--max-grad-norm", o.adamw.max_grad_norm, "gradient clipping (global L2 norm; 0: off)")
+        ->check(non_negative)
+        ->capture_default_str();
 
     sub.option_defaults()->group("Schedule");
-    auto* steps = sub.add_option("--steps", o.steps, "optimizer steps");
-    sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")->excludes(steps);
+    auto* steps = sub.add_option("--steps", o.steps, "optimizer steps")->check(lota::cli::int_range(1));
+    sub.add_option("--epochs", o.epochs, "epochs (when --steps is not given; default 1)")
+        ->check(lota::cli::real_range(0, false, 1e6, true))
+        ->excludes(steps);
     lota::cli::add_batch_size_flag(sub, o.batch_size, "one optimizer step");
     sub.add_option("--micro-batch-size", o.micro_batch_size,
                    "examples per forward (default: --batch-size, split evenly over the ranks of a torchrun run; "
-                   "the adapter equals one process's run with the same --micro-batch-size)");
+                   "the adapter equals one process's run with the same --micro-batch-size)")
+        ->check(lota::cli::int_range(1));
 
     sub.option_defaults()->group("Checkpointing");
     lota::cli::add_out_flag(sub, o.out, "adapter directory (checkpoints, train_log.jsonl, final adapter)")->required();
     sub.add_option("--save-every", o.save_every, "checkpoint every K steps (0: at the end only)")
+        ->check(lota::cli::int_range(0))
         ->capture_default_str();
     sub.add_flag("--resume", o.resume, "continue from the latest checkpoint in --out");
-    sub.add_option("--stop-after", o.max_steps_this_run, "checkpoint and stop after this many steps (testing)");
+    lota::cli::add_overwrite_flag(sub, o.overwrite,
+                                  "--out directory (its contents are deleted once the model and data have loaded)");
+    sub.add_option("--stop-after", o.max_steps_this_run, "checkpoint and stop after this many steps (testing)")
+        ->check(lota::cli::int_range(1));
 
     sub.option_defaults()->group("Runtime");
     lota::cli::add_device_flag(sub, o.device);

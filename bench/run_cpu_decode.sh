@@ -3,7 +3,7 @@
 # 3 after a warm-up, all cores of the machine (OMP threads = llama.cpp threads). Rows: lota f32 and bf16;
 # lota 4-, 3- and 2-bit (RTN, group 32: the grid of llama.cpp's Q4_1) through the packed-code kernel and,
 # for comparison, through dequantize + GEMM; llama.cpp (llama-cpp-python) on the Q4_1 GGUF of the same
-# model, the file lota imports. Table: bench/cpu_decode.md.
+# model, the file lota imports. Writes its table to WORK_DIR/cpu_decode/cpu_decode.md.
 #
 #   bench/run_cpu_decode.sh [options] [BUILD_DIR [WORK_DIR [GGUF]]]
 #

@@ -8,9 +8,12 @@
 #include <gtest/gtest.h>
 
 #include "../test_dirs.h"
+#include "../test_error.h"
 #include "io/adapter.h"
 #include "io/safetensors.h"
 #include "util/check.h"
+
+using lota_test::error_of;
 
 namespace {
 
@@ -33,17 +36,6 @@ lota::io::Adapter make_adapter(int64_t r = 4) {
 
 std::vector<lota::io::AdapterTarget> targets() {
     return {{"model.layers.0.self_attn.q_proj", 64, 48}, {"model.layers.0.self_attn.k_proj", 64, 16}};
-}
-
-/// Runs `f` and returns the lota::Error message ("" when nothing was thrown).
-template <class F>
-std::string error_of(F f) {
-    try {
-        f();
-    } catch (const lota::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 TEST(train_adapter_io, round_trip_is_exact) {

@@ -9,24 +9,17 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "../test_error.h"
 #include "train/optimizer.h"
 #include "train/step_stats.h"
 #include "util/check.h"
 #include "util/strfmt.h"
 
+using lota_test::error_of;
+
 namespace {
 
 using namespace lota::train;
-
-template <class F>
-std::string error_of(F f) {
-    try {
-        f();
-    } catch (const lota::Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 std::vector<std::string> keys(const nlohmann::json& j) {
     std::vector<std::string> k;

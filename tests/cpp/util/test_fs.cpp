@@ -13,8 +13,11 @@
 #include <string>
 
 #include "../test_dirs.h"
+#include "../test_error.h"
 #include "util/check.h"
 #include "util/fs.h"
+
+using lota_test::error_of;
 
 namespace fs = std::filesystem;
 
@@ -29,17 +32,6 @@ std::string read(const fs::path& p) {
 void write(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());
     std::ofstream(p) << text;
-}
-
-// The message of the lota::Error that `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F f) {
-    try {
-        f();
-    } catch (const lota::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 // A PID that names no running process: a child that has exited and been reaped.

@@ -43,7 +43,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LOTA_LOG=error
 failed=()
 for t in "${TARGETS[@]}"; do
-    mkdir -p "$FUZZ_DIR/corpus/$t" "$FUZZ_DIR/findings/$t" "$FUZZ_DIR/logs"
+    # Without ../shared a target may have no seeds: libFuzzer then starts from an empty input.
+    mkdir -p "$FUZZ_DIR/corpus/$t" "$FUZZ_DIR/seeds/$t" "$FUZZ_DIR/findings/$t" "$FUZZ_DIR/logs"
     log="$FUZZ_DIR/logs/$t.log"
     # -timeout: one input running longer is a finding (templates stop at 10M steps, ~10 s);
     # -rss_limit_mb: the 64 MiB text limits leave ample room below it.

@@ -80,6 +80,12 @@ def m(tmp_path_factory):
     return r
 
 
+@pytest.fixture
+def device():
+    """The device of the numeric cases below; test_bad_input_cuda.py runs them again with "cuda"."""
+    return "cpu"
+
+
 # --- Outputs: no data loss --------------------------------------------------------------------------
 
 
@@ -184,13 +190,13 @@ def poke(model_dir, name, value, file="model.safetensors", dtype=None):
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def test_rms_norm_eps_must_be_positive(m, tmp_path):
+def test_rms_norm_eps_must_be_positive(m, tmp_path, device):
     model = copy_model(m["base"], tmp_path / "model")
     cfg = json.loads((model / "config.json").read_text())
     for eps in (-1, 0):
         cfg["rms_norm_eps"] = eps
         write_json(model / "config.json", cfg)
-        bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", *CPU,
+        bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", "--device", device,
             needle=f"config.json: rms_norm_eps must be a finite number > 0, got {eps}")
     assert not (tmp_path / "l.safetensors").exists()
 
@@ -198,58 +204,58 @@ def test_rms_norm_eps_must_be_positive(m, tmp_path):
 @pytest.mark.parametrize("name,value", [("model.layers.1.mlp.down_proj.weight", np.nan),
                                         ("model.layers.0.input_layernorm.weight", np.inf),
                                         ("model.embed_tokens.weight", -np.inf)])
-def test_non_finite_weight_is_refused_at_load(m, tmp_path, name, value):
+def test_non_finite_weight_is_refused_at_load(m, tmp_path, device, name, value):
     model = copy_model(m["base"], tmp_path / "model")
     poke(model, name, value)
-    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", *CPU,
+    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", "--device", device,
         needle=f"model.safetensors: tensor '{name}' has 1 non-finite values (NaN or Inf) in F32, first at flat index 0")
     assert not (tmp_path / "l.safetensors").exists()
 
 
-def test_non_finite_gptq_scale_is_refused(m, tmp_path):
+def test_non_finite_gptq_scale_is_refused(m, tmp_path, device):
     model = copy_model(m["quant"], tmp_path / "model")
     poke(model, "model.layers.0.self_attn.q_proj.scales", np.nan)
-    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", *CPU,
+    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", "--device", device,
         needle="tensor 'model.layers.0.self_attn.q_proj.scales' has 1 non-finite values")
-    bad("merge", "--model", model, "--adapter", m["lota"], "--out", tmp_path / "merged", *CPU,
+    bad("merge", "--model", model, "--adapter", m["lota"], "--out", tmp_path / "merged", "--device", device,
         needle="tensor 'model.layers.0.self_attn.q_proj.scales' has 1 non-finite values")
     assert not (tmp_path / "merged").exists() and not (tmp_path / "l.safetensors").exists()
 
 
-def test_non_finite_adapter_tensor_is_refused(m, tmp_path):
+def test_non_finite_adapter_tensor_is_refused(m, tmp_path, device):
     adapter = copy_model(m["lora"], tmp_path / "adapter")
     name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
     poke(adapter, name, np.nan, file="adapter_model.safetensors")
     bad("logits", "--model", m["quant"], "--adapter", adapter, "--ids", m["ids"], "--out",
-        tmp_path / "l.safetensors", *CPU, needle=f"tensor '{name}' has 1 non-finite values")
+        tmp_path / "l.safetensors", "--device", device, needle=f"tensor '{name}' has 1 non-finite values")
 
 
-def test_dtype_of_a_dense_tensor_is_checked(m, tmp_path):
+def test_dtype_of_a_dense_tensor_is_checked(m, tmp_path, device):
     model = copy_model(m["base"], tmp_path / "model")
     name = "model.layers.0.mlp.up_proj.weight"
     poke(model, name, 3, dtype=np.int32)
-    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", *CPU,
+    bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", "--device", device,
         needle=f"tensor '{name}' has dtype I32, expected a float dtype (F32, F16, BF16 or F64)")
 
 
-def test_non_finite_loss_names_the_tensor(m, tmp_path):
+def test_non_finite_loss_names_the_tensor(m, tmp_path, device):
     # Finite weights whose activations overflow float32 in block 0 (norm weight 1e30).
     model = copy_model(m["base"], tmp_path / "model")
     tensors = load_file(str(model / "model.safetensors"))
     tensors["model.layers.0.input_layernorm.weight"] = np.full(64, 1e30, np.float32)
     save_file(tensors, str(model / "model.safetensors"), metadata={"format": "pt"})
-    bad("eval", "--task", "loss", "--model", model, "--data", m["data"], *CPU,
+    bad("eval", "--task", "loss", "--model", model, "--data", m["data"], "--device", device,
         needle="the loss is nan (not finite); first non-finite tensor: output of block 0 (model.layers.0)")
     prompt = json.dumps(list(range(1, 41)))
-    bad("generate", "--model", model, "--prompt-ids", prompt, *CPU,
+    bad("generate", "--model", model, "--prompt-ids", prompt, "--device", device,
         needle="generate: the prompt's logits are not finite (sequence 0); first non-finite tensor: output of block 0")
-    bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, *CPU,
+    bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, "--device", device,
         needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
     quant = tmp_path / "quant"
-    lota("quantize", "--model", model, "--out", quant, "--method", "rtn", "--group-size", 32, *CPU)
+    lota("quantize", "--model", model, "--out", quant, "--method", "rtn", "--group-size", 32, "--device", device)
     out = tmp_path / "adapter"
     bad("train", "--model", quant, "--data", m["data"], "--out", out, "--rank", 4, "--omega", 2, "--steps", 2,
-        "--batch-size", 2, *CPU, needle="step 1: loss is nan (not finite); first non-finite tensor: output of block 0 "
+        "--batch-size", 2, "--device", device, needle="step 1: loss is nan (not finite); first non-finite tensor: output of block 0 "
                                         "(model.layers.0)")
     assert not (out / "adapter_model.safetensors").exists()
 

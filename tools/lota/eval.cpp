@@ -4,6 +4,7 @@
 // multiple choice by log-likelihood (eval/mmlu.h); "gsm8k", "sql", "viggo" — greedy answers scored
 // with the official rules (eval/generation_tasks.h). ppl and loss can also report the KL divergence
 // from a reference model (--kl-reference). Prints a line or table, or one JSON object with --json.
+// Under torchrun every task runs data parallel with one process's result (docs/distributed.md).
 
 #include <nlohmann/json.hpp>
 

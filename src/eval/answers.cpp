@@ -97,7 +97,8 @@ std::vector<Answer> generate_answers(model::Transformer& model, const model::Pro
             new_tokens += a.new_tokens;
         }
         if (progress)
-            progress->update((int64_t)e, strfmt("%.1f new tok/s", double(new_tokens) / std::max(1e-9, progress->elapsed_s())));
+            progress->update((int64_t)e,
+                             strfmt("%.1f new tok/s", double(new_tokens) / std::max(1e-9, progress->elapsed_s())));
     }
     if (group.single_process()) return out;
     std::string mine;

@@ -199,7 +199,8 @@ MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, cons
         const BatchRef& b = batches[(size_t)bi];
         MmluAnswer* answers = r.answers.data() + first_answer[b.subject];
         batch_score(model, scorings[b.subject], b.rows, answers);
-        for_each_choice(scorings[b.subject], b.rows, [&](size_t ai, int c) { mine.push_back(answers[ai].loglik[(size_t)c]); });
+        for_each_choice(scorings[b.subject], b.rows,
+                        [&](size_t ai, int c) { mine.push_back(answers[ai].loglik[(size_t)c]); });
         if (progress) progress->update(bi - first + 1, subjects[b.subject].name);
     }
     const std::vector<double> all = group.all_gather_doubles(mine, "gathering the MMLU log-likelihoods");

@@ -51,11 +51,12 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 // The flags that decide which examples each rank runs and what it computes, for Group::check_same.
 std::string settings_text(const EvalOptions& o) {
-    return lota::strfmt("%s %s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %lld %s", o.task.c_str(), o.device.c_str(),
-                        o.dtype.c_str(), o.subjects.c_str(), (long long)o.batch_size, (long long)o.limit,
-                        (long long)o.ppl.seqlen, (long long)o.ppl.max_windows, (long long)o.loss.data.source_max_len,
-                        (long long)o.loss.data.target_max_len, (long long)o.mmlu.shots, (long long)o.mmlu.max_len,
-                        (int)o.mmlu.add_bos, (long long)o.gen.max_total_len, o.loss.data.format.c_str());
+    return lota::strfmt("%s %s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %lld %s", o.task.c_str(),
+                        o.device.c_str(), o.dtype.c_str(), o.subjects.c_str(), (long long)o.batch_size,
+                        (long long)o.limit, (long long)o.ppl.seqlen, (long long)o.ppl.max_windows,
+                        (long long)o.loss.data.source_max_len, (long long)o.loss.data.target_max_len,
+                        (long long)o.mmlu.shots, (long long)o.mmlu.max_len, (int)o.mmlu.add_bos,
+                        (long long)o.gen.max_total_len, o.loss.data.format.c_str());
 }
 
 // Runs o.task other than ppl/loss (data parallel over `group`); fills `j` and returns the text to print.

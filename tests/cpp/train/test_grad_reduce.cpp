@@ -81,7 +81,8 @@ TEST(train_grad_reduce, buckets_start_during_the_last_backward_in_order) {
 
 TEST(train_grad_reduce, leaves_without_hooks_start_at_step_end) {
     const std::unique_ptr<lota::dist::Group> group = lota::dist::Group::single();
-    at::Tensor a = at::zeros({3}, at::kFloat).set_requires_grad(true), b = at::zeros({2}, at::kFloat).set_requires_grad(true);
+    at::Tensor a = at::zeros({3}, at::kFloat).set_requires_grad(true);
+    at::Tensor b = at::zeros({2}, at::kFloat).set_requires_grad(true);
     GradReducer reducer({{{}, a}, {{}, b}}, *group, true, 8);  // one entry a bucket
     ASSERT_EQ(reducer.n_buckets(), 2u);
     reducer.step_begin(2);

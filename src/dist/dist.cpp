@@ -491,14 +491,16 @@ std::string dir_digest(const std::string& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(path, ec)) return file_digest(path);
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(path, ec))
-        if (e.is_regular_file()) files.push_back(e.path());
+    std::vector<fs::path> files;  // relative to `path`, subfolders included (MMLU's dev/ and test/)
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+        if (it->is_regular_file(ec)) files.push_back(it->path().lexically_relative(path));
     std::sort(files.begin(), files.end());
     std::string all;
-    for (const fs::path& f : files) {
+    for (const fs::path& rel : files) {
+        const fs::path f = fs::path(path) / rel;
         const uintmax_t size = fs::file_size(f, ec);
-        all += f.filename().string() + "\n" + std::to_string(size) + "\n";
+        all += rel.generic_string() + "\n" + std::to_string(size) + "\n";
         std::ifstream in(f, std::ios::binary);
         const size_t head = (size_t)std::min<uintmax_t>(size, 1 << 20), tail = (size_t)std::min<uintmax_t>(size - head, 1 << 16);
         std::string buf(head, '\0');

@@ -121,8 +121,9 @@ class Group {
 std::string digest(const std::string& bytes);
 /// Digest of a file's bytes; a missing file (or not a regular file) digests as "missing".
 std::string file_digest(const std::string& path);
-/// Digest of a directory (a model): every regular file's name and size and its first MiB and last
-/// 64 KiB (config, safetensors headers and tails), not the whole of a multi-GB file.
+/// Digest of a directory (a model, MMLU's folder): every regular file's path (subfolders included),
+/// its size and its first MiB and last 64 KiB (config, safetensors headers and tails), not the whole
+/// of a multi-GB file. A path that is not a directory digests as file_digest.
 std::string dir_digest(const std::string& path);
 
 }  // namespace lota::dist

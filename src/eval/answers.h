@@ -12,6 +12,10 @@
 #include "model/prompt.h"
 #include "data/readers.h"
 
+namespace lota::dist {
+class Group;
+}
+
 namespace lota::eval {
 
 struct AnswerOptions {
@@ -26,8 +30,11 @@ struct Answer {
     int64_t prompt_tokens = 0, new_tokens = 0;
 };
 
-/// Generates one answer per pair (pair.target is ignored); progress on stderr.
+/// Generates one answer per pair (pair.target is ignored); progress on stderr. With `group` (data
+/// parallel, dist/dist.h) each rank answers a contiguous share of the batches one process would run
+/// and every rank returns all the answers, the same as one process's.
 std::vector<Answer> generate_answers(model::Transformer& model, const model::PromptText& text,
-                                     const std::vector<data::TextPair>& pairs, const AnswerOptions& options);
+                                     const std::vector<data::TextPair>& pairs, const AnswerOptions& options,
+                                     dist::Group* group = nullptr);
 
 }  // namespace lota::eval

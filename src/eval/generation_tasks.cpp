@@ -11,6 +11,7 @@
 #include "model/prompt.h"
 #include "data/examples.h"
 #include "data/readers.h"
+#include "dist/dist.h"
 #include "util/check.h"
 
 namespace lota::eval {
@@ -73,7 +74,7 @@ const char* generation_task_name(GenerationTask task) {
 }
 
 GenerationTaskResult generation_task_eval(model::Transformer& model, const model::PromptText& text,
-                                          GenerationTask task, const GenerationTaskOptions& o) {
+                                          GenerationTask task, const GenerationTaskOptions& o, dist::Group* group) {
     const auto t0 = std::chrono::steady_clock::now();
     LOTA_CHECK(o.max_total_len >= 2, "%s: max_total_len must be >= 2, got %lld", generation_task_name(task),
                (long long)o.max_total_len);
@@ -86,15 +87,16 @@ GenerationTaskResult generation_task_eval(model::Transformer& model, const model
     ao.batch_size = o.batch_size;
     ao.max_total_len = o.max_total_len;
     ao.gen.max_new_tokens = o.max_total_len;  // the total cap decides; greedy is GenerateOptions' default
-    const std::vector<Answer> answers = generate_answers(model, text, pairs, ao);
+    const std::vector<Answer> answers = generate_answers(model, text, pairs, ao, group);
     GenerationTaskResult r;
+    const bool write = !o.out.empty() && (group == nullptr || group->root());  // rank 0 alone writes
     std::string jsonl;
     for (size_t i = 0; i < pairs.size(); ++i) {
         const std::string prediction = text_strip(answers[i].text);  // the official code strips the answer
         const bool correct = task_correct(task, prediction, pairs[i].target);
         r.correct += correct;
         r.new_tokens += answers[i].new_tokens;
-        if (!o.out.empty())
+        if (write)
             jsonl += nlohmann::json({{"index", i},
                                      {"prompt", prompt_render(pairs[i], text, ao.source_max_len)},
                                      {"prediction", prediction},
@@ -103,7 +105,7 @@ GenerationTaskResult generation_task_eval(model::Transformer& model, const model
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
                      "\n";  // a cut-off answer may end inside a UTF-8 character
     }
-    if (!o.out.empty()) io::file_write_atomic(o.out, jsonl.data(), jsonl.size());
+    if (write) io::file_write_atomic(o.out, jsonl.data(), jsonl.size());
     r.examples = (int64_t)pairs.size();
     r.accuracy = double(r.correct) / double(r.examples);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

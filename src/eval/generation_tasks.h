@@ -14,6 +14,9 @@ namespace lota::model {
 class PromptText;
 class Transformer;
 }  // namespace lota::model
+namespace lota::dist {
+class Group;
+}
 
 namespace lota::eval {
 
@@ -38,9 +41,12 @@ struct GenerationTaskResult {
     double seconds = 0;
 };
 
-/// Answers and scores the dataset; writes options.out atomically when set. Throws naming the
-/// file and record of a malformed example or reference.
+/// Answers and scores the dataset; writes options.out atomically when set. With `group` (data
+/// parallel) the ranks share the batches (generate_answers), every rank returns one process's
+/// result and rank 0 alone writes options.out. Throws naming the file and record of a malformed
+/// example or reference.
 GenerationTaskResult generation_task_eval(model::Transformer& model, const model::PromptText& text,
-                                          GenerationTask task, const GenerationTaskOptions& options);
+                                          GenerationTask task, const GenerationTaskOptions& options,
+                                          dist::Group* group = nullptr);
 
 }  // namespace lota::eval

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
+#include "dist/dist.h"
 #include "eval/mmlu_data.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
@@ -121,6 +123,19 @@ void batch_score(model::Transformer& model, const Scoring& sc, const std::vector
     }
 }
 
+// One batch as one process cuts it: rows of one subject's Scoring.
+struct BatchRef {
+    size_t subject = 0;
+    std::vector<size_t> rows;
+};
+
+// Calls fn(question, choice) for every choice scored by `rows`, in a fixed order.
+template <typename Fn>
+void for_each_choice(const Scoring& sc, const std::vector<size_t>& rows, Fn fn) {
+    for (size_t r : rows)
+        for (const auto& [ai, c] : sc.rows[r].users) fn(ai, c);
+}
+
 // Category and overall scores from the per-subject ones.
 void result_aggregate(MmluResult& r) {
     const std::vector<std::string>& names = mmlu_categories();
@@ -144,7 +159,10 @@ void result_aggregate(MmluResult& r) {
 
 }  // namespace
 
-MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, const MmluOptions& o) {
+MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, const MmluOptions& o,
+                     dist::Group* group_in) {
+    const std::unique_ptr<dist::Group> own = group_in == nullptr ? dist::Group::single() : nullptr;
+    dist::Group& group = group_in != nullptr ? *group_in : *own;
     const auto t0 = std::chrono::steady_clock::now();
     const torch::NoGradGuard no_grad;
     LOTA_CHECK(o.batch_size >= 1, "mmlu: batch size must be >= 1, got %lld", (long long)o.batch_size);
@@ -152,27 +170,53 @@ MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, cons
     r.max_len = o.max_len > 0 ? o.max_len : model.config().max_position_embeddings;
     LOTA_CHECK(r.max_len >= 2, "mmlu: max_len must be >= 2 tokens, got %lld", (long long)r.max_len);
     const std::vector<MmluSubject> subjects = mmlu_load(o.data, o.subjects, o.shots, o.limit);
-    int64_t total = 0;
-    for (const auto& s : subjects) total += (int64_t)s.test.size();
-    Progress progress("mmlu", total);
-    for (const MmluSubject& s : subjects) {
-        const size_t first = r.answers.size();
-        Scoring sc;
-        subject_tokenize(s, tok, o, r.max_len, r.answers, sc);
-        // longest first, as lm-eval: little padding, and the slowest batches set the ETA early
+    // Every question is tokenized first; then each subject's rows are cut into batches, longest
+    // first as lm-eval does (little padding, and the slowest batches set the ETA early).
+    std::vector<Scoring> scorings(subjects.size());
+    std::vector<size_t> first_answer(subjects.size());
+    std::vector<BatchRef> batches;
+    for (size_t s = 0; s < subjects.size(); ++s) {
+        first_answer[s] = r.answers.size();
+        Scoring& sc = scorings[s];
+        subject_tokenize(subjects[s], tok, o, r.max_len, r.answers, sc);
         std::vector<size_t> order(sc.rows.size());
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(),
                          [&](size_t a, size_t b) { return sc.rows[a].ids.size() > sc.rows[b].ids.size(); });
         for (size_t b = 0; b < order.size(); b += (size_t)o.batch_size) {
             const size_t e = std::min(order.size(), b + (size_t)o.batch_size);
-            batch_score(model, sc, std::vector<size_t>(order.begin() + (int64_t)b, order.begin() + (int64_t)e),
-                        r.answers.data() + first);
-            const int64_t done = (int64_t)first + (int64_t)(s.test.size() * e / order.size());
-            progress.update(done, s.name);
+            batches.push_back({s, std::vector<size_t>(order.begin() + (int64_t)b, order.begin() + (int64_t)e)});
         }
-        MmluScore score{s.name};
-        for (size_t i = first; i < r.answers.size(); ++i) {
+    }
+    // Data parallel: each rank scores a contiguous share of these batches, which are the same
+    // whatever the number of ranks (so each log-likelihood is the bits one process computes), and
+    // the log-likelihoods are gathered in batch order.
+    const auto [first, last] = dist::shard((int64_t)batches.size(), group.rank(), group.size());
+    std::optional<Progress> progress;
+    if (group.root()) progress.emplace("mmlu", last - first);
+    std::vector<double> mine;
+    for (int64_t bi = first; bi < last; ++bi) {
+        const BatchRef& b = batches[(size_t)bi];
+        MmluAnswer* answers = r.answers.data() + first_answer[b.subject];
+        batch_score(model, scorings[b.subject], b.rows, answers);
+        for_each_choice(scorings[b.subject], b.rows,
+                        [&](size_t ai, int c) { mine.push_back(answers[ai].loglik[(size_t)c]); });
+        if (progress) progress->update(bi - first + 1, subjects[b.subject].name);
+    }
+    const std::vector<double> all = group.all_gather_doubles(mine, "gathering the MMLU log-likelihoods");
+    size_t k = 0;
+    for (const BatchRef& b : batches) {
+        MmluAnswer* answers = r.answers.data() + first_answer[b.subject];
+        for_each_choice(scorings[b.subject], b.rows, [&](size_t ai, int c) {
+            LOTA_ASSERT(k < all.size(), "mmlu: gathered %zu log-likelihoods, expected more", all.size());
+            answers[ai].loglik[(size_t)c] = all[k++];
+        });
+    }
+    LOTA_ASSERT(k == all.size(), "mmlu: gathered %zu log-likelihoods, expected %zu", all.size(), k);
+    for (size_t s = 0; s < subjects.size(); ++s) {
+        MmluScore score{subjects[s].name};
+        const size_t end = s + 1 < subjects.size() ? first_answer[s + 1] : r.answers.size();
+        for (size_t i = first_answer[s]; i < end; ++i) {
             MmluAnswer& a = r.answers[i];
             a.predicted = (int)(std::max_element(a.loglik.begin(), a.loglik.end()) - a.loglik.begin());
             ++score.n;
@@ -180,10 +224,10 @@ MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, cons
             r.truncated += a.truncated;
         }
         r.subjects.push_back(score);
-        r.subject_categories.push_back(mmlu_subject_category(s.name));
+        r.subject_categories.push_back(mmlu_subject_category(subjects[s].name));
     }
     result_aggregate(r);
-    if (r.truncated > 0)
+    if (r.truncated > 0 && group.root())
         LOTA_LOG_WARN("mmlu: %lld prompts were longer than %lld tokens and were cut from the left",
                       (long long)r.truncated, (long long)r.max_len);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

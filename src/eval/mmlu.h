@@ -19,6 +19,9 @@ class Transformer;
 namespace lota::text {
 class Tokenizer;
 }
+namespace lota::dist {
+class Group;
+}
 
 namespace lota::eval {
 
@@ -61,8 +64,11 @@ struct MmluResult {
     double seconds = 0;
 };
 
-/// Runs MMLU on `model` with `tok` (the model's tokenizer); progress on stderr. Throws naming
-/// the file on missing or malformed data.
-MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, const MmluOptions& options);
+/// Runs MMLU on `model` with `tok` (the model's tokenizer); progress on stderr. With `group` (data
+/// parallel, dist/dist.h) each rank scores a contiguous share of the batches one process would run,
+/// and every rank returns the whole result, equal to one process's. Throws naming the file on
+/// missing or malformed data.
+MmluResult mmlu_eval(model::Transformer& model, const text::Tokenizer& tok, const MmluOptions& options,
+                     dist::Group* group = nullptr);
 
 }  // namespace lota::eval

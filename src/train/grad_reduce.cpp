@@ -51,6 +51,7 @@ void GradReducer::step_begin(int64_t micro_batches) {
     if (!needed_) return;
     micro_left_ = micro_batches;
     next_launch_ = 0;
+    launched_in_backward_ = 0;
     for (Bucket& b : buckets_) {
         b.n_ready = 0;
         b.launched = false;
@@ -85,14 +86,17 @@ void GradReducer::launch_ready_prefix() {
                                                                next_launch_ + 1, buckets_.size()));
         b.launched = true;
         ++next_launch_;
+        launched_in_backward_ += in_hook_;
     }
 }
 
 void GradReducer::ready(size_t i, size_t j) {
     if (!needed_) return;
     LOTA_ASSERT(micro_left_ > 0, "a gradient arrived outside a micro-batch");
+    in_hook_ = true;
     fold(i);
     fold(j);
+    in_hook_ = false;
 }
 
 void GradReducer::micro_batch_end() {
@@ -118,6 +122,12 @@ void GradReducer::step_end() {
             e.leaf.mutable_grad() = sums_[i].to(at::kFloat);
     }
     for (Bucket& b : buckets_) b.flat.zero_();
+}
+
+int64_t GradReducer::bucket_bytes_total() const {
+    int64_t bytes = 0;
+    for (const Bucket& b : buckets_) bytes += b.flat.numel() * (int64_t)sizeof(double);
+    return bytes;
 }
 
 }  // namespace lota::train

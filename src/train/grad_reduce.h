@@ -60,6 +60,14 @@ class GradReducer {
     /// into the buffers / leaves' .grad().
     void step_end();
 
+    /// Buckets, and their float64 bytes in all (0 when not needed).
+    size_t n_buckets() const { return buckets_.size(); }
+    int64_t bucket_bytes_total() const;
+    /// Buckets whose all-reduce has started in the current step (always a prefix, in bucket order).
+    size_t n_launched() const { return next_launch_; }
+    /// Buckets whose all-reduce a hook started (ready(): inside the backward) in the current or last step.
+    size_t n_launched_in_backward() const { return launched_in_backward_; }
+
   private:
     struct Bucket {
         at::Tensor flat;           ///< float64 sums of entries [first, last)
@@ -80,6 +88,8 @@ class GradReducer {
     bool needed_;
     int64_t micro_left_ = 0;        ///< this rank's micro-batches not yet finished in this step
     size_t next_launch_ = 0;
+    size_t launched_in_backward_ = 0;
+    bool in_hook_ = false;          ///< inside ready()
 };
 
 }  // namespace lota::train

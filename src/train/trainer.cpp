@@ -303,6 +303,11 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
             progress->update(step, strfmt("loss %.4f | %.0f tok/s | ", loss, (double)sl.tokens / dt) +
                                        opt->progress_text(rec));
         }
+        if (root && step == start + 1 && !group.single_process())
+            LOTA_LOG_INFO("gradient all-reduce: %zu bucket(s), %.1f MiB of float64 sums a step; %zu started during "
+                          "the backward",
+                          reducer.n_buckets(), (double)reducer.bucket_bytes_total() / (1 << 20),
+                          reducer.n_launched_in_backward());
         if (step == start + 1) res.first_loss = loss;
         res.last_loss = loss;
         ++res.steps_done;

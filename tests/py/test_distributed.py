@@ -5,13 +5,18 @@ Llama quantized with RTN 4-bit g32 (the model of test_train.py):
     sums] in src/train/grad_reduce.h), and so are the logged losses; 3 ranks on 4 micro-batches too;
     a run stopped after 2 steps by one process and resumed by 2 ranks == the uninterrupted run;
   - quantize (GPTQ): the checkpoint of 2 ranks == one process's, byte for byte;
-  - eval (ppl, loss): the same scores as one process;
+  - eval (ppl, loss): the same scores as one process; mmlu (2 and 3 ranks, uneven shares of the batches)
+    and gsm8k/sql/viggo (a tiny Qwen3 with its chat template): the same JSON result, per-question
+    log-likelihoods included, and the same --out predictions file, byte for byte, written by rank 0;
+    ranks given different MMLU folders (one file inside test/ differs) or flags stop at the start;
   - failures: a rank killed with SIGKILL is named by the other, which exits non-zero with no adapter
-    written; ranks given different data stop at the start, naming what differs; a rank that fails on
+    written (training) or no predictions file (eval); ranks given different data stop at the start, naming what differs; a rank that fails on
     its own (its --out is not empty) is named with its error by the other.
 Every process runs one OpenMP thread (as torchrun's ranks do), so that CPU kernels sum in the same order."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import time
@@ -71,6 +76,11 @@ def test_train_two_ranks_equal_one_process(setup, method):
     lota(*train_args(quant, data, one, args))
     proc = torchrun(2, *train_args(quant, data, two, args))
     assert "2 ranks, gloo" in proc.stderr
+    # LoTA-QAF's layers start their buckets' all-reduce from the backward; LoRA's start after it
+    m = re.search(r"gradient all-reduce: (\d+) bucket\(s\), [0-9.]+ MiB .*; (\d+) started during the backward",
+                  proc.stderr)
+    assert m, proc.stderr
+    assert int(m[2]) == (int(m[1]) if method == "lota" else 0), m[0]
     assert same_file(one, two), "2 ranks trained another adapter than one process"
     assert losses(one) == losses(two)
     assert not any(p.name.startswith(".") for p in two.iterdir()), "a rank left a temporary file"
@@ -125,6 +135,88 @@ def test_eval_two_ranks_equal_one_process(setup, task):
     assert one == two
 
 
+MMLU_SUBJECTS = ["marketing", "astronomy"]
+
+
+def eval_json(proc_stdout, ranks):
+    """The one JSON line a run printed, without its timing (and the rank count, checked)."""
+    lines = [line for line in proc_stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"rank 0 alone prints the result, got {proc_stdout!r}"
+    r = json.loads(lines[0])
+    assert r.pop("ranks", 1) == ranks
+    r.pop("seconds", None)
+    return r
+
+
+@pytest.fixture(scope="module")
+def mmlu_data(tmp_path_factory):
+    """Two subjects of ../shared/data/mmlu in a folder of their own (dev/ and test/)."""
+    src = need_shared("data/mmlu")
+    d = tmp_path_factory.mktemp("mmlu") / "mmlu"
+    for split in ("dev", "test"):
+        (d / split).mkdir(parents=True)
+        for s in MMLU_SUBJECTS:
+            shutil.copy(Path(src) / split / f"{s}_{split}.csv", d / split)
+    return d
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_eval_mmlu_ranks_equal_one_process(setup, mmlu_data, ranks):
+    """5 questions of 2 subjects in batches of 2: 6 batches, 3 + 3 on 2 ranks, 2 + 2 + 2 on 3."""
+    _, _, quant, _, _ = setup
+    args = ["eval", "--task", "mmlu", "--model", quant, "--data", mmlu_data, "--limit", 5, "--shots", 1,
+            "--batch-size", 2, "--device", "cpu", "--json"]
+    one = eval_json(lota(*args).stdout, 1)
+    many = eval_json(torchrun(ranks, *args).stdout, ranks)
+    assert one["n"] == 10 and len(one["questions"]) == 10
+    assert one == many
+
+
+@pytest.mark.parametrize("differs", ["data", "flags"])
+def test_eval_mmlu_ranks_that_disagree_stop_at_the_start(setup, mmlu_data, tmp_path, differs):
+    """Rank 1 reads a copy of the MMLU folder with one choice changed inside test/, or runs 2 shots."""
+    _, _, quant, _, _ = setup
+    other = tmp_path / "mmlu"
+    shutil.copytree(mmlu_data, other)
+    f = other / "test" / "marketing_test.csv"
+    f.write_bytes(f.read_bytes().replace(b",A", b",B", 1))
+    args = ["eval", "--task", "mmlu", "--model", quant, "--limit", 2, "--device", "cpu", "--data", mmlu_data]
+    rank1 = [*args[:-1], other, "--shots", 1] if differs == "data" else [*args, "--shots", 2]
+    procs = lota_ranks(2, *args, "--shots", 1, env={"LOTA_DIST_TIMEOUT": "10"}, stderr=subprocess.PIPE,
+                       stdout=subprocess.PIPE, text=True, rank_args={1: rank1})
+    expected = "ranks disagree on the data" if differs == "data" else "ranks disagree on the evaluation settings"
+    for rc, err in run_ranks(procs):
+        assert rc != 0
+        assert expected in err, err
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory):
+    """A tiny random Qwen3 with the real Qwen3 tokenizer and chat template (test_generation_tasks.py's)."""
+    tok = need_shared("tokenizers/qwen3")
+    d = tmp_path_factory.mktemp("dist_gen") / "model"
+    tiny_model(d, 3, "--arch", "qwen3", "--tokenizer", tok, hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2)
+    return d
+
+
+@pytest.mark.parametrize("task,data", [("gsm8k", "data/gsm8k/test.jsonl"), ("sql", "data/sql/valid.jsonl"),
+                                       ("viggo", "data/viggo/test.csv")])
+def test_eval_generation_two_ranks_equal_one_process(chat_model, tmp_path, task, data):
+    """5 examples in batches of 2 (prompts of different lengths, so batches are padded): 3 batches, 2 on
+    rank 0 and 1 on rank 1; the same answers, scores and predictions file as one process."""
+    args = ["eval", "--task", task, "--model", chat_model, "--data", need_shared(data), "--limit", 5,
+            "--batch-size", 2, "--max-total-len", 200, "--device", "cpu", "--json"]
+    one = eval_json(lota(*args, "--out", tmp_path / "one.jsonl").stdout, 1)
+    two = eval_json(torchrun(2, *args, "--out", tmp_path / "two.jsonl").stdout, 2)
+    assert one.pop("out").endswith("one.jsonl") and two.pop("out").endswith("two.jsonl")
+    assert one["examples"] == 5 and one["new_tokens"] > 5
+    assert one == two
+    rows = (tmp_path / "one.jsonl").read_bytes()
+    assert rows.count(b"\n") == 5
+    assert rows == (tmp_path / "two.jsonl").read_bytes(), "2 ranks wrote another predictions file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"], "a temporary file was left"
+
+
 def test_killed_rank_is_named(setup):
     root, _, quant, data, _ = setup
     out = root / "killed"
@@ -144,6 +236,26 @@ def test_killed_rank_is_named(setup):
     assert procs[0].returncode != 0
     assert "rank 1 stopped" in err, err
     assert not (out / "adapter_model.safetensors").exists()
+
+
+def test_killed_rank_during_eval_leaves_no_predictions(chat_model, tmp_path):
+    """Rank 1 killed while it generates: rank 0 stops naming it, and no predictions file appears."""
+    out = tmp_path / "pred.jsonl"
+    args = ["eval", "--task", "gsm8k", "--model", chat_model, "--data", need_shared("data/gsm8k/test.jsonl"),
+            "--limit", 40, "--batch-size", 2, "--max-total-len", 512, "--out", out, "--device", "cpu"]
+    procs = lota_ranks(2, *args, env={"LOTA_DIST_TIMEOUT": "10"}, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)  # both ranks joined and are generating (each has 10 batches of ~300 new tokens)
+        assert procs[1].poll() is None, "rank 1 finished before it could be killed: make the run longer"
+        procs[1].send_signal(signal.SIGKILL)
+        _, err = procs[0].communicate(timeout=120)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[0].returncode != 0
+    assert "rank 1 of 2 stopped" in err or "rank 1 stopped" in err, err
+    assert list(tmp_path.iterdir()) == [], "a predictions (or temporary) file was written"
 
 
 def run_ranks(procs, timeout=120):

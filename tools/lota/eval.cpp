@@ -4,6 +4,7 @@
 // multiple choice by log-likelihood (eval/mmlu.h); "gsm8k", "sql", "viggo" — greedy answers scored
 // with the official rules (eval/generation_tasks.h). ppl and loss can also report the KL divergence
 // from a reference model (--kl-reference). Prints a line or table, or one JSON object with --json.
+// Under torchrun every task runs data parallel with one process's result (docs/distributed.md).
 
 #include <nlohmann/json.hpp>
 
@@ -48,14 +49,24 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
-// Runs o.task other than ppl/loss; fills `j` and returns the text to print.
-std::string run_task(EvalOptions& o, lota::model::Transformer& model, nlohmann::json& j) {
+// The flags that decide which examples each rank runs and what it computes, for Group::check_same.
+std::string settings_text(const EvalOptions& o) {
+    return lota::strfmt("%s %s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %lld %s", o.task.c_str(),
+                        o.device.c_str(), o.dtype.c_str(), o.subjects.c_str(), (long long)o.batch_size,
+                        (long long)o.limit, (long long)o.ppl.seqlen, (long long)o.ppl.max_windows,
+                        (long long)o.loss.data.source_max_len, (long long)o.loss.data.target_max_len,
+                        (long long)o.mmlu.shots, (long long)o.mmlu.max_len, (int)o.mmlu.add_bos,
+                        (long long)o.gen.max_total_len, o.loss.data.format.c_str());
+}
+
+// Runs o.task other than ppl/loss (data parallel over `group`); fills `j` and returns the text to print.
+std::string run_task(EvalOptions& o, lota::model::Transformer& model, lota::dist::Group& group, nlohmann::json& j) {
     if (o.task == "mmlu") {
         o.mmlu.data = o.data;
         o.mmlu.subjects = split_commas(o.subjects);
         o.mmlu.limit = o.limit;
         if (o.batch_size > 0) o.mmlu.batch_size = o.batch_size;
-        const eval::MmluResult r = eval::mmlu_eval(model, lota::text::Tokenizer::from_dir(o.model), o.mmlu);
+        const eval::MmluResult r = eval::mmlu_eval(model, lota::text::Tokenizer::from_dir(o.model), o.mmlu, &group);
         j.update(eval::mmlu_result_json(r));
         j["shots"] = o.mmlu.shots;
         return eval::mmlu_result_table(r);
@@ -65,7 +76,7 @@ std::string run_task(EvalOptions& o, lota::model::Transformer& model, nlohmann::
     o.gen.limit = o.limit;
     if (o.batch_size > 0) o.gen.batch_size = o.batch_size;
     const eval::GenerationTaskResult r =
-        eval::generation_task_eval(model, lota::model::PromptText(o.model), task, o.gen);
+        eval::generation_task_eval(model, lota::model::PromptText(o.model), task, o.gen, &group);
     j.update({{"accuracy", r.accuracy}, {"examples", r.examples}, {"correct", r.correct},
               {"new_tokens", r.new_tokens}, {"max_total_len", o.gen.max_total_len}, {"seconds", r.seconds}});
     if (!o.gen.out.empty()) j["out"] = o.gen.out;
@@ -86,13 +97,13 @@ int run_eval(EvalOptions& o) {
     }
     lota::cli::runtime_resolve(o.device, o.dtype);
     return lota::cli::run_ranks(o.device, "eval", [&](lota::dist::Group& group) {
-        LOTA_CHECK(group.single_process() || o.task == "ppl" || o.task == "loss",
-                   "eval: --task %s runs in one process; data-parallel evaluation (torchrun) covers ppl and loss",
-                   o.task.c_str());
         if (!group.single_process()) {
             group.check_same("the model directory", lota::dist::dir_digest(o.model));
             group.check_same("the adapter directory", o.adapter.empty() ? "" : lota::dist::dir_digest(o.adapter));
             group.check_same("the data (" + o.data + ")", lota::dist::dir_digest(o.data));
+            if (!o.kl_reference.empty())
+                group.check_same("the --kl-reference model", lota::dist::dir_digest(o.kl_reference));
+            group.check_same("the evaluation settings (flags)", settings_text(o));
         }
         auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
         std::unique_ptr<lota::model::Transformer> reference;
@@ -123,7 +134,7 @@ int run_eval(EvalOptions& o) {
             line = lota::strfmt("loss %.5f | ppl %.4f%s | %lld answer tokens in %lld examples | %.1fs", r.mean_nll, r.ppl,
                                 kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.examples, r.seconds);
         } else {
-            line = run_task(o, *model, j);
+            line = run_task(o, *model, group, j);
         }
         if (group.root()) lota::cli::result_print(o.json, j, line);
         return 0;

@@ -61,7 +61,7 @@ io::Adapter adapter_initial(model::Transformer& model, const TrainMethod& method
     io::Adapter a;
     a.config = c;
     for (const auto& t : adapter::adapter_targets(model, c.target_modules))
-        a.modules[t.name] = method.module_initial(t, c.r, gen);
+        a.modules[t.name] = method.module_initial(t, c, gen);
     return a;
 }
 

@@ -190,7 +190,9 @@ TEST(QaLora, AdapterLayerAndMergedLayerAgreeBitForBit) {
     const double s = 2.0;
     QaLoraLinear layer(st.qw, st.a, st.b, s, QaLoraPooling::MEAN);
     lota::model::QuantLinear merged(lota::quant::qalora_merge(st.qw, st.a, st.b, s, QaLoraPooling::MEAN));
-    const at::Tensor x = at::randn({3, 5, 128}, make_gen(5));
+    // 21 rows: above QuantLinearOptions::gemv_max_rows, so inference and training take the same
+    // dequantize-and-GEMM path (decode-sized inputs read the packed codes, a different summation order).
+    const at::Tensor x = at::randn({3, 7, 128}, make_gen(5));
     at::Tensor y_merged;
     {
         at::NoGradGuard no_grad;

@@ -30,6 +30,7 @@ class LotaTrainMethod : public TrainMethod {
                         {"tau", t.tau},
                         {"guard_norm", t.guard_norm},
                         {"guard_quantile", t.guard_quantile},
+                        {"momentum", t.momentum},
                         {"total_steps", total_steps}};
     }
 
@@ -41,12 +42,15 @@ class LotaTrainMethod : public TrainMethod {
     std::unique_ptr<Optimizer> optimizer_make(const std::vector<AdaptedLayer>& layers,
                                               const TrainOptions& o) const override {
         std::vector<TSignSgdParam> params;
+        std::vector<std::string> names;
         for (const AdaptedLayer& l : layers) {
             LOTA_ASSERT(l.lota != nullptr, "layer %s has no LoTA adapter", l.name.c_str());
             params.push_back({l.lota->lora_a(), l.lota->grad_a()});
             params.push_back({l.lota->lora_b(), l.lota->grad_b()});
+            names.push_back(l.name + ".lora_A.weight");
+            names.push_back(l.name + ".lora_B.weight");
         }
-        return std::make_unique<TSignSgdOptimizer>(std::move(params), o.tsign);
+        return std::make_unique<TSignSgdOptimizer>(std::move(params), o.tsign, std::move(names));
     }
 
     std::optional<at::Generator> micro_batch_begin(const std::vector<AdaptedLayer>&, const at::Device&, uint64_t,

@@ -5,6 +5,7 @@ prompt is used) quantized with RTN 4-bit g32:
   - `lota merge --verify` passes and merged logits == adapter logits (`lota logits --adapter`) bit for bit
     (LoTA-QAF and QA-LoRA);
   - a run killed with SIGKILL and resumed == the uninterrupted run (bit-identical adapter files);
+  - t-SignSGD with --tsign-momentum: 0 is the plain rule, > 0 merges exactly and resumes exactly;
   - bad adapters (wrong rank, missing module, LoRA) -> non-zero exit and no output directory."""
 import json
 import os
@@ -179,6 +180,59 @@ def test_kill_and_resume_is_bit_identical(setup):
         train(quant, data, cut3, args, steps=6, extra=["--stop-after", 3])
         train(quant, data, cut3, args, steps=6, extra=["--resume"])
         assert files_equal(full, cut3), f"{name}: --stop-after 3 + --resume differs"
+
+
+def safetensors_names(path):
+    header = Path(path).read_bytes()
+    n = int.from_bytes(header[:8], "little")
+    return sorted(k for k in json.loads(header[8:8 + n]) if k != "__metadata__")
+
+
+def test_tsign_momentum(setup):
+    """--tsign-momentum: 0 is the paper's rule byte for byte; 0.9 trains another ternary adapter that still
+    merges exactly, is recorded in adapter_config.json and the log, keeps its moving average in the
+    checkpoint and resumes bit-identically; a resume with another beta is refused."""
+    root, quant, data = setup
+    plain, zero = root / "mom_plain", root / "mom_zero"
+    train(quant, data, plain, LOTA_ARGS, steps=6)
+    train(quant, data, zero, LOTA_ARGS, steps=6, extra=["--tsign-momentum", 0])
+    assert files_equal(plain, zero), "--tsign-momentum 0 changed the adapter"
+    assert files_equal(plain, zero, "adapter_config.json")
+    timing = ("tokens_per_s", "step_time_s", "peak_mem_mib")
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in timing} for r in recs]  # noqa: E731
+    assert strip(log(plain)) == strip(log(zero))
+    assert json.loads((zero / "adapter_config.json").read_text())["lota"]["momentum"] == 0
+
+    ema, cut = root / "mom_ema", root / "mom_cut"
+    args = [*LOTA_ARGS, "--tsign-momentum", 0.9]
+    train(quant, data, ema, args, steps=6)
+    assert not files_equal(plain, ema), "momentum 0.9 took the same steps as none"
+    assert json.loads((ema / "adapter_config.json").read_text())["lota"]["momentum"] == 0.9
+    assert all(r["tsign_momentum"] == 0.9 for r in log(ema))
+    merged = root / "mom_merged"
+    proc = lota("merge", "--model", quant, "--adapter", ema, "--out", merged, "--verify", "--device", "cpu")
+    assert "bit-identical" in proc.stdout
+
+    train(quant, data, cut, args, steps=6, extra=["--stop-after", 3])
+    names = safetensors_names(cut / "checkpoint-3" / "optimizer.safetensors")
+    assert names and all(n.endswith(".lora_A.weight.m") or n.endswith(".lora_B.weight.m") for n in names), names
+    state = json.loads((cut / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["optimizer"]["momentum"] == 0.9
+    other = root / "mom_other"
+    shutil.copytree(cut, other)
+    proc = train(quant, data, other, [*LOTA_ARGS, "--tsign-momentum", 0.5], steps=6, extra=["--resume"], check=False)
+    assert proc.returncode != 0
+    assert "made with --tsign-momentum 0.9, this run has 0.5" in proc.stderr, proc.stderr
+    proc = train(quant, data, other, LOTA_ARGS, steps=6, extra=["--resume"], check=False)
+    assert proc.returncode != 0 and "made with --tsign-momentum 0.9, this run has 0" in proc.stderr, proc.stderr
+    train(quant, data, cut, args, steps=6, extra=["--resume"])
+    assert files_equal(ema, cut), "momentum: --stop-after 3 + --resume differs from the uninterrupted run"
+    assert [r["loss"] for r in log(ema)] == [r["loss"] for r in log(cut)]
+
+    for bad in ("1", "-0.1", "nan"):
+        proc = train(quant, data, root / "mom_bad", LOTA_ARGS, steps=1, extra=["--tsign-momentum", bad], check=False)
+        assert proc.returncode != 0 and "--tsign-momentum" in proc.stderr, proc.stderr
+        assert not (root / "mom_bad" / "adapter_model.safetensors").exists()
 
 
 def test_bad_adapters_are_rejected(setup):

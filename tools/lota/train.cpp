@@ -116,6 +116,11 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF, 16-bit LoRA or
     sub.add_option("--tsign-guard-norm", o.tsign.guard_norm, "phase-2 guard: gradient norm threshold")
         ->check(non_negative)
         ->capture_default_str();
+    sub.add_option("--tsign-momentum", o.tsign.momentum,
+                   "beta in [0, 1): take each step on the moving average m = beta*m + (1-beta)*g of the gradient "
+                   "instead of g (0: the paper's t-SignSGD; the adapter stays ternary, the merge exact)")
+        ->check(unit_open)
+        ->capture_default_str();
 
     sub.option_defaults()->group("Optimizer: AdamW (methods lora, qalora)");
     sub.add_option("--lr", o.adamw.lr, "peak learning rate, in (0, 1]")

@@ -1,6 +1,9 @@
-# Sourced by the other scripts: picks the Python whose torch provides LibTorch, and the build dir.
+# Sourced by the other scripts: picks the Python whose torch provides LibTorch (LOTA_PYTHON if set, else
+# the project venv's, else python3), and the build dir.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ -x "$ROOT/.venv/bin/python" ]; then
+if [ -n "${LOTA_PYTHON:-}" ]; then
+    :  # given by the caller (e.g. LOTA_PYTHON=python3 on a machine without the project venv)
+elif [ -x "$ROOT/.venv/bin/python" ]; then
     LOTA_PYTHON="$ROOT/.venv/bin/python"
 else
     LOTA_PYTHON="$(command -v python3)"

@@ -8,6 +8,7 @@
 
 #include "model/arch.h"
 #include "model/quant_linear.h"
+#include "quant/qalora.h"
 #include "util/check.h"
 
 namespace lota::adapter {
@@ -40,7 +41,8 @@ std::pair<int, int> model_quant_format(model::Transformer& model) {
 std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Adapter& adapter, const std::string& what) {
     const auto [bits, group_size] = model_quant_format(model);
     io::adapter_check(adapter, adapter_targets(model, {}), bits, group_size, what);
-    const bool lota = adapter.config.method == io::AdapterMethod::LOTA;
+    const io::AdapterMethod method = adapter.config.method;
+    const double scaling = adapter.config.lora_alpha / (double)adapter.config.r;
     auto buffer = std::make_shared<model::DequantBuffer>();
     std::vector<AdaptedLayer> out;
     for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
@@ -51,7 +53,16 @@ std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Ada
             model::LinearPtr& slot = model.blocks()[l].linear(s);
             AdaptedLayer layer;
             layer.name = name;
-            if (lota) {
+            if (method == io::AdapterMethod::QALORA) {
+                auto q = std::dynamic_pointer_cast<model::QuantLinear>(slot);
+                LOTA_CHECK(q != nullptr, "%s: module '%s' is not quantized (%s); QA-LoRA needs a GPTQ layer",
+                           what.c_str(), name.c_str(), slot->kind().c_str());
+                const at::Device dev = q->weight().qweight.device();
+                layer.qalora = std::make_shared<QaLoraLinear>(
+                    q->weight(), it->second.lora_a.to(dev), it->second.lora_b.to(dev), scaling,
+                    quant::qalora_pooling_parse(adapter.config.qalora_pooling, what + ": qalora.pooling"), buffer);
+                slot = layer.qalora;
+            } else if (method == io::AdapterMethod::LOTA) {
                 auto q = std::dynamic_pointer_cast<model::QuantLinear>(slot);
                 LOTA_CHECK(q != nullptr, "%s: module '%s' is not quantized (%s); LoTA-QAF needs a GPTQ layer",
                            what.c_str(), name.c_str(), slot->kind().c_str());
@@ -63,7 +74,6 @@ std::vector<AdaptedLayer> adapter_apply(model::Transformer& model, const io::Ada
                                                                  adapter.config.omega, buffer);
                 slot = layer.lota;
             } else {
-                const double scaling = adapter.config.lora_alpha / (double)adapter.config.r;
                 layer.lora = std::make_shared<LoraLinear>(slot, it->second.lora_a.to(model.device()),
                                                           it->second.lora_b.to(model.device()), scaling,
                                                           adapter.config.lora_dropout);
@@ -83,6 +93,9 @@ io::Adapter adapter_collect(const std::vector<AdaptedLayer>& layers, const io::A
         if (l.lota) {
             m.lora_a = l.lota->lora_a().cpu().clone();
             m.lora_b = l.lota->lora_b().cpu().clone();
+        } else if (l.qalora) {
+            m.lora_a = l.qalora->lora_a().detach().to(at::kCPU, at::kFloat).clone();
+            m.lora_b = l.qalora->lora_b().detach().to(at::kCPU, at::kFloat).clone();
         } else {
             m.lora_a = l.lora->lora_a().detach().to(at::kCPU, lora_dtype).clone();
             m.lora_b = l.lora->lora_b().detach().to(at::kCPU, lora_dtype).clone();

@@ -13,6 +13,7 @@
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/json_read.h"
+#include "util/strfmt.h"
 
 namespace lota::io {
 namespace {
@@ -21,6 +22,7 @@ const char* const PREFIX = "base_model.model.";
 const char* const CONFIG_FILE = "adapter_config.json";
 const char* const MODEL_FILE = "adapter_model.safetensors";
 const char* const LOTA_BLOCK = "lota";  ///< adapter_config.json key of the LoTA-QAF settings
+const char* const QALORA_BLOCK = "qalora";  ///< adapter_config.json key of the QA-LoRA settings
 
 std::string shape_str(const at::Tensor& t) {
     std::string s = "[";
@@ -33,7 +35,8 @@ struct MethodName {
     AdapterMethod method;
     const char* name;
 };
-const MethodName METHOD_NAMES[] = {{AdapterMethod::LOTA, "lota"}, {AdapterMethod::LORA, "lora"}};
+const MethodName METHOD_NAMES[] = {
+    {AdapterMethod::LOTA, "lota"}, {AdapterMethod::LORA, "lora"}, {AdapterMethod::QALORA, "qalora"}};
 
 std::string short_name(const std::string& module) {
     const size_t dot = module.rfind('.');
@@ -82,6 +85,26 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
             c.group_size = l.value("group_size", 0);
             for (const auto& [k, v] : l.items())
                 if (k != "omega" && k != "bits" && k != "group_size") c.lota_extra[k] = v;
+        } else if (j.contains(QALORA_BLOCK)) {
+            const auto& q = j[QALORA_BLOCK];
+            LOTA_CHECK(q.is_object(), "%s: \"qalora\" must be an object", file.c_str());
+            c.method = AdapterMethod::QALORA;
+            LOTA_CHECK(c.lora_dropout == 0.0, "%s: QA-LoRA adapters run merged and have no dropout; lora_dropout "
+                       "must be 0, got %g", file.c_str(), c.lora_dropout);
+            c.bits = q.value("bits", 0);
+            c.group_size = q.value("group_size", 0);
+            c.qalora_pooling = q.value("pooling", std::string("mean"));
+            LOTA_CHECK(c.group_size > 0, "%s: \"qalora\" needs \"group_size\" > 0 (the pooling group), got %d",
+                       file.c_str(), c.group_size);
+            LOTA_CHECK(c.qalora_pooling == "mean" || c.qalora_pooling == "sum",
+                       "%s: qalora.pooling must be \"mean\" or \"sum\", got \"%s\"", file.c_str(),
+                       c.qalora_pooling.c_str());
+        } else {
+            LOTA_CHECK(!j.value("use_qalora", false),
+                       "%s: a peft QA-LoRA adapter (\"use_qalora\": true) without lota's \"qalora\" block is not "
+                       "supported: peft's scale of the pooled input has differed between versions, so its numbers "
+                       "cannot be read unambiguously (train it with `lota train --method qalora`)",
+                       file.c_str());
         }
     } catch (const nlohmann::json::exception& e) {
         LOTA_FAIL("%s: bad value: %s", file.c_str(), e.what());
@@ -113,6 +136,20 @@ nlohmann::json adapter_config_to_json(const AdapterConfig& c) {
         l["bits"] = c.bits;
         l["group_size"] = c.group_size;
         j[LOTA_BLOCK] = l;
+    }
+    if (c.method == AdapterMethod::QALORA) {
+        j["use_qalora"] = true;
+        j["qalora_group_size"] = c.group_size;
+        j[QALORA_BLOCK] = {
+            {"method", "qa-lora"},
+            {"pooling", c.qalora_pooling},
+            {"bits", c.bits},
+            {"group_size", c.group_size},
+            {"formula", "y = x W + (lora_alpha / r) * pool(x) A^T B^T, pool(x)[j] = " +
+                            std::string(c.qalora_pooling == "mean" ? "mean" : "sum") +
+                            " of input features j*group_size .. (j+1)*group_size-1; merges exactly into the GPTQ "
+                            "model as the per-group offset F = (lora_alpha / r) * c * (B A)^T / scales "
+                            "(c = 1/group_size for mean, 1 for sum), W = scales * (Q - zeros + F)"}};
     }
     return j;
 }
@@ -189,6 +226,13 @@ void adapter_check(const Adapter& adapter, const std::vector<AdapterTarget>& tar
                    "%s: adapter was trained with group size %d, this model has group size %d", dir.c_str(),
                    c.group_size, group_size);
     }
+    if (c.method == AdapterMethod::QALORA) {
+        LOTA_CHECK(c.bits == 0 || c.bits == bits, "%s: QA-LoRA adapter was trained on a %d-bit model, this model has "
+                   "%d bits", dir.c_str(), c.bits, bits);
+        LOTA_CHECK(c.group_size == group_size,
+                   "%s: QA-LoRA adapter pools groups of %d inputs, this model is quantized with group size %d (the "
+                   "adapter merges only into its own quantization groups)", dir.c_str(), c.group_size, group_size);
+    }
     std::map<std::string, const AdapterTarget*> by_name;
     for (const auto& t : targets) by_name[t.name] = &t;
     for (const auto& [name, m] : adapter.modules) {
@@ -196,10 +240,16 @@ void adapter_check(const Adapter& adapter, const std::vector<AdapterTarget>& tar
         LOTA_CHECK(it != by_name.end(), "%s: adapter module '%s' does not exist in the model (or is not adaptable)",
                    dir.c_str(), name.c_str());
         const int64_t K = it->second->in_features, N = it->second->out_features;
-        LOTA_CHECK(m.lora_a.size(0) == c.r && m.lora_a.size(1) == K,
-                   "%s: tensor '%s%s.lora_A.weight' has shape %s, expected [%lld, %lld] (r=%lld, in=%lld)", dir.c_str(),
-                   PREFIX, name.c_str(), shape_str(m.lora_a).c_str(), (long long)c.r, (long long)K, (long long)c.r,
-                   (long long)K);
+        // QA-LoRA's lora_A sees the input pooled per quantization group: K / group_size features.
+        const bool pooled = c.method == AdapterMethod::QALORA;
+        LOTA_CHECK(!pooled || (c.group_size > 0 && K % c.group_size == 0),
+                   "%s: module '%s' has %lld inputs, not a multiple of the QA-LoRA group size %d", dir.c_str(),
+                   name.c_str(), (long long)K, c.group_size);
+        const int64_t K_a = pooled ? K / c.group_size : K;
+        LOTA_CHECK(m.lora_a.size(0) == c.r && m.lora_a.size(1) == K_a,
+                   "%s: tensor '%s%s.lora_A.weight' has shape %s, expected [%lld, %lld] (r=%lld, in=%lld%s)",
+                   dir.c_str(), PREFIX, name.c_str(), shape_str(m.lora_a).c_str(), (long long)c.r, (long long)K_a,
+                   (long long)c.r, (long long)K, pooled ? strfmt(" / group size %d", c.group_size).c_str() : "");
         LOTA_CHECK(m.lora_b.size(0) == N && m.lora_b.size(1) == c.r,
                    "%s: tensor '%s%s.lora_B.weight' has shape %s, expected [%lld, %lld] (out=%lld, r=%lld)", dir.c_str(),
                    PREFIX, name.c_str(), shape_str(m.lora_b).c_str(), (long long)N, (long long)c.r, (long long)N,

@@ -1,4 +1,4 @@
-// Exact LoTA-QAF merge into a GPTQ checkpoint (merge.h).
+// Exact LoTA-QAF / QA-LoRA merge into a GPTQ checkpoint (merge.h).
 #include "merge/merge.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +10,7 @@
 #include "model/device.h"
 #include "quant/gptq_tensors.h"
 #include "quant/lota_merge.h"
+#include "quant/qalora.h"
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -28,9 +29,17 @@ MergeResult merge_run(const MergeOptions& o) {
     LOTA_CHECK(!ckpt.quant.lota_offset, "%s: this model already carries LoTA offsets (it is a merged model); merge "
                "into the original quantized model", o.model.c_str());
     const io::Adapter adapter = io::adapter_read(o.adapter);
-    LOTA_CHECK(adapter.config.method == io::AdapterMethod::LOTA,
+    const io::AdapterMethod method = adapter.config.method;
+    LOTA_CHECK(method != io::AdapterMethod::LORA,
                "%s: a 16-bit LoRA adapter cannot be merged into the quantized grid exactly; evaluate it unmerged "
                "(`lota logits --adapter`)", o.adapter.c_str());
+    // QA-LoRA's F is a float64 product rounded to float32: computed where verify runs the adapter model, so
+    // the two agree bit for bit (quant/qalora.h).
+    const at::Device offset_device = o.verify ? at::Device(res.device) : at::Device(at::kCPU);
+    const quant::QaLoraPooling pooling = method == io::AdapterMethod::QALORA
+        ? quant::qalora_pooling_parse(adapter.config.qalora_pooling, o.adapter + ": qalora.pooling")
+        : quant::QaLoraPooling::MEAN;
+    const double scaling = adapter.config.lora_alpha / (double)adapter.config.r;
 
     std::map<std::string, quant::QuantizedWeight> weights;
     std::vector<io::AdapterTarget> targets;
@@ -43,7 +52,11 @@ MergeResult merge_run(const MergeOptions& o) {
     for (auto& [name, qw] : weights) {
         quant::QuantizedWeight merged;
         auto it = adapter.modules.find(name);
-        if (it != adapter.modules.end()) {
+        if (it != adapter.modules.end() && method == io::AdapterMethod::QALORA) {
+            merged = quant::qalora_merge(qw, it->second.lora_a.to(offset_device, at::kFloat),
+                                         it->second.lora_b.to(offset_device, at::kFloat), scaling, pooling);
+            ++res.merged_modules;
+        } else if (it != adapter.modules.end()) {
             merged = quant::lota_merge(qw, it->second.lora_a, it->second.lora_b, adapter.config.omega);
             res.markers += quant::unpack_codes(merged).ne(quant::unpack_codes(qw)).sum().item<int64_t>();
             ++res.merged_modules;
@@ -56,14 +69,21 @@ MergeResult merge_run(const MergeOptions& o) {
     ckpt.quant.lota_offset = true;
     ckpt.quant.qzeros_3bit = io::Qzeros3Bit::PER_FIELD;  // how gptq_tensors_from_quantized_weight packs them
     ckpt.quant.extra["lota_offset_note"] =
-        "every quantized linear has <prefix>.lota_offset float32 [G, N], the LoTA-QAF offset factor F: "
-        "W = S * (Q - Z + F). Readers that ignore it load the model without the offsets.";
-    ckpt.quant.extra["lota_adapter"] = {{"r", adapter.config.r}, {"omega", adapter.config.omega}};
+        "every quantized linear has <prefix>.lota_offset float32 [G, N], the per-group offset factor F "
+        "(LoTA-QAF, or a merged QA-LoRA adapter): W = S * (Q - Z + F). Readers that ignore it load the model "
+        "without the offsets.";
+    if (method == io::AdapterMethod::QALORA)
+        ckpt.quant.extra["lota_adapter"] = {{"method", "qa-lora"},
+                                            {"r", adapter.config.r},
+                                            {"lora_alpha", adapter.config.lora_alpha},
+                                            {"pooling", adapter.config.qalora_pooling}};
+    else
+        ckpt.quant.extra["lota_adapter"] = {{"r", adapter.config.r}, {"omega", adapter.config.omega}};
 
     io::gptq_checkpoint_write(staged.path(), ckpt);
     io::model_text_files_copy(o.model, staged.path());
-    LOTA_LOG_INFO("merged %lld modules (%lld codes moved by one grid step)", (long long)res.merged_modules,
-                  (long long)res.markers);
+    LOTA_LOG_INFO("merged %lld %s modules (%lld codes moved by one grid step)", (long long)res.merged_modules,
+                  io::adapter_method_name(method), (long long)res.markers);
     if (o.verify) {
         const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());

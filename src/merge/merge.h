@@ -1,12 +1,15 @@
-// `lota merge`: the exact LoTA-QAF merge of an adapter into its quantized model (DESIGN §1
-// "Merge", §3 "Merged LoTA model"). Every adapted linear becomes Q' = Q + M in the same bit width
-// and packing, with the per-group offset factor F stored as <prefix>.lota_offset; linears without
-// an adapter get F = 0, so that quantize_config.json's "lota_offset": true holds for every linear.
+// `lota merge`: the exact merge of a LoTA-QAF or QA-LoRA adapter into its quantized model (DESIGN §1
+// "Merge", §3 "Merged LoTA model"). LoTA-QAF: every adapted linear becomes Q' = Q + M in the same bit
+// width and packing, with the per-group offset factor F stored as <prefix>.lota_offset. QA-LoRA: the codes
+// stay, and the adapter becomes the per-group offset F = s·c·(BA)ᵀ / S (quant/qalora.h), in the same
+// tensor. Linears without an adapter get F = 0, so that quantize_config.json's "lota_offset": true holds
+// for every linear.
 // Readers that ignore lota_offset (GPTQModel, transformers) load the model without offsets.
 // Verification runs the adapter model (LotaLinear, the training path) and the merged model on
 // the same sample inputs, one after the other on the chosen device and compute dtype, and requires
 // bit-identical logits. Nothing is written unless the adapter fits the model (and, with verify,
-// unless the logits match). The merge itself is integer work on the CPU.
+// unless the logits match). The LoTA-QAF merge is integer work on the CPU; QA-LoRA's F is computed on
+// the verify device (on the CPU without --verify), as the adapter model computes it there.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +19,7 @@ namespace lota::merge {
 
 struct MergeOptions {
     std::string model;    ///< quantized model directory (GPTQ checkpoint without offsets)
-    std::string adapter;  ///< LoTA adapter directory (io/adapter.h)
+    std::string adapter;  ///< LoTA-QAF or QA-LoRA adapter directory (io/adapter.h)
     std::string out;      ///< merged model directory (must not exist or be empty, unless overwrite)
     bool overwrite = false;  ///< replace an existing non-empty `out` (util/fs.h StagedDir)
     bool verify = false;  ///< compare logits of adapter and merged model bit for bit

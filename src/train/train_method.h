@@ -1,7 +1,9 @@
-// What differs between LoTA-QAF and LoRA training, chosen once from the adapter method: the
+// What differs between LoTA-QAF, LoRA and QA-LoRA training, chosen once from the adapter method: the
 // method's adapter_config.json fields, the step-0 adapter, the optimizer, the per-micro-batch and
-// per-step hooks (LoRA's dropout generator before each forward; LoTA-QAF's marker statistics of the
-// adapter the forward used) and where the gradients are for their reduction (train/grad_reduce.h). The training loop (trainer.cpp) calls these and never branches on the method.
+// per-step hooks (LoRA's and QA-LoRA's dropout generator before each forward; LoTA-QAF's marker
+// statistics and QA-LoRA's mean offset of the adapter the forward used) and where the gradients are
+// for their reduction (train/grad_reduce.h). The training loop (trainer.cpp) calls these and never
+// branches on the method.
 #pragma once
 
 #include <memory>
@@ -24,9 +26,11 @@ class TrainMethod {
     virtual ~TrainMethod() = default;
     /// Sets the method's own fields of `config` (the common ones are the trainer's).
     virtual void config_fill(io::AdapterConfig& config, const TrainOptions& options, int64_t total_steps) const = 0;
-    /// Step-0 tensors of one module (CPU), drawn from `gen`: LoTA A = lota_init_a, B = 0; LoRA
-    /// A = kaiming-uniform, B = 0.
-    virtual io::AdapterModule module_initial(const io::AdapterTarget& target, int64_t r, at::Generator& gen) const = 0;
+    /// Step-0 tensors of one module (CPU), drawn from `gen`, for the adapter `config` (rank, group size):
+    /// LoTA A = lota_init_a, B = 0; LoRA A = kaiming-uniform, B = 0; QA-LoRA A [r, K/g] = xavier-uniform
+    /// (the official code's init), B = 0.
+    virtual io::AdapterModule module_initial(const io::AdapterTarget& target, const io::AdapterConfig& config,
+                                             at::Generator& gen) const = 0;
     /// The optimizer over the adapted layers' parameters.
     virtual std::unique_ptr<Optimizer> optimizer_make(const std::vector<adapter::AdaptedLayer>& layers,
                                                       const TrainOptions& options) const = 0;

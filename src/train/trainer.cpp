@@ -61,7 +61,7 @@ io::Adapter adapter_initial(model::Transformer& model, const TrainMethod& method
     io::Adapter a;
     a.config = c;
     for (const auto& t : adapter::adapter_targets(model, c.target_modules))
-        a.modules[t.name] = method.module_initial(t, c.r, gen);
+        a.modules[t.name] = method.module_initial(t, c, gen);
     return a;
 }
 
@@ -173,7 +173,8 @@ std::string settings_text(const TrainOptions& o, int64_t micro, int64_t total, c
         {"target_max_len", o.data.target_max_len}, {"ckpt", o.gradient_checkpointing},
         {"chunk", o.loss_chunk_rows}, {"resume", o.resume}, {"device", o.device}, {"dtype", o.dtype},
         {"save_every", o.save_every}, {"stop_after", o.max_steps_this_run}, {"lora_dropout", o.lora_dropout},
-        {"tsign", {t.q_start, t.q_mid, t.q_end, t.phase1_frac, t.tau, (int)t.schedule, t.guard_norm, t.guard_quantile}},
+        {"tsign", {t.q_start, t.q_mid, t.q_end, t.phase1_frac, t.tau, (int)t.schedule, t.guard_norm, t.guard_quantile,
+                   t.momentum}},
         {"adamw", {a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.warmup_ratio, a.schedule, a.max_grad_norm}}};
     return j.dump();
 }

@@ -1,8 +1,8 @@
 // The fine-tuning loop behind `lota train`: LoTA-QAF (ternary adapters on the quantized linears,
-// t-SignSGD) or the 16-bit LoRA baseline (AdamW) on the same quantized base. Per optimizer step:
+// t-SignSGD), the 16-bit LoRA baseline or the QA-LoRA baseline (both AdamW) on the same quantized base. Per optimizer step:
 // batch_size examples in micro-batches, loss = Σ token CE over target tokens / total target tokens
-// of the step, one backward per micro-batch, one optimizer step. The loop is the same for both
-// methods; what differs is chosen once (train/train_method.h, train/optimizer.h).
+// of the step, one backward per micro-batch, one optimizer step. The loop is the same for every
+// method; what differs is chosen once (train/train_method.h, train/optimizer.h).
 // Logs every step to OUT/train_log.jsonl and one "step ..." line on stderr; checkpoints every
 // save_every steps (train/checkpoint.h); the final adapter is OUT/adapter_model.safetensors +
 // adapter_config.json (io/adapter.h), plus OUT/loss_curve.svg.
@@ -24,7 +24,7 @@ namespace lota::train {
 struct TrainOptions {
     std::string model;            ///< quantized model directory (GPTQ checkpoint)
     std::string out;              ///< adapter output directory (must be new or empty unless resume)
-    io::AdapterMethod method = io::AdapterMethod::LOTA;  ///< LoTA-QAF or the LoRA baseline
+    io::AdapterMethod method = io::AdapterMethod::LOTA;  ///< LoTA-QAF, or the LoRA or QA-LoRA baseline
     data::DataOptions data;
     int64_t steps = 0;            ///< optimizer steps; 0 = from epochs
     double epochs = 0;            ///< used when steps = 0 (default 1 epoch)
@@ -43,9 +43,10 @@ struct TrainOptions {
     uint64_t seed = 0;
     int64_t max_steps_this_run = 0;  ///< stop (after checkpointing) when > 0 steps ran; for tests
     TSignSgdOptions tsign;        ///< LoTA optimizer
-    AdamWOptions adamw;           ///< LoRA optimizer
-    double lora_alpha = 0;        ///< 0 = 2·r
-    double lora_dropout = 0.05;
+    AdamWOptions adamw;           ///< LoRA and QA-LoRA optimizer
+    double lora_alpha = 0;        ///< 0 = 2·r (LoRA and QA-LoRA: scaling α/r)
+    double lora_dropout = 0.05;   ///< LoRA only (QA-LoRA has none)
+    std::string qalora_pooling = "mean";  ///< QA-LoRA: mean (official code) or sum (paper), quant/qalora.h
 };
 
 struct TrainResult {

@@ -29,6 +29,8 @@ void check_options(const TSignSgdOptions& o) {
                o.phase1_frac);
     LOTA_CHECK(std::isfinite(o.tau) && o.tau >= 0, "t-SignSGD: tau must be >= 0, got %g", o.tau);
     LOTA_CHECK(!std::isnan(o.guard_norm), "t-SignSGD: guard_norm is NaN");
+    LOTA_CHECK(std::isfinite(o.momentum) && o.momentum >= 0 && o.momentum < 1,
+               "t-SignSGD: momentum must lie in [0, 1), got %g", o.momentum);
 }
 
 // a + f·(b − a) with f ∈ [0, 1], returning b exactly at f = 1.

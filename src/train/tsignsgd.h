@@ -1,8 +1,10 @@
 // t-SignSGD (ternary signed gradient descent) for LoTA-QAF adapters (DESIGN §1; Chen et al. 2025,
-// arXiv 2505.18724). Stateless: no learning rate, no momentum, no clipping. At step t of T each
-// ternary tensor p moves one step against sign(grad) where |grad| is above the per-tensor quantile
-// θ_t = quantile(|grad|, q_t) and above τ, and stays in {−1, 0, 1}. Zeroing the gradient buffers
-// after a step is the caller's job (TSignSgdOptimizer, train/optimizer.h); there is no optimizer state.
+// arXiv 2505.18724). The rule here is stateless: no learning rate, no momentum, no clipping. At step
+// t of T each ternary tensor p moves one step against sign(grad) where |grad| is above the per-tensor
+// quantile θ_t = quantile(|grad|, q_t) and above τ, and stays in {−1, 0, 1}. Zeroing the gradient
+// buffers after a step is the caller's job (TSignSgdOptimizer, train/optimizer.h), and so is the one
+// optional state, the gradient moving average of TSignSgdOptions::momentum, which that class keeps
+// and hands to this rule in place of the gradient.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,10 @@ struct TSignSgdOptions {
     TSignSchedule schedule = TSignSchedule::OFFICIAL_INTERPOLATE;
     double guard_norm = 10.0;     ///< phase 2: guard active when the global grad L2 norm exceeds this
     double guard_quantile = 0.99995;  ///< guard skips entries with |g| above this per-tensor quantile
+    /// β in [0, 1) of TSignSgdOptimizer (not of tsignsgd_step): each step first updates
+    /// m ← β·m + (1 − β)·g (m = 0 before step 1) and then runs the rule on m instead of g. 0 (the
+    /// default) is the paper's t-SignSGD exactly; the adapter stays ternary either way.
+    double momentum = 0.0;
 };
 
 /// One adapter tensor and its accumulated gradient.

@@ -1,8 +1,9 @@
 """Data-parallel lota on the CPU with Gloo (PyTorch's c10d, src/dist): 2 ranks started by torchrun
 (`torchrun --standalone --nproc-per-node 2 --no-python lota ...`) against one process, on a tiny random
 Llama quantized with RTN 4-bit g32 (the model of test_train.py):
-  - train: LoTA-QAF and LoRA adapters of 2 ranks == one process's, byte for byte (Note [exact gradient
-    sums] in src/train/grad_reduce.h), and so are the logged losses; 3 ranks on 4 micro-batches too;
+  - train: LoTA-QAF (also with --tsign-momentum), LoRA and QA-LoRA adapters of 2 ranks == one process's,
+    byte for byte (Note [exact gradient sums] in src/train/grad_reduce.h), and so are the logged losses;
+    3 ranks on 4 micro-batches too;
     a run stopped after 2 steps by one process and resumed by 2 ranks == the uninterrupted run;
   - quantize (GPTQ): the checkpoint of 2 ranks == one process's, byte for byte;
   - eval (ppl, loss): the same scores as one process; mmlu (2 and 3 ranks, uneven shares of the batches)
@@ -38,6 +39,9 @@ EXAMPLES = [
 ]
 LOTA_ARGS = ["--method", "lota", "--rank", 8, "--omega", 2]
 LORA_ARGS = ["--method", "lora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
+QALORA_ARGS = ["--method", "qalora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
+METHOD_ARGS = {"lota": LOTA_ARGS, "lora": LORA_ARGS, "qalora": QALORA_ARGS,
+               "lota_momentum": [*LOTA_ARGS, "--tsign-momentum", 0.9]}
 TEXT = ("The quick brown fox jumps over the lazy dog. " * 3 + "Paris is the capital of France. ") * 12
 
 
@@ -68,10 +72,10 @@ def losses(out):
     return [json.loads(line)["loss"] for line in (Path(out) / "train_log.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["lota", "lora"])
+@pytest.mark.parametrize("method", ["lota", "lora", "qalora", "lota_momentum"])
 def test_train_two_ranks_equal_one_process(setup, method):
     root, _, quant, data, _ = setup
-    args = LOTA_ARGS if method == "lota" else LORA_ARGS
+    args = METHOD_ARGS[method]
     one, two = root / f"{method}_one", root / f"{method}_two"
     lota(*train_args(quant, data, one, args))
     proc = torchrun(2, *train_args(quant, data, two, args))

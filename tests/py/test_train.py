@@ -1,9 +1,11 @@
-"""LoTA-QAF and LoRA fine-tuning, the exact merge and resume, end to end through the lota CLI on a
+"""LoTA-QAF, LoRA and QA-LoRA fine-tuning, the exact merge and resume, end to end through the lota CLI on a
 tiny random Llama (`lota init`, llama2 tokenizer from ../shared, no chat template so the plain
 prompt is used) quantized with RTN 4-bit g32:
-  - both methods lower the training loss on a tiny repeated dataset;
-  - `lota merge --verify` passes and merged logits == adapter logits (`lota logits --adapter`) bit for bit;
+  - every method lowers the training loss on a tiny repeated dataset;
+  - `lota merge --verify` passes and merged logits == adapter logits (`lota logits --adapter`) bit for bit
+    (LoTA-QAF and QA-LoRA);
   - a run killed with SIGKILL and resumed == the uninterrupted run (bit-identical adapter files);
+  - t-SignSGD with --tsign-momentum: 0 is the plain rule, > 0 merges exactly and resumes exactly;
   - bad adapters (wrong rank, missing module, LoRA) -> non-zero exit and no output directory."""
 import json
 import os
@@ -25,6 +27,7 @@ EXAMPLES = [
 ]
 LOTA_ARGS = ["--method", "lota", "--rank", 8, "--omega", 2]
 LORA_ARGS = ["--method", "lora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
+QALORA_ARGS = ["--method", "qalora", "--rank", 8, "--lr", "5e-3", "--warmup-ratio", 0]
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +112,53 @@ def test_merge_verify_and_logits_bit_identical(setup):
          root / "lora_logits.safetensors", "--device", "cpu")
 
 
+def test_qalora_lowers_loss_and_merges_exactly(setup):
+    root, quant, data = setup
+    out = root / "qalora"
+    train(quant, data, out, QALORA_ARGS)
+    recs = log(out)
+    first, last = recs[0]["loss"], min(r["loss"] for r in recs[-2:])
+    print(f"\nQA-LoRA loss {first:.4f} -> {last:.4f}")
+    assert last < first, recs
+    assert recs[0]["mean_abs_offset"] == 0 and recs[-1]["mean_abs_offset"] > 0  # B = 0 at step 1
+    cfg = json.loads((out / "adapter_config.json").read_text())
+    assert cfg["use_qalora"] is True and cfg["qalora_group_size"] == 32 and cfg["lora_dropout"] == 0
+    assert cfg["qalora"]["pooling"] == "mean" and cfg["qalora"]["bits"] == 4
+    merged = root / "qalora_merged"
+    proc = lota("merge", "--model", quant, "--adapter", out, "--out", merged, "--verify", "--device", "cpu")
+    assert "bit-identical" in proc.stdout
+    qc = json.loads((merged / "quantize_config.json").read_text())
+    assert qc["lota_offset"] is True and qc["lota_adapter"]["method"] == "qa-lora"
+    ids = write_json(root / "ids_qalora.json", [[1, 450, 7483, 310, 3444, 338], [1, 15043, 727, 0, 0, 0]])
+    outs = {}
+    for name, model, extra in [("merged", merged, []), ("adapter", quant, ["--adapter", out]), ("base", quant, [])]:
+        path = root / f"qalora_{name}_logits.safetensors"
+        lota("logits", "--model", model, *extra, "--ids", ids, "--out", path, "--device", "cpu")
+        outs[name] = path.read_bytes()
+    assert outs["merged"] == outs["adapter"], "merged logits differ from QA-LoRA adapter logits"
+    assert outs["merged"] != outs["base"], "the adapter changed nothing"
+    # The merged model runs the evaluation path too (fused q/k/v and gate/up layers with offsets).
+    assert lota("eval", "--task", "ppl", "--model", merged, "--data", root / "data.json", "--seqlen", 32,
+                "--device", "cpu", "--json").returncode == 0
+
+
+def test_qalora_refuses_dropout_and_act_order(setup):
+    root, quant, data = setup
+    proc = train(quant, data, root / "qalora_dropout", QALORA_ARGS, steps=1, extra=["--lora-dropout", 0.1],
+                 check=False)
+    assert proc.returncode != 0 and "QA-LoRA trains without dropout" in proc.stderr, proc.stderr
+    base = root / "base"
+    act = root / "quant_act"
+    lota("quantize", "--model", base, "--out", act, "--method", "gptq", "--act-order", "--bits", 4, "--group-size",
+         32, "--calib", data, "--device", "cpu")
+    proc = train(act, data, root / "qalora_act", QALORA_ARGS, steps=1, check=False)
+    assert proc.returncode != 0 and "act-order" in proc.stderr, proc.stderr
+    assert not (root / "qalora_act" / "adapter_model.safetensors").exists()
+
+
 def test_kill_and_resume_is_bit_identical(setup):
     root, quant, data = setup
-    for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS)]:
+    for name, args in [("lota", LOTA_ARGS), ("lora", LORA_ARGS), ("qalora", QALORA_ARGS)]:
         full, cut = root / f"full_{name}", root / f"cut_{name}"
         train(quant, data, full, args, steps=6, extra=["--save-every", 2])
         proc = lota_popen("train", "--model", quant, "--data", data, "--format", "alpaca", "--out", cut, "--steps", 6,
@@ -133,6 +180,59 @@ def test_kill_and_resume_is_bit_identical(setup):
         train(quant, data, cut3, args, steps=6, extra=["--stop-after", 3])
         train(quant, data, cut3, args, steps=6, extra=["--resume"])
         assert files_equal(full, cut3), f"{name}: --stop-after 3 + --resume differs"
+
+
+def safetensors_names(path):
+    header = Path(path).read_bytes()
+    n = int.from_bytes(header[:8], "little")
+    return sorted(k for k in json.loads(header[8:8 + n]) if k != "__metadata__")
+
+
+def test_tsign_momentum(setup):
+    """--tsign-momentum: 0 is the paper's rule byte for byte; 0.9 trains another ternary adapter that still
+    merges exactly, is recorded in adapter_config.json and the log, keeps its moving average in the
+    checkpoint and resumes bit-identically; a resume with another beta is refused."""
+    root, quant, data = setup
+    plain, zero = root / "mom_plain", root / "mom_zero"
+    train(quant, data, plain, LOTA_ARGS, steps=6)
+    train(quant, data, zero, LOTA_ARGS, steps=6, extra=["--tsign-momentum", 0])
+    assert files_equal(plain, zero), "--tsign-momentum 0 changed the adapter"
+    assert files_equal(plain, zero, "adapter_config.json")
+    timing = ("tokens_per_s", "step_time_s", "peak_mem_mib")
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in timing} for r in recs]  # noqa: E731
+    assert strip(log(plain)) == strip(log(zero))
+    assert json.loads((zero / "adapter_config.json").read_text())["lota"]["momentum"] == 0
+
+    ema, cut = root / "mom_ema", root / "mom_cut"
+    args = [*LOTA_ARGS, "--tsign-momentum", 0.9]
+    train(quant, data, ema, args, steps=6)
+    assert not files_equal(plain, ema), "momentum 0.9 took the same steps as none"
+    assert json.loads((ema / "adapter_config.json").read_text())["lota"]["momentum"] == 0.9
+    assert all(r["tsign_momentum"] == 0.9 for r in log(ema))
+    merged = root / "mom_merged"
+    proc = lota("merge", "--model", quant, "--adapter", ema, "--out", merged, "--verify", "--device", "cpu")
+    assert "bit-identical" in proc.stdout
+
+    train(quant, data, cut, args, steps=6, extra=["--stop-after", 3])
+    names = safetensors_names(cut / "checkpoint-3" / "optimizer.safetensors")
+    assert names and all(n.endswith(".lora_A.weight.m") or n.endswith(".lora_B.weight.m") for n in names), names
+    state = json.loads((cut / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["optimizer"]["momentum"] == 0.9
+    other = root / "mom_other"
+    shutil.copytree(cut, other)
+    proc = train(quant, data, other, [*LOTA_ARGS, "--tsign-momentum", 0.5], steps=6, extra=["--resume"], check=False)
+    assert proc.returncode != 0
+    assert "made with --tsign-momentum 0.9, this run has 0.5" in proc.stderr, proc.stderr
+    proc = train(quant, data, other, LOTA_ARGS, steps=6, extra=["--resume"], check=False)
+    assert proc.returncode != 0 and "made with --tsign-momentum 0.9, this run has 0" in proc.stderr, proc.stderr
+    train(quant, data, cut, args, steps=6, extra=["--resume"])
+    assert files_equal(ema, cut), "momentum: --stop-after 3 + --resume differs from the uninterrupted run"
+    assert [r["loss"] for r in log(ema)] == [r["loss"] for r in log(cut)]
+
+    for bad in ("1", "-0.1", "nan"):
+        proc = train(quant, data, root / "mom_bad", LOTA_ARGS, steps=1, extra=["--tsign-momentum", bad], check=False)
+        assert proc.returncode != 0 and "--tsign-momentum" in proc.stderr, proc.stderr
+        assert not (root / "mom_bad" / "adapter_model.safetensors").exists()
 
 
 def test_bad_adapters_are_rejected(setup):

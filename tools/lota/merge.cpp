@@ -1,4 +1,4 @@
-// lota merge: exact merge of a LoTA-QAF adapter into its quantized model; see src/merge/merge.h.
+// lota merge: exact merge of a LoTA-QAF or QA-LoRA adapter into its quantized model; see src/merge/merge.h.
 // --verify runs the adapter model and the merged model on --device in --dtype.
 #include <nlohmann/json.hpp>
 
@@ -33,11 +33,11 @@ int run_merge(MergeCli& c) {
     return 0;
 }
 
-LOTA_COMMAND("merge", "Merge a LoTA-QAF adapter into its quantized model (exact)", [](CLI::App& sub) -> lota::cli::CommandRun {
+LOTA_COMMAND("merge", "Merge a LoTA-QAF or QA-LoRA adapter into its quantized model (exact)", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto c = std::make_shared<MergeCli>();
     auto& o = c->o;
     lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
-    lota::cli::add_adapter_flag(sub, o.adapter, "the LoTA-QAF adapter to merge (lota train output)")->required();
+    lota::cli::add_adapter_flag(sub, o.adapter, "the LoTA-QAF or QA-LoRA adapter to merge (lota train output)")->required();
     lota::cli::add_out_flag(sub, o.out, "merged model directory (written atomically)")->required();
     lota::cli::add_overwrite_flag(sub, o.overwrite, "--out directory");
     sub.add_flag("--verify", o.verify, "require bit-identical logits of adapter and merged model on sample inputs");

@@ -1,4 +1,4 @@
-// lota train: LoTA-QAF (or 16-bit LoRA) fine-tuning of a quantized model; see src/train/trainer.h.
+// lota train: LoTA-QAF (or 16-bit LoRA, or QA-LoRA) fine-tuning of a quantized model; see src/train/trainer.h.
 // `lota train --help` lists the flags in groups: data, model and adapter, each optimizer,
 // schedule, checkpointing, runtime.
 #include <sstream>
@@ -28,11 +28,18 @@ struct TrainCli {
     std::string targets, tsign_schedule = "official";
     std::string method = lota::io::adapter_method_name(lota::train::TrainOptions().method);
     bool json = false;
+    CLI::Option* dropout_flag = nullptr;  ///< --lora-dropout, to tell a given value from the default
 };
 
 int run_train(TrainCli& c) {
     c.o.target_modules = split_commas(c.targets);
     c.o.method = lota::io::adapter_method_parse(c.method, "--method");
+    if (c.o.method == lota::io::AdapterMethod::QALORA) {
+        LOTA_CHECK(c.dropout_flag->count() == 0 || c.o.lora_dropout == 0,
+                   "--lora-dropout %g: QA-LoRA trains without dropout (its forward is the merged model's); leave "
+                   "the flag out", c.o.lora_dropout);
+        c.o.lora_dropout = 0;
+    }
     LOTA_CHECK(c.tsign_schedule == "official" || c.tsign_schedule == "paper",
                "--tsign-schedule must be official or paper, got '%s'", c.tsign_schedule.c_str());
     c.o.tsign.schedule = c.tsign_schedule == "official" ? lota::train::TSignSchedule::OFFICIAL_INTERPOLATE
@@ -54,7 +61,7 @@ int run_train(TrainCli& c) {
     });
 }
 
-LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA", [](CLI::App& sub) -> lota::cli::CommandRun {
+LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF, 16-bit LoRA or QA-LoRA", [](CLI::App& sub) -> lota::cli::CommandRun {
     auto c = std::make_shared<TrainCli>();
     auto& o = c->o;
     const auto unit = lota::cli::real_range(0, true, 1, true);
@@ -72,17 +79,23 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
 
     sub.option_defaults()->group("Model and adapter");
     lota::cli::add_model_flag(sub, o.model, "quantized, as lota quantize writes it");
-    sub.add_option("--method", c->method, "lota (LoTA-QAF, t-SignSGD) or lora (16-bit LoRA baseline, AdamW)")
-        ->check(CLI::IsMember({"lota", "lora"}))
+    sub.add_option("--method", c->method,
+                   "lota (LoTA-QAF, t-SignSGD), lora (16-bit LoRA baseline, AdamW) or qalora (QA-LoRA baseline, "
+                   "AdamW; merges exactly)")
+        ->check(CLI::IsMember({"lota", "lora", "qalora"}))
         ->capture_default_str();
     sub.add_option("--rank", o.rank, "adapter rank r")->check(lota::cli::int_range(1, 65536))->capture_default_str();
     sub.add_option("--omega", o.omega, "LoTA threshold omega, in (0, rank) (default 0.75*rank)")
         ->check(lota::cli::real_range(0, false, 65536, false));
     sub.add_option("--target-modules", c->targets, "comma-separated, e.g. q_proj,v_proj (default: all seven)");
-    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (default 2*rank)")
+    sub.add_option("--lora-alpha", o.lora_alpha, "LoRA / QA-LoRA alpha (default 2*rank)")
         ->check(lota::cli::real_range(0, false, 1e6, true));
-    sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout")
-        ->check(lota::cli::real_range(0, true, 1, false))
+    c->dropout_flag = sub.add_option("--lora-dropout", o.lora_dropout, "LoRA dropout (QA-LoRA: none)")
+                          ->check(lota::cli::real_range(0, true, 1, false))
+                          ->capture_default_str();
+    sub.add_option("--qalora-pooling", o.qalora_pooling,
+                   "QA-LoRA input pooling per quantization group: mean (official code) or sum (paper's Algorithm 1)")
+        ->check(CLI::IsMember({"mean", "sum"}))
         ->capture_default_str();
 
     sub.option_defaults()->group("Optimizer: t-SignSGD (method lota)");
@@ -103,8 +116,13 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF or 16-bit LoRA"
     sub.add_option("--tsign-guard-norm", o.tsign.guard_norm, "phase-2 guard: gradient norm threshold")
         ->check(non_negative)
         ->capture_default_str();
+    sub.add_option("--tsign-momentum", o.tsign.momentum,
+                   "beta in [0, 1): take each step on the moving average m = beta*m + (1-beta)*g of the gradient "
+                   "instead of g (0: the paper's t-SignSGD; the adapter stays ternary, the merge exact)")
+        ->check(unit_open)
+        ->capture_default_str();
 
-    sub.option_defaults()->group("Optimizer: AdamW (method lora)");
+    sub.option_defaults()->group("Optimizer: AdamW (methods lora, qalora)");
     sub.add_option("--lr", o.adamw.lr, "peak learning rate, in (0, 1]")
         ->check(lota::cli::real_range(0, false, 1, true))
         ->capture_default_str();

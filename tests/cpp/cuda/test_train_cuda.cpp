@@ -1,6 +1,6 @@
 // Training pieces on CUDA against their CPU runs: t-SignSGD (sort-based quantiles, batched rows) bit
-// for bit, the chunked LM loss and its gradient, and LoRA dropout masks that repeat with the state of
-// a CUDA generator.
+// for bit, also on its gradient moving average (--tsign-momentum), the chunked LM loss and its
+// gradient, and LoRA dropout masks that repeat with the state of a CUDA generator.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -12,6 +12,7 @@
 #include "../lota/lota_test_util.h"
 #include "adapter/lora_linear.h"
 #include "train/lm_loss.h"
+#include "train/optimizer.h"
 #include "train/tsignsgd.h"
 
 using namespace lota_test;
@@ -37,6 +38,54 @@ TEST(TSignSgdCuda, MatchesCpuBitForBit) {
         EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-12 * a.grad_norm);
         EXPECT_GT(a.n_changed, 0) << "step " << t << ": the test needs entries that move";
     }
+}
+
+// The moving average m = β·m + (1 − β)·g is one multiply-add per entry on either device (at most a
+// rounding apart); the ternary steps taken on it must be the CPU's, and the state saved on CUDA must
+// resume a CPU run.
+TEST(TSignSgdCuda, MomentumMatchesCpu) {
+    at::Generator gen = make_gen(713);
+    std::vector<lota::train::TSignSgdParam> cpu, cuda;
+    std::vector<at::Tensor> means;
+    for (int i = 0; i < 4; ++i) {
+        const int64_t n = i < 3 ? 4000 : 999;
+        const at::Tensor p = rand_ternary({n}, gen);
+        cpu.push_back({p.clone(), at::zeros({n})});
+        cuda.push_back({p.to(at::kCUDA), at::zeros({n}, at::TensorOptions().device(at::kCUDA))});
+        means.push_back(at::randn({n}, gen) * 0.5);
+    }
+    lota::train::TSignSgdOptions o;
+    o.momentum = 0.9;
+    lota::train::TSignSgdOptimizer opt_cpu(cpu, o), opt_cuda(cuda, o);
+    const int64_t T = 6;
+    int64_t changed = 0;
+    for (int64_t t = 1; t <= T; ++t) {
+        for (size_t i = 0; i < cpu.size(); ++i) {
+            const at::Tensor g = means[i] + at::randn(means[i].sizes(), gen);
+            cpu[i].grad.copy_(g);
+            cuda[i].grad.copy_(g);
+        }
+        const nlohmann::json a = opt_cpu.step(t, T).read(at::kCPU);
+        const nlohmann::json b = opt_cuda.step(t, T).read(at::Device(at::kCUDA));
+        opt_cpu.zero_grad();
+        opt_cuda.zero_grad();
+        for (size_t i = 0; i < cpu.size(); ++i) {
+            expect_bitwise_equal(cuda[i].param.cpu(), cpu[i].param, "step " + std::to_string(t) + " param " +
+                                                                      std::to_string(i));
+            EXPECT_TRUE(at::allclose(opt_cuda.moments()[i].cpu(), opt_cpu.moments()[i], 1e-6, 1e-7));
+        }
+        EXPECT_EQ(a.at("n_changed"), b.at("n_changed"));
+        EXPECT_EQ(a.at("guard_active"), b.at("guard_active"));
+        changed += a.at("n_changed").get<int64_t>();
+    }
+    EXPECT_GT(changed, 0) << "the test needs entries that move";
+    // The CUDA state (saved to the CPU) loads into a CPU optimizer.
+    std::vector<lota::train::TSignSgdParam> resumed;
+    for (const auto& p : cuda) resumed.push_back({p.param.cpu(), at::zeros(p.grad.sizes())});
+    lota::train::TSignSgdOptimizer opt_resumed(resumed, o);
+    opt_resumed.state_load(opt_cuda.state_save(), "cuda state");
+    for (size_t i = 0; i < cpu.size(); ++i)
+        expect_bitwise_equal(opt_resumed.moments()[i], opt_cuda.moments()[i].cpu(), "moment " + std::to_string(i));
 }
 
 TEST(LmLossCuda, ChunkedLossMatchesCpu) {

@@ -1,5 +1,5 @@
 // Resuming `lota train` (train/trainer.h) from its checkpoints: an intact checkpoint continues the
-// run to the same adapter as an uninterrupted run; a LoRA checkpoint whose AdamW state was lost is
+// run to the same adapter as an uninterrupted run (LoRA and QA-LoRA); a LoRA checkpoint whose AdamW state was lost is
 // refused with a message naming the missing tensor, not continued with fresh moments. A tiny
 // random Llama with the llama2 tokenizer of $LOTA_SHARED_DIR (skipped without it), RTN 4-bit g32.
 #include <cstdlib>
@@ -87,6 +87,20 @@ TEST_F(TrainerResume, IntactCheckpointContinuesExactly) {
     cut.resume = true;
     EXPECT_EQ(lota::train::train_run(cut).steps_done, 2);
     EXPECT_EQ(adapter_bytes("lora_cut"), adapter_bytes("lora_full"));
+}
+
+// QA-LoRA: AdamW like LoRA, on the pooled factors; its final adapter is float32.
+TEST_F(TrainerResume, QaLoraCheckpointContinuesExactly) {
+    const lota::train::TrainResult full = lota::train::train_run(options(AdapterMethod::QALORA, "qalora_full"));
+    EXPECT_LT(full.last_loss, full.first_loss);
+    lota::train::TrainOptions cut = options(AdapterMethod::QALORA, "qalora_cut");
+    cut.max_steps_this_run = 2;
+    EXPECT_EQ(lota::train::train_run(cut).steps_done, 2);
+    ASSERT_TRUE(fs::exists(root_ / "qalora_cut" / "checkpoint-2" / "optimizer.safetensors"));
+    cut.max_steps_this_run = 0;
+    cut.resume = true;
+    EXPECT_EQ(lota::train::train_run(cut).steps_done, 2);
+    EXPECT_EQ(adapter_bytes("qalora_cut"), adapter_bytes("qalora_full"));
 }
 
 TEST_F(TrainerResume, LoraCheckpointWithoutOptimizerStateIsRefused) {

@@ -180,7 +180,9 @@ QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& sca
     qw.group_size = group_size;
     qw.out_features = Q.size(0);
     qw.in_features = Q.size(1);
-    qw.qweight = pack_codes(Q.t().to(at::kCPU, at::kInt).contiguous(), bits);
+    // Codes are integers in [0, 255]: int16 holds them (and small out-of-range values, which pack_codes
+    // refuses) with half the bytes of int32 to transpose.
+    qw.qweight = pack_codes(Q.to(at::kCPU, at::kShort).t().contiguous(), bits);
     qw.scales = scales.to(at::kCPU, at::kHalf).contiguous();
     qw.zeros = zeros.to(at::kCPU, at::kInt).contiguous();
     qw.g_idx = g_idx.to(at::kCPU, at::kInt).contiguous();

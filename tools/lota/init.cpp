@@ -2,6 +2,10 @@
 // a GPTQ checkpoint of RTN codes written layer by layer (model/init.h).
 #include <nlohmann/json.hpp>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "args.h"
 #include "commands.h"
 #include "model/init.h"
@@ -24,6 +28,12 @@ int run_init(InitCli& c) {
     LOTA_CHECK(o.group_size == -1 || o.group_size >= 1, "init: --group-size must be -1 (per channel) or positive, got %d",
                o.group_size);
     o.shard_bytes = (uint64_t)c.shard_mib << 20;
+#ifdef __GLIBC__
+    // Buffers of 1 MiB and more straight from mmap: glibc's adaptive threshold would otherwise keep the
+    // freed draw-sized buffers of one tensor in its heap, fragmented, and the resident set would grow
+    // with the layer count (measured: 712 MiB instead of 372 MiB after 24 layers of hidden 2048).
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
     const auto rep = lota::model::model_init(o);
     nlohmann::json j = {{"out", o.out}, {"arch", o.arch}, {"seed", o.seed}, {"hidden", o.hidden},
                         {"layers", o.layers}, {"heads", o.heads}, {"kv_heads", o.kv_heads},

@@ -52,13 +52,29 @@ GridParams grid_params(const at::Tensor& x_in, int bits, bool sym) {
     return {scale, zero};
 }
 
+namespace {
+
+// round(q) + Z clamped to [0, maxq], in place on q = x / S.
+at::Tensor& codes_from_quotient(at::Tensor& q, const at::Tensor& zero, int maxq) {
+    q.round_();
+    q.add_(as_column(zero, q));
+    return q.clamp_(0.0, double(maxq));
+}
+
+}  // namespace
+
 at::Tensor quantize_codes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq) {
     const at::Tensor xf = x.to(at::kFloat);
     // In place after the division: one buffer of x's size, not four.
     at::Tensor q = xf / as_column(scale, xf);
-    q.round_();
-    q.add_(as_column(zero, xf));
-    return q.clamp_(0.0, double(maxq));
+    return codes_from_quotient(q, zero, maxq);
+}
+
+at::Tensor& quantize_codes_(at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq) {
+    LOTA_CHECK(x.scalar_type() == at::kFloat, "quantize_codes_: expected float32 x, got %s",
+               c10::toString(x.scalar_type()));
+    x.div_(as_column(scale, x));
+    return codes_from_quotient(x, zero, maxq);
 }
 
 at::Tensor dequantize_codes(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zero) {

@@ -33,13 +33,16 @@ QuantizedWeight rtn_quantize(const at::Tensor& W_in, const QuantOptions& opts) {
     const int64_t K = W_in.size(1);
     quant_options_check(opts, K, "rtn_quantize");
     const at::NoGradGuard no_grad;
-    const at::Tensor W = W_in.to(at::kFloat);
+    // Our own float32 copy (W_in of another dtype) is turned into codes in place; W_in itself never.
+    const bool own = W_in.scalar_type() != at::kFloat || !W_in.is_contiguous();
+    at::Tensor W = W_in.to(at::kFloat).contiguous();
     const int64_t N = W.size(0), g = opts.group_size == -1 ? K : opts.group_size, G = K / g;
     const int maxq = (1 << opts.bits) - 1;
     // Row n·G + j of x is group j of output row n: one grid per row, every group in one pass.
-    const at::Tensor x = W.contiguous().view({N * G, g});
+    at::Tensor x = W.view({N * G, g});
     const GridParams p = grid_params(x, opts.bits, opts.sym);
-    const at::Tensor Q = quantize_codes(x, p.scale, p.zero, maxq).view({N, K});
+    const at::Tensor Q = (own ? quantize_codes_(x, p.scale, p.zero, maxq) : quantize_codes(x, p.scale, p.zero, maxq))
+                             .view({N, K});
     const at::Tensor g_idx = at::arange(K, at::kLong).div(g, "floor");
     return quantized_weight_make(Q, p.scale.view({N, G}).t(), p.zero.view({N, G}).t(), g_idx, opts.bits,
                                  opts.group_size);

@@ -143,3 +143,13 @@ def test_quantized_init_peak_memory_is_far_below_16bit_model(tmp_path):
           f"4-bit files {rep['bytes'] / 2**20:.0f} MiB, {rep['seconds']:.1f} s")
     assert peak < PEAK_FRACTION_OF_16BIT * bytes_16bit, (peak, bytes_16bit)
     assert abs(rep["peak_memory_mib"] * 2**20 - peak) < 0.1 * peak  # the report's own measure agrees
+
+
+def test_bad_quantization_flags_are_refused(tmp_path):
+    out = tmp_path / "m"
+    p = lota("init", "--out", out, *SHAPE, "--bits", 4, "--group-size", 48, check=False)
+    assert p.returncode != 0 and "init: model.layers.0.self_attn.q_proj: group size 48 does not divide in_features 64" \
+        in p.stderr, p.stderr
+    p = lota("init", "--out", out, *SHAPE, "--group-size", 32, check=False)
+    assert p.returncode != 0 and "--group-size requires --bits" in p.stderr, p.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -17,8 +17,9 @@
 #   host  init: the shard being written (--shard-mib, 4 GiB) + one float32 projection with RTN's
 #         temporaries (~5 GB for the 28672 x 8192 ones; the 128256 x 8192 embedding draw ~6 GB):
 #         ~12 GB. Training: what the loader holds while moving the weights to the GPU (<= the model).
-#   time  init: ~6 CPU-s per 1e9 weights here (2 cores), i.e. ~400 CPU-s for 70B, a few minutes on
-#         16 cores (the script prints it); each training run loads the model again.
+#   time  init: ~35 CPU-s per 1e9 weights measured on 2 cores (8B layer shape), i.e. ~2400 CPU-s for 70B,
+#         2.5-4 minutes on 16 cores (init.log has each layer's time); each training run loads the model
+#         again. The model is made once per WORK_DIR and reused.
 # Options (default):
 #   --device cuda          or cpu (with --shape tiny)
 #   --shape 70b            70b, 8b or tiny (bench/lib.sh)

@@ -25,8 +25,8 @@ int run_init(InitCli& c) {
     auto& o = c.o;
     lota::output_path_check(o.out, {{"--tokenizer", o.tokenizer}});
     lota::output_dir_check(o.out, o.overwrite);
-    LOTA_CHECK(o.group_size == -1 || o.group_size >= 1, "init: --group-size must be -1 (per channel) or positive, got %d",
-               o.group_size);
+    LOTA_CHECK(o.group_size == -1 || o.group_size >= 1,
+               "init: --group-size must be -1 (per channel) or positive, got %d", o.group_size);
     o.shard_bytes = (uint64_t)c.shard_mib << 20;
 #ifdef __GLIBC__
     // Buffers of 1 MiB and more straight from mmap: glibc's adaptive threshold would otherwise keep the
@@ -46,10 +46,11 @@ int run_init(InitCli& c) {
         j["sym"] = o.sym;
         what += lota::strfmt(" (RTN %d bits, group %d)", o.bits, o.group_size);
     }
-    lota::cli::result_print(c.json, j,
-                            lota::strfmt("wrote %s model to %s: %.3g parameters, %.2f GiB in %.1fs (peak resident %.0f MiB)",
-                                         what.c_str(), o.out.c_str(), (double)rep.params,
-                                         (double)rep.bytes / (1 << 30), rep.seconds, rep.peak_memory_mib));
+    lota::cli::result_print(
+        c.json, j,
+        lota::strfmt("wrote %s model to %s: %.3g parameters, %.2f GiB in %.1fs (peak resident %.0f MiB)", what.c_str(),
+                     o.out.c_str(), (double)rep.params, (double)rep.bytes / (1 << 30), rep.seconds,
+                     rep.peak_memory_mib));
     return 0;
 }
 
@@ -80,7 +81,7 @@ LOTA_COMMAND("init", "Create a deterministic random model (HF format)", [](CLI::
     sub.add_option("--out-dtype", o.dtype, "dtype of the weights written to --out: f32, bf16 or f16")
         ->check(CLI::IsMember({"f32", "bf16", "f16"}))
         ->capture_default_str();
-    auto* bits = sub.add_option("--bits", o.bits, "RTN-quantize the block projections to 2, 3, 4 or 8 bits (GPTQ checkpoint)")
+    auto* bits = sub.add_option("--bits", o.bits, "RTN-quantize the projections to 2, 3, 4 or 8 bits (GPTQ checkpoint)")
                      ->check(CLI::IsMember({2, 3, 4, 8}));
     sub.add_option("--group-size", o.group_size, "with --bits: 32, 64, 128, ... or -1 (per channel)")
         ->needs(bits)

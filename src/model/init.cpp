@@ -96,17 +96,20 @@ uint64_t mix(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/// Float32 tensor of `shape` ~ N(mean, std²) from the streams of tensor `index` (Note [init streams]).
-at::Tensor normal_draw(const std::vector<int64_t>& shape, double mean, double std, uint64_t seed, uint64_t index) {
-    at::Tensor t;
+/// Float32 buffer of `n` values; the init error names the shape when memory is short.
+at::Tensor float_buffer(int64_t n, const std::vector<int64_t>& shape) {
     try {
-        t = at::empty(shape, at::kFloat);
+        return at::empty({n}, at::kFloat);
     } catch (const std::bad_alloc&) {
         LOTA_FAIL("init: out of memory allocating a tensor of shape %s", shape_str(shape).c_str());
     } catch (const c10::Error& e) {
         LOTA_FAIL("init: cannot allocate a tensor of shape %s: %s", shape_str(shape).c_str(),
                   e.what_without_backtrace());
     }
+}
+
+/// Fills contiguous float32 `t` with N(mean, std²) from the streams of tensor `index` (Note [init streams]).
+void normal_fill(at::Tensor& t, double mean, double std, uint64_t seed, uint64_t index) {
     at::Tensor flat = t.view({-1});
     const int64_t n = flat.numel(), chunks = (n + INIT_CHUNK - 1) / INIT_CHUNK;
     const uint64_t base = mix(mix(seed) + index);
@@ -116,7 +119,6 @@ at::Tensor normal_draw(const std::vector<int64_t>& shape, double mean, double st
             flat.slice(0, j * INIT_CHUNK, std::min(n, (j + 1) * INIT_CHUNK)).normal_(mean, std, gen);
         }
     });
-    return t;
 }
 
 /// One tensor to draw: N(mean, std²) of `shape`; `linear` marks a block projection's weight.
@@ -228,20 +230,30 @@ InitReport model_init(const InitOptions& o) {
     const std::vector<Draw> draws = draws_of(c);
     const int64_t L = c.num_hidden_layers;
     double layer_t0 = 0;
+    at::Tensor scratch;  // float32 draws, reused: the largest tensor so far (fresh pages cost as much as the draw)
     for (size_t i = 0; i < draws.size(); ++i) {
         const Draw& d = draws[i];
         if (d.layer >= 0 && (i == 0 || draws[i - 1].layer != d.layer)) layer_t0 = seconds();
-        const at::Tensor t = normal_draw(d.shape, d.mean, d.std, o.seed, i).to(store);
-        rep.params += t.numel();
+        int64_t n = 1;
+        for (int64_t s : d.shape) n *= s;
+        if (!scratch.defined() || scratch.numel() < n) {
+            scratch = at::Tensor();
+            scratch = float_buffer(n, d.shape);
+        }
+        at::Tensor w = scratch.narrow(0, 0, n).view(d.shape);
+        normal_fill(w, d.mean, d.std, o.seed, i);
+        rep.params += n;
         if (quantized && d.linear) {
-            // The float values `lota quantize` would read back from the 16-bit model: same codes.
-            const quant::QuantizedWeight qw = quant::rtn_quantize(t, qopt);
+            // The float values `lota quantize` reads back from the 16-bit model (rounded to the stored
+            // dtype), hence the same codes; RTN overwrites the draw with them.
+            if (store != at::kFloat) w.copy_(w.to(store));
+            const quant::QuantizedWeight qw = quant::rtn_quantize_(w, qopt);
             for (const auto& [name, q] : io::gptq_linear_named_tensors(
                      d.name.substr(0, d.name.size() - std::string(".weight").size()),
                      quant::gptq_tensors_from_quantized_weight(qw)))
                 files.add(name, q);
         } else {
-            files.add(d.name, t);
+            files.add(d.name, store == at::kFloat ? w.clone() : w.to(store));  // the writer keeps it: not scratch
         }
         const bool layer_done = d.layer >= 0 && (i + 1 == draws.size() || draws[i + 1].layer != d.layer);
         if (layer_done && L >= 8) {

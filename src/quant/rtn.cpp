@@ -30,19 +30,24 @@ void quant_shape_check(const QuantOptions& opts, int64_t in_features, int64_t ou
 
 QuantizedWeight rtn_quantize(const at::Tensor& W_in, const QuantOptions& opts) {
     LOTA_CHECK(W_in.dim() == 2, "rtn_quantize: expected W [N, K], got %s", shape_str(W_in.sizes().vec()).c_str());
-    const int64_t K = W_in.size(1);
+    const at::NoGradGuard no_grad;
+    at::Tensor W = W_in.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true).contiguous();
+    return rtn_quantize_(W, opts);
+}
+
+QuantizedWeight rtn_quantize_(at::Tensor& W, const QuantOptions& opts) {
+    LOTA_CHECK(W.dim() == 2 && W.scalar_type() == at::kFloat && W.is_contiguous(),
+               "rtn_quantize_: expected a contiguous float32 W [N, K], got %s %s", c10::toString(W.scalar_type()),
+               shape_str(W.sizes().vec()).c_str());
+    const int64_t K = W.size(1);
     quant_options_check(opts, K, "rtn_quantize");
     const at::NoGradGuard no_grad;
-    // Our own float32 copy (W_in of another dtype) is turned into codes in place; W_in itself never.
-    const bool own = W_in.scalar_type() != at::kFloat || !W_in.is_contiguous();
-    at::Tensor W = W_in.to(at::kFloat).contiguous();
     const int64_t N = W.size(0), g = opts.group_size == -1 ? K : opts.group_size, G = K / g;
     const int maxq = (1 << opts.bits) - 1;
     // Row n·G + j of x is group j of output row n: one grid per row, every group in one pass.
     at::Tensor x = W.view({N * G, g});
     const GridParams p = grid_params(x, opts.bits, opts.sym);
-    const at::Tensor Q = (own ? quantize_codes_(x, p.scale, p.zero, maxq) : quantize_codes(x, p.scale, p.zero, maxq))
-                             .view({N, K});
+    const at::Tensor Q = quantize_codes_(x, p.scale, p.zero, maxq).view({N, K});
     const at::Tensor g_idx = at::arange(K, at::kLong).div(g, "floor");
     return quantized_weight_make(Q, p.scale.view({N, G}).t(), p.zero.view({N, G}).t(), g_idx, opts.bits,
                                  opts.group_size);

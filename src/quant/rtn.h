@@ -27,5 +27,8 @@ void quant_shape_check(const QuantOptions& opts, int64_t in_features, int64_t ou
 
 /// RTN-quantizes W [N, K] (any float dtype/device). Result tensors are on the CPU.
 QuantizedWeight rtn_quantize(const at::Tensor& W, const QuantOptions& opts);
+/// rtn_quantize of a contiguous float32 W that it overwrites with its codes: no buffer of W's size
+/// (the same codes as rtn_quantize). For callers that drop W afterwards (lota init).
+QuantizedWeight rtn_quantize_(at::Tensor& W, const QuantOptions& opts);
 
 }  // namespace lota::quant

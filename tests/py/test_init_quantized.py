@@ -116,8 +116,8 @@ def test_sharded_quantized_init_loads_and_trains(tmp_path):
 # Peak resident set of `lota init` for a 2048-hidden, 16-layer model, measured by the kernel for the
 # child alone (a fresh Python whose only child is lota). The 16-bit model is 1.46 GB, the 4-bit files
 # 0.39 GB. What init holds does not grow with the layers: libtorch itself (~120 MB), one float32
-# projection (2048 x 5632: 46 MB) with RTN's temporaries (~200 MB), and the shard being filled
-# (--shard-mib 32); measured here ~370 MB at 24 layers.
+# draw buffer (2048 x 5632: 46 MB), RTN's smaller temporaries (codes, packing) and the shard being
+# filled (--shard-mib 32); measured here ~280 MB.
 PEAK_FRACTION_OF_16BIT = 0.4
 
 

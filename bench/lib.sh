@@ -66,13 +66,14 @@ bench_need() {
 
 bench_stamp() { echo "[$((SECONDS - T0)) s] $*" >&2; }
 
-# Model shapes by name: "8b" is Llama-3.1-8B (8.0 B parameters), "tiny" a 4-layer model for a CPU check.
-# The vocabulary comes from the tokenizer (Llama-3.1's: 128 256 rows).
+# Model shapes by name: "8b" is Llama-3.1-8B (8.0 B parameters), "70b" Llama-3.3-70B (70.6 B), "tiny" a
+# 4-layer model for a CPU check. The vocabulary comes from the tokenizer (Llama-3.1's: 128 256 rows).
 bench_shape() {
     case "$1" in
         8b) SHAPE=(--hidden 4096 --layers 32 --heads 32 --kv-heads 8 --intermediate 14336) ;;
+        70b) SHAPE=(--hidden 8192 --layers 80 --heads 64 --kv-heads 8 --intermediate 28672) ;;
         tiny) SHAPE=(--hidden 256 --layers 4 --heads 4 --kv-heads 2 --intermediate 768) ;;
-        *) bench_die "unknown --shape $1 (8b or tiny)" ;;
+        *) bench_die "unknown --shape $1 (8b, 70b or tiny)" ;;
     esac
 }
 
@@ -111,6 +112,46 @@ bench_smollm2() {
     [ -f "$src" ] || bench_die "no SmolLM2 model directory or GGUF file at $src"
     bench_stamp "lota import $src -> $SMOL"
     "$LOTA" import --gguf "$src" --out "$SMOL" --out-dtype f32 >&2
+}
+
+# bench_words_text TOKENIZER_JSON OUT SEQ WINDOWS: OUT gets random single-token words of the tokenizer that
+# tokenize to exactly WINDOWS windows of SEQ tokens (training text whose every micro-batch is full).
+bench_words_text() {
+    "$PY" - "$@" <<'EOF'
+import random, re, sys
+from tokenizers import Tokenizer
+tok_path, out, seq, windows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+target = seq * windows
+rng = random.Random(0)
+tok = Tokenizer.from_file(tok_path)
+pool = sorted(t[1:] for t in tok.get_vocab() if re.fullmatch("\u0120[a-z]{3,9}", t))
+words = [rng.choice(pool) for _ in range(target + 16)]
+for _ in range(8):
+    n = len(tok.encode(" ".join(words), add_special_tokens=True).ids)
+    if n == target:
+        break
+    if n > target:
+        del words[len(words) - (n - target):]
+    else:
+        words += [rng.choice(pool) for _ in range(target - n)]
+open(out, "w").write(" ".join(words) + "\n")
+print(f"text: {len(words)} words, {n} tokens (target {target} = {windows} x {seq})", file=sys.stderr)
+EOF
+}
+
+# bench_smi_start FILE / bench_smi_stop: on CUDA (opt_device), device memory as the driver sees it (CUDA
+# context + caching allocator) sampled every 100 ms into FILE; stop before reading FILE.
+SMI_PID=""
+bench_smi_start() {
+    : > "$1"
+    if [ "${opt_device:-cuda}" = cuda ] && command -v nvidia-smi >/dev/null 2>&1; then
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 100 > "$1" 2>/dev/null &
+        SMI_PID=$!
+    fi
+}
+bench_smi_stop() {
+    if [ -n "$SMI_PID" ]; then kill "$SMI_PID" 2>/dev/null || true; wait "$SMI_PID" 2>/dev/null || true; fi
+    SMI_PID=""
 }
 
 # bench_json_num KEY FILE: a number from a one-line JSON object.

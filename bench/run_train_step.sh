@@ -39,40 +39,10 @@ ROWS="$OUT/rows.jsonl"
 
 # Random single-token words of the tokenizer that tokenize to exactly --windows windows of SEQ tokens.
 TEXT="$OUT/words-$opt_seq.txt"
-"$PY" - "$Q/tokenizer.json" "$TEXT" "$opt_seq" "$opt_windows" <<'EOF'
-import random, re, sys
-from tokenizers import Tokenizer
-tok_path, out, seq, windows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-target = seq * windows
-rng = random.Random(0)
-tok = Tokenizer.from_file(tok_path)
-pool = sorted(t[1:] for t in tok.get_vocab() if re.fullmatch("\u0120[a-z]{3,9}", t))
-words = [rng.choice(pool) for _ in range(target + 16)]
-for _ in range(8):
-    n = len(tok.encode(" ".join(words), add_special_tokens=True).ids)
-    if n == target:
-        break
-    if n > target:
-        del words[len(words) - (n - target):]
-    else:
-        words += [rng.choice(pool) for _ in range(target - n)]
-open(out, "w").write(" ".join(words) + "\n")
-print(f"text: {len(words)} words, {n} tokens (target {target} = {windows} x {seq})", file=sys.stderr)
-EOF
-
-SMI_PID=""
-smi_start() {  # FILE: device memory as the driver sees it (CUDA context + caching allocator), every 100 ms
-    : > "$1"
-    if [ "$opt_device" = cuda ] && command -v nvidia-smi >/dev/null 2>&1; then
-        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i 0 -lms 100 > "$1" 2>/dev/null &
-        SMI_PID=$!
-    fi
-}
-smi_stop() {
-    if [ -n "$SMI_PID" ]; then kill "$SMI_PID" 2>/dev/null || true; wait "$SMI_PID" 2>/dev/null || true; fi
-    SMI_PID=""
-}
-trap smi_stop EXIT
+bench_words_text "$Q/tokenizer.json" "$TEXT" "$opt_seq" "$opt_windows"
+smi_start() { bench_smi_start "$@"; }
+smi_stop() { bench_smi_stop; }
+trap bench_smi_stop EXIT
 
 for mb in ${opt_micro_batches//,/ }; do
     b=$(( opt_batch > 0 ? opt_batch : mb ))

@@ -76,10 +76,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
     for (model::Slot s : model::PROJECTION_SLOTS) {  // every block has the same shapes
         const auto& lin = m->blocks()[0].linear(s);
         const std::string name = model::name_linear(0, s);
-        quant::quant_options_check(opts.quant, lin->in_features(), name.c_str());
-        LOTA_CHECK(lin->out_features() * opts.quant.bits % 32 == 0,
-                   "%s: out_features %lld times %d bits is not a multiple of 32, so zero points cannot be packed",
-                   name.c_str(), (long long)lin->out_features(), opts.quant.bits);
+        quant::quant_shape_check(opts.quant, lin->in_features(), lin->out_features(), name.c_str());
     }
 
     // The calibration forwards may use TF32 on CUDA (GPTQ's reference runs them in fp16); the
@@ -190,12 +187,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         io::GptqCheckpoint ck;
         const std::string config_path = (fs::path(model_dir) / "config.json").string();
         ck.config = json_parse(io::file_read_text(config_path), config_path);
-        ck.quant.bits = opts.quant.bits;
-        ck.quant.group_size = opts.quant.group_size;
-        ck.quant.sym = opts.quant.sym;
-        ck.quant.desc_act = opts.quant.act_order;
-        ck.quant.extra = {{"damp_percent", opts.quant.damp}, {"static_groups", false}, {"true_sequential", true},
-                          {"lm_head", false}, {"meta", {{"quantizer", {"lota"}}, {"method", opts.method}}}};
+        ck.quant = quant::gptq_config_of(opts.quant, opts.method);
         const io::ModelFiles files(model_dir);
         std::set<std::string> consumed;
         for (auto& [name, qw] : done) {

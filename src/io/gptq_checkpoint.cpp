@@ -278,26 +278,35 @@ GptqCheckpoint gptq_checkpoint_read(const std::string& dir) {
     return ck;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> gptq_linear_named_tensors(const std::string& prefix,
+                                                                          const GptqLinearTensors& t) {
+    std::vector<std::pair<std::string, at::Tensor>> out = {{prefix + ".qweight", t.qweight},
+                                                           {prefix + ".qzeros", t.qzeros},
+                                                           {prefix + ".scales", t.scales},
+                                                           {prefix + ".g_idx", t.g_idx}};
+    if (t.bias.defined()) out.emplace_back(prefix + ".bias", t.bias);
+    if (t.lota_offset.defined()) out.emplace_back(prefix + ".lota_offset", t.lota_offset);
+    return out;
+}
+
+void gptq_config_files_write(const std::string& dir, const nlohmann::json& config, const GptqConfig& quant) {
+    const nlohmann::json qc = gptq_config_to_json(quant);
+    write_text(fs::path(dir) / "quantize_config.json", qc.dump(2) + "\n");
+    nlohmann::json with_quant = config;
+    with_quant["quantization_config"] = qc;
+    write_text(fs::path(dir) / "config.json", with_quant.dump(2) + "\n");
+}
+
 void gptq_checkpoint_write(const std::string& dir, const GptqCheckpoint& ck) {
     std::vector<std::pair<std::string, at::Tensor>> all;
-    for (const auto& [p, t] : ck.linears) {
-        all.emplace_back(p + ".qweight", t.qweight);
-        all.emplace_back(p + ".qzeros", t.qzeros);
-        all.emplace_back(p + ".scales", t.scales);
-        all.emplace_back(p + ".g_idx", t.g_idx);
-        if (t.bias.defined()) all.emplace_back(p + ".bias", t.bias);
-        if (t.lota_offset.defined()) all.emplace_back(p + ".lota_offset", t.lota_offset);
-    }
+    for (const auto& [p, t] : ck.linears)
+        for (auto& nt : gptq_linear_named_tensors(p, t)) all.push_back(std::move(nt));
     for (const auto& [name, t] : ck.tensors) all.emplace_back(name, t);
     std::error_code ec;
     fs::create_directories(dir, ec);
     LOTA_CHECK(!ec, "%s: cannot create directory: %s", dir.c_str(), ec.message().c_str());
     safetensors_write((fs::path(dir) / "model.safetensors").string(), all, {{"format", "pt"}});
-    const nlohmann::json qc = gptq_config_to_json(ck.quant);
-    write_text(fs::path(dir) / "quantize_config.json", qc.dump(2) + "\n");
-    nlohmann::json config = ck.config;
-    config["quantization_config"] = qc;
-    write_text(fs::path(dir) / "config.json", config.dump(2) + "\n");
+    gptq_config_files_write(dir, ck.config, ck.quant);
 }
 
 }  // namespace lota::io

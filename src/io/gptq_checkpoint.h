@@ -30,6 +30,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
@@ -100,6 +102,15 @@ bool gptq_checkpoint_detect(const std::string& dir);
 /// Reads a whole checkpoint directory: every `*.qweight` prefix through gptq_linear_read, every
 /// other tensor as stored.
 GptqCheckpoint gptq_checkpoint_read(const std::string& dir);
+
+/// One linear's tensors under their checkpoint names (PREFIX.qweight, .qzeros, .scales, .g_idx, then
+/// .bias and .lota_offset when defined): what gptq_checkpoint_write and streaming writers store.
+std::vector<std::pair<std::string, at::Tensor>> gptq_linear_named_tensors(const std::string& prefix,
+                                                                          const GptqLinearTensors& t);
+
+/// Writes quantize_config.json (gptq_config_to_json(quant)) and config.json (`config` with that
+/// object as "quantization_config") into `dir`, each atomically.
+void gptq_config_files_write(const std::string& dir, const nlohmann::json& config, const GptqConfig& quant);
 
 /// Writes `ckpt`'s model.safetensors, quantize_config.json and config.json into directory `dir`
 /// (created when missing; files of the same names are replaced). Callers that need the directory

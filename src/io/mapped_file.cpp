@@ -40,32 +40,55 @@ MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void file_write_atomic(const std::string& path, const void* data, size_t size) {
+AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     stale_temps_remove(path);
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    LOTA_CHECK(fd >= 0, "%s: cannot create: %s", tmp.c_str(), std::strerror(errno));
+    tmp_ = path + ".tmp." + std::to_string(::getpid());
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    LOTA_CHECK(fd_ >= 0, "%s: cannot create: %s", tmp_.c_str(), std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        ::unlink(tmp_.c_str());
+    }
+}
+
+void AtomicFile::write(const void* data, size_t size) {
+    LOTA_ASSERT(fd_ >= 0, "%s: write after commit", path_.c_str());
     const char* p = static_cast<const char*>(data);
     size_t left = size;
     while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
+        ssize_t n = ::write(fd_, p, left);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            LOTA_FAIL("%s: write failed: %s", tmp.c_str(), std::strerror(err));
-        }
+        LOTA_CHECK(n > 0, "%s: write failed: %s", tmp_.c_str(), std::strerror(n < 0 ? errno : ENOSPC));
         p += n;
         left -= static_cast<size_t>(n);
     }
-    ::fsync(fd);
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        LOTA_FAIL("%s: rename from %s failed: %s", path.c_str(), tmp.c_str(), std::strerror(err));
+}
+
+void AtomicFile::commit() {
+    LOTA_ASSERT(fd_ >= 0, "%s: committed twice", path_.c_str());
+    // EINVAL: the file system does not support fsync (nothing to flush there).
+    const bool synced = ::fsync(fd_) == 0 || errno == EINVAL;
+    const int sync_err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (!synced) {
+        ::unlink(tmp_.c_str());
+        LOTA_FAIL("%s: fsync failed: %s", tmp_.c_str(), std::strerror(sync_err));
     }
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp_.c_str());
+        LOTA_FAIL("%s: rename from %s failed: %s", path_.c_str(), tmp_.c_str(), std::strerror(err));
+    }
+}
+
+void file_write_atomic(const std::string& path, const void* data, size_t size) {
+    AtomicFile f(path);
+    f.write(data, size);
+    f.commit();
 }
 
 std::string file_read_text(const std::string& path) {

@@ -3,12 +3,17 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "io/mapped_file.h"
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/json_read.h"
+#include "util/strfmt.h"
 
 namespace lota::io {
 namespace {
@@ -99,38 +104,65 @@ uint64_t ModelFiles::data_bytes() const {
     return total;
 }
 
-void model_files_write(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       uint64_t max_shard_bytes) {
-    std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
-    uint64_t bytes = 0;
-    for (const auto& nt : tensors) {
-        uint64_t b = nt.second.numel() * nt.second.element_size();
-        if (bytes > 0 && bytes + b > max_shard_bytes) {
-            shards.emplace_back();
-            bytes = 0;
-        }
-        shards.back().push_back(nt);
-        bytes += b;
-    }
-    if (shards.size() == 1) {
-        safetensors_write(dir + "/model.safetensors", shards[0], {{"format", "pt"}});
+namespace {
+
+std::string shard_temp_name(size_t i) { return strfmt("model-%05zu.safetensors.partial", i + 1); }
+
+}  // namespace
+
+ModelFilesWriter::ModelFilesWriter(std::string dir, uint64_t max_shard_bytes)
+    : dir_(std::move(dir)), max_shard_bytes_(max_shard_bytes) {
+    LOTA_CHECK(max_shard_bytes_ > 0, "%s: the shard size must be positive", dir_.c_str());
+}
+
+void ModelFilesWriter::add(const std::string& name, const at::Tensor& t) {
+    LOTA_ASSERT(!finished_, "%s: tensor '%s' added after finish()", dir_.c_str(), name.c_str());
+    LOTA_CHECK(seen_.emplace(name, true).second, "%s: duplicate tensor name '%s'", dir_.c_str(), name.c_str());
+    const uint64_t b = t.numel() * t.element_size();
+    if (buffered_ > 0 && buffered_ + b > max_shard_bytes_) flush();
+    buffer_.emplace_back(name, t.detach().to(at::kCPU).contiguous());
+    buffered_ += b;
+    total_ += b;
+}
+
+void ModelFilesWriter::flush() {
+    safetensors_write(dir_ + "/" + shard_temp_name(shard_names_.size()), buffer_, {{"format", "pt"}});
+    shard_names_.emplace_back();
+    for (const auto& nt : buffer_) shard_names_.back().push_back(nt.first);
+    buffer_.clear();
+    buffered_ = 0;
+}
+
+void ModelFilesWriter::finish() {
+    LOTA_ASSERT(!finished_, "%s: finish() called twice", dir_.c_str());
+    finished_ = true;
+    if (shard_names_.empty()) {
+        safetensors_write(dir_ + "/model.safetensors", buffer_, {{"format", "pt"}});
+        buffer_.clear();
         return;
     }
-    nlohmann::ordered_json index;
-    uint64_t total = 0;
+    if (!buffer_.empty()) flush();
     nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
-    for (size_t i = 0; i < shards.size(); ++i) {
-        std::string name = strfmt("model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-        safetensors_write(dir + "/" + name, shards[i], {{"format", "pt"}});
-        for (const auto& nt : shards[i]) {
-            weight_map[nt.first] = name;
-            total += nt.second.numel() * nt.second.element_size();
-        }
+    const size_t n = shard_names_.size();
+    for (size_t i = 0; i < n; ++i) {
+        const std::string name = strfmt("model-%05zu-of-%05zu.safetensors", i + 1, n);
+        const std::string from = dir_ + "/" + shard_temp_name(i), to = dir_ + "/" + name;
+        LOTA_CHECK(::rename(from.c_str(), to.c_str()) == 0, "%s: rename from %s failed: %s", to.c_str(), from.c_str(),
+                   std::strerror(errno));
+        for (const auto& t : shard_names_[i]) weight_map[t] = name;
     }
-    index["metadata"] = {{"total_size", total}};
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total_}};
     index["weight_map"] = weight_map;
-    std::string text = index.dump(2);
-    file_write_atomic(dir + "/model.safetensors.index.json", text.data(), text.size());
+    const std::string text = index.dump(2);
+    file_write_atomic(dir_ + "/model.safetensors.index.json", text.data(), text.size());
+}
+
+void model_files_write(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       uint64_t max_shard_bytes) {
+    ModelFilesWriter w(dir, max_shard_bytes);
+    for (const auto& [name, t] : tensors) w.add(name, t);
+    w.finish();
 }
 
 const std::vector<std::string>& model_text_file_names() {

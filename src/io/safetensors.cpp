@@ -163,17 +163,13 @@ void safetensors_write(const std::string& path, const std::vector<std::pair<std:
     }
     std::string h = header.dump();
     h.append((8 - h.size() % 8) % 8, ' ');  // align the data buffer to 8 bytes
-    std::vector<uint8_t> buf(8 + h.size() + offset);
-    uint64_t n = h.size();
-    std::memcpy(buf.data(), &n, 8);
-    std::memcpy(buf.data() + 8, h.data(), h.size());
-    uint8_t* dst = buf.data() + 8 + h.size();
-    for (const auto& c : cpu) {
-        size_t bytes = c.numel() * c.element_size();
-        if (bytes) std::memcpy(dst, c.data_ptr(), bytes);
-        dst += bytes;
-    }
-    file_write_atomic(path, buf.data(), buf.size());
+    // Header, then each tensor straight from its storage: no second copy of the data in memory.
+    AtomicFile f(path);
+    const uint64_t n = h.size();
+    f.write(&n, 8);
+    f.write(h.data(), h.size());
+    for (const auto& c : cpu) f.write(c.data_ptr(), c.numel() * c.element_size());
+    f.commit();
 }
 
 }  // namespace lota::io

@@ -1,28 +1,37 @@
-// Random model initialisation in HF format (see init.h). Weights are drawn from one seeded
-// generator in a fixed order, so the same options always give the same bytes. Linear and
+// Random model initialisation in HF format (see init.h). Every tensor is drawn from its own seeded
+// streams (Note [init streams]), so the same options always give the same bytes. Linear and
 // embedding weights ~ N(0, 1/fan_in) keep activations O(1), which makes parity tests sharp;
-// norm weights ~ 1 + N(0, 0.1²) and biases ~ N(0, 0.1²) so that they matter too.
+// norm weights ~ 1 + N(0, 0.1²) and biases ~ N(0, 0.1²) so that they matter too. With bits > 0
+// each projection is rounded to the stored dtype, RTN-quantized (quant/rtn.h) and written as GPTQ
+// tensors before the next one is drawn.
 #include "model/init.h"
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <new>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include "io/gptq_checkpoint.h"
 #include "io/hf_config.h"
 #include "io/mapped_file.h"
 #include "io/model_files.h"
+#include "kernels/device_memory.h"
 #include "model/arch.h"
 #include "model/transformer.h"
+#include "quant/gptq_tensors.h"
+#include "quant/rtn.h"
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/json_read.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/strfmt.h"
 
 namespace lota::model {
@@ -57,24 +66,98 @@ int64_t special_id(const nlohmann::json& tok, const nlohmann::json& tok_cfg, con
     return -1;
 }
 
-// Refuses sizes whose weights cannot fit this machine's memory before allocating anything: an
-// allocation beyond it is either refused by the allocator or, with overcommit, killed later.
-void memory_check(const io::ModelConfig& c, at::ScalarType store) {
-    const double C = (double)c.hidden_size, D = (double)c.head_dim, L = (double)c.num_hidden_layers;
-    const double q = (double)c.num_attention_heads * D, kv = (double)c.num_key_value_heads * D;
-    const double per_layer = C * (q + 2 * kv) + q * C + 3 * C * (double)c.intermediate_size + 4 * C + 2 * D;
-    const double params = (c.tie_word_embeddings ? 1 : 2) * (double)c.vocab_size * C + L * per_layer + C;
+// Refuses sizes that cannot fit this machine's memory before drawing anything: an allocation
+// beyond it is either refused by the allocator or, with overcommit, killed later. What is held:
+// the shard being filled, the largest float32 draw with RTN's temporaries (about 4 copies), and
+// the drawn tensor in the stored dtype.
+void memory_check(const io::ModelConfig& c, at::ScalarType store, uint64_t shard_bytes) {
+    const double C = (double)c.hidden_size, q = (double)c.num_attention_heads * (double)c.head_dim;
     const double largest = std::max({(double)c.vocab_size * C, C * (double)c.intermediate_size, q * C});
-    const double bytes = params * (double)c10::elementSize(store) + 4 * largest;  // + one f32 draw
+    const double bytes = (double)shard_bytes + largest * (4.0 * 4 + (double)c10::elementSize(store));
     const double ram = (double)::sysconf(_SC_PHYS_PAGES) * (double)::sysconf(_SC_PAGE_SIZE);
     LOTA_CHECK(bytes <= ram,
-               "init: these sizes give %.3g parameters, %.1f GiB to hold in memory, more than this machine's %.1f GiB",
-               params, bytes / (1 << 30), ram / (1 << 30));
+               "init: the largest tensor (%.3g values) and a shard of %.1f GiB need %.1f GiB of memory, more than this "
+               "machine's %.1f GiB",
+               largest, (double)shard_bytes / (1 << 30), bytes / (1 << 30), ram / (1 << 30));
+}
+
+// Note [init streams]
+// Tensor i of the model (in the order model_init draws them) is cut into chunks of INIT_CHUNK values;
+// chunk j is filled by at::normal_ from its own mt19937 generator seeded with mix(mix(seed) + i, j)
+// (splitmix64's finaliser). The chunks are independent, so they are drawn on every thread in any
+// order and the bytes depend on the seed and the shapes only. One sequential generator would make a
+// 70B model's 7e10 draws take tens of minutes.
+constexpr int64_t INIT_CHUNK = int64_t(1) << 20;
+
+uint64_t mix(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/// Float32 buffer of `n` values; the init error names the shape when memory is short.
+at::Tensor float_buffer(int64_t n, const std::vector<int64_t>& shape) {
+    try {
+        return at::empty({n}, at::kFloat);
+    } catch (const std::bad_alloc&) {
+        LOTA_FAIL("init: out of memory allocating a tensor of shape %s", shape_str(shape).c_str());
+    } catch (const c10::Error& e) {
+        LOTA_FAIL("init: cannot allocate a tensor of shape %s: %s", shape_str(shape).c_str(),
+                  e.what_without_backtrace());
+    }
+}
+
+/// Fills contiguous float32 `t` with N(mean, std²) from the streams of tensor `index` (Note [init streams]).
+void normal_fill(at::Tensor& t, double mean, double std, uint64_t seed, uint64_t index) {
+    at::Tensor flat = t.view({-1});
+    const int64_t n = flat.numel(), chunks = (n + INIT_CHUNK - 1) / INIT_CHUNK;
+    const uint64_t base = mix(mix(seed) + index);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+            at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix(base + (uint64_t)j));
+            flat.slice(0, j * INIT_CHUNK, std::min(n, (j + 1) * INIT_CHUNK)).normal_(mean, std, gen);
+        }
+    });
+}
+
+/// One tensor to draw: N(mean, std²) of `shape`; `linear` marks a block projection's weight.
+struct Draw {
+    std::string name;
+    std::vector<int64_t> shape;
+    double mean, std;
+    bool linear = false;
+    int64_t layer = -1;  ///< block index, -1 outside the blocks
+};
+
+/// Every tensor of the model in drawing order (the order of Note [init streams]).
+std::vector<Draw> draws_of(const io::ModelConfig& c) {
+    const int64_t C = c.hidden_size, D = c.head_dim;
+    const double embed_std = 1.0 / std::sqrt((double)C);
+    std::vector<Draw> d;
+    d.push_back({name_embed(), {c.vocab_size, C}, 0.0, embed_std});
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        for (Slot s : PROJECTION_SLOTS) {
+            const auto [out, in] = slot_shape(c, s);
+            const std::string name = name_linear(l, s);
+            d.push_back({name + ".weight", {out, in}, 0.0, 1.0 / std::sqrt((double)in), true, l});
+            if (slot_has_bias(c, s)) d.push_back({name + ".bias", {out}, 0.0, 0.1, false, l});
+        }
+        d.push_back({name_input_norm(l), {C}, 1.0, 0.1, false, l});
+        d.push_back({name_post_norm(l), {C}, 1.0, 0.1, false, l});
+        if (c.qk_norm) {
+            d.push_back({name_q_norm(l), {D}, 1.0, 0.1, false, l});
+            d.push_back({name_k_norm(l), {D}, 1.0, 0.1, false, l});
+        }
+    }
+    d.push_back({name_final_norm(), {C}, 1.0, 0.1});
+    if (!c.tie_word_embeddings) d.push_back({name_lm_head(), {c.vocab_size, C}, 0.0, embed_std});
+    return d;
 }
 
 }  // namespace
 
-void model_init(const InitOptions& o) {
+InitReport model_init(const InitOptions& o) {
     io::ModelConfig c;
     c.arch = io::arch_from_name(o.arch);
     c.hidden_size = o.hidden;
@@ -119,54 +202,81 @@ void model_init(const InitOptions& o) {
     LOTA_CHECK(c.vocab_size > 0, "init: vocab size must be positive");
 
     const at::ScalarType store = dtype_from_name(o.dtype);
-    memory_check(c, store);
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-    auto normal = [&](std::vector<int64_t> shape, double mean, double std) {
-        try {
-            at::Tensor t = at::empty(shape, at::kFloat);
-            t.normal_(mean, std, gen);
-            return t.to(store);
-        } catch (const std::bad_alloc&) {
-            LOTA_FAIL("init: out of memory allocating a tensor of shape %s", shape_str(shape).c_str());
-        } catch (const c10::Error& e) {
-            LOTA_FAIL("init: cannot allocate a tensor of shape %s: %s", shape_str(shape).c_str(),
-                      e.what_without_backtrace());
-        }
-    };
-    const int64_t C = c.hidden_size, D = c.head_dim;
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    tensors.emplace_back(name_embed(), normal({c.vocab_size, C}, 0.0, 1.0 / std::sqrt((double)C)));
-    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const bool quantized = o.bits != 0;
+    quant::QuantOptions qopt;
+    qopt.bits = o.bits;
+    qopt.group_size = o.group_size;
+    qopt.sym = o.sym;
+    if (quantized)
         for (Slot s : PROJECTION_SLOTS) {
             const auto [out, in] = slot_shape(c, s);
-            const std::string name = name_linear(l, s);
-            tensors.emplace_back(name + ".weight", normal({out, in}, 0.0, 1.0 / std::sqrt((double)in)));
-            if (slot_has_bias(c, s)) tensors.emplace_back(name + ".bias", normal({out}, 0.0, 0.1));
+            quant::quant_shape_check(qopt, in, out, ("init: " + name_linear(0, s)).c_str());
         }
-        tensors.emplace_back(name_input_norm(l), normal({C}, 1.0, 0.1));
-        tensors.emplace_back(name_post_norm(l), normal({C}, 1.0, 0.1));
-        if (c.qk_norm) {
-            tensors.emplace_back(name_q_norm(l), normal({D}, 1.0, 0.1));
-            tensors.emplace_back(name_k_norm(l), normal({D}, 1.0, 0.1));
-        }
-        if (c.num_hidden_layers >= 8) LOTA_LOG_INFO("init: layer %lld/%lld", (long long)l + 1, (long long)c.num_hidden_layers);
-    }
-    tensors.emplace_back(name_final_norm(), normal({C}, 1.0, 0.1));
-    if (!c.tie_word_embeddings)
-        tensors.emplace_back(name_lm_head(), normal({c.vocab_size, C}, 0.0, 1.0 / std::sqrt((double)C)));
+    memory_check(c, store, o.shard_bytes);
 
+    const auto t0 = std::chrono::steady_clock::now();
+    auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    InitReport rep;
     StagedDir out(o.out, o.overwrite);
     // First, so that the generation_config.json written below replaces one copied from the tokenizer.
     if (!o.tokenizer.empty()) io::model_text_files_copy(o.tokenizer, out.path());
-    std::string cfg_text = hf_config_to_json(c).dump(2);
-    io::file_write_atomic(out.path() + "/config.json", cfg_text.data(), cfg_text.size());
     nlohmann::json gen_cfg = {{"do_sample", false}};
     if (c.bos_token_id >= 0) gen_cfg["bos_token_id"] = c.bos_token_id;
     if (!c.eos_token_ids.empty()) gen_cfg["eos_token_id"] = c.eos_token_ids[0];
     std::string gen_text = gen_cfg.dump(2);
     io::file_write_atomic(out.path() + "/generation_config.json", gen_text.data(), gen_text.size());
-    io::model_files_write(out.path(), tensors);
+
+    io::ModelFilesWriter files(out.path(), o.shard_bytes);
+    const std::vector<Draw> draws = draws_of(c);
+    const int64_t L = c.num_hidden_layers;
+    double layer_t0 = 0;
+    at::Tensor scratch;  // float32 draws, reused: the largest tensor so far (fresh pages cost as much as the draw)
+    for (size_t i = 0; i < draws.size(); ++i) {
+        const Draw& d = draws[i];
+        if (d.layer >= 0 && (i == 0 || draws[i - 1].layer != d.layer)) layer_t0 = seconds();
+        int64_t n = 1;
+        for (int64_t s : d.shape) n *= s;
+        if (!scratch.defined() || scratch.numel() < n) {
+            scratch = at::Tensor();
+            scratch = float_buffer(n, d.shape);
+        }
+        at::Tensor w = scratch.narrow(0, 0, n).view(d.shape);
+        normal_fill(w, d.mean, d.std, o.seed, i);
+        rep.params += n;
+        if (quantized && d.linear) {
+            // The float values `lota quantize` reads back from the 16-bit model (rounded to the stored
+            // dtype), hence the same codes; RTN overwrites the draw with them.
+            if (store != at::kFloat) w.copy_(w.to(store));
+            const quant::QuantizedWeight qw = quant::rtn_quantize_(w, qopt);
+            for (const auto& [name, q] : io::gptq_linear_named_tensors(
+                     d.name.substr(0, d.name.size() - std::string(".weight").size()),
+                     quant::gptq_tensors_from_quantized_weight(qw)))
+                files.add(name, q);
+        } else {
+            files.add(d.name, store == at::kFloat ? w.clone() : w.to(store));  // the writer keeps it: not scratch
+        }
+        const bool layer_done = d.layer >= 0 && (i + 1 == draws.size() || draws[i + 1].layer != d.layer);
+        if (layer_done && L >= 8) {
+            const double now = seconds();
+            LOTA_LOG_INFO("init: layer %lld/%lld | %.1fs | elapsed %s | ETA %s", (long long)d.layer + 1, (long long)L,
+                          now - layer_t0, format_duration(now).c_str(),
+                          format_duration(now / double(d.layer + 1) * double(L - d.layer - 1)).c_str());
+            layer_t0 = now;
+        }
+    }
+    files.finish();
+    rep.bytes = files.bytes_added();
+    const nlohmann::json config = hf_config_to_json(c);
+    if (quantized) {
+        io::gptq_config_files_write(out.path(), config, quant::gptq_config_of(qopt, "rtn"));
+    } else {
+        const std::string cfg_text = config.dump(2);
+        io::file_write_atomic(out.path() + "/config.json", cfg_text.data(), cfg_text.size());
+    }
     out.commit();
+    rep.seconds = seconds();
+    rep.peak_memory_mib = kernels::device_peak_memory_mib(at::Device(at::kCPU));
+    return rep;
 }
 
 }  // namespace lota::model

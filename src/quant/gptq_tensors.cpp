@@ -68,4 +68,15 @@ io::GptqLinearTensors gptq_tensors_from_quantized_weight(const QuantizedWeight& 
     return t;
 }
 
+io::GptqConfig gptq_config_of(const QuantOptions& opts, const std::string& method) {
+    io::GptqConfig c;
+    c.bits = opts.bits;
+    c.group_size = opts.group_size;
+    c.sym = opts.sym;
+    c.desc_act = opts.act_order;
+    c.extra = {{"damp_percent", opts.damp}, {"static_groups", false}, {"true_sequential", true},
+               {"lm_head", false}, {"meta", {{"quantizer", {"lota"}}, {"method", method}}}};
+    return c;
+}
+
 }  // namespace lota::quant

@@ -6,6 +6,7 @@
 
 #include "io/gptq_checkpoint.h"
 #include "quant/quantized_weight.h"
+#include "quant/rtn.h"
 
 namespace lota::quant {
 
@@ -23,5 +24,11 @@ QuantizedWeight quantized_weight_from_gptq(const io::GptqLinearTensors& t, const
 /// CPU. 3-bit v1 zero points are packed per field (io::Qzeros3Bit::PER_FIELD), the rest whole word.
 io::GptqLinearTensors gptq_tensors_from_quantized_weight(const QuantizedWeight& qw,
                                                          const std::string& checkpoint_format = "gptq");
+
+/// The checkpoint's quantization config for codes made by `method` ("gptq" or "rtn") with `opts`:
+/// bits, group size, sym, desc_act = act-order, and GPTQModel's other keys (damp_percent,
+/// static_groups, true_sequential, lm_head false, meta.method). What `lota quantize` and
+/// `lota init --bits` record.
+io::GptqConfig gptq_config_of(const QuantOptions& opts, const std::string& method);
 
 }  // namespace lota::quant

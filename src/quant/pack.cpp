@@ -180,7 +180,15 @@ QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& sca
     qw.group_size = group_size;
     qw.out_features = Q.size(0);
     qw.in_features = Q.size(1);
-    qw.qweight = pack_codes(Q.t().to(at::kCPU, at::kInt).contiguous(), bits);
+    check_bits(bits, "quantized_weight_make");
+    const int64_t maxq = (1 << bits) - 1;
+    if (Q.numel() > 0) {  // checked before the narrowing to uint8, a quarter of int32's bytes to transpose
+        const auto [lo, hi] = at::aminmax(Q);
+        const double l = lo.item<double>(), h = hi.item<double>();
+        LOTA_CHECK(l >= 0 && h <= (double)maxq, "quantized_weight_make: codes must lie in [0, %lld] for %d bits, got "
+                   "range [%g, %g]", (long long)maxq, bits, l, h);
+    }
+    qw.qweight = pack_codes_unchecked(Q.to(at::kCPU, at::kByte).t().contiguous(), bits);
     qw.scales = scales.to(at::kCPU, at::kHalf).contiguous();
     qw.zeros = zeros.to(at::kCPU, at::kInt).contiguous();
     qw.g_idx = g_idx.to(at::kCPU, at::kInt).contiguous();

@@ -30,8 +30,9 @@ GridParams grid_params(const at::Tensor& x_in, int bits, bool sym) {
                shape_str(x_in.sizes().vec()).c_str());
     const at::Tensor x = x_in.to(at::kFloat);
     const double maxq = double((1 << bits) - 1);
-    at::Tensor xmin = at::clamp_max(std::get<0>(x.min(1)), 0.0);
-    at::Tensor xmax = at::clamp_min(std::get<0>(x.max(1)), 0.0);
+    auto [row_min, row_max] = at::aminmax(x, 1);
+    at::Tensor xmin = at::clamp_max(row_min, 0.0);
+    at::Tensor xmax = at::clamp_min(row_max, 0.0);
     if (sym) {
         // Always centred (GPTQ's reference keeps xmin = 0 for an all-positive row, which clips
         // half the grid away; every row here gets [-max|x|, +max|x|]).
@@ -51,9 +52,29 @@ GridParams grid_params(const at::Tensor& x_in, int bits, bool sym) {
     return {scale, zero};
 }
 
+namespace {
+
+// round(q) + Z clamped to [0, maxq], in place on q = x / S.
+at::Tensor& codes_from_quotient(at::Tensor& q, const at::Tensor& zero, int maxq) {
+    q.round_();
+    q.add_(as_column(zero, q));
+    return q.clamp_(0.0, double(maxq));
+}
+
+}  // namespace
+
 at::Tensor quantize_codes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq) {
     const at::Tensor xf = x.to(at::kFloat);
-    return at::clamp(at::round(xf / as_column(scale, xf)) + as_column(zero, xf), 0.0, double(maxq));
+    // In place after the division: one buffer of x's size, not four.
+    at::Tensor q = xf / as_column(scale, xf);
+    return codes_from_quotient(q, zero, maxq);
+}
+
+at::Tensor& quantize_codes_(at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq) {
+    LOTA_CHECK(x.scalar_type() == at::kFloat, "quantize_codes_: expected float32 x, got %s",
+               c10::toString(x.scalar_type()));
+    x.div_(as_column(scale, x));
+    return codes_from_quotient(x, zero, maxq);
 }
 
 at::Tensor dequantize_codes(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zero) {

@@ -24,6 +24,9 @@ GridParams grid_params(const at::Tensor& x, int bits, bool sym);
 /// Returns float32 holding integers.
 at::Tensor quantize_codes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq);
 
+/// quantize_codes in place: float32 x becomes its codes (the same values, no buffer of x's size).
+at::Tensor& quantize_codes_(at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int maxq);
+
 /// S·(Q − Z): the dequantized value of codes on the grid (float32). Same op order as
 /// kernels::dequant_value without offset.
 at::Tensor dequantize_codes(const at::Tensor& q, const at::Tensor& scale, const at::Tensor& zero);

@@ -1,4 +1,5 @@
-// Round-to-nearest quantization (see rtn.h) and the option checks shared with GPTQ.
+// Round-to-nearest quantization (see rtn.h) and the option checks shared with GPTQ. All groups of a
+// weight are quantized at once (a [N·G, g] view), so a 70B-sized layer costs a few passes over it.
 #include "quant/rtn.h"
 
 #include <ATen/ATen.h>
@@ -20,24 +21,35 @@ void quant_options_check(const QuantOptions& opts, int64_t in_features, const ch
     LOTA_CHECK(opts.block_size > 0, "%s: block_size must be positive, got %lld", what, (long long)opts.block_size);
 }
 
+void quant_shape_check(const QuantOptions& opts, int64_t in_features, int64_t out_features, const char* what) {
+    quant_options_check(opts, in_features, what);
+    LOTA_CHECK(out_features * opts.bits % 32 == 0,
+               "%s: out_features %lld times %d bits is not a multiple of 32, so zero points cannot be packed", what,
+               (long long)out_features, opts.bits);
+}
+
 QuantizedWeight rtn_quantize(const at::Tensor& W_in, const QuantOptions& opts) {
     LOTA_CHECK(W_in.dim() == 2, "rtn_quantize: expected W [N, K], got %s", shape_str(W_in.sizes().vec()).c_str());
-    const int64_t K = W_in.size(1);
+    const at::NoGradGuard no_grad;
+    at::Tensor W = W_in.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true).contiguous();
+    return rtn_quantize_(W, opts);
+}
+
+QuantizedWeight rtn_quantize_(at::Tensor& W, const QuantOptions& opts) {
+    LOTA_CHECK(W.dim() == 2 && W.scalar_type() == at::kFloat && W.is_contiguous(),
+               "rtn_quantize_: expected a contiguous float32 W [N, K], got %s %s", c10::toString(W.scalar_type()),
+               shape_str(W.sizes().vec()).c_str());
+    const int64_t K = W.size(1);
     quant_options_check(opts, K, "rtn_quantize");
     const at::NoGradGuard no_grad;
-    const at::Tensor W = W_in.to(at::kFloat);
-    const int64_t g = opts.group_size == -1 ? K : opts.group_size;
+    const int64_t N = W.size(0), g = opts.group_size == -1 ? K : opts.group_size, G = K / g;
     const int maxq = (1 << opts.bits) - 1;
-    std::vector<at::Tensor> Q, scales, zeros;
-    for (int64_t j = 0; j < K / g; ++j) {
-        const at::Tensor Wg = W.slice(1, j * g, (j + 1) * g);
-        const GridParams p = grid_params(Wg, opts.bits, opts.sym);
-        Q.push_back(quantize_codes(Wg, p.scale, p.zero, maxq));
-        scales.push_back(p.scale);
-        zeros.push_back(p.zero);
-    }
+    // Row n·G + j of x is group j of output row n: one grid per row, every group in one pass.
+    at::Tensor x = W.view({N * G, g});
+    const GridParams p = grid_params(x, opts.bits, opts.sym);
+    const at::Tensor Q = quantize_codes_(x, p.scale, p.zero, maxq).view({N, K});
     const at::Tensor g_idx = at::arange(K, at::kLong).div(g, "floor");
-    return quantized_weight_make(at::cat(Q, 1), at::stack(scales), at::stack(zeros), g_idx, opts.bits,
+    return quantized_weight_make(Q, p.scale.view({N, G}).t(), p.zero.view({N, G}).t(), g_idx, opts.bits,
                                  opts.group_size);
 }
 

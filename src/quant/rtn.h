@@ -21,7 +21,14 @@ struct QuantOptions {
 /// Checks bits, group size against K and the GPTQ knobs; `what` names the layer.
 void quant_options_check(const QuantOptions& opts, int64_t in_features, const char* what);
 
+/// quant_options_check for a linear of `in_features` → `out_features`, and that the zero points of
+/// `out_features` columns pack into whole int32 words (out·bits a multiple of 32).
+void quant_shape_check(const QuantOptions& opts, int64_t in_features, int64_t out_features, const char* what);
+
 /// RTN-quantizes W [N, K] (any float dtype/device). Result tensors are on the CPU.
 QuantizedWeight rtn_quantize(const at::Tensor& W, const QuantOptions& opts);
+/// rtn_quantize of a contiguous float32 W that it overwrites with its codes: no buffer of W's size
+/// (the same codes as rtn_quantize). For callers that drop W afterwards (lota init).
+QuantizedWeight rtn_quantize_(at::Tensor& W, const QuantOptions& opts);
 
 }  // namespace lota::quant

@@ -21,6 +21,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "io/gguf_names.h"
 #include "io/gguf_writer.h"
 #include "io/gptq_checkpoint.h"
 #include "io/hf_config.h"
@@ -161,7 +162,7 @@ class Exporter {
             const std::string t = i < tok.vocab_size() ? tok.id_to_token(static_cast<int32_t>(i)) : "";
             if (t.empty()) {  // ids the tokenizer does not define (vocab padded to a multiple)
                 tokens[i] = "[PAD" + std::to_string(i) + "]";
-                types[i] = 4;  // user-defined, as llama.cpp's converter marks them
+                types[i] = lota::io::gguf_names::TOKEN_TYPE_UNUSED;  // as llama.cpp's converter marks them
             } else {
                 tokens[i] = t;
             }
@@ -176,7 +177,7 @@ class Exporter {
             merges.push_back(m.is_array() ? m[0].get<std::string>() + " " + m[1].get<std::string>()
                                           : m.get<std::string>());
         w_.set_string("tokenizer.ggml.model", "gpt2");
-        w_.set_string("tokenizer.ggml.pre", pre_name(tj));
+        w_.set_string("tokenizer.ggml.pre", pre_name(tj, path));
         w_.set_strings("tokenizer.ggml.tokens", tokens);
         w_.set_i32s("tokenizer.ggml.token_type", types);
         w_.set_strings("tokenizer.ggml.merges", merges);
@@ -200,13 +201,32 @@ class Exporter {
         return fs::exists(p) ? nlohmann::json::parse(lota::io::file_read_text(p)) : nlohmann::json::object();
     }
 
-    // tokenizer.ggml.pre: llama.cpp names its pre-tokenizers; recognised by the split regex.
-    static std::string pre_name(const nlohmann::json& tj) {
-        const std::string s = tj.dump();
-        if (s.find(R"(\\p{N}{1,3})") != std::string::npos && s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+)") != std::string::npos)
-            return "llama-bpe";
-        if (s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|)") != std::string::npos) return "qwen2";
-        return "gpt2";
+    // tokenizer.ggml.pre: llama.cpp names each pre-tokenizer it implements; the name is the one its
+    // converter writes for this tokenizer.json's pre-tokenizer (gguf_names::PRE_EXPORT). Anything else is
+    // refused: llama.cpp refuses to load a file whose name it does not know.
+    static std::string pre_name(const nlohmann::json& tj, const std::string& path) {
+        namespace names = lota::io::gguf_names;
+        const nlohmann::json pre = tj.value("pre_tokenizer", nlohmann::json());
+        std::vector<nlohmann::json> parts;
+        if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers"))
+            parts.assign(pre["pretokenizers"].begin(), pre["pretokenizers"].end());
+        else if (pre.is_object())
+            parts.push_back(pre);
+        auto type_is = [&](size_t i, const char* t) { return parts[i].is_object() && parts[i].value("type", "") == t; };
+        auto byte_level_regex = [&](size_t i) { return type_is(i, "ByteLevel") && parts[i].value("use_regex", true); };
+        if (parts.size() == 1 && byte_level_regex(0)) return names::PRE_GPT2;
+        if (parts.size() == 2 && type_is(0, "Digits") && parts[0].value("individual_digits", false) &&
+            byte_level_regex(1))
+            return names::PRE_SMOLLM;
+        if (parts.size() == 2 && type_is(0, "Split") && type_is(1, "ByteLevel") && !byte_level_regex(1) &&
+            parts[0].contains("pattern") && parts[0]["pattern"].contains("Regex")) {
+            const std::string regex = parts[0]["pattern"]["Regex"].get<std::string>();
+            for (const auto& row : names::PRE_EXPORT)
+                if (regex == row.regex) return row.pre;
+        }
+        LOTA_FAIL("%s: pre-tokenizer %s is not one llama.cpp implements under a name lota knows (GPT-2 and SmolLM "
+                  "byte-level, and the Llama 3, Qwen2, Qwen3.5, Tekken and GPT-4o split regexes)",
+                  path.c_str(), pre.dump().substr(0, 200).c_str());
     }
 
     void dense(const std::string& hf, const std::string& gguf) {

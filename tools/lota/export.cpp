@@ -1,4 +1,4 @@
-// lota export --format gguf: an HF model directory (16-bit, GPTQ or LoTA-merged; llama, mistral,
+// lota export --format gguf (--format hf: export_hf.h): an HF model directory (16-bit, GPTQ or LoTA-merged; llama, mistral,
 // qwen2, qwen3) -> one GGUF file for llama.cpp, with the metadata keys and tensor names llama.cpp's
 // convert_hf_to_gguf writes for that architecture.
 //
@@ -21,6 +21,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "export_hf.h"
 #include "io/gguf_names.h"
 #include "io/gguf_writer.h"
 #include "io/gptq_checkpoint.h"
@@ -41,7 +42,7 @@ using lota::io::Arch;
 using lota::io::GgmlType;
 
 struct ExportOptions {
-    std::string model, out, format = "gguf";
+    std::string model, out, format = "gguf", dtype = "bf16";
     bool allow_lossy = false, overwrite = false, json = false;
 };
 
@@ -305,8 +306,27 @@ class Exporter {
     uint32_t file_type_dense_ = 0;
 };
 
+int run_export_hf(const ExportOptions& o) {
+    const lota::cli::HfExportReport r = lota::cli::hf_export(o.model, o.out, o.dtype, o.overwrite);
+    const nlohmann::json j = {{"out", o.out},
+                              {"format", o.format},
+                              {"dtype", o.dtype},
+                              {"dequantized_tensors", r.dequantized},
+                              {"dense_tensors", r.dense},
+                              {"max_abs_rounding_error", r.max_abs_error},
+                              {"max_rounding_grid_steps", r.max_error_steps}};
+    const std::string text = lota::strfmt("exported %s -> %s (%s): %lld quantized linears dequantized to "
+                                          "S·(Q − Z + F) and rounded (largest rounding %.3g grid steps), %lld "
+                                          "tensors converted; largest |rounding error| %.3g",
+                                          o.model.c_str(), o.out.c_str(), o.dtype.c_str(), (long long)r.dequantized,
+                                          r.max_error_steps, (long long)r.dense, r.max_abs_error);
+    lota::cli::result_print(o.json, j, text);
+    return 0;
+}
+
 int run_export(const ExportOptions& o) {
-    LOTA_CHECK(o.format == "gguf", "--format %s is not built (only gguf)", o.format.c_str());
+    if (o.format == "hf") return run_export_hf(o);
+    LOTA_CHECK(o.format == "gguf", "--format %s is not built (gguf, hf)", o.format.c_str());
     LOTA_CHECK(o.overwrite || !fs::exists(o.out), "%s: exists; pass --overwrite to replace it", o.out.c_str());
     const ExportReport r = Exporter(o).run();
     const nlohmann::json j = {{"out", o.out},
@@ -329,11 +349,17 @@ int run_export(const ExportOptions& o) {
 
 }  // namespace
 
-LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp)", [](CLI::App& sub) {
+LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp) or hf (dense HF directory)", [](CLI::App& sub) {
     auto o = std::make_shared<ExportOptions>();
     lota::cli::add_model_flag(sub, o->model, "16-bit, GPTQ or LoTA-merged");
-    lota::cli::add_out_flag(sub, o->out, "the .gguf file (must not exist unless --overwrite)")->required();
-    sub.add_option("--format", o->format, "gguf")->check(CLI::IsMember({"gguf"}))->capture_default_str();
+    lota::cli::add_out_flag(sub, o->out, "the .gguf file, or the hf directory (must not exist unless --overwrite)")
+        ->required();
+    sub.add_option("--format", o->format, "gguf: one .gguf file for llama.cpp; hf: a dense HF directory")
+        ->check(CLI::IsMember({"gguf", "hf"}))
+        ->capture_default_str();
+    sub.add_option("--dtype", o->dtype, "hf: dtype of the written weights (bf16 or f16)")
+        ->check(CLI::IsMember({"bf16", "f16"}))
+        ->capture_default_str();
     sub.add_flag("--allow-lossy", o->allow_lossy,
                  "write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a multiple "
                  "of 32) as F16 instead of refusing");

@@ -324,9 +324,30 @@ int run_export_hf(const ExportOptions& o) {
     return 0;
 }
 
+int run_export_gptq(const ExportOptions& o) {
+    const lota::cli::GptqExportReport r = lota::cli::gptq_export(o.model, o.out, o.allow_lossy, o.overwrite);
+    const nlohmann::json j = {{"out", o.out},
+                              {"format", o.format},
+                              {"linears", r.linears},
+                              {"offsets_rounded", r.offsets_rounded},
+                              {"zeros_clamped", r.clamped},
+                              {"max_error_grid_steps", r.max_error_steps}};
+    std::string text = lota::strfmt("exported %s -> %s (GPTQ v1): %lld quantized linears", o.model.c_str(),
+                                    o.out.c_str(), (long long)r.linears);
+    text += r.offsets_rounded == 0
+                ? ", lossless"
+                : lota::strfmt("; LoTA offsets of %lld rounded into the zero points (largest error %.3g grid steps%s)",
+                               (long long)r.offsets_rounded, r.max_error_steps,
+                               r.clamped ? lota::strfmt(", %lld zeros clamped to the grid", (long long)r.clamped).c_str()
+                                         : "");
+    lota::cli::result_print(o.json, j, text);
+    return 0;
+}
+
 int run_export(const ExportOptions& o) {
     if (o.format == "hf") return run_export_hf(o);
-    LOTA_CHECK(o.format == "gguf", "--format %s is not built (gguf, hf)", o.format.c_str());
+    if (o.format == "gptq") return run_export_gptq(o);
+    LOTA_CHECK(o.format == "gguf", "--format %s is not built (gguf, hf, gptq)", o.format.c_str());
     LOTA_CHECK(o.overwrite || !fs::exists(o.out), "%s: exists; pass --overwrite to replace it", o.out.c_str());
     const ExportReport r = Exporter(o).run();
     const nlohmann::json j = {{"out", o.out},
@@ -349,20 +370,22 @@ int run_export(const ExportOptions& o) {
 
 }  // namespace
 
-LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp) or hf (dense HF directory)", [](CLI::App& sub) {
+LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp), hf (dense) or gptq", [](CLI::App& sub) {
     auto o = std::make_shared<ExportOptions>();
     lota::cli::add_model_flag(sub, o->model, "16-bit, GPTQ or LoTA-merged");
     lota::cli::add_out_flag(sub, o->out, "the .gguf file, or the hf directory (must not exist unless --overwrite)")
         ->required();
-    sub.add_option("--format", o->format, "gguf: one .gguf file for llama.cpp; hf: a dense HF directory")
-        ->check(CLI::IsMember({"gguf", "hf"}))
+    sub.add_option("--format", o->format,
+                   "gguf: one .gguf file for llama.cpp; hf: a dense HF directory; gptq: a GPTQ v1 checkpoint "
+                   "(integer zeros, no LoTA offsets) for GPTQModel and transformers")
+        ->check(CLI::IsMember({"gguf", "hf", "gptq"}))
         ->capture_default_str();
     sub.add_option("--dtype", o->dtype, "hf: dtype of the written weights (bf16 or f16)")
         ->check(CLI::IsMember({"bf16", "f16"}))
         ->capture_default_str();
     sub.add_flag("--allow-lossy", o->allow_lossy,
-                 "write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a multiple "
-                 "of 32) as F16 instead of refusing");
+                 "gguf: write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a "
+                 "multiple of 32) as F16 instead of refusing; gptq: round Z − F to integer zero points");
     sub.add_flag("--overwrite", o->overwrite, "replace an existing --out file");
     lota::cli::add_json_flag(sub, o->json);
     return lota::cli::CommandRun([o]() { return run_export(*o); });

@@ -64,17 +64,23 @@ LLAMA_STAMP=.venv/.lota-llama-cpp
 LLAMA_REQ="llama-cpp-python==0.3.36"
 LLAMA_WHEEL_GLOB="llama_cpp_python-0.3.36-*.whl"
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+WHEELS="$ROOT/.cache/wheels"
+# The source is kept too: tests/py/test_gguf_converter.py runs llama.cpp's own convert_hf_to_gguf.py from it.
+LLAMA_SDIST="$WHEELS/llama_cpp_python-0.3.36.tar.gz"
+if [ ! -f "$LLAMA_SDIST" ]; then
+    echo "bootstrap: downloading the $LLAMA_REQ source into $WHEELS"
+    mkdir -p "$WHEELS"
+    .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d "$WHEELS" "$LLAMA_REQ"
+fi
 if [ ! -f "$LLAMA_STAMP" ] || [ "$(cat "$LLAMA_STAMP")" != "$LLAMA_REQ $LLAMA_CMAKE_ARGS" ]; then
-    WHEELS="$ROOT/.cache/wheels"
     whl=""
     for dir in ${LOTA_WHEEL_DIR:-} "$ROOT/.whl" "$WHEELS"; do
         for f in "$dir"/$LLAMA_WHEEL_GLOB; do [ -f "$f" ] && { whl="$f"; break 2; }; done
     done
     if [ -z "$whl" ]; then
         echo "bootstrap: building $LLAMA_REQ from source into $WHEELS (llama.cpp, portable CPU build; ~7 min on 2 cores, once)"
-        mkdir -p "$WHEELS"
         CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip wheel -q \
-            --disable-pip-version-check --no-deps --no-binary llama-cpp-python -w "$WHEELS" "$LLAMA_REQ"
+            --disable-pip-version-check --no-deps -w "$WHEELS" "$LLAMA_SDIST"
         whl="$(ls "$WHEELS"/$LLAMA_WHEEL_GLOB | head -1)"
     fi
     echo "bootstrap: installing $(basename "$whl") into .venv"

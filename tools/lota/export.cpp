@@ -115,16 +115,33 @@ class Exporter {
         dense("model.norm.weight", "output_norm.weight");
         if (!cfg_.tie_word_embeddings) dense("lm_head.weight", "output.weight");
         w_.set_u32("general.file_type", rep_.q4_1 > 0 ? 3u /* MOSTLY_Q4_1 */ : file_type_dense_);
+        w_.set_string("general.size_label", size_label(n_params_));
         w_.write(o_.out);
         return rep_;
     }
 
   private:
+    // gguf-py's model_weight_count_rounded_notation: the parameter count in K/M/B/T with at least two
+    // significant digits ("135M", "1.7B").
+    static std::string size_label(int64_t n) {
+        const double v = static_cast<double>(n);
+        double x = v * 1e-3;
+        const char* suffix = "K";
+        if (v > 1e12) x = v * 1e-12, suffix = "T";
+        else if (v > 1e9) x = v * 1e-9, suffix = "B";
+        else if (v > 1e6) x = v * 1e-6, suffix = "M";
+        std::string digits = std::to_string(static_cast<long long>(std::nearbyint(x)));  // Python's round: half to even
+        digits.erase(0, digits.find_first_not_of('0') == std::string::npos ? digits.size() : digits.find_first_not_of('0'));
+        const int fix = std::max(2 - static_cast<int>(digits.size()), 0);
+        return lota::strfmt("%.*f%s", fix, x, suffix);
+    }
+
     bool permuted() const { return cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL; }
 
     void write_metadata(const std::string& arch) {
         auto key = [&](const char* k) { return arch + "." + k; };
         w_.set_string("general.architecture", arch);
+        w_.set_string("general.type", "model");
         w_.set_string("general.name", fs::path(o_.model).filename().string());
         w_.set_u32("general.quantization_version", 2);
         w_.set_u32(key("block_count"), static_cast<uint32_t>(cfg_.num_hidden_layers));
@@ -135,10 +152,8 @@ class Exporter {
         w_.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(cfg_.num_key_value_heads));
         w_.set_f32(key("rope.freq_base"), static_cast<float>(cfg_.rope_theta));
         w_.set_f32(key("attention.layer_norm_rms_epsilon"), static_cast<float>(cfg_.rms_norm_eps));
-        if (cfg_.head_dim * cfg_.num_attention_heads != cfg_.hidden_size || cfg_.arch == Arch::QWEN3) {
-            w_.set_u32(key("attention.key_length"), static_cast<uint32_t>(cfg_.head_dim));
-            w_.set_u32(key("attention.value_length"), static_cast<uint32_t>(cfg_.head_dim));
-        }
+        w_.set_u32(key("attention.key_length"), static_cast<uint32_t>(cfg_.head_dim));
+        w_.set_u32(key("attention.value_length"), static_cast<uint32_t>(cfg_.head_dim));
         if (cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL) {
             w_.set_u32(key("vocab_size"), static_cast<uint32_t>(cfg_.vocab_size));
             w_.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(cfg_.head_dim));
@@ -171,7 +186,8 @@ class Exporter {
         if (tj.contains("added_tokens"))
             for (const auto& a : tj["added_tokens"]) {
                 const int64_t id = a.at("id").get<int64_t>();
-                if (id >= 0 && id < n) types[id] = a.value("special", false) ? 3 : 4;  // control / user-defined
+                if (id >= 0 && id < n) types[id] = a.value("special", false) || looks_special(a.value("content", ""))
+                                                       ? 3 : 4;  // control / user-defined
             }
         std::vector<std::string> merges;
         for (const auto& m : model.at("merges"))
@@ -192,9 +208,93 @@ class Exporter {
         if (tc.contains("pad_token") && tc["pad_token"].is_string())
             if (auto id = tok.token_to_id(tc["pad_token"].get<std::string>()))
                 w_.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(*id));
-        if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())
-            w_.set_bool("tokenizer.ggml.add_bos_token", tc["add_bos_token"].get<bool>());
+        const AddSpecial add = add_special(tj, tc);
+        if (add.bos) w_.set_bool("tokenizer.ggml.add_bos_token", *add.bos);
+        if (add.eos) w_.set_bool("tokenizer.ggml.add_eos_token", *add.eos);
+        if (add.sep) w_.set_bool("tokenizer.ggml.add_sep_token", *add.sep);
         if (!tok.chat_template().empty()) w_.set_string("tokenizer.chat_template", tok.chat_template());
+    }
+
+    // Added tokens that llama.cpp's converter makes control tokens although tokenizer.json does not mark
+    // them special (its does_token_look_special).
+    static bool looks_special(const std::string& t) {
+        auto wrapped = [&](const std::string& open, const std::string& close) {
+            return t.size() >= open.size() + close.size() && t.compare(0, open.size(), open) == 0 &&
+                   t.compare(t.size() - close.size(), close.size(), close) == 0;
+        };
+        return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || wrapped("<|", "|>") ||
+               wrapped("<\uff5c", "\uff5c>") || wrapped("<unused", ">");
+    }
+
+    struct AddSpecial {
+        std::optional<bool> bos, eos, sep;
+    };
+
+    // Whether encoding adds BOS / EOS / a separator, as llama.cpp's converter (gguf-py SpecialVocab)
+    // decides it: from tokenizer.json's post-processor (ByteLevel: neither; TemplateProcessing: the special
+    // tokens around $A in "single", the one between $A and $B in "pair"), else tokenizer_config's
+    // add_bos_token / add_eos_token.
+    static AddSpecial add_special(const nlohmann::json& tj, const nlohmann::json& tc) {
+        auto token_of = [&](const char* key) -> std::string {
+            if (!tc.contains(key)) return "";
+            const nlohmann::json& e = tc[key];
+            if (e.is_string()) return e.get<std::string>();
+            if (e.is_object() && e.contains("content") && e["content"].is_string()) return e["content"].get<std::string>();
+            return "";
+        };
+        auto special_id = [](const nlohmann::json& entry) -> std::string {
+            if (!entry.is_object() || !entry.contains("SpecialToken")) return "";
+            return entry["SpecialToken"].value("id", "");
+        };
+        std::string bos = token_of("bos_token"), eos = token_of("eos_token"), sep = token_of("sep_token");
+        const std::string cls = token_of("cls_token");
+        if (bos.empty()) bos = cls;
+        if (eos.empty()) eos = sep;
+        AddSpecial a;
+        const nlohmann::json post = tj.value("post_processor", nlohmann::json());
+        std::vector<nlohmann::json> procs;
+        if (post.is_object() && post.contains("processors") && post["processors"].is_array())
+            procs.assign(post["processors"].begin(), post["processors"].end());
+        else if (post.is_object())
+            procs.push_back(post);
+        for (const nlohmann::json& p : procs) {
+            const std::string type = p.value("type", "");
+            if (type == "ByteLevel") {
+                if (!a.bos) a.bos = false;
+                if (!a.eos) a.eos = false;
+            } else if (type == "RobertaProcessing") {
+                a.bos = a.eos = a.sep = true;
+            } else if (type == "TemplateProcessing") {
+                const nlohmann::json single = p.value("single", nlohmann::json::array());
+                std::string first, last;
+                if (single.size() > 1) {
+                    first = special_id(single.front());
+                    last = special_id(single.back());
+                    if (!first.empty()) a.bos = first == bos || first == cls;
+                    if (!last.empty()) a.eos = last == eos;
+                }
+                std::vector<nlohmann::json> pair;
+                const nlohmann::json pj = p.value("pair", nlohmann::json::array());
+                pair.assign(pj.begin(), pj.end());
+                if (!first.empty() && !pair.empty() && special_id(pair.front()) == first) pair.erase(pair.begin());
+                if (!last.empty() && !pair.empty() && special_id(pair.back()) == last) pair.pop_back();
+                auto seq = [](const nlohmann::json& e) {
+                    return e.is_object() && e.contains("Sequence") ? e["Sequence"].value("id", "") : std::string();
+                };
+                if (pair.size() > 2 && seq(pair.front()) == "A" && seq(pair.back()) == "B") {
+                    const std::string m0 = special_id(pair[1]);
+                    bool add_sep = (m0 == sep || m0 == eos) && !m0.empty() && last.empty();
+                    if (pair.size() == 4) {
+                        const std::string m1 = special_id(pair[2]);
+                        add_sep = add_sep || ((m1 == sep || m1 == eos) && !m1.empty());
+                    }
+                    a.sep = add_sep;
+                }
+            }
+        }
+        if (!a.bos && tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean()) a.bos = tc["add_bos_token"].get<bool>();
+        if (!a.eos && tc.contains("add_eos_token") && tc["add_eos_token"].is_boolean()) a.eos = tc["add_eos_token"].get<bool>();
+        return a;
     }
 
     nlohmann::json tokenizer_config() const {
@@ -236,6 +336,7 @@ class Exporter {
         if (hf == "model.embed_tokens.weight")
             file_type_dense_ = type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 32u;
         w_.add_tensor(gguf, type, t.sizes().vec(), lota::io::tensor_bytes(t));
+        n_params_ += t.numel();
         ++rep_.dense;
     }
 
@@ -248,12 +349,14 @@ class Exporter {
             if (permute) b = permute_heads(b, heads);
             w_.add_tensor(gguf + ".bias", ggml_type_of(b.scalar_type(), prefix + ".bias"), b.sizes().vec(),
                           lota::io::tensor_bytes(b));
+            n_params_ += b.numel();
         }
         if (!gptq_ || !files_.has(prefix + ".qweight")) {
             at::Tensor w = files_.load(prefix + ".weight").contiguous();
             if (permute) w = permute_heads(w, heads);
             w_.add_tensor(gguf + ".weight", ggml_type_of(w.scalar_type(), prefix + ".weight"), w.sizes().vec(),
                           lota::io::tensor_bytes(w));
+            n_params_ += w.numel();
             ++rep_.dense;
             return;
         }
@@ -273,6 +376,7 @@ class Exporter {
             rep_.max_lossy_error = std::max(rep_.max_lossy_error, (h.to(at::kFloat) - w).abs().max().item<double>());
             if (permute) h = permute_heads(h, heads);
             w_.add_tensor(gguf + ".weight", GgmlType::F16, h.sizes().vec(), lota::io::tensor_bytes(h));
+            n_params_ += h.numel();
             ++rep_.lossy_f16;
             return;
         }
@@ -294,6 +398,7 @@ class Exporter {
             m = permute_heads(m, heads);
         }
         w_.add_tensor(gguf + ".weight", GgmlType::Q4_1, codes.sizes().vec(), lota::io::q4_1_blocks(codes, d, m));
+        n_params_ += codes.numel();
         ++rep_.q4_1;
     }
 
@@ -304,6 +409,7 @@ class Exporter {
     lota::io::GgufWriter w_;
     ExportReport rep_;
     uint32_t file_type_dense_ = 0;
+    int64_t n_params_ = 0;
 };
 
 int run_export_hf(const ExportOptions& o) {

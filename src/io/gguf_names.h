@@ -49,6 +49,7 @@ inline constexpr const char* TOK_CHAT_TEMPLATE = "tokenizer.chat_template";
 inline constexpr const char* TOK_MODEL_GPT2 = "gpt2";  ///< byte-level BPE
 inline constexpr int TOKEN_TYPE_CONTROL = 3;
 inline constexpr int TOKEN_TYPE_USER_DEFINED = 4;
+inline constexpr int TOKEN_TYPE_UNUSED = 5;
 
 // Architectures `lota import` converts, and their HF class.
 inline constexpr const char* ARCH_LLAMA = "llama";
@@ -121,6 +122,17 @@ inline constexpr PreSplit PRE_SPLITS[] = {
     {"gpt-4o", SPLIT_GPT4O},       {"llama4", SPLIT_GPT4O},        {"kanana2", SPLIT_GPT4O},
     {"talkie", SPLIT_GPT4O},       {"minimax-m2", SPLIT_GPT4O},
 };
+
+/// The tokenizer.ggml.pre that llama.cpp's converter (convert_hf_to_gguf's get_vocab_base_pre) writes for a
+/// byte-level BPE tokenizer whose pre-tokenizer is Split(regex, Isolated) + ByteLevel(use_regex false),
+/// by regex; `lota export` looks its tokenizer.json up here. PRE_GPT2: ByteLevel(use_regex true) alone;
+/// PRE_SMOLLM: Digits(individual_digits) then ByteLevel(use_regex true).
+inline constexpr PreSplit PRE_EXPORT[] = {
+    {"llama-bpe", SPLIT_LLAMA3}, {"qwen2", SPLIT_QWEN2}, {"qwen35", SPLIT_QWEN35},
+    {"tekken", SPLIT_TEKKEN},    {"gpt-4o", SPLIT_GPT4O},
+};
+inline constexpr const char* PRE_GPT2 = "gpt-2";
+inline constexpr const char* PRE_SMOLLM = "smollm";
 
 /// `key` with "{arch}" replaced by `arch` ("{arch}.block_count" -> "llama.block_count").
 inline std::string key_for(const char* key, const std::string& arch) {

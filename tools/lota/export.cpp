@@ -1,4 +1,4 @@
-// lota export --format gguf: an HF model directory (16-bit, GPTQ or LoTA-merged; llama, mistral,
+// lota export --format gguf (--format hf: export_hf.h): an HF model directory (16-bit, GPTQ or LoTA-merged; llama, mistral,
 // qwen2, qwen3) -> one GGUF file for llama.cpp, with the metadata keys and tensor names llama.cpp's
 // convert_hf_to_gguf writes for that architecture.
 //
@@ -21,6 +21,8 @@
 
 #include "args.h"
 #include "commands.h"
+#include "export_hf.h"
+#include "io/gguf_names.h"
 #include "io/gguf_writer.h"
 #include "io/gptq_checkpoint.h"
 #include "io/hf_config.h"
@@ -40,7 +42,7 @@ using lota::io::Arch;
 using lota::io::GgmlType;
 
 struct ExportOptions {
-    std::string model, out, format = "gguf";
+    std::string model, out, format = "gguf", dtype = "bf16";
     bool allow_lossy = false, overwrite = false, json = false;
 };
 
@@ -113,16 +115,33 @@ class Exporter {
         dense("model.norm.weight", "output_norm.weight");
         if (!cfg_.tie_word_embeddings) dense("lm_head.weight", "output.weight");
         w_.set_u32("general.file_type", rep_.q4_1 > 0 ? 3u /* MOSTLY_Q4_1 */ : file_type_dense_);
+        w_.set_string("general.size_label", size_label(n_params_));
         w_.write(o_.out);
         return rep_;
     }
 
   private:
+    // gguf-py's model_weight_count_rounded_notation: the parameter count in K/M/B/T with at least two
+    // significant digits ("135M", "1.7B").
+    static std::string size_label(int64_t n) {
+        const double v = static_cast<double>(n);
+        double x = v * 1e-3;
+        const char* suffix = "K";
+        if (v > 1e12) x = v * 1e-12, suffix = "T";
+        else if (v > 1e9) x = v * 1e-9, suffix = "B";
+        else if (v > 1e6) x = v * 1e-6, suffix = "M";
+        std::string digits = std::to_string(static_cast<long long>(std::nearbyint(x)));  // Python's round: half to even
+        digits.erase(0, digits.find_first_not_of('0') == std::string::npos ? digits.size() : digits.find_first_not_of('0'));
+        const int fix = std::max(2 - static_cast<int>(digits.size()), 0);
+        return lota::strfmt("%.*f%s", fix, x, suffix);
+    }
+
     bool permuted() const { return cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL; }
 
     void write_metadata(const std::string& arch) {
         auto key = [&](const char* k) { return arch + "." + k; };
         w_.set_string("general.architecture", arch);
+        w_.set_string("general.type", "model");
         w_.set_string("general.name", fs::path(o_.model).filename().string());
         w_.set_u32("general.quantization_version", 2);
         w_.set_u32(key("block_count"), static_cast<uint32_t>(cfg_.num_hidden_layers));
@@ -133,10 +152,8 @@ class Exporter {
         w_.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(cfg_.num_key_value_heads));
         w_.set_f32(key("rope.freq_base"), static_cast<float>(cfg_.rope_theta));
         w_.set_f32(key("attention.layer_norm_rms_epsilon"), static_cast<float>(cfg_.rms_norm_eps));
-        if (cfg_.head_dim * cfg_.num_attention_heads != cfg_.hidden_size || cfg_.arch == Arch::QWEN3) {
-            w_.set_u32(key("attention.key_length"), static_cast<uint32_t>(cfg_.head_dim));
-            w_.set_u32(key("attention.value_length"), static_cast<uint32_t>(cfg_.head_dim));
-        }
+        w_.set_u32(key("attention.key_length"), static_cast<uint32_t>(cfg_.head_dim));
+        w_.set_u32(key("attention.value_length"), static_cast<uint32_t>(cfg_.head_dim));
         if (cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL) {
             w_.set_u32(key("vocab_size"), static_cast<uint32_t>(cfg_.vocab_size));
             w_.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(cfg_.head_dim));
@@ -161,7 +178,7 @@ class Exporter {
             const std::string t = i < tok.vocab_size() ? tok.id_to_token(static_cast<int32_t>(i)) : "";
             if (t.empty()) {  // ids the tokenizer does not define (vocab padded to a multiple)
                 tokens[i] = "[PAD" + std::to_string(i) + "]";
-                types[i] = 4;  // user-defined, as llama.cpp's converter marks them
+                types[i] = lota::io::gguf_names::TOKEN_TYPE_UNUSED;  // as llama.cpp's converter marks them
             } else {
                 tokens[i] = t;
             }
@@ -169,14 +186,15 @@ class Exporter {
         if (tj.contains("added_tokens"))
             for (const auto& a : tj["added_tokens"]) {
                 const int64_t id = a.at("id").get<int64_t>();
-                if (id >= 0 && id < n) types[id] = a.value("special", false) ? 3 : 4;  // control / user-defined
+                if (id >= 0 && id < n) types[id] = a.value("special", false) || looks_special(a.value("content", ""))
+                                                       ? 3 : 4;  // control / user-defined
             }
         std::vector<std::string> merges;
         for (const auto& m : model.at("merges"))
             merges.push_back(m.is_array() ? m[0].get<std::string>() + " " + m[1].get<std::string>()
                                           : m.get<std::string>());
         w_.set_string("tokenizer.ggml.model", "gpt2");
-        w_.set_string("tokenizer.ggml.pre", pre_name(tj));
+        w_.set_string("tokenizer.ggml.pre", pre_name(tj, path));
         w_.set_strings("tokenizer.ggml.tokens", tokens);
         w_.set_i32s("tokenizer.ggml.token_type", types);
         w_.set_strings("tokenizer.ggml.merges", merges);
@@ -190,9 +208,93 @@ class Exporter {
         if (tc.contains("pad_token") && tc["pad_token"].is_string())
             if (auto id = tok.token_to_id(tc["pad_token"].get<std::string>()))
                 w_.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(*id));
-        if (tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean())
-            w_.set_bool("tokenizer.ggml.add_bos_token", tc["add_bos_token"].get<bool>());
+        const AddSpecial add = add_special(tj, tc);
+        if (add.bos) w_.set_bool("tokenizer.ggml.add_bos_token", *add.bos);
+        if (add.eos) w_.set_bool("tokenizer.ggml.add_eos_token", *add.eos);
+        if (add.sep) w_.set_bool("tokenizer.ggml.add_sep_token", *add.sep);
         if (!tok.chat_template().empty()) w_.set_string("tokenizer.chat_template", tok.chat_template());
+    }
+
+    // Added tokens that llama.cpp's converter makes control tokens although tokenizer.json does not mark
+    // them special (its does_token_look_special).
+    static bool looks_special(const std::string& t) {
+        auto wrapped = [&](const std::string& open, const std::string& close) {
+            return t.size() >= open.size() + close.size() && t.compare(0, open.size(), open) == 0 &&
+                   t.compare(t.size() - close.size(), close.size(), close) == 0;
+        };
+        return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" || wrapped("<|", "|>") ||
+               wrapped("<\uff5c", "\uff5c>") || wrapped("<unused", ">");
+    }
+
+    struct AddSpecial {
+        std::optional<bool> bos, eos, sep;
+    };
+
+    // Whether encoding adds BOS / EOS / a separator, as llama.cpp's converter (gguf-py SpecialVocab)
+    // decides it: from tokenizer.json's post-processor (ByteLevel: neither; TemplateProcessing: the special
+    // tokens around $A in "single", the one between $A and $B in "pair"), else tokenizer_config's
+    // add_bos_token / add_eos_token.
+    static AddSpecial add_special(const nlohmann::json& tj, const nlohmann::json& tc) {
+        auto token_of = [&](const char* key) -> std::string {
+            if (!tc.contains(key)) return "";
+            const nlohmann::json& e = tc[key];
+            if (e.is_string()) return e.get<std::string>();
+            if (e.is_object() && e.contains("content") && e["content"].is_string()) return e["content"].get<std::string>();
+            return "";
+        };
+        auto special_id = [](const nlohmann::json& entry) -> std::string {
+            if (!entry.is_object() || !entry.contains("SpecialToken")) return "";
+            return entry["SpecialToken"].value("id", "");
+        };
+        std::string bos = token_of("bos_token"), eos = token_of("eos_token"), sep = token_of("sep_token");
+        const std::string cls = token_of("cls_token");
+        if (bos.empty()) bos = cls;
+        if (eos.empty()) eos = sep;
+        AddSpecial a;
+        const nlohmann::json post = tj.value("post_processor", nlohmann::json());
+        std::vector<nlohmann::json> procs;
+        if (post.is_object() && post.contains("processors") && post["processors"].is_array())
+            procs.assign(post["processors"].begin(), post["processors"].end());
+        else if (post.is_object())
+            procs.push_back(post);
+        for (const nlohmann::json& p : procs) {
+            const std::string type = p.value("type", "");
+            if (type == "ByteLevel") {
+                if (!a.bos) a.bos = false;
+                if (!a.eos) a.eos = false;
+            } else if (type == "RobertaProcessing") {
+                a.bos = a.eos = a.sep = true;
+            } else if (type == "TemplateProcessing") {
+                const nlohmann::json single = p.value("single", nlohmann::json::array());
+                std::string first, last;
+                if (single.size() > 1) {
+                    first = special_id(single.front());
+                    last = special_id(single.back());
+                    if (!first.empty()) a.bos = first == bos || first == cls;
+                    if (!last.empty()) a.eos = last == eos;
+                }
+                std::vector<nlohmann::json> pair;
+                const nlohmann::json pj = p.value("pair", nlohmann::json::array());
+                pair.assign(pj.begin(), pj.end());
+                if (!first.empty() && !pair.empty() && special_id(pair.front()) == first) pair.erase(pair.begin());
+                if (!last.empty() && !pair.empty() && special_id(pair.back()) == last) pair.pop_back();
+                auto seq = [](const nlohmann::json& e) {
+                    return e.is_object() && e.contains("Sequence") ? e["Sequence"].value("id", "") : std::string();
+                };
+                if (pair.size() > 2 && seq(pair.front()) == "A" && seq(pair.back()) == "B") {
+                    const std::string m0 = special_id(pair[1]);
+                    bool add_sep = (m0 == sep || m0 == eos) && !m0.empty() && last.empty();
+                    if (pair.size() == 4) {
+                        const std::string m1 = special_id(pair[2]);
+                        add_sep = add_sep || ((m1 == sep || m1 == eos) && !m1.empty());
+                    }
+                    a.sep = add_sep;
+                }
+            }
+        }
+        if (!a.bos && tc.contains("add_bos_token") && tc["add_bos_token"].is_boolean()) a.bos = tc["add_bos_token"].get<bool>();
+        if (!a.eos && tc.contains("add_eos_token") && tc["add_eos_token"].is_boolean()) a.eos = tc["add_eos_token"].get<bool>();
+        return a;
     }
 
     nlohmann::json tokenizer_config() const {
@@ -200,13 +302,32 @@ class Exporter {
         return fs::exists(p) ? nlohmann::json::parse(lota::io::file_read_text(p)) : nlohmann::json::object();
     }
 
-    // tokenizer.ggml.pre: llama.cpp names its pre-tokenizers; recognised by the split regex.
-    static std::string pre_name(const nlohmann::json& tj) {
-        const std::string s = tj.dump();
-        if (s.find(R"(\\p{N}{1,3})") != std::string::npos && s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+)") != std::string::npos)
-            return "llama-bpe";
-        if (s.find(R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|)") != std::string::npos) return "qwen2";
-        return "gpt2";
+    // tokenizer.ggml.pre: llama.cpp names each pre-tokenizer it implements; the name is the one its
+    // converter writes for this tokenizer.json's pre-tokenizer (gguf_names::PRE_EXPORT). Anything else is
+    // refused: llama.cpp refuses to load a file whose name it does not know.
+    static std::string pre_name(const nlohmann::json& tj, const std::string& path) {
+        namespace names = lota::io::gguf_names;
+        const nlohmann::json pre = tj.value("pre_tokenizer", nlohmann::json());
+        std::vector<nlohmann::json> parts;
+        if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers"))
+            parts.assign(pre["pretokenizers"].begin(), pre["pretokenizers"].end());
+        else if (pre.is_object())
+            parts.push_back(pre);
+        auto type_is = [&](size_t i, const char* t) { return parts[i].is_object() && parts[i].value("type", "") == t; };
+        auto byte_level_regex = [&](size_t i) { return type_is(i, "ByteLevel") && parts[i].value("use_regex", true); };
+        if (parts.size() == 1 && byte_level_regex(0)) return names::PRE_GPT2;
+        if (parts.size() == 2 && type_is(0, "Digits") && parts[0].value("individual_digits", false) &&
+            byte_level_regex(1))
+            return names::PRE_SMOLLM;
+        if (parts.size() == 2 && type_is(0, "Split") && type_is(1, "ByteLevel") && !byte_level_regex(1) &&
+            parts[0].contains("pattern") && parts[0]["pattern"].contains("Regex")) {
+            const std::string regex = parts[0]["pattern"]["Regex"].get<std::string>();
+            for (const auto& row : names::PRE_EXPORT)
+                if (regex == row.regex) return row.pre;
+        }
+        LOTA_FAIL("%s: pre-tokenizer %s is not one llama.cpp implements under a name lota knows (GPT-2 and SmolLM "
+                  "byte-level, and the Llama 3, Qwen2, Qwen3.5, Tekken and GPT-4o split regexes)",
+                  path.c_str(), pre.dump().substr(0, 200).c_str());
     }
 
     void dense(const std::string& hf, const std::string& gguf) {
@@ -215,6 +336,7 @@ class Exporter {
         if (hf == "model.embed_tokens.weight")
             file_type_dense_ = type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 32u;
         w_.add_tensor(gguf, type, t.sizes().vec(), lota::io::tensor_bytes(t));
+        n_params_ += t.numel();
         ++rep_.dense;
     }
 
@@ -227,12 +349,14 @@ class Exporter {
             if (permute) b = permute_heads(b, heads);
             w_.add_tensor(gguf + ".bias", ggml_type_of(b.scalar_type(), prefix + ".bias"), b.sizes().vec(),
                           lota::io::tensor_bytes(b));
+            n_params_ += b.numel();
         }
         if (!gptq_ || !files_.has(prefix + ".qweight")) {
             at::Tensor w = files_.load(prefix + ".weight").contiguous();
             if (permute) w = permute_heads(w, heads);
             w_.add_tensor(gguf + ".weight", ggml_type_of(w.scalar_type(), prefix + ".weight"), w.sizes().vec(),
                           lota::io::tensor_bytes(w));
+            n_params_ += w.numel();
             ++rep_.dense;
             return;
         }
@@ -252,6 +376,7 @@ class Exporter {
             rep_.max_lossy_error = std::max(rep_.max_lossy_error, (h.to(at::kFloat) - w).abs().max().item<double>());
             if (permute) h = permute_heads(h, heads);
             w_.add_tensor(gguf + ".weight", GgmlType::F16, h.sizes().vec(), lota::io::tensor_bytes(h));
+            n_params_ += h.numel();
             ++rep_.lossy_f16;
             return;
         }
@@ -273,6 +398,7 @@ class Exporter {
             m = permute_heads(m, heads);
         }
         w_.add_tensor(gguf + ".weight", GgmlType::Q4_1, codes.sizes().vec(), lota::io::q4_1_blocks(codes, d, m));
+        n_params_ += codes.numel();
         ++rep_.q4_1;
     }
 
@@ -283,10 +409,51 @@ class Exporter {
     lota::io::GgufWriter w_;
     ExportReport rep_;
     uint32_t file_type_dense_ = 0;
+    int64_t n_params_ = 0;
 };
 
+int run_export_hf(const ExportOptions& o) {
+    const lota::cli::HfExportReport r = lota::cli::hf_export(o.model, o.out, o.dtype, o.overwrite);
+    const nlohmann::json j = {{"out", o.out},
+                              {"format", o.format},
+                              {"dtype", o.dtype},
+                              {"dequantized_tensors", r.dequantized},
+                              {"dense_tensors", r.dense},
+                              {"max_abs_rounding_error", r.max_abs_error},
+                              {"max_rounding_grid_steps", r.max_error_steps}};
+    const std::string text = lota::strfmt("exported %s -> %s (%s): %lld quantized linears dequantized to "
+                                          "S·(Q − Z + F) and rounded (largest rounding %.3g grid steps), %lld "
+                                          "tensors converted; largest |rounding error| %.3g",
+                                          o.model.c_str(), o.out.c_str(), o.dtype.c_str(), (long long)r.dequantized,
+                                          r.max_error_steps, (long long)r.dense, r.max_abs_error);
+    lota::cli::result_print(o.json, j, text);
+    return 0;
+}
+
+int run_export_gptq(const ExportOptions& o) {
+    const lota::cli::GptqExportReport r = lota::cli::gptq_export(o.model, o.out, o.allow_lossy, o.overwrite);
+    const nlohmann::json j = {{"out", o.out},
+                              {"format", o.format},
+                              {"linears", r.linears},
+                              {"offsets_rounded", r.offsets_rounded},
+                              {"zeros_clamped", r.clamped},
+                              {"max_error_grid_steps", r.max_error_steps}};
+    std::string text = lota::strfmt("exported %s -> %s (GPTQ v1): %lld quantized linears", o.model.c_str(),
+                                    o.out.c_str(), (long long)r.linears);
+    text += r.offsets_rounded == 0
+                ? ", lossless"
+                : lota::strfmt("; LoTA offsets of %lld rounded into the zero points (largest error %.3g grid steps%s)",
+                               (long long)r.offsets_rounded, r.max_error_steps,
+                               r.clamped ? lota::strfmt(", %lld zeros clamped to the grid", (long long)r.clamped).c_str()
+                                         : "");
+    lota::cli::result_print(o.json, j, text);
+    return 0;
+}
+
 int run_export(const ExportOptions& o) {
-    LOTA_CHECK(o.format == "gguf", "--format %s is not built (only gguf)", o.format.c_str());
+    if (o.format == "hf") return run_export_hf(o);
+    if (o.format == "gptq") return run_export_gptq(o);
+    LOTA_CHECK(o.format == "gguf", "--format %s is not built (gguf, hf, gptq)", o.format.c_str());
     LOTA_CHECK(o.overwrite || !fs::exists(o.out), "%s: exists; pass --overwrite to replace it", o.out.c_str());
     const ExportReport r = Exporter(o).run();
     const nlohmann::json j = {{"out", o.out},
@@ -309,14 +476,22 @@ int run_export(const ExportOptions& o) {
 
 }  // namespace
 
-LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp)", [](CLI::App& sub) {
+LOTA_COMMAND("export", "write a model for another engine: --format gguf (llama.cpp), hf (dense) or gptq", [](CLI::App& sub) {
     auto o = std::make_shared<ExportOptions>();
     lota::cli::add_model_flag(sub, o->model, "16-bit, GPTQ or LoTA-merged");
-    lota::cli::add_out_flag(sub, o->out, "the .gguf file (must not exist unless --overwrite)")->required();
-    sub.add_option("--format", o->format, "gguf")->check(CLI::IsMember({"gguf"}))->capture_default_str();
+    lota::cli::add_out_flag(sub, o->out, "the .gguf file, or the hf directory (must not exist unless --overwrite)")
+        ->required();
+    sub.add_option("--format", o->format,
+                   "gguf: one .gguf file for llama.cpp; hf: a dense HF directory; gptq: a GPTQ v1 checkpoint "
+                   "(integer zeros, no LoTA offsets) for GPTQModel and transformers")
+        ->check(CLI::IsMember({"gguf", "hf", "gptq"}))
+        ->capture_default_str();
+    sub.add_option("--dtype", o->dtype, "hf: dtype of the written weights (bf16 or f16)")
+        ->check(CLI::IsMember({"bf16", "f16"}))
+        ->capture_default_str();
     sub.add_flag("--allow-lossy", o->allow_lossy,
-                 "write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a multiple "
-                 "of 32) as F16 instead of refusing");
+                 "gguf: write quantized linears that Q4_1 cannot hold exactly (8-bit, act-order, groups not a "
+                 "multiple of 32) as F16 instead of refusing; gptq: round Z − F to integer zero points");
     sub.add_flag("--overwrite", o->overwrite, "replace an existing --out file");
     lota::cli::add_json_flag(sub, o->json);
     return lota::cli::CommandRun([o]() { return run_export(*o); });

@@ -44,12 +44,20 @@ inline constexpr const char* TOK_PAD_ID = "tokenizer.ggml.padding_token_id";
 inline constexpr const char* TOK_ADD_BOS = "tokenizer.ggml.add_bos_token";
 inline constexpr const char* TOK_ADD_EOS = "tokenizer.ggml.add_eos_token";
 inline constexpr const char* TOK_CHAT_TEMPLATE = "tokenizer.chat_template";
+inline constexpr const char* TOK_SCORES = "tokenizer.ggml.scores";
+inline constexpr const char* TOK_SEP_ID = "tokenizer.ggml.seperator_token_id";  // gguf's spelling
+inline constexpr const char* TOK_MASK_ID = "tokenizer.ggml.mask_token_id";
+inline constexpr const char* TOK_ADD_SEP = "tokenizer.ggml.add_sep_token";
+inline constexpr const char* TOK_ADD_SPACE_PREFIX = "tokenizer.ggml.add_space_prefix";
 
 // Values of tokenizer.ggml.model / token_type that lota understands.
 inline constexpr const char* TOK_MODEL_GPT2 = "gpt2";  ///< byte-level BPE
+inline constexpr const char* TOK_MODEL_LLAMA = "llama";  ///< SentencePiece-style: ▁ for spaces, <0xXX> byte tokens
+inline constexpr int TOKEN_TYPE_NORMAL = 1;
 inline constexpr int TOKEN_TYPE_CONTROL = 3;
 inline constexpr int TOKEN_TYPE_USER_DEFINED = 4;
 inline constexpr int TOKEN_TYPE_UNUSED = 5;
+inline constexpr int TOKEN_TYPE_BYTE = 6;
 
 // Architectures `lota import` converts, and their HF class.
 inline constexpr const char* ARCH_LLAMA = "llama";

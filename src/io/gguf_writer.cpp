@@ -128,6 +128,17 @@ void GgufWriter::set_i32s(const std::string& key, const std::vector<int32_t>& xs
     set(key, std::move(v));
 }
 
+void GgufWriter::set_f32s(const std::string& key, const std::vector<float>& xs) {
+    GgufValue v = scalar(GgufValueType::ARRAY);
+    v.elem_type = GgufValueType::FLOAT32;
+    for (const float x : xs) {
+        GgufValue e = scalar(GgufValueType::FLOAT32);
+        e.f = x;
+        v.array.push_back(std::move(e));
+    }
+    set(key, std::move(v));
+}
+
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
                             std::vector<uint8_t> data) {
     const GgmlTypeInfo& info = ggml_type_info(type);

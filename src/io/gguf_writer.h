@@ -26,6 +26,7 @@ class GgufWriter {
     void set_bool(const std::string& key, bool v);
     void set_strings(const std::string& key, const std::vector<std::string>& v);
     void set_i32s(const std::string& key, const std::vector<int32_t>& v);
+    void set_f32s(const std::string& key, const std::vector<float>& v);
 
     /// A tensor of torch shape `shape` (rows first; GGUF stores ne = shape reversed) whose bytes are
     /// `data` in ggml type `type`; the byte count is checked against the type's block size.

@@ -10,10 +10,16 @@
 // the head are written in the dtype they are stored in (F32, F16 or BF16).
 // Llama and Mistral q/k rows are permuted the way llama.cpp's rope expects (the inverse of
 // `lota import`'s Note [llama.cpp Q/K permutation]); Qwen2/Qwen3 use llama.cpp's NeoX rope and are
-// not permuted.
+// not permuted. Llama 3.1 rope scaling becomes a rope_freqs tensor. Tokenizers: byte-level BPE as
+// llama.cpp's "gpt2" model, Llama 2 / Mistral style BPE with byte fallback as its "llama" model.
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -87,14 +93,15 @@ class Exporter {
     Exporter(const ExportOptions& o) : o_(o), files_(o.model) {
         cfg_ = lota::io::hf_config_read(o.model + "/config.json");
         gptq_ = lota::io::gptq_config_read(o.model);
-        LOTA_CHECK(cfg_.rope_scaling.type.empty(),
-                   "%s/config.json: rope scaling '%s' is not exported to GGUF yet (llama.cpp needs a rope_freqs "
-                   "tensor for it)", o.model.c_str(), cfg_.rope_scaling.type.c_str());
+        LOTA_CHECK(cfg_.rope_scaling.type.empty() || cfg_.rope_scaling.type == "llama3",
+                   "%s/config.json: rope scaling '%s' is not exported to GGUF (llama3 is)", o.model.c_str(),
+                   cfg_.rope_scaling.type.c_str());
     }
 
     ExportReport run() {
         const std::string arch = gguf_arch(cfg_.arch);
         write_metadata(arch);
+        if (cfg_.rope_scaling.type == "llama3") rope_freqs();
         dense("model.embed_tokens.weight", "token_embd.weight");
         for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) {
             const std::string hp = "model.layers." + std::to_string(l) + ".", gp = "blk." + std::to_string(l) + ".";
@@ -136,6 +143,38 @@ class Exporter {
         return lota::strfmt("%.*f%s", fix, x, suffix);
     }
 
+    // Llama 3.1 rope scaling as llama.cpp applies it: a rope_freqs tensor of head_dim/2 factors that
+    // divide the rope frequencies (no rope.scaling.* keys). With θ_i = rope_theta^(−2i/head_dim), the
+    // wavelength λ_i = 2π/θ_i and L = original_max_position_embeddings: factor 1 when λ_i < L/high_freq_factor,
+    // `factor` when λ_i > L/low_freq_factor, else 1/((1 − s)/factor + s) with
+    // s = (L/λ_i − low_freq_factor)/(high_freq_factor − low_freq_factor).
+    void rope_freqs() {
+        const lota::io::RopeScaling& r = cfg_.rope_scaling;
+        const double L = static_cast<double>(r.original_max_position_embeddings);
+        LOTA_CHECK(r.high_freq_factor != r.low_freq_factor && r.factor > 0,
+                   "%s/config.json: llama3 rope scaling needs factor > 0 and high_freq_factor != low_freq_factor",
+                   o_.model.c_str());
+        const int64_t half = cfg_.head_dim / 2;
+        std::vector<float> f(static_cast<size_t>(half));
+        for (int64_t i = 0; i < half; ++i) {
+            const double theta = std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(i) / cfg_.head_dim);
+            const double wavelen = 2 * M_PI / theta;
+            double x;
+            if (wavelen < L / r.high_freq_factor) x = 1.0;
+            else if (wavelen > L / r.low_freq_factor) x = r.factor;
+            else {
+                const double s = (L / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+                x = 1.0 / ((1.0 - s) / r.factor + s);
+            }
+            f[i] = static_cast<float>(x);
+        }
+        std::vector<uint8_t> bytes(f.size() * sizeof(float));
+        std::memcpy(bytes.data(), f.data(), bytes.size());
+        w_.add_tensor(lota::io::gguf_names::ROPE_FREQS, GgmlType::F32, {half}, std::move(bytes));
+        n_params_ += half;
+        ++rep_.dense;
+    }
+
     bool permuted() const { return cfg_.arch == Arch::LLAMA || cfg_.arch == Arch::MISTRAL; }
 
     void write_metadata(const std::string& arch) {
@@ -161,12 +200,23 @@ class Exporter {
         write_tokenizer();
     }
 
-    // tokenizer.ggml.* from tokenizer.json (byte-level BPE: llama.cpp's "gpt2" model).
+    // tokenizer.ggml.* from tokenizer.json: byte-level BPE is llama.cpp's "gpt2" model; for llama and
+    // mistral, a BPE with byte fallback and a Sequence decoder (Llama 2, Mistral: ▁ for spaces, <0xXX>
+    // byte tokens) is its "llama" model, as the converter decides (gguf-py LlamaHfVocab).
     void write_tokenizer() {
         const std::string path = o_.model + "/tokenizer.json";
         LOTA_CHECK(fs::exists(path), "%s: missing; the GGUF file needs the tokenizer", path.c_str());
         const nlohmann::json tj = nlohmann::json::parse(lota::io::file_read_text(path));
         const auto& model = tj.at("model");
+        const nlohmann::json tc = tokenizer_config();
+        if (permuted() && tc.contains("add_prefix_space") && tc["add_prefix_space"].is_boolean())
+            w_.set_bool(lota::io::gguf_names::TOK_ADD_SPACE_PREFIX, tc["add_prefix_space"].get<bool>());
+        const nlohmann::json decoder = tj.value("decoder", nlohmann::json());
+        if (permuted() && model.value("type", "") == "BPE" && model.value("byte_fallback", false) &&
+            decoder.is_object() && decoder.value("type", "") == "Sequence") {
+            write_tokenizer_llama(tj, tc, path);
+            return;
+        }
         LOTA_CHECK(model.value("type", "") == "BPE" && tj.dump().find("\"ByteLevel\"") != std::string::npos,
                    "%s: only byte-level BPE tokenizers are exported to GGUF (tokenizer.ggml.model \"gpt2\")",
                    path.c_str());
@@ -204,7 +254,6 @@ class Exporter {
                                                          : static_cast<int32_t>(cfg_.eos_token_ids[0]);
         if (bos >= 0) w_.set_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(bos));
         if (eos >= 0) w_.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(eos));
-        const nlohmann::json tc = tokenizer_config();
         if (tc.contains("pad_token") && tc["pad_token"].is_string())
             if (auto id = tok.token_to_id(tc["pad_token"].get<std::string>()))
                 w_.set_u32("tokenizer.ggml.padding_token_id", static_cast<uint32_t>(*id));
@@ -213,6 +262,129 @@ class Exporter {
         if (add.eos) w_.set_bool("tokenizer.ggml.add_eos_token", *add.eos);
         if (add.sep) w_.set_bool("tokenizer.ggml.add_sep_token", *add.sep);
         if (!tok.chat_template().empty()) w_.set_string("tokenizer.chat_template", tok.chat_template());
+    }
+
+    // The "llama" tokenizer model from a tokenizer.json BPE with byte fallback, with the keys llama.cpp's
+    // converter writes for it: the model's tokens in id order, then the added tokens past them; type BYTE
+    // for <0xXX>, CONTROL for the named special tokens of tokenizer_config.json, USER_DEFINED for other
+    // added tokens past the model's vocabulary, else NORMAL; no merges; pre-tokenizer "default".
+    // Scores: llama.cpp's "llama" tokenizer repeatedly joins the adjacent pair whose joined token scores
+    // highest, so a token's score is −(rank of the first merge that makes it), and −(number of merges) for
+    // tokens no merge makes; that join order is the BPE's. (The converter, reading tokenizer.json without
+    // tokenizer.model, writes −1000 for every token, and llama.cpp then joins left to right regardless of
+    // the merges: "fox" becomes "f" "ox" instead of "▁fox".)
+    void write_tokenizer_llama(const nlohmann::json& tj, const nlohmann::json& tc, const std::string& path) {
+        namespace names = lota::io::gguf_names;
+        const nlohmann::json& vocab = tj.at("model").at("vocab");
+        const int64_t n_base = static_cast<int64_t>(vocab.size());
+        std::vector<std::string> tokens(static_cast<size_t>(n_base));
+        for (const auto& [text, id_json] : vocab.items()) {
+            const int64_t id = id_json.get<int64_t>();
+            LOTA_CHECK(id >= 0 && id < n_base && tokens[id].empty(),
+                       "%s: model.vocab id %lld of '%s' is not one of 0..%lld once", path.c_str(), (long long)id,
+                       text.c_str(), (long long)n_base - 1);
+            tokens[id] = text;
+        }
+        std::vector<std::pair<int64_t, std::string>> added;  // added tokens, by id
+        const nlohmann::json added_json = tj.value("added_tokens", nlohmann::json::array());
+        for (const auto& a : added_json) {
+            const int64_t id = a.at("id").get<int64_t>();
+            const std::string text = a.at("content").get<std::string>();
+            if (id < n_base) tokens[id] = text;
+            else added.emplace_back(id, text);
+        }
+        std::sort(added.begin(), added.end());
+        for (size_t i = 0; i < added.size(); ++i)
+            LOTA_CHECK(added[i].first == n_base + static_cast<int64_t>(i),
+                       "%s: added token '%s' has id %lld; added tokens past the model's %lld must follow it without "
+                       "gaps", path.c_str(), added[i].second.c_str(), (long long)added[i].first, (long long)n_base);
+        std::set<std::string> special;  // transformers' all_special_tokens: named ones and extra ones
+        for (const char* typ : {"bos", "eos", "unk", "sep", "pad", "cls", "mask"})
+            if (auto t = config_token(tc, std::string(typ) + "_token")) special.insert(*t);
+        for (const char* key : {"additional_special_tokens", "extra_special_tokens"})
+            if (tc.contains(key) && tc[key].is_array())
+                for (const auto& e : tc[key])
+                    if (auto t = config_token_entry(e)) special.insert(*t);
+        std::vector<int32_t> types;
+        for (const std::string& t : tokens) {
+            const bool byte = t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' &&
+                              std::isxdigit(static_cast<unsigned char>(t[3])) &&
+                              std::isxdigit(static_cast<unsigned char>(t[4]));
+            types.push_back(byte ? names::TOKEN_TYPE_BYTE
+                                 : special.count(t) ? names::TOKEN_TYPE_CONTROL : names::TOKEN_TYPE_NORMAL);
+        }
+        for (const auto& [id, text] : added) {
+            tokens.push_back(text);
+            types.push_back(special.count(text) ? names::TOKEN_TYPE_CONTROL : names::TOKEN_TYPE_USER_DEFINED);
+        }
+        w_.set_string(names::TOK_MODEL, names::TOK_MODEL_LLAMA);
+        w_.set_string(names::TOK_PRE, "default");
+        w_.set_strings(names::TOK_TOKENS, tokens);
+        w_.set_f32s(names::TOK_SCORES, merge_scores(tj.at("model"), tokens, path));
+        w_.set_i32s(names::TOK_TOKEN_TYPE, types);
+        // Special ids as gguf-py's SpecialVocab finds them: the tokenizer_config.json token among
+        // tokenizer.json's added tokens, else config.json's <typ>_token_id; ids past the vocabulary are dropped.
+        const nlohmann::json cj = nlohmann::json::parse(lota::io::file_read_text(o_.model + "/config.json"));
+        const std::pair<const char*, const char*> id_keys[] = {{"bos", names::TOK_BOS_ID}, {"eos", names::TOK_EOS_ID},
+                                                               {"unk", names::TOK_UNK_ID}, {"sep", names::TOK_SEP_ID},
+                                                               {"pad", names::TOK_PAD_ID}, {"mask", names::TOK_MASK_ID}};
+        for (const auto& [typ, key] : id_keys) {
+            std::optional<int64_t> id;
+            if (auto t = config_token(tc, std::string(typ) + "_token"))
+                for (const auto& a : added_json)
+                    if (a.value("content", "") == *t) {
+                        id = a.at("id").get<int64_t>();
+                        break;
+                    }
+            const std::string cfg_key = std::string(typ) + "_token_id";
+            if (!id && cj.contains(cfg_key) && cj[cfg_key].is_number_integer()) id = cj[cfg_key].get<int64_t>();
+            if (id && *id >= 0 && *id < static_cast<int64_t>(tokens.size()))
+                w_.set_u32(key, static_cast<uint32_t>(*id));
+        }
+        const AddSpecial add = add_special(tj, tc);
+        if (add.bos) w_.set_bool(names::TOK_ADD_BOS, *add.bos);
+        if (add.eos) w_.set_bool(names::TOK_ADD_EOS, *add.eos);
+        if (add.sep) w_.set_bool(names::TOK_ADD_SEP, *add.sep);
+        const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o_.model);
+        if (!tok.chat_template().empty()) w_.set_string(names::TOK_CHAT_TEMPLATE, tok.chat_template());
+    }
+
+    // −(rank of the first merge whose joined text is the token), −(number of merges) for the rest.
+    static std::vector<float> merge_scores(const nlohmann::json& model, const std::vector<std::string>& tokens,
+                                           const std::string& path) {
+        const nlohmann::json& merges = model.at("merges");
+        const float none = -static_cast<float>(merges.size());
+        std::vector<float> scores(tokens.size(), none);
+        const nlohmann::json& vocab = model.at("vocab");
+        for (size_t rank = 0; rank < merges.size(); ++rank) {
+            const nlohmann::json& m = merges[rank];
+            std::string joined;
+            if (m.is_array() && m.size() == 2) {
+                joined = m[0].get<std::string>() + m[1].get<std::string>();
+            } else {
+                const std::string pair = m.get<std::string>();
+                const size_t sp = pair.find(' ');
+                LOTA_CHECK(sp != std::string::npos, "%s: merge %zu '%s' is not two tokens", path.c_str(), rank,
+                           pair.c_str());
+                joined = pair.substr(0, sp) + pair.substr(sp + 1);
+            }
+            const auto it = vocab.find(joined);
+            LOTA_CHECK(it != vocab.end(), "%s: merge %zu makes '%s', which is not in model.vocab", path.c_str(), rank,
+                       joined.c_str());
+            float& s = scores[static_cast<size_t>(it->get<int64_t>())];
+            if (s == none) s = -static_cast<float>(rank);
+        }
+        return scores;
+    }
+
+    // tokenizer_config.json's "<typ>_token": a string or an object with "content".
+    static std::optional<std::string> config_token_entry(const nlohmann::json& e) {
+        if (e.is_string()) return e.get<std::string>();
+        if (e.is_object() && e.contains("content") && e["content"].is_string()) return e["content"].get<std::string>();
+        return std::nullopt;
+    }
+    static std::optional<std::string> config_token(const nlohmann::json& tc, const std::string& key) {
+        return tc.contains(key) ? config_token_entry(tc[key]) : std::nullopt;
     }
 
     // Added tokens that llama.cpp's converter makes control tokens although tokenizer.json does not mark

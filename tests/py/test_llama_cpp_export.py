@@ -13,6 +13,9 @@ exported by `lota export --format gguf`:
   llama.cpp's greedy path for twelve prompts, each token is lota's argmax or within TIE logits of it
   (measured: 249/261 are lota's argmax, the others within 0.29), and ≥ 90% are lota's argmax.
 
+A tiny float32 llama with Llama 3.1 rope scaling also runs in llama.cpp with lota's logits (to 0.02, against
+1.08 without the scaling): the exported rope_freqs factors are applied as lota applies the scaling.
+
 What differs, and why the bounds are not bit-exact: the weights are the same up to the fp16 rounding of
 m = S·(F − Z) (≤ 0.0078 grid steps, the export reports it; a model re-imported from the GGUF file gives
 lota's logits to 0.11 and llama.cpp runs its F32 export to 2e-4 of lota), but llama.cpp quantizes the
@@ -195,3 +198,33 @@ def test_llama_cpp_greedy_path_is_lota_argmax_up_to_near_ties(exported, tmp_path
           f"others {worst:.3f}")
     assert worst < TIE, f"llama.cpp chose a token {worst:.3f} logits below lota's best (near-tie bound {TIE})"
     assert exact >= 0.9 * total
+
+
+def test_llama3_rope_scaling_runs_as_in_lota(tmp_path):
+    """A tiny float32 llama with Llama 3.1 rope scaling, exported (rope_freqs.weight, "llama" tokenizer from the
+    Llama 2 style tokenizer.json): llama.cpp's logits over 512 random ids are lota's to 0.02 (fp16 KV cache;
+    measured 0.009), while lota's logits without the scaling are more than 0.5 away (measured 1.08), so the
+    factors are what llama.cpp applies."""
+    tok = need_shared("tokenizers/llama2")
+    model, plain = tmp_path / "scaled", tmp_path / "plain"
+    lota("init", "--out", model, "--seed", 5, "--arch", "llama", "--tokenizer", tok, "--rope-scaling", "llama3",
+         "--hidden", 64, "--layers", 2, "--heads", 4, "--kv-heads", 2, "--intermediate", 128)
+    lota("init", "--out", plain, "--seed", 5, "--arch", "llama", "--tokenizer", tok,
+         "--hidden", 64, "--layers", 2, "--heads", 4, "--kv-heads", 2, "--intermediate", 128)
+    out = tmp_path / "scaled.gguf"
+    lota("export", "--model", model, "--format", "gguf", "--out", out)
+    n = 512
+    ids = [int(x) for x in np.random.default_rng(0).integers(3, 32000, n)]
+    batch = write_json(tmp_path / "ids.json", [ids])
+    logits = {}
+    for name, m in (("scaled", model), ("plain", plain)):
+        lota("logits", "--model", m, "--ids", batch, "--out", tmp_path / f"{name}.safetensors", "--device", "cpu",
+             "--dtype", "f32")
+        logits[name] = load_file(str(tmp_path / f"{name}.safetensors"))["logits"][0].astype(np.float64)
+    llm = llama_cpp.Llama(model_path=str(out), n_ctx=n, n_batch=n, n_ubatch=n, n_threads=2, n_threads_batch=2,
+                          logits_all=True, verbose=False)
+    llm.eval(ids)
+    cpp = np.asarray(llm.scores[:n], dtype=np.float64)
+    d_cpp, d_plain = np.abs(cpp - logits["scaled"]).max(), np.abs(logits["plain"] - logits["scaled"]).max()
+    print(f"\nllama3 rope scaling: llama.cpp vs lota max |Δlogit| {d_cpp:.4f}; lota without the scaling {d_plain:.3f}")
+    assert d_cpp < 0.02 and d_plain > 0.5

@@ -1,8 +1,8 @@
 """`lota export --format gguf` against llama.cpp's own converter: convert_hf_to_gguf.py from the llama.cpp
 that the llama-cpp-python 0.3.36 source vendors (scripts/bootstrap.sh keeps that source in .cache/wheels),
 run with its own gguf-py on the same tiny HF model (llama with the Llama 3.1 tokenizer, with and without
-Llama 3.1 rope scaling; llama with the Llama 2 style tokenizer (BPE with byte fallback, llama.cpp's "llama"
-model); qwen2 and qwen3 with the Qwen3 tokenizer; float32). Both files are read back with gguf-py:
+Llama 3.1 rope scaling; llama and mistral with the Llama 2 style tokenizer (BPE with byte fallback, llama.cpp's
+"llama" model); qwen2 and qwen3 with the Qwen3 tokenizer; float32). Both files are read back with gguf-py:
 
 - the same metadata keys with the same values (hyper-parameters, tokenizer.ggml.* including the pre-tokenizer
   name, every token, token type and merge, add_bos/eos/sep, special ids, the chat template, file type, size
@@ -89,7 +89,7 @@ def tiny(tmp_path, arch, tokenizer, flags=()):
 
 @pytest.mark.parametrize("arch,tokenizer,flags", [
     ("llama", "llama3_1", ()), ("llama", "llama3_1", ("--rope-scaling", "llama3")), ("llama", "llama2", ()),
-    ("qwen2", "qwen3", ()), ("qwen3", "qwen3", ())])
+    ("mistral", "llama2", ()), ("qwen2", "qwen3", ()), ("qwen3", "qwen3", ())])
 def test_export_matches_convert_hf_to_gguf(tmp_path, converter, arch, tokenizer, flags):
     model = tiny(tmp_path, arch, tokenizer, flags)
     theirs, ours = tmp_path / "converter.gguf", tmp_path / "lota.gguf"

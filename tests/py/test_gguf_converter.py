@@ -13,7 +13,8 @@ Llama 3.1 rope scaling; llama and mistral with the Llama 2 style tokenizer (BPE 
   the Llama 3.1 formula evaluated in float64 and rounded to float32.
 
 test_llama_tokenizer_in_llama_cpp loads the "llama" tokenizer export in llama-cpp-python and checks its ids
-against lota's and the Hugging Face `tokenizers` library's for a few strings.
+against lota's and the Hugging Face `tokenizers` library's for a few strings, and checks that the converter's
+file (every score -1000) does not give them all.
 """
 import json
 import os
@@ -130,10 +131,11 @@ TOKENIZE = ["Hello world", "The quick brown fox jumps over the lazy dog.", "  le
             "Ünïcödé — 東京 🙂", "1234567 x=y+z; print('hi')", "supercalifragilisticexpialidocious antidisestablishment"]
 
 
-def test_llama_tokenizer_in_llama_cpp(tmp_path):
+def test_llama_tokenizer_in_llama_cpp(tmp_path, converter):
     """The "llama" tokenizer export (Llama 2 style tokenizer.json) tokenizes in llama.cpp as in lota and in the
     Hugging Face `tokenizers` library. This depends on the scores: llama.cpp joins the highest-scoring pair
-    first, so with the converter's -1000 everywhere "fox" would come out as "f" "ox"."""
+    first, so with the converter's -1000 everywhere " fox jumps" would come out as "▁fo" "x" "▁jump" "s" instead
+    of the BPE's "▁f" "ox" "▁j" "umps"."""
     llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (scripts/bootstrap.sh builds it)")
     tokenizers = pytest.importorskip("tokenizers")
     model = tiny(tmp_path, "llama", "llama2")
@@ -148,6 +150,16 @@ def test_llama_tokenizer_in_llama_cpp(tmp_path):
         assert ours == hf.encode(text).ids, f"{text!r}: lota {ours}, tokenizers {hf.encode(text).ids}"
         theirs = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
         assert theirs == ours, f"{text!r}: llama.cpp {theirs}, lota {ours}"
+    # Why the scores are not the converter's: with its file, llama.cpp tokenizes some of these differently.
+    conv = tmp_path / "converter.gguf"
+    env = {**os.environ, "PYTHONPATH": str(converter / "gguf-py")}
+    proc = subprocess.run([sys.executable, str(converter / "convert_hf_to_gguf.py"), str(model), "--outfile",
+                           str(conv), "--outtype", "f32"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    llm_conv = llama_cpp.Llama(model_path=str(conv), vocab_only=True, verbose=False)
+    differ = [t for t in TOKENIZE if llm_conv.tokenize(t.encode("utf-8"), add_bos=True, special=False) != hf.encode(t).ids]
+    assert differ, "llama.cpp tokenizes the converter's file as the BPE does: its scores could be used as they are"
+    print(f"\nconverter's scores: llama.cpp differs from the BPE on {len(differ)}/{len(TOKENIZE)} strings; lota's: 0")
 
 
 def test_llama_tokenizer_bad_merge(tmp_path):

@@ -271,8 +271,8 @@ class Exporter {
     // Scores: llama.cpp's "llama" tokenizer repeatedly joins the adjacent pair whose joined token scores
     // highest, so a token's score is −(rank of the first merge that makes it), and −(number of merges) for
     // tokens no merge makes; that join order is the BPE's. (The converter, reading tokenizer.json without
-    // tokenizer.model, writes −1000 for every token, and llama.cpp then joins left to right regardless of
-    // the merges: "fox" becomes "f" "ox" instead of "▁fox".)
+    // tokenizer.model, writes −1000 for every token; llama.cpp then joins in another order than the
+    // merges: " fox jumps" becomes "▁fo" "x" "▁jump" "s" where the BPE gives "▁f" "ox" "▁j" "umps".)
     void write_tokenizer_llama(const nlohmann::json& tj, const nlohmann::json& tc, const std::string& path) {
         namespace names = lota::io::gguf_names;
         const nlohmann::json& vocab = tj.at("model").at("vocab");
@@ -290,6 +290,7 @@ class Exporter {
         for (const auto& a : added_json) {
             const int64_t id = a.at("id").get<int64_t>();
             const std::string text = a.at("content").get<std::string>();
+            LOTA_CHECK(id >= 0, "%s: added token '%s' has id %lld", path.c_str(), text.c_str(), (long long)id);
             if (id < n_base) tokens[id] = text;
             else added.emplace_back(id, text);
         }

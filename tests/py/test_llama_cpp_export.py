@@ -228,3 +228,31 @@ def test_llama3_rope_scaling_runs_as_in_lota(tmp_path):
     d_cpp, d_plain = np.abs(cpp - logits["scaled"]).max(), np.abs(logits["plain"] - logits["scaled"]).max()
     print(f"\nllama3 rope scaling: llama.cpp vs lota max |Δlogit| {d_cpp:.4f}; lota without the scaling {d_plain:.3f}")
     assert d_cpp < 0.02 and d_plain > 0.5
+
+
+@pytest.mark.parametrize("arch,tokenizer", [("llama", "tokenizers/llama2"), ("qwen2", "tokenizers/qwen3")])
+def test_bf16_model_runs_in_llama_cpp(tmp_path, arch, tokenizer):
+    """A model stored in bf16 (as HF checkpoints and `lota import --out-dtype bf16` store it): its norms and
+    biases (qwen2's q/k/v) are written as F32, as llama.cpp's converter writes them — llama.cpp's CPU kernels
+    abort on an F32 × BF16 norm multiply — and llama.cpp's logits are lota's up to its fp16 KV cache and
+    bf16 products: 2% of the logits' scale, a few 2^-8 roundings (measured 0.043 and 0.039 at scale ~5)."""
+    from gguf import GGUFReader
+
+    model, out = tmp_path / "model", tmp_path / "model.gguf"
+    lota("init", "--out", model, "--seed", 3, "--arch", arch, "--tokenizer", need_shared(tokenizer), "--out-dtype",
+         "bf16", "--hidden", 64, "--layers", 2, "--heads", 4, "--kv-heads", 2, "--intermediate", 128)
+    lota("export", "--model", model, "--format", "gguf", "--out", out)
+    vectors = [t for t in GGUFReader(str(out)).tensors if len(t.shape) == 1]
+    assert vectors and all(t.tensor_type.name == "F32" for t in vectors), \
+        [(t.name, t.tensor_type.name) for t in vectors if t.tensor_type.name != "F32"]
+    n = 64
+    ids = [int(x) for x in np.random.default_rng(1).integers(3, 30000, n)]
+    lota("logits", "--model", model, "--ids", write_json(tmp_path / "ids.json", [ids]), "--out",
+         tmp_path / "l.safetensors", "--device", "cpu", "--dtype", "f32")
+    ref = load_file(str(tmp_path / "l.safetensors"))["logits"][0].astype(np.float64)
+    llm = llama_cpp.Llama(model_path=str(out), n_ctx=n, n_batch=n, n_ubatch=n, n_threads=2, n_threads_batch=2,
+                          logits_all=True, verbose=False)
+    llm.eval(ids)
+    d = np.abs(np.asarray(llm.scores[:n], dtype=np.float64) - ref).max()
+    print(f"\n{arch} bf16: llama.cpp vs lota max |Δlogit| {d:.4f} (logits up to {np.abs(ref).max():.2f})")
+    assert d < 0.02 * np.abs(ref).max()

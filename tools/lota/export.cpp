@@ -6,8 +6,10 @@
 // and codes of 2, 3 or 4 bits become Q4_1 blocks directly: each block of 32 codes keeps its codes
 // and gets d = S and m = S·(F − Z) in fp16 (y = d·q + m = S·(q − Z + F)); the only rounding is m's,
 // reported in grid steps. Anything else quantized (8 bits, act-order, other group sizes) is refused
-// unless --allow-lossy, which writes it as F16 and reports the error. Embeddings, norms, biases and
-// the head are written in the dtype they are stored in (F32, F16 or BF16).
+// unless --allow-lossy, which writes it as F16 and reports the error. Embeddings and the head are
+// written in the dtype they are stored in (F32, F16 or BF16); norms, biases and other 1-D tensors as
+// F32, as llama.cpp's converter writes them (its CPU kernels multiply F32 activations by F32 or F16
+// norms only; a BF16 norm aborts there).
 // Llama and Mistral q/k rows are permuted the way llama.cpp's rope expects (the inverse of
 // `lota import`'s Note [llama.cpp Q/K permutation]); Qwen2/Qwen3 use llama.cpp's NeoX rope and are
 // not permuted. Llama 3.1 rope scaling becomes a rope_freqs tensor. Tokenizers: byte-level BPE as
@@ -503,8 +505,11 @@ class Exporter {
                   path.c_str(), pre.dump().substr(0, 200).c_str());
     }
 
+    // 1-D tensors (norms, biases) widened to F32, exactly; see the file comment.
+    static at::Tensor vector_f32(at::Tensor t) { return t.dim() <= 1 ? t.to(at::kFloat).contiguous() : t; }
+
     void dense(const std::string& hf, const std::string& gguf) {
-        const at::Tensor t = files_.load(hf).contiguous();
+        const at::Tensor t = vector_f32(files_.load(hf).contiguous());
         const GgmlType type = ggml_type_of(t.scalar_type(), hf);
         if (hf == "model.embed_tokens.weight")
             file_type_dense_ = type == GgmlType::F32 ? 0u : type == GgmlType::F16 ? 1u : 32u;
@@ -518,7 +523,7 @@ class Exporter {
     void linear(const std::string& prefix, const std::string& gguf, int64_t heads) {
         const bool permute = heads > 0 && permuted();
         if (files_.has(prefix + ".bias")) {
-            at::Tensor b = files_.load(prefix + ".bias").contiguous();
+            at::Tensor b = vector_f32(files_.load(prefix + ".bias").contiguous());
             if (permute) b = permute_heads(b, heads);
             w_.add_tensor(gguf + ".bias", ggml_type_of(b.scalar_type(), prefix + ".bias"), b.sizes().vec(),
                           lota::io::tensor_bytes(b));
@@ -637,7 +642,7 @@ int run_export(const ExportOptions& o) {
                               {"max_m_rounding_grid_steps", r.max_m_error_steps},
                               {"max_lossy_abs_error", r.max_lossy_error}};
     std::string text = lota::strfmt("exported %s -> %s: %lld Q4_1 (lossless up to m's fp16 rounding: at most %.3g "
-                                    "grid steps), %lld dense as stored",
+                                    "grid steps), %lld dense (norms and biases in F32, the others as stored)",
                                     o.model.c_str(), o.out.c_str(), (long long)r.q4_1, r.max_m_error_steps,
                                     (long long)r.dense);
     if (r.lossy_f16)

@@ -221,22 +221,31 @@ def test_eval_generation_two_ranks_equal_one_process(chat_model, tmp_path, task,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"], "a temporary file was left"
 
 
+def kill_rank_1(procs, wait_until_busy, timeout):
+    """Waits with wait_until_busy(), SIGKILLs rank 1 and returns rank 0's stderr; no rank outlives the test."""
+    try:
+        wait_until_busy()
+        procs[1].send_signal(signal.SIGKILL)
+        return procs[0].communicate(timeout=timeout)[1]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 def test_killed_rank_is_named(setup):
     root, _, quant, data, _ = setup
     out = root / "killed"
     procs = lota_ranks(2, *train_args(quant, data, out, LOTA_ARGS, steps=2000, extra=["--save-every", 1]),
                        env={"LOTA_DIST_TIMEOUT": "10"}, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def under_way():
         deadline = time.time() + 120
         while not list(out.glob("checkpoint-*")) and time.time() < deadline:  # training is under way
             time.sleep(0.2)
         assert list(out.glob("checkpoint-*")), "no checkpoint within 120 s"
-        procs[1].send_signal(signal.SIGKILL)
-        _, err = procs[0].communicate(timeout=60)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+
+    err = kill_rank_1(procs, under_way, timeout=60)
     assert procs[0].returncode != 0
     assert "rank 1 stopped" in err, err
     assert not (out / "adapter_model.safetensors").exists()
@@ -248,15 +257,12 @@ def test_killed_rank_during_eval_leaves_no_predictions(chat_model, tmp_path):
     args = ["eval", "--task", "gsm8k", "--model", chat_model, "--data", need_shared("data/gsm8k/test.jsonl"),
             "--limit", 40, "--batch-size", 2, "--max-total-len", 512, "--out", out, "--device", "cpu"]
     procs = lota_ranks(2, *args, env={"LOTA_DIST_TIMEOUT": "10"}, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def generating():
         time.sleep(4)  # both ranks joined and are generating (each has 10 batches of ~300 new tokens)
         assert procs[1].poll() is None, "rank 1 finished before it could be killed: make the run longer"
-        procs[1].send_signal(signal.SIGKILL)
-        _, err = procs[0].communicate(timeout=120)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+
+    err = kill_rank_1(procs, generating, timeout=120)
     assert procs[0].returncode != 0
     assert "rank 1 of 2 stopped" in err or "rank 1 stopped" in err, err
     assert list(tmp_path.iterdir()) == [], "a predictions (or temporary) file was written"

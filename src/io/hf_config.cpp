@@ -59,6 +59,14 @@ bool get_bool(const nlohmann::json& j, const char* key, const std::string& path,
     return j[key].get<bool>();
 }
 
+constexpr int64_t kMaxWidth = int64_t{1} << 24;  // hidden, intermediate, heads, head_dim, layers
+constexpr int64_t kMaxCount = int64_t{1} << 31;  // vocabulary, positions
+
+void check_at_most(int64_t value, int64_t limit, const char* key, const char* path) {
+    LOTA_CHECK(value <= limit, "%s: %s = %lld is larger than lota supports (%lld)", path, key, (long long)value,
+               (long long)limit);
+}
+
 // RoPE settings as transformers 4 writes them (top-level "rope_theta", "rope_scaling") or as
 // transformers 5 does ("rope_parameters" holding rope_theta, rope_type and the scaling keys).
 // Either layout, or both when they agree; a rope type or key lota does not implement is an error.
@@ -95,7 +103,7 @@ void parse_rope(const nlohmann::json& j, const std::string& path, ModelConfig& c
     LOTA_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 1, "%s: rope_theta must be a finite number > 1, got %g",
                p, c.rope_theta);
 
-    std::string type = rs.value("rope_type", rs.value("type", std::string()));
+    std::string type = get_str(rs, "rope_type", path + " " + where, get_str(rs, "type", path + " " + where, ""));
     LOTA_CHECK(type.empty() || type == "default" || type == "llama3",
                "%s: unsupported %s rope_type '%s' (supported: default, llama3)", p, where.c_str(), type.c_str());
     const double partial = get_num(rs, "partial_rotary_factor", path, get_num(j, "partial_rotary_factor", path, 1.0));
@@ -202,12 +210,22 @@ ModelConfig hf_config_parse(const nlohmann::json& j, const std::string& path) {
     c.max_position_embeddings = get_int(j, "max_position_embeddings", path, 2048, false);
     LOTA_CHECK(c.hidden_size > 0 && c.intermediate_size > 0 && c.num_hidden_layers > 0 && c.vocab_size > 0,
                "%s: hidden_size, intermediate_size, num_hidden_layers and vocab_size must be positive", p);
+    // Bounds far above any real model keep every product of sizes (vocab·hidden, positions·head_dim, ...)
+    // inside int64.
+    check_at_most(c.hidden_size, kMaxWidth, "hidden_size", p);
+    check_at_most(c.intermediate_size, kMaxWidth, "intermediate_size", p);
+    check_at_most(c.num_hidden_layers, kMaxWidth, "num_hidden_layers", p);
+    check_at_most(c.num_attention_heads, kMaxWidth, "num_attention_heads", p);
+    check_at_most(c.num_key_value_heads, kMaxWidth, "num_key_value_heads", p);
+    check_at_most(c.vocab_size, kMaxCount, "vocab_size", p);
+    check_at_most(c.max_position_embeddings, kMaxCount, "max_position_embeddings", p);
     LOTA_CHECK(c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
                    c.num_attention_heads % c.num_key_value_heads == 0,
                "%s: num_attention_heads (%lld) must be a positive multiple of num_key_value_heads (%lld)", p,
                (long long)c.num_attention_heads, (long long)c.num_key_value_heads);
     int64_t default_head_dim = c.hidden_size / c.num_attention_heads;
     c.head_dim = get_int(j, "head_dim", path, default_head_dim, false);
+    check_at_most(c.head_dim, kMaxWidth, "head_dim", p);
     LOTA_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "%s: head_dim must be positive and even, got %lld", p,
                (long long)c.head_dim);
     LOTA_CHECK(c.head_dim * c.num_attention_heads == c.hidden_size || j.contains("head_dim"),

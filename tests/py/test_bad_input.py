@@ -345,6 +345,20 @@ def test_non_string_model_type(m, tmp_path):
     bad("inspect", "--model", model, needle="config.json: key 'model_type' must be a string, got 5")
 
 
+@pytest.mark.parametrize("key,value,needle", [
+    ("rope_scaling", {"type": 1}, "config.json rope_scaling: key 'type' must be a string, got 1"),
+    ("rope_parameters", {"rope_type": [1]}, "config.json rope_parameters: key 'rope_type' must be a string, got [1]"),
+    ("head_dim", 1 << 62, f"config.json: head_dim = {1 << 62} is larger than lota supports ({1 << 24})"),
+    ("vocab_size", 1 << 40, f"config.json: vocab_size = {1 << 40} is larger than lota supports ({1 << 31})"),
+])
+def test_config_value_of_the_wrong_type_or_size(m, tmp_path, key, value, needle):
+    model = copy_model(m["base"], tmp_path / "model")
+    cfg = json.loads((model / "config.json").read_text())
+    cfg[key] = value
+    write_json(model / "config.json", cfg)
+    bad("inspect", "--model", model, needle=needle)
+
+
 def test_empty_adapter_tensor(m, tmp_path):
     adapter = copy_model(m["lota"], tmp_path / "adapter")
     path = adapter / "adapter_model.safetensors"

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
@@ -233,7 +234,23 @@ at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const 
 
 at::Tensor Transformer::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
 
-at::Tensor Transformer::head(const at::Tensor& h) const { return at::linear(final_norm(h), lm_head_); }
+at::Tensor Transformer::head(const at::Tensor& h) const {
+    const at::Tensor x = final_norm(h);
+    const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
+    constexpr int64_t kDecodeRows = 16;
+    if (!x.is_cpu() || rows > kDecodeRows || at::get_num_threads() == 1) return at::linear(x, lm_head_);
+    // A decode-sized head on the CPU is a GEMV over the whole vocabulary (the largest weight read of a
+    // decode step), which MKL runs on one thread: split the vocabulary over the threads instead.
+    const at::Tensor x2 = x.reshape({rows, C}).contiguous();
+    at::Tensor out_t = at::empty({V, rows}, x.options());  // [V, rows]: each chunk writes whole rows
+    at::parallel_for(0, V, 1024, [&](int64_t v0, int64_t v1) {
+        at::Tensor dst = out_t.slice(0, v0, v1);
+        at::mm_out(dst, lm_head_.slice(0, v0, v1), x2.t());
+    });
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = V;
+    return out_t.t().contiguous().view(shape);
+}
 
 at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) {
     const int64_t B = ids.size(0), S = cache.capacity();

@@ -13,6 +13,7 @@ ALLOWED = {
     "dist": {"util", "dist"},
     "kernels": {"util", "io", "kernels"},
     "quant": {"util", "io", "kernels", "quant"},
+    "exporter": {"util", "text", "io", "kernels", "quant", "exporter"},
     "model": {"util", "text", "io", "kernels", "quant", "model"},
     "data": {"util", "text", "io", "kernels", "quant", "model", "data"},
     "adapter": {"util", "text", "io", "kernels", "quant", "model", "adapter"},

@@ -1,16 +1,18 @@
-// lota export --format hf and gptq (see export_hf.h). The quantized linears are read through io::gptq_linear_read
-// and dequantized by quant::dequantize, the one formula lota computes with; nothing else changes but the
+// Dense HF export (hf_export.h). The quantized linears are read through io::gptq_linear_read and
+// dequantized by quant::dequantize, the one formula lota computes with; nothing else changes but the
 // dtype of float tensors. config.json keeps the layout it came in (transformers 4 `torch_dtype`, or
 // transformers 5 `dtype`).
-#include "export_hf.h"
+#include "exporter/hf_export.h"
 
-#include <map>
+#include <algorithm>
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include "io/gptq_checkpoint.h"
 #include "io/mapped_file.h"
@@ -21,7 +23,7 @@
 #include "util/fs.h"
 #include "util/json_read.h"
 
-namespace lota::cli {
+namespace lota::exporter {
 namespace {
 
 // Tensor name suffixes of one GPTQ linear that the dense weight replaces (the bias stays).
@@ -33,7 +35,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-HfExportReport hf_export(const std::string& model, const std::string& out, const std::string& dtype, bool overwrite) {
+HfExportReport hf_export(const ExportOptions& o) {
+    const std::string &model = o.model, &out = o.out, &dtype = o.dtype;
+    const bool overwrite = o.overwrite;
     LOTA_CHECK(dtype == "bf16" || dtype == "f16", "--dtype %s: --format hf writes bf16 or f16", dtype.c_str());
     const at::ScalarType st = dtype == "bf16" ? at::kBFloat16 : at::kHalf;
     output_path_check(out, {{"--model", model}});
@@ -93,44 +97,4 @@ HfExportReport hf_export(const std::string& model, const std::string& out, const
     return rep;
 }
 
-GptqExportReport gptq_export(const std::string& model, const std::string& out, bool allow_lossy, bool overwrite) {
-    output_path_check(out, {{"--model", model}});
-    output_dir_check(out, overwrite);
-    io::GptqCheckpoint ckpt = io::gptq_checkpoint_read(model);
-    LOTA_CHECK(!ckpt.linears.empty(), "%s: no quantized linears; --format gptq writes GPTQ or LoTA-merged models "
-               "(`lota quantize` makes one)", model.c_str());
-    GptqExportReport rep;
-    for (auto& [prefix, t] : ckpt.linears) {
-        quant::QuantizedWeight qw = quant::quantized_weight_from_gptq(t, ckpt.quant, prefix);
-        ++rep.linears;
-        if (qw.offset.defined()) {
-            const at::Tensor zf = qw.zeros.to(at::kDouble) - qw.offset.to(at::kDouble);  // Z − F, [G, N]
-            const at::Tensor zr = zf.round().clamp(0, qw.maxq());
-            const double err = (zr - zf).abs().max().item<double>();
-            LOTA_CHECK(err == 0 || allow_lossy,
-                       "%s: %s has LoTA offsets F that are not integers (Z − F is up to %.3g grid steps from an "
-                       "integer zero point); GPTQ stores integer zero points: --allow-lossy rounds Z − F",
-                       model.c_str(), prefix.c_str(), err);
-            rep.clamped += (zf.round() != zr).sum().item<int64_t>();
-            rep.max_error_steps = std::max(rep.max_error_steps, err);
-            rep.offsets_rounded += err > 0;
-            qw.zeros = zr.to(at::kInt);
-            qw.offset = at::Tensor();
-        }
-        at::Tensor bias = t.bias;
-        t = quant::gptq_tensors_from_quantized_weight(qw, "gptq");
-        t.bias = bias;
-    }
-    // Rounded zero points are no longer the symmetric one; the file says what it holds.
-    if (rep.offsets_rounded > 0) ckpt.quant.sym = false;
-    ckpt.quant.lota_offset = false;
-    ckpt.quant.extra.erase("lota_offset_note");  // lota merge's note that the file carries offsets
-    ckpt.quant.checkpoint_format = "gptq";
-    StagedDir staged(out, overwrite);
-    io::gptq_checkpoint_write(staged.path(), ckpt);
-    io::model_text_files_copy(model, staged.path());
-    staged.commit();
-    return rep;
-}
-
-}  // namespace lota::cli
+}  // namespace lota::exporter

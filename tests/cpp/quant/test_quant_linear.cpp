@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/types.h>
 
 #include "calibrate/gptq_driver.h"
@@ -107,4 +109,27 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     EXPECT_THROW(calibrate::quantize_model(base.string(), q4.string(), opts), Error);
     EXPECT_FALSE(fs::exists(q4));
     for (const auto& d : {base, r4}) lota::remove_tree(d.string());
+}
+
+// The CPU head of decode-sized inputs splits the vocabulary over the threads (Transformer::head); it
+// must give the LM head's product, at every row count and thread count.
+TEST(TransformerHead, DecodeRowsOnThreadsEqualTheLinearHead) {
+    const fs::path dir = tmp_dir("head");
+    model::InitOptions io;
+    io.out = dir.string();
+    io.vocab = 5000;  // several chunks of the split, and a short last one
+    model::model_init(io);
+    auto m = model::Transformer::load(dir.string(), {});
+    const torch::NoGradGuard no_grad;
+    const int threads = at::get_num_threads();
+    at::set_num_threads(2);
+    for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{{1, 1, 64}, {3, 2, 64}, {17, 1, 64}}) {
+        const at::Tensor h = at::randn(shape, at::kFloat);
+        const at::Tensor got = m->head(h);
+        const at::Tensor want = at::linear(m->final_norm(h), m->lm_head_weight());
+        ASSERT_EQ(got.sizes(), want.sizes());
+        EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<float>();
+    }
+    at::set_num_threads(threads);
+    lota::remove_tree(dir.string());
 }

@@ -34,6 +34,7 @@
 #include "quant/gptq_tensors.h"
 #include "quant/quantized_weight.h"
 #include "util/check.h"
+#include "util/fs.h"
 #include "util/strfmt.h"
 
 namespace lota::exporter {
@@ -135,10 +136,7 @@ class Exporter {
     // s = (L/λ_i − low_freq_factor)/(high_freq_factor − low_freq_factor).
     void rope_freqs() {
         const io::RopeScaling& r = cfg_.rope_scaling;
-        const double L = static_cast<double>(r.original_max_position_embeddings);
-        LOTA_CHECK(r.high_freq_factor != r.low_freq_factor && r.factor > 0,
-                   "%s/config.json: llama3 rope scaling needs factor > 0 and high_freq_factor != low_freq_factor",
-                   o_.model.c_str());
+        const double L = static_cast<double>(r.original_max_position_embeddings);  // factors checked at parse
         const int64_t half = cfg_.head_dim / 2;
         std::vector<float> f(static_cast<size_t>(half));
         for (int64_t i = 0; i < half; ++i) {
@@ -274,7 +272,8 @@ class Exporter {
 }  // namespace
 
 GgufExportReport gguf_export(const ExportOptions& o) {
-    LOTA_CHECK(o.overwrite || !fs::exists(o.out), "%s: exists; pass --overwrite to replace it", o.out.c_str());
+    output_path_check(o.out, {{"--model", o.model}});
+    output_file_check(o.out, o.overwrite);
     return Exporter(o).run();
 }
 

@@ -172,7 +172,7 @@ def test_bad_input(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.tmp"))
     rep = json.loads(lota("export", "--model", q8, "--out", out, "--allow-lossy", "--json").stdout)
     assert rep["lossy_f16_tensors"] == 7 and 0 < rep["max_lossy_abs_error"] < 1e-3
-    one_line_error(lota("export", "--model", q8, "--out", out, check=False), "exists; pass --overwrite")
+    one_line_error(lota("export", "--model", q8, "--out", out, check=False), f"--out {out} exists (use --overwrite")
     lota("export", "--model", base, "--out", out, "--overwrite")
     r = gguf.GGUFReader(str(out))
     assert all(t.tensor_type != gguf.GGMLQuantizationType.Q4_1 for t in r.tensors)

@@ -105,6 +105,16 @@ Batch batch_collate(const std::vector<const Example*>& examples) {
     return b;
 }
 
+BatchTargets batch_targets(const Batch& batch) {
+    const int64_t B = batch.labels.size(0), T = batch.labels.size(1);
+    const at::Tensor next = at::cat({batch.labels.slice(1, 1, T), at::full({B, 1}, -100, batch.labels.options())}, 1)
+                                .reshape({-1});
+    BatchTargets r;
+    r.rows = next.ne(-100).nonzero().squeeze(1);
+    r.targets = next.index_select(0, r.rows);
+    return r;
+}
+
 DataOrder::DataOrder(int64_t n_examples, uint64_t seed) : n_(n_examples), seed_(seed) {
     LOTA_CHECK(n_examples > 0, "no training examples");
 }

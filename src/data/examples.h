@@ -50,6 +50,15 @@ struct Batch {
 
 Batch batch_collate(const std::vector<const Example*>& examples);
 
+/// The positions of a batch that carry a next-token target, flattened over [B, T]: position t of row b
+/// predicts labels[b, t + 1]. Prompt, padding and last positions have none and are left out, so only
+/// these rows need the LM head. Both int64 [R] on the CPU (R = n_label_tokens).
+struct BatchTargets {
+    at::Tensor rows;     ///< flat indices b·T + t into [B·T]
+    at::Tensor targets;  ///< labels[b, t + 1] of each row
+};
+BatchTargets batch_targets(const Batch& batch);
+
 /// The deterministic visiting order: epoch e is a permutation of 0..n−1 drawn from seed + e, so
 /// the position (examples consumed so far) alone restores the order on resume.
 class DataOrder {

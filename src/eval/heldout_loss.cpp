@@ -47,25 +47,24 @@ HeldoutLossResult heldout_loss_eval(model::Transformer& model, const std::string
         const data::Batch batch = data::batch_collate(ex);
         model.ids_check(batch.ids);
         const at::Tensor ids = batch.ids.to(model.device()), mask = batch.mask.to(model.device());
-        const int64_t T = ids.size(1);
-        // logits at t predict labels at t+1
-        const at::Tensor logp = at::log_softmax(model.forward(ids, mask).to(at::kFloat).narrow(1, 0, T - 1), -1);
-        const at::Tensor labels = batch.labels.narrow(1, 1, T - 1).to(logp.device());
-        const at::Tensor scored = labels != -100;
-        const at::Tensor nll = -logp.gather(2, labels.clamp_min(0).unsqueeze(2)).squeeze(2);
-        const double batch_nll = nll.masked_select(scored).sum().item<double>();
-        if (!std::isfinite(batch_nll)) {
-            const std::string where = model::nonfinite_find_forward(model, batch.ids, batch.mask);
-            LOTA_FAIL("loss: examples %zu to %zu of %s: the loss is %s (not finite); first non-finite tensor: %s", b,
-                      b + ex.size() - 1, o.data.path.c_str(), std::isnan(batch_nll) ? "nan" : "inf",
-                      where.empty() ? "none found on a rerun" : where.c_str());
-        }
-        const int64_t batch_tokens = scored.sum().item<int64_t>();
-        double batch_kl = 0;
-        if (reference != nullptr) {
-            const at::Tensor ref_logp = reference_logp(*reference, ids, mask, logp.device()).narrow(1, 0, T - 1);
-            const at::Tensor kl = kl_per_position(ref_logp, logp);
-            batch_kl = kl.masked_select(scored).sum().item<double>();
+        // Only the scored positions (answer tokens) reach the LM head, of both models.
+        const data::BatchTargets scored = data::batch_targets(batch);
+        const int64_t batch_tokens = scored.rows.size(0);
+        double batch_nll = 0, batch_kl = 0;
+        if (batch_tokens > 0) {
+            const at::Tensor rows = scored.rows.to(model.device());
+            const at::Tensor logp = scored_logp(model, ids, mask, rows, model.device());
+            const at::Tensor target = scored.targets.to(logp.device()).unsqueeze(1);
+            batch_nll = -logp.gather(1, target).sum().item<double>();
+            if (!std::isfinite(batch_nll)) {
+                const std::string where = model::nonfinite_find_forward(model, batch.ids, batch.mask);
+                LOTA_FAIL("loss: examples %zu to %zu of %s: the loss is %s (not finite); first non-finite tensor: %s",
+                          b, b + ex.size() - 1, o.data.path.c_str(), std::isnan(batch_nll) ? "nan" : "inf",
+                          where.empty() ? "none found on a rerun" : where.c_str());
+            }
+            // The model as its own reference: KL is 0 exactly, no second forward.
+            if (reference != nullptr && reference != &model)
+                batch_kl = kl_per_position(scored_logp(*reference, ids, mask, rows, logp.device()), logp).sum().item<double>();
         }
         per_batch.insert(per_batch.end(), {batch_nll, batch_kl, (double)batch_tokens, (double)ex.size()});
         nll_sum += batch_nll;

@@ -24,4 +24,12 @@ at::Tensor reference_logp(model::Transformer& reference, const at::Tensor& ids, 
     return at::log_softmax(reference.forward(ids.to(reference.device()), m).to(at::kFloat).to(device), -1);
 }
 
+at::Tensor scored_logp(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                       const at::Tensor& rows, const at::Device& device) {
+    const at::Tensor m = mask.defined() ? mask.to(model.device()) : at::Tensor();
+    const at::Tensor h = model.forward_hidden(ids.to(model.device()), m);
+    const at::Tensor logits = model.head(h.reshape({-1, h.size(-1)}).index_select(0, rows.to(model.device())));
+    return at::log_softmax(logits.to(at::kFloat).to(device), -1);
+}
+
 }  // namespace lota::eval

@@ -20,4 +20,9 @@ at::Tensor kl_per_position(const at::Tensor& ref_logp, const at::Tensor& logp);
 at::Tensor reference_logp(model::Transformer& reference, const at::Tensor& ids, const at::Tensor& mask,
                           const at::Device& device);
 
+/// log-softmax of `model`'s logits at the flat positions `rows` (int64 [R] into [B·T]) only: [R, V],
+/// float32 on `device`. The LM head runs on those R rows alone.
+at::Tensor scored_logp(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
+                       const at::Tensor& rows, const at::Device& device);
+
 }  // namespace lota::eval

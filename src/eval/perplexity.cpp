@@ -66,8 +66,14 @@ PerplexityResult perplexity_eval(model::Transformer& model, const text::Tokenize
         const double done = double((w - first + 1) * (L - 1));
         std::string status = strfmt("ppl %.4f", std::exp(nll_sum / done));
         if (reference != nullptr) {
-            const at::Tensor ref_logp = reference_logp(*reference, x, {}, logp.device()).squeeze(0).narrow(0, 0, L - 1);
-            kl_w.push_back(kl_per_position(ref_logp, logp).sum().item<double>());
+            // The model as its own reference: KL is 0 exactly, no second forward.
+            if (reference == &model) {
+                kl_w.push_back(0.0);
+            } else {
+                const at::Tensor ref_logp =
+                    reference_logp(*reference, x, {}, logp.device()).squeeze(0).narrow(0, 0, L - 1);
+                kl_w.push_back(kl_per_position(ref_logp, logp).sum().item<double>());
+            }
             kl_sum += kl_w.back();
             status += strfmt(" | KL %.5f", kl_sum / done);
         }

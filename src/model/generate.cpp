@@ -15,15 +15,22 @@ namespace lota::model {
 
 at::Tensor sample_next(const at::Tensor& logits, double temperature, double top_p, at::Generator& gen) {
     if (temperature <= 0.0) return logits.argmax(-1);
-    at::Tensor probs = at::softmax(logits / temperature, -1);
-    if (top_p < 1.0) {
-        // Nucleus: keep the smallest prefix of sorted tokens whose mass reaches top_p (>= 1 token).
-        auto [sorted, idx] = probs.sort(-1, /*descending=*/true);
-        at::Tensor before = sorted.cumsum(-1) - sorted;
-        sorted.masked_fill_(before >= top_p, 0.0);
-        probs = at::zeros_like(probs).scatter_(-1, idx, sorted);
+    const at::Tensor probs = at::softmax(logits / temperature, -1);
+    if (top_p >= 1.0) return at::multinomial(probs.cpu(), 1, false, gen).squeeze(-1).to(logits.device());
+    // Nucleus: keep the smallest prefix of the tokens sorted by probability whose mass reaches top_p
+    // (>= 1 token), then sample among them. The prefix nearly always lies in the first few tokens, so
+    // only the top k are sorted, k growing until every row's top-k mass reaches top_p (the whole
+    // vocabulary at worst): a token past k is kept only if the mass before it, at least the top-k mass,
+    // is below top_p. The first k sorted values and their running sums are those of a full sort.
+    const int64_t V = probs.size(-1);
+    for (int64_t k = std::min<int64_t>(V, 64);; k = std::min<int64_t>(V, k * 8)) {
+        auto [top, idx] = probs.topk(k, -1, /*largest=*/true, /*sorted=*/true);
+        const at::Tensor mass = top.cumsum(-1);
+        if (k < V && !(mass.select(-1, k - 1) >= top_p).all().item<bool>()) continue;
+        top.masked_fill_(mass - top >= top_p, 0.0);
+        const at::Tensor pick = at::multinomial(top.cpu(), 1, false, gen).to(logits.device());  // [rows, 1]
+        return idx.gather(-1, pick).squeeze(-1);
     }
-    return at::multinomial(probs.cpu(), 1, false, gen).squeeze(-1).to(logits.device());
 }
 
 std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,

@@ -100,12 +100,12 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         // The CPU mask lets prepare() see "no padding" without a device readback.
         const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
                                                       : model.forward_hidden(ids, b.mask);
-        const int64_t B = h.size(0), T = h.size(1);
-        // Position t predicts token t + 1: targets are the labels shifted left, −100 after the last.
-        const at::Tensor target =
-            at::cat({b.labels.slice(1, 1, T), at::full({B, 1}, -100, b.labels.options())}, 1).reshape({-1}).to(dev);
-        const at::Tensor hn = model.final_norm(h).reshape({B * T, -1});
-        const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), target, o.loss_chunk_rows);
+        // Only positions with a target reach the final norm and the LM head (prompt and padding rows
+        // carry neither loss nor gradient; the head is a fifth of a small model's FLOPs).
+        const data::BatchTargets t = data::batch_targets(b);
+        const at::Tensor hn =
+            model.final_norm(h.reshape({h.size(0) * h.size(1), -1}).index_select(0, t.rows.to(dev)));
+        const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), t.targets.to(dev), o.loss_chunk_rows);
         r.loss_sum.add_(loss.detach().to(at::kDouble));
         (loss / (double)r.label_tokens).backward();
         reducer.micro_batch_end();

@@ -27,6 +27,11 @@ namespace fs = std::filesystem;
 
 bool path_exists(const std::string& path) { return fs::exists(path); }
 
+bool same_path(const std::string& a, const std::string& b) {
+    struct stat sa, sb;
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 // Note [remove_tree]: the torch 2.11 CUDA wheel exports its own
 // std::filesystem::remove_all from libtorch.so (another libstdc++ ABI), and calls from lota
 // resolve to it and crash; POSIX nftw has no such clash.

@@ -7,6 +7,8 @@
 namespace lota {
 
 bool path_exists(const std::string& path);
+/// Whether both paths exist and name the same file or directory (same device and inode).
+bool same_path(const std::string& a, const std::string& b);
 bool dir_is_empty_or_missing(const std::string& path);
 /// rm -rf `path`; returns false if something could not be removed. Uses nftw, not
 /// std::filesystem::remove_all: see Note [remove_tree] in fs.cpp.

@@ -107,19 +107,24 @@ int run_eval(EvalOptions& o) {
         }
         auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
         std::unique_ptr<lota::model::Transformer> reference;
-        if (!o.kl_reference.empty()) reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
+        // --kl-reference naming the model itself (no adapter): the model is its own reference, KL 0 without
+        // a second forward.
+        const bool self_reference = !o.kl_reference.empty() && o.adapter.empty() && lota::same_path(o.kl_reference, o.model);
+        if (!o.kl_reference.empty() && !self_reference)
+            reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
+        lota::model::Transformer* const reference_model = self_reference ? model.get() : reference.get();
         nlohmann::json j = {{"task", o.task}, {"model", o.model}, {"adapter", o.adapter}, {"data", o.data},
                             {"device", o.device}, {"dtype", o.dtype}};
-        if (reference) j["kl_reference"] = o.kl_reference;
+        if (reference_model) j["kl_reference"] = o.kl_reference;
         if (!group.single_process()) j["ranks"] = group.size();
         std::string line;
         if (o.task == "ppl") {
             o.ppl.data = o.data;
             const lota::text::Tokenizer tok = lota::text::Tokenizer::from_dir(o.model);
-            const eval::PerplexityResult r = eval::perplexity_eval(*model, tok, o.ppl, reference.get(), &group);
+            const eval::PerplexityResult r = eval::perplexity_eval(*model, tok, o.ppl, reference_model, &group);
             j.update({{"ppl", r.ppl}, {"mean_nll", r.mean_nll}, {"tokens", r.tokens}, {"windows", r.windows},
                       {"seqlen", o.ppl.seqlen}, {"text_tokens", r.text_tokens}, {"seconds", r.seconds}});
-            if (reference) j["kl"] = r.kl;
+            if (reference_model) j["kl"] = r.kl;
             line = lota::strfmt("ppl %.4f | nll %.5f%s | %lld tokens in %lld windows of %lld | %.1fs", r.ppl, r.mean_nll,
                                 kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.windows,
                                 (long long)o.ppl.seqlen, r.seconds);
@@ -127,10 +132,10 @@ int run_eval(EvalOptions& o) {
             o.loss.data.path = o.data;
             o.loss.limit = o.limit;
             if (o.batch_size > 0) o.loss.batch_size = o.batch_size;
-            const eval::HeldoutLossResult r = eval::heldout_loss_eval(*model, o.model, o.loss, reference.get(), &group);
+            const eval::HeldoutLossResult r = eval::heldout_loss_eval(*model, o.model, o.loss, reference_model, &group);
             j.update({{"format", o.loss.data.format}, {"loss", r.mean_nll}, {"ppl", r.ppl}, {"tokens", r.tokens},
                       {"examples", r.examples}, {"seconds", r.seconds}});
-            if (reference) j["kl"] = r.kl;
+            if (reference_model) j["kl"] = r.kl;
             line = lota::strfmt("loss %.5f | ppl %.4f%s | %lld answer tokens in %lld examples | %.1fs", r.mean_nll, r.ppl,
                                 kl_text(r.kl).c_str(), (long long)r.tokens, (long long)r.examples, r.seconds);
         } else {

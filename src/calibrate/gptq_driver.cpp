@@ -100,6 +100,13 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         for (int64_t s = first; s < last; ++s) hs.push_back(m->embed(ids.narrow(0, s, 1)));
     }
 
+    // Room for one layer's attention output and MLP hidden state of every calibration window.
+    constexpr int64_t kCacheBytes = int64_t(4) << 30;
+    int64_t tokens = 0;
+    for (const auto& h : hs) tokens += h.numel() / h.size(-1);
+    const io::ModelConfig& cfg = m->config();
+    const bool cache = tokens * (cfg.hidden_size + cfg.intermediate_size) * 4 <= kCacheBytes;
+
     std::map<std::string, quant::QuantizedWeight> done;
     double rel_sum = 0;
     for (int64_t l = 0; l < n_layers; ++l) {
@@ -151,26 +158,43 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
         } else {
             // Each stage recomputes its inputs from the block input (hs) with the earlier groups
             // already quantized; after the attention stage hs holds the block's midpoint.
+            // The o stage's attention output and the down stage's MLP hidden state are computed with
+            // q/k/v resp. gate/up already quantized, so the next stage needs them unchanged: kept when
+            // they fit kCacheBytes (the same values either way), recomputed otherwise.
+            std::vector<at::Tensor> attn(hs.size()), hidden(hs.size());
             quant::Gptq h_qkv = hessian_of(groups[0]);
             for (const auto& h : hs) h_qkv.add_batch(m->attn_in(l, h));
             all_ranks(h_qkv, "q/k/v");
             quantize_group(groups[0], &h_qkv);
             quant::Gptq h_o = hessian_of(groups[1]);
-            for (const auto& h : hs) h_o.add_batch(m->attn_core(l, m->attn_in(l, h), ctx));
+            for (size_t i = 0; i < hs.size(); ++i) {
+                at::Tensor a = m->attn_core(l, m->attn_in(l, hs[i]), ctx);
+                h_o.add_batch(a);
+                if (cache) attn[i] = std::move(a);
+            }
             all_ranks(h_o, "o");
             quantize_group(groups[1], &h_o);
             quant::Gptq h_gate_up = hessian_of(groups[2]);
-            for (auto& h : hs) {
-                h = m->attn_out(l, h, m->attn_core(l, m->attn_in(l, h), ctx));
+            for (size_t i = 0; i < hs.size(); ++i) {
+                at::Tensor& h = hs[i];
+                h = m->attn_out(l, h, cache ? attn[i] : m->attn_core(l, m->attn_in(l, h), ctx));
+                attn[i] = at::Tensor();
                 h_gate_up.add_batch(m->mlp_in(l, h));
             }
             all_ranks(h_gate_up, "gate/up");
             quantize_group(groups[2], &h_gate_up);
             quant::Gptq h_down = hessian_of(groups[3]);
-            for (const auto& h : hs) h_down.add_batch(m->mlp_hidden(l, m->mlp_in(l, h)));
+            for (size_t i = 0; i < hs.size(); ++i) {
+                at::Tensor x = m->mlp_hidden(l, m->mlp_in(l, hs[i]));
+                h_down.add_batch(x);
+                if (cache) hidden[i] = std::move(x);
+            }
             all_ranks(h_down, "down");
             quantize_group(groups[3], &h_down);
-            for (auto& h : hs) h = m->mlp_out(l, h, m->mlp_hidden(l, m->mlp_in(l, h)));
+            for (size_t i = 0; i < hs.size(); ++i) {
+                hs[i] = m->mlp_out(l, hs[i], cache ? hidden[i] : m->mlp_hidden(l, m->mlp_in(l, hs[i])));
+                hidden[i] = at::Tensor();
+            }
         }
         const double elapsed = seconds_since(t0);
         const double eta = elapsed / double(l + 1) * double(n_layers - l - 1);

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/dense_gemv.h"
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
 #include "model/fused_linear.h"
@@ -238,17 +239,20 @@ at::Tensor Transformer::head(const at::Tensor& h) const {
     const at::Tensor x = final_norm(h);
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
     constexpr int64_t kDecodeRows = 16;
-    if (!x.is_cpu() || rows > kDecodeRows || at::get_num_threads() == 1) return at::linear(x, lm_head_);
-    // A decode-sized head on the CPU is a GEMV over the whole vocabulary (the largest weight read of a
-    // decode step), which MKL runs on one thread: split the vocabulary over the threads instead.
+    if (!x.is_cpu() || rows > kDecodeRows) return at::linear(x, lm_head_);
     const at::Tensor x2 = x.reshape({rows, C}).contiguous();
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = V;
+    // 2–16 rows (a batched decode step): the vocabulary read once, in place (kernels/dense_gemv.h).
+    if (kernels::dense_gemv_cpu_applies(x2, lm_head_)) return kernels::dense_gemv_cpu(x2, lm_head_).view(shape);
+    if (at::get_num_threads() == 1) return at::linear(x, lm_head_);
+    // One row (or a dtype the kernel does not take): a GEMV over the whole vocabulary, the largest weight
+    // read of a decode step, which MKL runs on one thread; split the vocabulary over the threads instead.
     at::Tensor out_t = at::empty({V, rows}, x.options());  // [V, rows]: each chunk writes whole rows
     at::parallel_for(0, V, 1024, [&](int64_t v0, int64_t v1) {
         at::Tensor dst = out_t.slice(0, v0, v1);
         at::mm_out(dst, lm_head_.slice(0, v0, v1), x2.t());
     });
-    std::vector<int64_t> shape = x.sizes().vec();
-    shape.back() = V;
     return out_t.t().contiguous().view(shape);
 }
 

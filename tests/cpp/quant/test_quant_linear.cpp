@@ -111,8 +111,8 @@ TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     for (const auto& d : {base, r4}) lota::remove_tree(d.string());
 }
 
-// The CPU head of decode-sized inputs splits the vocabulary over the threads (Transformer::head); it
-// must give the LM head's product, at every row count and thread count.
+// The CPU head of decode-sized inputs (Transformer::head) splits the vocabulary over the threads for one
+// row and runs kernels/dense_gemv.h for 2–16; it must give the LM head's product at every row count.
 TEST(TransformerHead, DecodeRowsOnThreadsEqualTheLinearHead) {
     const fs::path dir = tmp_dir("head");
     model::InitOptions io;

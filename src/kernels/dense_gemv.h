@@ -1,0 +1,25 @@
+// Decode-sized dense product on the CPU: y [M, N] = x [M, K] · Wᵀ for float32 x and a float32 weight
+// W [N, K] (PyTorch's layout), for the few rows of a batched decode step. MKL's sgemm copies ("packs")
+// all of W into its own layout on every call, which at these sizes costs more than the product itself;
+// this kernel reads W once, in place.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace lota::kernels {
+
+/// The largest M dense_gemv_cpu is meant for (a decode step of up to this many sequences).
+constexpr int64_t kDenseGemvMaxRows = 16;
+
+/// Whether dense_gemv_cpu applies: x [M, K] and weight [N, K] float32 on the CPU, both contiguous,
+/// 2 <= M <= kDenseGemvMaxRows, and no gradient wanted (the kernel is not differentiable). One row
+/// stays with MKL's sgemv, which reads W once already.
+bool dense_gemv_cpu_applies(const at::Tensor& x, const at::Tensor& weight);
+
+/// y [M, N] float32 = x·weightᵀ, sums in float32 (another order than MKL's). Throws lota::Error
+/// unless dense_gemv_cpu_applies.
+at::Tensor dense_gemv_cpu(const at::Tensor& x, const at::Tensor& weight);
+
+}  // namespace lota::kernels

@@ -125,6 +125,15 @@ void lota_accumulate_grads(const LotaTrainState& state, const at::Tensor& x, con
     const int64_t K = x.size(-1), N = dy.size(-1);
     LOTA_CHECK(x.numel() / K == dy.numel() / N, "LoTA: x %s and dL/dy %s disagree on the number of rows",
                shape_str(x.sizes().vec()).c_str(), shape_str(dy.sizes().vec()).c_str());
+    if (x.is_cpu() && quant::lota_backward_from_inputs_pays(state.groups, state.a_t.size(0), K)) {
+        // Small ranks on the CPU: the gradients without the K×N product (fewer FLOPs when 2·r < g).
+        const quant::LotaGrads g = quant::lota_backward_from_inputs(x, dy, state.scales, state.groups, state.omega,
+                                                                    state.a_t, state.b_t);
+        state.grad_a.add_(g.a_t);
+        state.grad_b.add_(g.b_t);
+        if (state.ready) state.ready->fn();
+        return;
+    }
     // Gw = xᵀ·∂y: the one full K×N GEMM training adds (DESIGN §1). On CUDA a 16-bit Gw stays 16-bit
     // (Note [16-bit adapter gradients] in lota.cpp); elsewhere the backward works in float32.
     at::Tensor gw = at::mm(x.reshape({-1, K}).t(), dy.reshape({-1, N}).to(x.scalar_type()));

@@ -276,4 +276,57 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     return out;
 }
 
+bool lota_backward_from_inputs_pays(const LotaGroups& groups, int64_t rank, int64_t in_features) {
+    return !groups.perm.defined() && 2 * rank * groups.n_groups < in_features;
+}
+
+// With Gw[k, n] = Σ_t x[t, k]·dy[t, n] substituted into lota_backward's two products (j the group of k,
+// c = 1/(g·ω), xs[t, j] = Σ_{k in j} x[t, k]):
+//   gsum[j, n] = S[j, n]·Σ_t xs[t, j]·dy[t, n]
+//   ∂a_t[:, k]ᵀ = Σ_t x[t, k]·U[t, j, :] + c·(gsum·b_t)[j, :],   U[t, j, :] = Σ_n dy[t, n]·S[j, n]·b_t[n, :]
+//   ∂b_t[n, :]  = Σ_j S[j, n]·Σ_t dy[t, n]·V[t, j, :] + c·(gsumᵀ·asum)[n, :],   V[t, j, :] = Σ_{k in j} x[t, k]·a_t[:, k]
+// U and V are [T, G·r]: two T·N·G·r GEMMs and two T·K·r batched ones replace the T·K·N GEMM of Gw.
+LotaGrads lota_backward_from_inputs(const at::Tensor& x_in, const at::Tensor& dy_in, const at::Tensor& scales,
+                                    const LotaGroups& groups, double omega, const at::Tensor& a_t,
+                                    const at::Tensor& b_t) {
+    check_omega(omega);
+    check_adapters(a_t, b_t);
+    LOTA_CHECK(!groups.perm.defined(), "LoTA: lota_backward_from_inputs needs contiguous groups");
+    const int64_t r = a_t.size(0), K = a_t.size(1), N = b_t.size(0), G = groups.n_groups, g = groups.rows;
+    const at::Tensor x = x_in.reshape({-1, K}).to(at::kFloat);
+    const at::Tensor dy = dy_in.reshape({-1, N}).to(at::kFloat);
+    const int64_t T = x.size(0);
+    LOTA_CHECK(dy.size(0) == T, "LoTA: x %s and dL/dy %s disagree on the number of rows",
+               shape_str(x_in.sizes().vec()).c_str(), shape_str(dy_in.sizes().vec()).c_str());
+    check_kn(scales, G, N, "scales S");
+    LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
+               static_cast<long long>(g), static_cast<long long>(K));
+    const double c = 1.0 / (static_cast<double>(g) * omega);
+    const at::Tensor S = scales.to(at::kFloat);                 // [G, N]
+    const at::Tensor af = a_t.to(at::kFloat).view({r, G, g});   // [r, G, g]
+    const at::Tensor bf = b_t.to(at::kFloat);                   // [N, r]
+    const at::Tensor xg = x.view({T, G, g}).permute({1, 0, 2});  // [G, T, g]
+
+    const at::Tensor xs = x.view({T, G, g}).sum(2);             // [T, G]
+    const at::Tensor gsum = at::mm(xs.t(), dy).mul_(S);         // [G, N]
+
+    // ∂a_t: U = dy·SB with SB[n, j·r + i] = S[j, n]·b_t[n, i]; then per group xⱼᵀ·Uⱼ.
+    const at::Tensor sb = (S.t().unsqueeze(2) * bf.unsqueeze(1)).reshape({N, G * r});
+    const at::Tensor U = at::mm(dy, sb).view({T, G, r}).permute({1, 0, 2});  // [G, T, r]
+    at::Tensor da = at::bmm(xg.transpose(1, 2), U);                          // [G, g, r]
+    da.add_(at::mm(gsum, bf).view({G, 1, r}), c);
+
+    // ∂b_t: V = per group xⱼ·a_tⱼᵀ; D = dyᵀ·V, summed over groups with weights S[j, n].
+    const at::Tensor V = at::bmm(xg, af.permute({1, 2, 0}));                 // [G, T, r]
+    const at::Tensor D = at::mm(dy.t(), V.permute({1, 0, 2}).reshape({T, G * r})).view({N, G, r});
+    at::Tensor db = (D * S.t().unsqueeze(2)).sum(1);                         // [N, r]
+    const at::Tensor asum = af.sum(2);                                       // [r, G]
+    db.addmm_(gsum.t(), asum.t(), 1.0, c);
+
+    LotaGrads out;
+    out.a_t = da.view({K, r}).t().contiguous();
+    out.b_t = db;
+    return out;
+}
+
 }  // namespace lota::quant

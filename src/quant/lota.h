@@ -123,4 +123,14 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const at
 LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const LotaGroups& groups, double omega,
                         const at::Tensor& a_t, const at::Tensor& b_t, bool gw_scratch = false);
 
+/// The same gradients from the layer's input x [T, K] and ∂L/∂y [T, N] (float32), without forming
+/// Gw = xᵀ·∂y: 4·T·N·G·r + O(T·K·r) multiply-adds instead of 2·T·K·N, fewer when 2·r < g
+/// (lota_backward_from_inputs_pays). Groups must be contiguous (groups.perm undefined). The sums run in
+/// another order than lota_backward's, so results agree to float32 rounding, not bit for bit.
+LotaGrads lota_backward_from_inputs(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& scales,
+                                    const LotaGroups& groups, double omega, const at::Tensor& a_t,
+                                    const at::Tensor& b_t);
+/// Whether lota_backward_from_inputs does less arithmetic than forming Gw (2·r·G < K, contiguous groups).
+bool lota_backward_from_inputs_pays(const LotaGroups& groups, int64_t rank, int64_t in_features);
+
 }  // namespace lota::quant

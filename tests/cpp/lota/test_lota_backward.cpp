@@ -207,3 +207,31 @@ TEST(LotaBackward, ZeroBGivesZeroGradAForAnyLoss) {
     EXPECT_EQ(g.a_t.abs().max().item<double>(), 0.0);
     EXPECT_GT(g.b_t.abs().max().item<double>(), 0.0);
 }
+
+// lota_backward_from_inputs (the CPU path for 2·r < g: no K×N Gw) against lota_backward of Gw = xᵀ·∂y
+// formed in float64, for one and several groups, ranks below and above g/2 (the function is exact
+// algebra either way; only the choice between them depends on the ratio).
+TEST(LotaBackwardFromInputs, EqualsTheGwPath) {
+    struct Case { int64_t T, K, N, r, g; };
+    for (const Case& c : {Case{7, 64, 48, 4, 64}, Case{33, 128, 80, 2, 32}, Case{16, 96, 24, 16, 32}}) {
+        at::Generator gen = make_gen(100 + c.K + c.r);
+        const int64_t G = c.K / c.g;
+        const at::Tensor a_t = rand_ternary({c.r, c.K}, gen), b_t = rand_ternary({c.N, c.r}, gen);
+        const at::Tensor s = rand_scales(G, c.N, gen);
+        const at::Tensor x = at::randn({c.T, c.K}, gen), dy = at::randn({c.T, c.N}, gen);
+        const at::Tensor g_idx = at::arange(c.K, at::kInt).div(c.g, "floor").to(at::kInt);
+        const LotaGroups groups = lota_groups_make(g_idx, G);
+        ASSERT_FALSE(groups.perm.defined());
+        const double omega = 0.75 * double(c.r);
+        const at::Tensor gw = at::mm(x.to(at::kDouble).t(), dy.to(at::kDouble)).to(at::kFloat);
+        const LotaGrads want = lota_backward(gw, s, groups, omega, a_t, b_t);
+        const LotaGrads got = lota_backward_from_inputs(x, dy, s, groups, omega, a_t, b_t);
+        for (const auto& [w, h] : {std::pair{want.a_t, got.a_t}, std::pair{want.b_t, got.b_t}}) {
+            ASSERT_EQ(w.sizes(), h.sizes());
+            const double scale = w.abs().max().item<double>();
+            EXPECT_LE((w - h).abs().max().item<double>(), kGradRelTol * scale)
+                << "T " << c.T << " K " << c.K << " N " << c.N << " r " << c.r << " g " << c.g;
+        }
+        EXPECT_EQ(lota_backward_from_inputs_pays(groups, c.r, c.K), 2 * c.r < c.g);
+    }
+}

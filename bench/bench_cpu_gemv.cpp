@@ -1,7 +1,7 @@
 // CPU decode-sized product benchmark: for a layer of K x N, M rows of float32 x and b-bit codes
 // (RTN, contiguous groups), times kernels::quant_gemv (the packed-code CPU kernel), the dequantize
-// + GEMM path QuantLinear takes for larger inputs, and a dense float32 GEMM of the same shape (what
-// an f32 model runs). Times are the median of R repeats of the calling thread's CPU time
+// + GEMM path QuantLinear takes for larger inputs, and a dense float32 product of the same shape (what
+// an f32 model runs): MKL's GEMM, and for 2–16 rows the dense decode kernel (kernels/dense_gemv.h). Times are the median of R repeats of the calling thread's CPU time
 // (CLOCK_THREAD_CPUTIME_ID) with one intra-op thread, so a busy machine disturbs them less than
 // wall time. One JSON line per measurement. Usage:
 //   bench_cpu_gemv [--shapes 576x1536,1536x576,4096x14336] [--bits 2,3,4,8] [--group 32] [--rows 1,16]
@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/dense_gemv.h"
 #include "kernels/quant_gemv.h"
 #include "quant/quantized_weight.h"
 #include "quant/rtn.h"
@@ -91,11 +92,15 @@ int main(int argc, char** argv) {
                 });
                 const double t_dequant = median_us(repeat, [&] { x.matmul(lota::quant::dequantize(qw, at::kFloat)); });
                 const double t_dense = median_us(repeat, [&] { x.matmul(Wt); });
+                // The dense decode kernel (2–16 rows) on the same float32 W; 0 where it does not apply.
+                const double t_dense_gemv = lota::kernels::dense_gemv_cpu_applies(x, W)
+                                                ? median_us(repeat, [&] { lota::kernels::dense_gemv_cpu(x, W); })
+                                                : 0.0;
                 std::printf("{\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"rows\":%lld,\"packed_mb\":%.3f,"
                             "\"kernel_us\":%.1f,\"dequant_gemm_us\":%.1f,\"dense_f32_us\":%.1f,"
-                            "\"kernel_vs_dense\":%.2f}\n",
+                            "\"dense_gemv_f32_us\":%.1f,\"kernel_vs_dense\":%.2f}\n",
                             (long long)K, (long long)N, o.bits, group, (long long)M, packed_mb, t_kernel, t_dequant,
-                            t_dense, t_dense / t_kernel);
+                            t_dense, t_dense_gemv, t_dense / t_kernel);
                 std::fflush(stdout);
             }
         }

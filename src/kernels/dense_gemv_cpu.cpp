@@ -1,11 +1,12 @@
 // The decode-sized dense product on the CPU (see dense_gemv.h).
 //
 // y[m, n] = Σ_k x[m, k]·W[n, k]: every output is a dot product of two contiguous rows. Tiles of
-// NT = 4 weight rows × MT = 2 input rows keep 8 accumulators of 8 floats in vector registers (with the
-// 4 weight and 2 input vectors of a step, 14 of AVX2's 16), enough independent sums to hide the FMA
-// latency. A block of 4 weight rows (4·K floats, ≤ 24 KiB for K ≤ 1536) is read from memory once and
-// from L1 for every further pair of input rows; blocks are split over the threads. Compiled for AVX2+FMA
-// (x86-64-v3) as well, picked at load time where the CPU has it.
+// NT = 4 weight rows × MT = 3 input rows keep 12 accumulators of 8 floats in vector registers (with the
+// 3 input vectors and one weight vector of a step, all 16 of AVX2's): 7 loads per 12 FMAs, and enough
+// independent sums to hide the FMA latency. A block of 4 weight rows (4·K floats, ≤ 24 KiB for K ≤ 1536)
+// is read from memory once and from L1 for every further tile of input rows; blocks are split over the
+// threads. On x86-64 CPUs with AVX2 and FMA an AVX2 build of the loops runs (chosen once, at the first
+// call); elsewhere the same loops built for the baseline ISA.
 #include "kernels/dense_gemv.h"
 
 #include <algorithm>
@@ -19,14 +20,8 @@
 namespace lota::kernels {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LOTA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define LOTA_CPU_CLONES
-#endif
-
-constexpr int64_t NT = 4;  // weight rows per tile
-constexpr int64_t MT = 2;  // input rows per tile
+constexpr int NT = 4;  // weight rows per tile
+constexpr int MT = 3;  // input rows per tile
 
 #if defined(__GNUC__)
 typedef float v8f __attribute__((vector_size(32)));
@@ -42,51 +37,47 @@ __attribute__((always_inline)) inline float lanes_sum(v8f v) {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// Weight rows [n0, n1) against all M input rows; K8 = K rounded down to a multiple of 8.
-LOTA_CPU_CLONES void rows_block(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N,
-                                int64_t n0, int64_t n1) {
+// Rows [m, m + R) of y against weight rows wr[0..NT) (columns n..n + NT): R·NT sums of 8 lanes in
+// registers. kPin keeps each loaded weight vector in a register (an empty asm that claims to change it);
+// without it GCC folds the load into each of its R FMAs.
+template <bool kPin, int R>
+__attribute__((always_inline)) inline void tile(const float* x, const float* const* wr, float* y, int64_t K,
+                                                int64_t N, int64_t m, int64_t n) {
     const int64_t K8 = K - K % 8;
-    int64_t n = n0;
-    for (; n + NT <= n1; n += NT) {
-        const float* wr[NT] = {w + n * K, w + (n + 1) * K, w + (n + 2) * K, w + (n + 3) * K};
-        int64_t m = 0;
-        for (; m + MT <= M; m += MT) {
-            const float* x0 = x + m * K;
-            const float* x1 = x0 + K;
-            v8f a0[NT] = {}, a1[NT] = {};
-            for (int64_t k = 0; k < K8; k += 8) {
-                const v8f u = load8(x0 + k), v = load8(x1 + k);
-                for (int j = 0; j < NT; ++j) {
-                    const v8f wv = load8(wr[j] + k);
-                    a0[j] += u * wv;
-                    a1[j] += v * wv;
-                }
-            }
-            for (int j = 0; j < NT; ++j) {
-                float s0 = lanes_sum(a0[j]), s1 = lanes_sum(a1[j]);
-                for (int64_t k = K8; k < K; ++k) {
-                    s0 += x0[k] * wr[j][k];
-                    s1 += x1[k] * wr[j][k];
-                }
-                y[m * N + n + j] = s0;
-                y[(m + 1) * N + n + j] = s1;
-            }
-        }
-        for (; m < M; ++m) {  // an odd last row
-            const float* x0 = x + m * K;
-            v8f a0[NT] = {};
-            for (int64_t k = 0; k < K8; k += 8) {
-                const v8f u = load8(x0 + k);
-                for (int j = 0; j < NT; ++j) a0[j] += u * load8(wr[j] + k);
-            }
-            for (int j = 0; j < NT; ++j) {
-                float s0 = lanes_sum(a0[j]);
-                for (int64_t k = K8; k < K; ++k) s0 += x0[k] * wr[j][k];
-                y[m * N + n + j] = s0;
-            }
+    const float* xr = x + m * K;
+    v8f acc[R][NT] = {};
+    for (int64_t k = 0; k < K8; k += 8) {
+        v8f xv[R];
+        for (int i = 0; i < R; ++i) xv[i] = load8(xr + i * K + k);
+        for (int j = 0; j < NT; ++j) {
+            v8f wv = load8(wr[j] + k);
+            if constexpr (kPin) asm("" : "+x"(wv));
+            for (int i = 0; i < R; ++i) acc[i][j] += xv[i] * wv;
         }
     }
-    for (; n < n1; ++n) {  // fewer than NT weight rows left
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NT; ++j) {
+            float sum = lanes_sum(acc[i][j]);
+            for (int64_t k = K8; k < K; ++k) sum += xr[i * K + k] * wr[j][k];
+            y[(m + i) * N + n + j] = sum;
+        }
+}
+
+// Weight rows [n0, n1) against all M input rows: tiles of MT input rows (then single rows) × NT weight
+// rows, then the last n1 − n0 mod NT weight rows one at a time.
+template <bool kPin>
+__attribute__((always_inline)) inline void rows_block_impl(const float* x, const float* w, float* y, int64_t M,
+                                                           int64_t K, int64_t N, int64_t n0, int64_t n1) {
+    int64_t n = n0;
+    for (; n + NT <= n1; n += NT) {
+        const float* wr[NT];
+        for (int j = 0; j < NT; ++j) wr[j] = w + (n + j) * K;
+        int64_t m = 0;
+        for (; m + MT <= M; m += MT) tile<kPin, MT>(x, wr, y, K, N, m, n);
+        for (; m < M; ++m) tile<kPin, 1>(x, wr, y, K, N, m, n);
+    }
+    const int64_t K8 = K - K % 8;
+    for (; n < n1; ++n) {
         const float* wn = w + n * K;
         for (int64_t m = 0; m < M; ++m) {
             const float* x0 = x + m * K;
@@ -97,6 +88,21 @@ LOTA_CPU_CLONES void rows_block(const float* x, const float* w, float* y, int64_
             y[m * N + n] = s;
         }
     }
+}
+
+#if defined(__x86_64__) && !defined(__clang__)
+__attribute__((target("avx2,fma"))) void rows_block_avx2(const float* x, const float* w, float* y, int64_t M,
+                                                         int64_t K, int64_t N, int64_t n0, int64_t n1) {
+    rows_block_impl<true>(x, w, y, M, K, N, n0, n1);
+}
+#endif
+
+void rows_block(const float* x, const float* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
+#if defined(__x86_64__) && !defined(__clang__)
+    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2) return rows_block_avx2(x, w, y, M, K, N, n0, n1);
+#endif
+    rows_block_impl<false>(x, w, y, M, K, N, n0, n1);
 }
 #endif
 

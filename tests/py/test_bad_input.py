@@ -207,7 +207,9 @@ def test_rms_norm_eps_must_be_positive(m, tmp_path, device):
 def test_non_finite_weight_is_refused_at_load(m, tmp_path, device, name, value):
     model = copy_model(m["base"], tmp_path / "model")
     poke(model, name, value)
+    # --dtype f32: the check reads the weights as loaded, in the compute dtype (bf16 by default on CUDA).
     bad("logits", "--model", model, "--ids", m["ids"], "--out", tmp_path / "l.safetensors", "--device", device,
+        "--dtype", "f32",
         needle=f"model.safetensors: tensor '{name}' has 1 non-finite values (NaN or Inf) in F32, first at flat index 0")
     assert not (tmp_path / "l.safetensors").exists()
 
@@ -239,23 +241,24 @@ def test_dtype_of_a_dense_tensor_is_checked(m, tmp_path, device):
 
 
 def test_non_finite_loss_names_the_tensor(m, tmp_path, device):
-    # Finite weights whose activations overflow float32 in block 0 (norm weight 1e30).
+    # Finite weights whose activations overflow float32 in block 0 (norm weight 1e30); --dtype f32 on every
+    # device, so the overflow happens where it does on the CPU (bf16, CUDA's default, overflows sooner).
     model = copy_model(m["base"], tmp_path / "model")
     tensors = load_file(str(model / "model.safetensors"))
     tensors["model.layers.0.input_layernorm.weight"] = np.full(64, 1e30, np.float32)
     save_file(tensors, str(model / "model.safetensors"), metadata={"format": "pt"})
-    bad("eval", "--task", "loss", "--model", model, "--data", m["data"], "--device", device,
+    bad("eval", "--task", "loss", "--model", model, "--data", m["data"], "--device", device, "--dtype", "f32",
         needle="the loss is nan (not finite); first non-finite tensor: output of block 0 (model.layers.0)")
     prompt = json.dumps(list(range(1, 41)))
-    bad("generate", "--model", model, "--prompt-ids", prompt, "--device", device,
+    bad("generate", "--model", model, "--prompt-ids", prompt, "--device", device, "--dtype", "f32",
         needle="generate: the prompt's logits are not finite (sequence 0); first non-finite tensor: output of block 0")
     bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, "--device", device,
-        needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
+        "--dtype", "f32", needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
     quant = tmp_path / "quant"
     lota("quantize", "--model", model, "--out", quant, "--method", "rtn", "--group-size", 32, "--device", device)
     out = tmp_path / "adapter"
     bad("train", "--model", quant, "--data", m["data"], "--out", out, "--rank", 4, "--omega", 2, "--steps", 2,
-        "--batch-size", 2, "--device", device, needle="step 1: loss is nan (not finite); first non-finite tensor: output of block 0 "
+        "--batch-size", 2, "--device", device, "--dtype", "f32", needle="step 1: loss is nan (not finite); first non-finite tensor: output of block 0 "
                                         "(model.layers.0)")
     assert not (out / "adapter_model.safetensors").exists()
 

@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
+#include "kernels/cpu_simd.h"
 #include "util/check.h"
 
 namespace lota::kernels {
@@ -24,39 +25,30 @@ constexpr int NT = 4;  // weight rows per tile
 constexpr int MT = 3;  // input rows per tile
 
 #if defined(__GNUC__)
-typedef float v8f __attribute__((vector_size(32)));
-#pragma GCC diagnostic ignored "-Wpsabi"  // internal, always inlined: the vector ABI never applies
-
-__attribute__((always_inline)) inline v8f load8(const float* p) {
-    v8f v;
-    __builtin_memcpy(&v, p, sizeof(v));
-    return v;
-}
-
 __attribute__((always_inline)) inline float lanes_sum(v8f v) {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// Rows [m, m + R) of y against weight rows wr[0..NT) (columns n..n + NT): R·NT sums of 8 lanes in
+// Rows [m, m + R) of y against weight rows wr[0..C) (columns n..n + C): R·C sums of 8 lanes in
 // registers. kPin keeps each loaded weight vector in a register (an empty asm that claims to change it);
 // without it GCC folds the load into each of its R FMAs.
-template <bool kPin, int R>
+template <bool kPin, int R, int C>
 __attribute__((always_inline)) inline void tile(const float* x, const float* const* wr, float* y, int64_t K,
                                                 int64_t N, int64_t m, int64_t n) {
     const int64_t K8 = K - K % 8;
     const float* xr = x + m * K;
-    v8f acc[R][NT] = {};
+    v8f acc[R][C] = {};
     for (int64_t k = 0; k < K8; k += 8) {
         v8f xv[R];
-        for (int i = 0; i < R; ++i) xv[i] = load8(xr + i * K + k);
-        for (int j = 0; j < NT; ++j) {
-            v8f wv = load8(wr[j] + k);
+        for (int i = 0; i < R; ++i) xv[i] = load_v8f(xr + i * K + k);
+        for (int j = 0; j < C; ++j) {
+            v8f wv = load_v8f(wr[j] + k);
             if constexpr (kPin) asm("" : "+x"(wv));
             for (int i = 0; i < R; ++i) acc[i][j] += xv[i] * wv;
         }
     }
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NT; ++j) {
+        for (int j = 0; j < C; ++j) {
             float sum = lanes_sum(acc[i][j]);
             for (int64_t k = K8; k < K; ++k) sum += xr[i * K + k] * wr[j][k];
             y[(m + i) * N + n + j] = sum;
@@ -73,20 +65,12 @@ __attribute__((always_inline)) inline void rows_block_impl(const float* x, const
         const float* wr[NT];
         for (int j = 0; j < NT; ++j) wr[j] = w + (n + j) * K;
         int64_t m = 0;
-        for (; m + MT <= M; m += MT) tile<kPin, MT>(x, wr, y, K, N, m, n);
-        for (; m < M; ++m) tile<kPin, 1>(x, wr, y, K, N, m, n);
+        for (; m + MT <= M; m += MT) tile<kPin, MT, NT>(x, wr, y, K, N, m, n);
+        for (; m < M; ++m) tile<kPin, 1, NT>(x, wr, y, K, N, m, n);
     }
-    const int64_t K8 = K - K % 8;
     for (; n < n1; ++n) {
         const float* wn = w + n * K;
-        for (int64_t m = 0; m < M; ++m) {
-            const float* x0 = x + m * K;
-            v8f a = {};
-            for (int64_t k = 0; k < K8; k += 8) a += load8(x0 + k) * load8(wn + k);
-            float s = lanes_sum(a);
-            for (int64_t k = K8; k < K; ++k) s += x0[k] * wn[k];
-            y[m * N + n] = s;
-        }
+        for (int64_t m = 0; m < M; ++m) tile<kPin, 1, 1>(x, &wn, y, K, N, m, n);
     }
 }
 

@@ -21,6 +21,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/cpu_simd.h"
 #include "kernels/quant_gemv.h"
 
 namespace lota::kernels {
@@ -40,12 +41,6 @@ struct CpuGemvArgs {
     int64_t group_rows;
     float* y;  // [M, N] float32
 };
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LOTA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define LOTA_CPU_CLONES
-#endif
 
 // Columns [n0, n0 + nb) of rows [m0, m0 + mt), nb ≤ BLOCK_N, mt ≤ TILE_M.
 LOTA_CPU_CLONES void gemv_block(const CpuGemvArgs& a, int64_t m0, int64_t mt, int64_t n0, int64_t nb) {
@@ -94,18 +89,25 @@ LOTA_CPU_CLONES void gemv_block(const CpuGemvArgs& a, int64_t m0, int64_t mt, in
 // rather than short pieces at a stride of a whole row. A strip's partial sums stay in V 8-float vector
 // registers across the group, and the group's shift is taken out of the inner loop:
 //     Σ_k x·(Q − s) = Σ_k x·Q − s·Σ_k x,   Σ_k x per group precomputed (x_sum).
-typedef float v8f __attribute__((vector_size(32)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
 constexpr int V = 4;                 // vectors per strip: no register spills on AVX2
 constexpr int64_t STRIP = 8 * V;     // columns per strip
 
-// Internal and always inlined, so the vector return's ABI (psabi warns for the non-AVX clone) never applies.
-#pragma GCC diagnostic ignored "-Wpsabi"
-__attribute__((always_inline)) inline v8u load_v8u(const uint32_t* p) {
-    v8u v;
-    __builtin_memcpy(&v, p, sizeof(v));
-    return v;
+// Code k of 8 columns from `lo` (the columns' packed word holding bit k·bits; the next word row at
+// lo + N): bits [sh, sh + bits) of the little-endian stream; kStraddle (sh + bits > 32, 3-bit codes)
+// takes the high bits from the next word. A template argument, so callers branch once per code row.
+template <bool kStraddle>
+__attribute__((always_inline)) inline v8f codes_at(const CpuGemvArgs& a, const uint32_t* lo, int sh, v8u mask) {
+    v8u code = load_v8u(lo) >> sh;
+    if constexpr (kStraddle) code |= load_v8u(lo + a.N) << (32 - sh);
+    return __builtin_convertvector((v8i)(code & mask), v8f);
+}
+
+// The grid of 8 columns of group row gn = g·N + n0: shift Z − F and scale S.
+__attribute__((always_inline)) inline void grid_at(const CpuGemvArgs& a, int64_t gn, v8f& shift, v8f& scale) {
+    for (int j = 0; j < 8; ++j) {
+        shift[j] = static_cast<float>(a.zeros[gn + j]) - (a.offset ? a.offset[gn + j] : 0.0f);
+        scale[j] = static_cast<float>(a.scales[gn + j]);
+    }
 }
 
 LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
@@ -140,26 +142,17 @@ LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, i
                     const int sh = static_cast<int>(bit & 31);
                     const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
                     const float xk = a.x[k];
-                    if (sh + a.bits <= 32) {
-                        for (int v = 0; v < V; ++v)
-                            acc[v] += xk * __builtin_convertvector((v8i)((load_v8u(lo + 8 * v) >> sh) & vmask), v8f);
-                    } else {
-                        const uint32_t* hi = lo + a.N;
-                        for (int v = 0; v < V; ++v) {
-                            const v8u c = ((load_v8u(lo + 8 * v) >> sh) | (load_v8u(hi + 8 * v) << (32 - sh))) & vmask;
-                            acc[v] += xk * __builtin_convertvector((v8i)c, v8f);
-                        }
-                    }
+                    if (sh + a.bits <= 32)
+                        for (int v = 0; v < V; ++v) acc[v] += xk * codes_at<false>(a, lo + 8 * v, sh, vmask);
+                    else
+                        for (int v = 0; v < V; ++v) acc[v] += xk * codes_at<true>(a, lo + 8 * v, sh, vmask);
                 }
             }
             const int64_t gn = g * a.N + n0;
             const float xs = x_sum[g];
             for (int v = 0; v < V; ++v) {
                 v8f shift, scale, out;
-                for (int j = 0; j < 8; ++j) {
-                    shift[j] = static_cast<float>(a.zeros[gn + 8 * v + j]) - (a.offset ? a.offset[gn + 8 * v + j] : 0.0f);
-                    scale[j] = static_cast<float>(a.scales[gn + 8 * v + j]);
-                }
+                grid_at(a, gn + 8 * v, shift, scale);
                 __builtin_memcpy(&out, y + n0 + 8 * v, sizeof(out));
                 out += scale * (acc[v] - shift * xs);
                 __builtin_memcpy(y + n0 + 8 * v, &out, sizeof(out));
@@ -168,14 +161,13 @@ LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, i
     }
 }
 
-// 2–16 rows (a batched decode step): one strip of STRIP_R columns against RT rows at a time, so each code
-// row of the strip is unpacked once and multiplied into RT rows from registers (RT·VR = 8 accumulators),
-// and read again for the next rows from L1. The group's shift comes out of the inner loop as in
-// gemv_row_strips, with Σ_k x per row and group in x_sum [M, G]. (8 rows of one vector measured faster
-// than 4 rows of two on a 2-core EPYC: the unpacking is shared by more rows.)
-constexpr int VR = 1;                // vectors per strip
-constexpr int64_t STRIP_R = 8 * VR;  // columns per strip
-constexpr int RT = 8;                // rows per tile
+// 2–16 rows (a batched decode step): one strip of 8 columns against RT rows at a time, so each code row
+// of the strip is unpacked once into a register and multiplied into RT rows' accumulators, and read again
+// for the next rows from L1. The group's shift comes out of the inner loop as in gemv_row_strips, with
+// Σ_k x per row and group in x_sum [M, G]. (8 rows of one vector measured faster than 4 rows of two on
+// a 2-core EPYC: the unpacking is shared by more rows.)
+constexpr int64_t STRIP_R = 8;  // columns per strip
+constexpr int RT = 8;           // rows per tile
 
 template <int R>
 __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, const float* x_sum, int64_t m0,
@@ -183,57 +175,34 @@ __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, cons
     const v8u vmask = v8u{} + ((1u << a.bits) - 1u);
     const int64_t G = (a.K + a.group_rows - 1) / a.group_rows;
     const float* x = a.x + m0 * a.K;
-    v8f out[R][VR] = {};
+    v8f out[R] = {};
     for (int64_t g = 0; g < G; ++g) {
         const int64_t k0 = g * a.group_rows, k_end = std::min(a.K, k0 + a.group_rows);
-        v8f acc[R][VR] = {};
+        v8f acc[R] = {};
         if (32 % a.bits == 0 && k_end - k0 == a.group_rows) {
             const int per = 32 / a.bits;
             for (int64_t k = k0; k < k_end; k += per) {
-                const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0);
-                v8u w[VR];
-                for (int v = 0; v < VR; ++v) w[v] = load_v8u(row + 8 * v);
+                v8u w = load_v8u(reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0));
                 for (int i = 0; i < per; ++i) {
-                    v8f c[VR];
-                    for (int v = 0; v < VR; ++v) {
-                        c[v] = __builtin_convertvector((v8i)(w[v] & vmask), v8f);
-                        w[v] >>= a.bits;
-                    }
-                    for (int r = 0; r < R; ++r) {
-                        const float xk = x[r * a.K + k + i];
-                        for (int v = 0; v < VR; ++v) acc[r][v] += xk * c[v];
-                    }
+                    const v8f c = __builtin_convertvector((v8i)(w & vmask), v8f);
+                    w >>= a.bits;
+                    for (int r = 0; r < R; ++r) acc[r] += x[r * a.K + k + i] * c;
                 }
             }
         } else {  // 3 bits (codes may straddle two words), or a short last group
             for (int64_t k = k0; k < k_end; ++k) {
                 const int64_t bit = k * a.bits;
-                const int sh = static_cast<int>(bit & 31);
                 const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
-                v8f c[VR];
-                for (int v = 0; v < VR; ++v) {
-                    v8u code = load_v8u(lo + 8 * v) >> sh;
-                    if (sh + a.bits > 32) code |= load_v8u(lo + a.N + 8 * v) << (32 - sh);
-                    c[v] = __builtin_convertvector((v8i)(code & vmask), v8f);
-                }
-                for (int r = 0; r < R; ++r) {
-                    const float xk = x[r * a.K + k];
-                    for (int v = 0; v < VR; ++v) acc[r][v] += xk * c[v];
-                }
+                const int sh = static_cast<int>(bit & 31);
+                const v8f c = sh + a.bits <= 32 ? codes_at<false>(a, lo, sh, vmask) : codes_at<true>(a, lo, sh, vmask);
+                for (int r = 0; r < R; ++r) acc[r] += x[r * a.K + k] * c;
             }
         }
-        const int64_t gn = g * a.N + n0;
-        for (int v = 0; v < VR; ++v) {
-            v8f shift, scale;
-            for (int j = 0; j < 8; ++j) {
-                shift[j] = static_cast<float>(a.zeros[gn + 8 * v + j]) - (a.offset ? a.offset[gn + 8 * v + j] : 0.0f);
-                scale[j] = static_cast<float>(a.scales[gn + 8 * v + j]);
-            }
-            for (int r = 0; r < R; ++r) out[r][v] += scale * (acc[r][v] - shift * x_sum[(m0 + r) * G + g]);
-        }
+        v8f shift, scale;
+        grid_at(a, g * a.N + n0, shift, scale);
+        for (int r = 0; r < R; ++r) out[r] += scale * (acc[r] - shift * x_sum[(m0 + r) * G + g]);
     }
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < VR; ++v) __builtin_memcpy(a.y + (m0 + r) * a.N + n0 + 8 * v, &out[r][v], sizeof(v8f));
+    for (int r = 0; r < R; ++r) __builtin_memcpy(a.y + (m0 + r) * a.N + n0, &out[r], sizeof(v8f));
 }
 
 // Strips [s0, s1) of all M rows: tiles of RT rows, then the last M mod RT rows in one smaller tile.
@@ -275,26 +244,20 @@ at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const 
     a.group_rows = group_rows;
     a.y = y.data_ptr<float>();
 #if defined(__GNUC__)
-    if (a.M == 1) {
-        const int64_t G = (a.K + group_rows - 1) / group_rows;
-        const at::Tensor x_sum = at::pad(xf, {0, G * group_rows - a.K}).view({G, group_rows}).sum(-1);
-        const int64_t strips = a.N / STRIP;
-        at::parallel_for(0, strips, 1, [&](int64_t s0, int64_t s1) {
-            gemv_row_strips(a, x_sum.data_ptr<float>(), s0, s1);
-        });
-        if (a.N % STRIP != 0) gemv_block(a, 0, 1, strips * STRIP, a.N % STRIP);
-        return y;
-    }
     if (a.M <= 16) {
+        // Σ_k x per row and group: the groups' shifts leave the inner loops (gemv_row_strips).
         const int64_t G = (a.K + group_rows - 1) / group_rows;
         const at::Tensor x_sum = at::pad(xf, {0, G * group_rows - a.K}).view({a.M, G, group_rows}).sum(-1);
-        const int64_t strips = a.N / STRIP_R;
-        at::parallel_for(0, strips, 4, [&](int64_t s0, int64_t s1) {
-            gemv_rows_strips(a, x_sum.data_ptr<float>(), s0, s1);
-        });
-        if (a.N % STRIP_R != 0)
-            for (int64_t m0 = 0; m0 < a.M; m0 += TILE_M)
-                gemv_block(a, m0, std::min(TILE_M, a.M - m0), strips * STRIP_R, a.N % STRIP_R);
+        const float* xs = x_sum.data_ptr<float>();
+        if (a.M == 1) {
+            const int64_t strips = a.N / STRIP;
+            at::parallel_for(0, strips, 1, [&](int64_t s0, int64_t s1) { gemv_row_strips(a, xs, s0, s1); });
+            if (a.N % STRIP != 0) gemv_block(a, 0, 1, strips * STRIP, a.N % STRIP);
+        } else {
+            const int64_t strips = a.N / STRIP_R;
+            at::parallel_for(0, strips, 4, [&](int64_t s0, int64_t s1) { gemv_rows_strips(a, xs, s0, s1); });
+            if (a.N % STRIP_R != 0) gemv_block(a, 0, a.M, strips * STRIP_R, a.N % STRIP_R);
+        }
         return y;
     }
 #endif

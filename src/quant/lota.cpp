@@ -45,6 +45,11 @@ void check_kn(const at::Tensor& t, int64_t K, int64_t N, const char* name) {
                static_cast<long long>(N));
 }
 
+void check_groups_cover(int64_t G, int64_t g, int64_t K) {
+    LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
+               static_cast<long long>(g), static_cast<long long>(K));
+}
+
 void check_omega(double omega) {
     LOTA_CHECK(std::isfinite(omega) && omega > 0, "LoTA: threshold omega must be finite and > 0, got %g", omega);
 }
@@ -235,8 +240,7 @@ LotaGrads lota_backward(const at::Tensor& gw, const at::Tensor& scales, const Lo
     const bool low = in_t == at::kBFloat16;
     const at::ScalarType gt = low ? at::kBFloat16 : at::kFloat;
     check_kn(scales, G, N, "scales S");
-    LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
-               static_cast<long long>(g), static_cast<long long>(K));
+    check_groups_cover(G, g, K);
     const double c = 1.0 / (static_cast<double>(g) * omega);
     const at::Tensor& perm = groups.perm;  // Note [grouped rows]; undefined = identity
 
@@ -299,8 +303,7 @@ LotaGrads lota_backward_from_inputs(const at::Tensor& x_in, const at::Tensor& dy
     LOTA_CHECK(dy.size(0) == T, "LoTA: x %s and dL/dy %s disagree on the number of rows",
                shape_str(x_in.sizes().vec()).c_str(), shape_str(dy_in.sizes().vec()).c_str());
     check_kn(scales, G, N, "scales S");
-    LOTA_CHECK(G * g == K, "LoTA: %lld groups of %lld rows do not cover K = %lld", static_cast<long long>(G),
-               static_cast<long long>(g), static_cast<long long>(K));
+    check_groups_cover(G, g, K);
     const double c = 1.0 / (static_cast<double>(g) * omega);
     const at::Tensor S = scales.to(at::kFloat);                 // [G, N]
     const at::Tensor af = a_t.to(at::kFloat).view({r, G, g});   // [r, G, g]

@@ -18,6 +18,7 @@
 #   --batch 0              examples per optimizer step; 0: one micro-batch (e.g. 64: gradient accumulation)
 #   --methods lota,lora    lota's methods to run
 #   --eager 1              0: no eager rows
+#   --recompute all        lota's --recompute-blocks values, one run each (all: every block recomputed)
 #   --steps 4              optimizer steps per lota run (eager: 1 warm-up + 3 timed)
 #   --windows 64           sequences of random words in the training text
 #   --python PY            Python with torch and tokenizers (default: .venv's, else python3)
@@ -25,15 +26,19 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 opt_device=cuda opt_shape=8b opt_tokenizer="$BENCH_ROOT/../shared/tokenizers/llama3_1" opt_seq=1280
-opt_micro_batches=4,16 opt_batch=0 opt_methods=lota,lora opt_eager=1 opt_steps=4 opt_windows=64 opt_python=""
+opt_micro_batches=4,16 opt_batch=0 opt_methods=lota,lora opt_eager=1 opt_recompute=all opt_steps=4 opt_windows=64 opt_python=""
 bench_parse "$@"
 bench_setup train_step "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need lota
 bench_shape "$opt_shape"
-M="$MODELS/llama-$opt_shape"
-Q="$MODELS/llama-$opt_shape-rtn4g64"
-bench_make_model "$M" "$opt_tokenizer"
-bench_quantize "$M" "$Q" --method rtn --bits 4 --group-size 64 --device "$opt_device"
+# RTN codes written layer by layer (the same codes as `lota init` then `lota quantize --method rtn`).
+Q="$MODELS/llama-$opt_shape-init-rtn4g64"
+if [ ! -f "$Q/config.json" ]; then
+    [ -f "$opt_tokenizer/tokenizer.json" ] || bench_die "no tokenizer.json in $opt_tokenizer (see --tokenizer)"
+    bench_stamp "lota init --bits 4 --group-size 64 -> $Q"
+    "$LOTA" init --arch llama --out "$Q" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$opt_tokenizer" \
+        --out-dtype bf16 --bits 4 --group-size 64 >&2 || bench_die "lota init failed"
+fi
 ROWS="$OUT/rows.jsonl"
 : > "$ROWS"
 
@@ -47,16 +52,25 @@ trap bench_smi_stop EXIT
 for mb in ${opt_micro_batches//,/ }; do
     b=$(( opt_batch > 0 ? opt_batch : mb ))
     for m in ${opt_methods//,/ }; do
-        tag="$m-$mb-b$b"
+      for rc in ${opt_recompute//,/ }; do
+        impl="lota-$m" rc_args=()
+        [ "$rc" = all ] || { impl="lota-$m-recompute$rc"; rc_args=(--recompute-blocks "$rc"); }
+        tag="${impl#lota-}-$mb-b$b"
         d="$OUT/adapter-$tag"
         rm -rf "$d"
         bench_stamp "lota train --method $m, micro-batch $mb, batch $b"
         smi_start "$OUT/smi-$tag.txt"
         "$LOTA" train --model "$Q" --data "$TEXT" --format text --source-max-len "$opt_seq" --method "$m" --out "$d" \
-            --steps "$opt_steps" --batch-size "$b" --micro-batch-size "$mb" --rank 64 --device "$opt_device" \
-            > "$OUT/train-$tag.log" 2>&1 || { smi_stop; tail -5 "$OUT/train-$tag.log" >&2; bench_die "lota train $tag failed"; }
+            --steps "$opt_steps" --batch-size "$b" --micro-batch-size "$mb" --rank 64 --device "$opt_device" "${rc_args[@]}" \
+            > "$OUT/train-$tag.log" 2>&1 || {
+            smi_stop; tail -5 "$OUT/train-$tag.log" >&2
+            [ "$rc" = all ] && bench_die "lota train $tag failed"
+            # A kept-activation run that does not fit is a result (the row says what stopped it).
+            "$PY" -c 'import json, sys; print(json.dumps({"impl": sys.argv[1], "micro_batch": int(sys.argv[2]), "batch": int(sys.argv[3]), "step_s": None, "tokens_per_s": None, "failed": sys.argv[4][-200:]}))' \
+                "$impl" "$mb" "$b" "$(grep -v '^\s*$' "$OUT/train-$tag.log" | tail -1)" | tee -a "$ROWS"
+            continue; }
         smi_stop
-        "$PY" - "lota-$m" "$mb" "$b" "$opt_seq" "$d/train_log.jsonl" "$OUT/smi-$tag.txt" <<'EOF' | tee -a "$ROWS"
+        "$PY" - "$impl" "$mb" "$b" "$opt_seq" "$d/train_log.jsonl" "$OUT/smi-$tag.txt" <<'EOF' | tee -a "$ROWS"
 import json, statistics, sys
 impl, mb, b, seq, log_path, smi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 log = [json.loads(l) for l in open(log_path) if l.strip()]
@@ -68,13 +82,14 @@ print(json.dumps({"impl": impl, "micro_batch": mb, "batch": b, "seq": seq, "step
                   "smi_peak_gib": round(max(used) / 1024, 3) if used else None,
                   "steps_s": [round(r["step_time_s"], 4) for r in log]}))
 EOF
+      done
     done
     if [ "$opt_eager" = 1 ]; then
         tag="eager-$mb-b$b"
         bench_stamp "eager official formulation, micro-batch $mb, batch $b"
         smi_start "$OUT/smi-$tag.txt"
         "$PY" "$BENCH_ROOT/bench/eager_lota_step.py" --device "$opt_device" --micro-batches "$mb" --seq "$opt_seq" \
-            --accum $(( b / mb )) "${SHAPE[@]}" --vocab "$(bench_json_num vocab_size "$M/config.json")" \
+            --accum $(( b / mb )) "${SHAPE[@]}" --vocab "$(bench_json_num vocab_size "$Q/config.json")" \
             > "$OUT/$tag.jsonl" 2> "$OUT/$tag.log" || { smi_stop; tail -5 "$OUT/$tag.log" >&2; bench_die "eager $tag failed"; }
         smi_stop
         "$PY" - "$OUT/$tag.jsonl" "$OUT/smi-$tag.txt" <<'EOF' | tee -a "$ROWS"
@@ -99,6 +114,9 @@ key = {}
 for r in rows:
     b = r.get("batch", r["micro_batch"])
     key[(r["impl"], r["micro_batch"], b)] = r
+    if r.get("failed"):
+        print(f"| {r['micro_batch']} x {b} | {r['impl']} | failed: {r['failed']} | | | |")
+        continue
     print(f"| {r['micro_batch']} x {b} | {r['impl']} | {f(r['step_s'], '.3f')} | {f(r['tokens_per_s'], '.0f')} "
           f"| {f(r.get('peak_gib'), '.2f')} | {f(r.get('smi_peak_gib'), '.2f')} |")
 for (impl, mb, b), r in key.items():

@@ -11,6 +11,7 @@
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
 #include "model/fused_linear.h"
+#include "model/lean_ops.h"
 #include "model/rope.h"
 #include "util/check.h"
 
@@ -44,6 +45,9 @@ Transformer::Transformer(io::ModelConfig config, at::Tensor embed, std::vector<B
       dtype_(dtype) {}
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+    // Training (x carries a gradient, the weight is frozen): the function that saves only x.
+    if (at::GradMode::is_enabled() && x.requires_grad() && !w.requires_grad())
+        return rms_norm_lean(x, w, config_.rms_norm_eps);
     return kernels::rms_norm(x, w, config_.rms_norm_eps);  // HF LlamaRMSNorm; one kernel on CUDA
 }
 
@@ -197,9 +201,10 @@ at::Tensor Transformer::mlp_hidden(int64_t layer, const at::Tensor& n) {
     if (const LinearPtr& gate_up = b.linear(Slot::GATE_UP)) {
         const at::Tensor y = gate_up->forward(n);  // [..., 2·I]
         const int64_t I = y.size(-1) / 2;
-        return at::silu(y.narrow(-1, 0, I)) * y.narrow(-1, I, I);
+        return silu_mul(y.narrow(-1, 0, I), y.narrow(-1, I, I));
     }
-    return at::silu(b.linear(Slot::GATE)->forward(n)) * b.linear(Slot::UP)->forward(n);
+    const at::Tensor gate = b.linear(Slot::GATE)->forward(n);  // in this order: LoRA dropout draws
+    return silu_mul(gate, b.linear(Slot::UP)->forward(n));
 }
 
 int64_t Transformer::fuse_projections() {

@@ -1,6 +1,7 @@
 // Per-block gradient checkpointing (block_checkpoint.h).
 #include "train/block_checkpoint.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include <ATen/ATen.h>
@@ -82,12 +83,14 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
 }
 
 at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
-                                       std::optional<at::Generator> dropout_gen) {
+                                       std::optional<at::Generator> dropout_gen, int64_t recompute_blocks) {
+    const int64_t L = (int64_t)model.blocks().size();
+    const int64_t n = recompute_blocks < 0 ? L : std::min(recompute_blocks, L);
     // Every block's saved args share the context, so it lives exactly as long as the graph.
     const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare(ids, mask, nullptr));
     at::Tensor h = model.embed(ids);
-    for (int64_t l = 0; l < (int64_t)model.blocks().size(); ++l)
-        h = block_forward_checkpointed(model, l, h, ctx, dropout_gen);
+    for (int64_t l = 0; l < L; ++l)
+        h = l < n ? block_forward_checkpointed(model, l, h, ctx, dropout_gen) : model.block_forward(l, h, *ctx);
     return h;
 }
 

@@ -24,9 +24,12 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
                                       std::shared_ptr<const model::ForwardContext> ctx,
                                       std::optional<at::Generator> dropout_gen);
 
-/// Forward through every block, each checkpointed: the hidden states [B, T, C] before the final norm
-/// (ids [B, T] int64 on the model's device; mask [B, T] on any device, the CPU saves a readback).
+/// Forward through every block, the first `recompute_blocks` of them checkpointed (−1 or more than the
+/// model has: all), the rest keeping their activations for backward: the hidden states [B, T, C] before
+/// the final norm (ids [B, T] int64 on the model's device; mask [B, T] on any device, the CPU saves a
+/// readback). Keeping a block's activations saves its recomputation (about a quarter of its GEMM work in
+/// a step) at the cost of its activation memory.
 at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
-                                       std::optional<at::Generator> dropout_gen);
+                                       std::optional<at::Generator> dropout_gen, int64_t recompute_blocks = -1);
 
 }  // namespace lota::train

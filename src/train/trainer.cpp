@@ -22,6 +22,7 @@
 #include "train/lm_loss.h"
 #include "train/nonfinite.h"
 #include "train/optimizer.h"
+#include "train/step_trace.h"
 #include "train/train_log.h"
 #include "train/train_method.h"
 #include "util/check.h"
@@ -98,8 +99,9 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         const std::optional<at::Generator> gen = method.micro_batch_begin(layers, dev, o.seed, step, m);
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
-        const at::Tensor h = o.gradient_checkpointing ? forward_hidden_checkpointed(model, ids, b.mask, gen)
-                                                      : model.forward_hidden(ids, b.mask);
+        const at::Tensor h = o.recompute_blocks == 0 ? model.forward_hidden(ids, b.mask)
+                                                     : forward_hidden_checkpointed(model, ids, b.mask, gen,
+                                                                                   o.recompute_blocks);
         // Only positions with a target reach the final norm and the LM head (prompt and padding rows
         // carry neither loss nor gradient; the head is a fifth of a small model's FLOPs).
         const data::BatchTargets t = data::batch_targets(b);
@@ -170,7 +172,7 @@ std::string settings_text(const TrainOptions& o, int64_t micro, int64_t total, c
         {"method", io::adapter_method_name(o.method)}, {"total", total}, {"batch", o.batch_size}, {"micro", micro},
         {"r", c.r}, {"omega", c.omega}, {"alpha", c.lora_alpha}, {"targets", c.target_modules},
         {"seed", o.seed}, {"format", o.data.format}, {"source_max_len", o.data.source_max_len},
-        {"target_max_len", o.data.target_max_len}, {"ckpt", o.gradient_checkpointing},
+        {"target_max_len", o.data.target_max_len}, {"recompute", o.recompute_blocks},
         {"chunk", o.loss_chunk_rows}, {"resume", o.resume}, {"device", o.device}, {"dtype", o.dtype},
         {"save_every", o.save_every}, {"stop_after", o.max_steps_this_run}, {"lora_dropout", o.lora_dropout},
         {"tsign", {t.q_start, t.q_mid, t.q_end, t.phase1_frac, t.tau, (int)t.schedule, t.guard_norm, t.guard_quantile,
@@ -267,7 +269,10 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     TrainResult res;
     std::optional<Progress> progress;
     if (root) progress.emplace(std::string("train ") + method_name, total, 0.0, start);
+    // The traced step: the second, after the first has warmed up the allocator and the kernels.
+    const int64_t traced = o.trace.empty() || !root ? -1 : std::min(start + 2, total);
     for (int64_t step = start + 1; step <= total; ++step) {
+        if (step == traced) step_trace_begin(model->device().is_cuda());
         const auto t0 = Clock::now();
         const std::vector<int64_t> idx = order.take(o.batch_size);
         const StepLoss sl = step_forward_backward(*model, data, idx, micro, o, *method, layers, step, group, reducer);
@@ -279,6 +284,7 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
         // step). A non-finite loss is reported after the optimizer step, before any write; every rank
         // sees the same (all-reduced) loss, so all stop together.
         nlohmann::json rec = stats.read(model->device());
+        if (step == traced) step_trace_end(o.trace);
         const double loss = rec.at("loss_sum").get<double>() / (double)sl.label_tokens;
         rec.erase("loss_sum");
         const double grad_norm = rec.value("grad_norm", 0.0);

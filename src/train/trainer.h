@@ -6,7 +6,8 @@
 // Logs every step to OUT/train_log.jsonl and one "step ..." line on stderr; checkpoints every
 // save_every steps (train/checkpoint.h); the final adapter is OUT/adapter_model.safetensors +
 // adapter_config.json (io/adapter.h), plus OUT/loss_curve.svg.
-// Gradient checkpointing per block (train/block_checkpoint.h) is on by default.
+// Gradient checkpointing per block (train/block_checkpoint.h) is on for every block by default;
+// --recompute-blocks N keeps the activations of all but the first N blocks (faster, more memory).
 #pragma once
 
 #include <cstdint>
@@ -34,13 +35,14 @@ struct TrainOptions {
     double omega = 0;             ///< LoTA ω; 0 = 0.75·r
     std::vector<std::string> target_modules;  ///< short names; empty = all seven projections
     int64_t save_every = 0;       ///< checkpoint every K steps (0: only at the end)
-    bool gradient_checkpointing = true;  ///< recompute each block in backward
+    int64_t recompute_blocks = -1;  ///< blocks recomputed in backward (the first ones); -1 = all, 0 = none
     int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
     bool overwrite = false;       ///< delete a non-empty OUT (after the inputs load) and start over
     std::string device = "auto";  ///< auto (CUDA when usable, else CPU) | cpu | cuda
     std::string dtype = "auto";   ///< compute dtype: auto (bf16 on CUDA, f32 on the CPU) | f32 | bf16 | f16
     uint64_t seed = 0;
+    std::string trace;            ///< write a Kineto trace of the second step (the first when only one runs) here
     int64_t max_steps_this_run = 0;  ///< stop (after checkpointing) when > 0 steps ran; for tests
     TSignSgdOptions tsign;        ///< LoTA optimizer
     AdamWOptions adamw;           ///< LoRA and QA-LoRA optimizer

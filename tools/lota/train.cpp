@@ -170,8 +170,15 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF, 16-bit LoRA or
     lota::cli::add_device_flag(sub, o.device);
     lota::cli::add_dtype_flag(sub, o.dtype);
     lota::cli::add_seed_flag(sub, o.seed, "adapter init, data order, LoRA dropout");
-    sub.add_flag("!--no-gradient-checkpointing", o.gradient_checkpointing,
-                 "keep all activations instead of recomputing each block in backward");
+    sub.add_option("--recompute-blocks", o.recompute_blocks,
+                   "gradient checkpointing: recompute the first N blocks in backward and keep the activations of "
+                   "the rest (default: all blocks; more kept blocks = faster steps, more memory)")
+        ->check(lota::cli::int_range(0));
+    sub.add_flag_callback("--no-gradient-checkpointing", [&o] { o.recompute_blocks = 0; },
+                          "keep all activations (same as --recompute-blocks 0)");
+    sub.add_option("--trace", o.trace,
+                   "write a profile of the second step (host ops and CUDA kernels, Chrome trace JSON) to FILE and "
+                   "log the kernels that took the most device time");
     lota::cli::add_json_flag(sub, c->json);
     return [c] { return run_train(*c); };
 });

@@ -1,6 +1,7 @@
 // Training pieces on CUDA against their CPU runs: t-SignSGD (sort-based quantiles, batched rows) bit
 // for bit, also on its gradient moving average (--tsign-momentum), the chunked LM loss and its
-// gradient, and LoRA dropout masks that repeat with the state of a CUDA generator.
+// gradient, LoRA dropout masks that repeat with the state of a CUDA generator, and the training RMSNorm
+// and silu·mul (model/lean_ops.h) in bf16 against float64 and ATen.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -8,9 +9,12 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include "../lota/lota_test_util.h"
 #include "adapter/lora_linear.h"
+#include "kernels/rms_norm.h"
+#include "model/lean_ops.h"
 #include "train/lm_loss.h"
 #include "train/optimizer.h"
 #include "train/tsignsgd.h"
@@ -132,4 +136,28 @@ TEST(LoraLinearCuda, DropoutRepeatsWithTheGeneratorState) {
         const at::Tensor kept = y1.masked_select(y1 != 0).to(at::kFloat);
         EXPECT_TRUE(at::allclose(kept, at::full_like(kept, 1.0 / (1.0 - p)), 1e-2, 0)) << dtype;
     }
+}
+
+TEST(LeanOpsCuda, RmsNormAndSiluMulBf16) {
+    at::manual_seed(12);
+    const at::TensorOptions bf = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+    const at::Tensor x0 = (at::randn({4, 33, 4096}) * 3).to(bf), w = (at::randn({4096}) * 0.5 + 1).to(bf);
+    const at::Tensor g = at::randn({4, 33, 4096}).to(bf);
+    const at::Tensor x = x0.clone().requires_grad_(true);
+    const at::Tensor y = lota::model::rms_norm_lean(x, w, 1e-5);
+    EXPECT_TRUE(at::equal(y.detach(), lota::kernels::rms_norm(x0, w, 1e-5)));  // the fused kernel's values
+    const at::Tensor dx = torch::autograd::grad({y}, {x}, {g})[0].to(at::kDouble).cpu();
+    // float64 reference: ∂x = r·(u − x·r²·mean(u·x)), u = g·w
+    const at::Tensor xd = x0.to(at::kDouble).cpu(), ud = (g.to(at::kDouble) * w.to(at::kDouble)).cpu();
+    const at::Tensor r = at::rsqrt(xd.pow(2).mean(-1, true) + 1e-5);
+    const at::Tensor ref = r * (ud - xd * r * r * (ud * xd).mean(-1, true));
+    EXPECT_LT((dx - ref).abs().max().item<double>(), 2e-2 * ref.abs().max().item<double>());
+
+    const at::Tensor a0 = (at::randn({4, 33, 1024}) * 3).to(bf), b0 = at::randn({4, 33, 1024}).to(bf);
+    const at::Tensor gm = at::randn({4, 33, 1024}).to(bf);
+    const at::Tensor a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+    const at::Tensor ar = a0.clone().requires_grad_(true), br = b0.clone().requires_grad_(true);
+    const auto gl = torch::autograd::grad({lota::model::silu_mul(a, b)}, {a, b}, {gm});
+    const auto gr = torch::autograd::grad({at::silu(ar) * br}, {ar, br}, {gm});
+    EXPECT_TRUE(at::equal(gl[0], gr[0]) && at::equal(gl[1], gr[1]));
 }

@@ -1,0 +1,67 @@
+// Autograd functions of lean_ops.h.
+#include "model/lean_ops.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "kernels/rms_norm.h"
+#include "util/check.h"
+
+namespace lota::model {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+    static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, double eps) {
+        ctx->save_for_backward({x, w});
+        ctx->saved_data["eps"] = eps;
+        return kernels::rms_norm(x, w, eps);  // autograd is off inside forward: the fused kernel on CUDA
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+        const variable_list saved = ctx->get_saved_variables();
+        const at::Tensor &x = saved[0], &w = saved[1];
+        const double eps = ctx->saved_data["eps"].toDouble();
+        // As autograd of the formula: ∂(w·y)/∂y = ∂y·w in x's dtype, then float32 for the normalisation.
+        const at::Tensor g = (grad_out[0] * w).to(at::kFloat);
+        const at::Tensor xf = x.to(at::kFloat);
+        const at::Tensor r = at::rsqrt(xf.pow(2).mean(-1, true) + eps);
+        const at::Tensor gx_mean = (g * xf).mean(-1, true);
+        const at::Tensor dx = (g - xf * (r * r * gx_mean)) * r;
+        return {dx.to(x.scalar_type()), at::Tensor(), at::Tensor()};
+    }
+};
+
+struct SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
+    static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+        ctx->save_for_backward({gate, up});
+        return at::silu(gate) * up;
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+        const variable_list saved = ctx->get_saved_variables();
+        const at::Tensor &gate = saved[0], &up = saved[1];
+        const at::Tensor& g = grad_out[0];
+        return {at::silu_backward(g * up, gate), g * at::silu(gate)};
+    }
+};
+
+}  // namespace
+
+at::Tensor rms_norm_lean(const at::Tensor& x, const at::Tensor& w, double eps) {
+    LOTA_CHECK(!(w.defined() && w.requires_grad()), "rms_norm_lean: the norm weight must be frozen");
+    return RmsNormFunction::apply(x, w, eps);
+}
+
+at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
+    LOTA_CHECK(gate.defined() && up.defined() && gate.sizes() == up.sizes(),
+               "silu_mul: gate and up must have one shape, got %s and %s",
+               gate.defined() ? shape_str(gate.sizes().vec()).c_str() : "(undefined)",
+               up.defined() ? shape_str(up.sizes().vec()).c_str() : "(undefined)");
+    if (!at::GradMode::is_enabled() || !(gate.requires_grad() || up.requires_grad())) return at::silu(gate) * up;
+    return SiluMulFunction::apply(gate, up);
+}
+
+}  // namespace lota::model

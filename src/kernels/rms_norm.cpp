@@ -45,4 +45,34 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
     return w * y;
 }
 
+at::Tensor rms_norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& grad, double eps) {
+    LOTA_CHECK(x.defined() && w.defined() && grad.defined() && x.dim() >= 1 && w.dim() == 1 &&
+                   w.size(0) == x.size(-1) && grad.sizes() == x.sizes() && grad.scalar_type() == x.scalar_type() &&
+                   w.scalar_type() == x.scalar_type(),
+               "rms_norm_backward: expected x, grad of one shape and dtype and w [%lld] of that dtype, got %s, %s, %s",
+               (long long)(x.defined() ? x.size(-1) : -1),
+               x.defined() ? shape_str(x.sizes().vec()).c_str() : "undefined",
+               grad.defined() ? shape_str(grad.sizes().vec()).c_str() : "undefined",
+               w.defined() ? shape_str(w.sizes().vec()).c_str() : "undefined");
+#ifdef LOTA_WITH_CUDA
+    const at::ScalarType dt = x.scalar_type();
+    if (x.is_cuda() && w.device() == x.device() && grad.device() == x.device() &&
+        (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16)) {
+        const c10::cuda::OptionalCUDAGuard guard(x.device());
+        const at::Tensor xc = x.contiguous(), wc = w.contiguous(), gc = grad.contiguous();
+        at::Tensor dx = at::empty_like(xc);
+        const int64_t H = x.size(-1);
+        const int err = rms_norm_backward_cuda_launch(xc.data_ptr(), wc.data_ptr(), gc.data_ptr(), dx.data_ptr(),
+                                                      H > 0 ? xc.numel() / H : 0, H, static_cast<float>(eps),
+                                                      gemv_type_of(dt), at::cuda::getCurrentCUDAStream().stream());
+        LOTA_CHECK(err == 0, "rms_norm_backward: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
+        return dx;
+    }
+#endif
+    const at::Tensor u = (grad * w).to(at::kFloat);  // as autograd of w·y: the product in x's dtype
+    const at::Tensor xf = x.to(at::kFloat);
+    const at::Tensor r = at::rsqrt(xf.pow(2).mean(-1, true) + eps);
+    return ((u - xf * (r * r * (u * xf).mean(-1, true))) * r).to(x.scalar_type());
+}
+
 }  // namespace lota::kernels

@@ -13,4 +13,10 @@ namespace lota::kernels {
 /// lota::Error on a shape or dtype mismatch.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
 
+/// The gradient in x of rms_norm for the output gradient `grad` (w frozen), as autograd of the formula
+/// computes it in real arithmetic: with u = float32(grad·w) (the product rounded to x's dtype),
+/// r = rsqrt(mean(x²) + eps):  dx = (u − x·r²·mean(u·x))·r, in float32, rounded to x's dtype. The CPU
+/// path is that formula in ATen ops; CUDA one kernel. Throws lota::Error on a shape or dtype mismatch.
+at::Tensor rms_norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& grad, double eps);
+
 }  // namespace lota::kernels

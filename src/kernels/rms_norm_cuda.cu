@@ -37,7 +37,56 @@ __global__ void __launch_bounds__(THREADS) rms_norm_kernel(const void* x, const 
     }
 }
 
+// Block sum of two per-thread partials (the same fixed order as the forward's).
+__device__ float2 block_sum2(float a, float b, float2* warp_sums) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = make_float2(a, b);
+    __syncthreads();
+    float2 total = make_float2(0.0f, 0.0f);
+#pragma unroll
+    for (int i = 0; i < THREADS / 32; ++i) {
+        total.x += warp_sums[i].x;
+        total.y += warp_sums[i].y;
+    }
+    return total;
+}
+
+// One block per row: Σx² and Σu·x in one read of the row, then dx in a second (the row is in L2).
+__global__ void __launch_bounds__(THREADS) rms_norm_backward_kernel(const void* x, const void* w, const void* g,
+                                                                     void* dx, int64_t H, float eps, GemvType t) {
+    __shared__ float2 warp_sums[THREADS / 32];
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * H;
+    float ss = 0.0f, ux = 0.0f;
+    for (int64_t i = threadIdx.x; i < H; i += THREADS) {
+        const float v = load_as_float(x, t, row + i);
+        const float u = round_as(t, load_as_float(g, t, row + i) * load_as_float(w, t, i));
+        ss = fmaf(v, v, ss);
+        ux = fmaf(u, v, ux);
+    }
+    const float2 sums = block_sum2(ss, ux, warp_sums);
+    const float inv_h = 1.0f / static_cast<float>(H);
+    const float r = rsqrtf(sums.x * inv_h + eps);
+    const float c = r * r * (sums.y * inv_h);
+    for (int64_t i = threadIdx.x; i < H; i += THREADS) {
+        const float v = load_as_float(x, t, row + i);
+        const float u = round_as(t, load_as_float(g, t, row + i) * load_as_float(w, t, i));
+        store_as(dx, t, row + i, (u - v * c) * r);
+    }
+}
+
 }  // namespace
+
+int rms_norm_backward_cuda_launch(const void* x, const void* w, const void* g, void* dx, int64_t rows, int64_t H,
+                                  float eps, GemvType t, void* stream) {
+    if (rows == 0 || H == 0) return 0;
+    rms_norm_backward_kernel<<<static_cast<unsigned>(rows), THREADS, 0, static_cast<cudaStream_t>(stream)>>>(
+        x, w, g, dx, H, eps, t);
+    return static_cast<int>(cudaGetLastError());
+}
 
 int rms_norm_cuda_launch(const void* x, const void* w, void* out, int64_t rows, int64_t H, float eps, GemvType t,
                          void* stream) {

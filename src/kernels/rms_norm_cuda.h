@@ -12,4 +12,10 @@ namespace lota::kernels {
 int rms_norm_cuda_launch(const void* x, const void* w, void* out, int64_t rows, int64_t H, float eps, GemvType t,
                          void* stream);
 
+/// The gradient in x of that norm (rms_norm.h, rms_norm_backward): per row, with u = float(round(g·w)),
+/// r = rsqrt(mean(x²) + eps): dx = round((u − x·r²·mean(u·x))·r). x, w, g, dx of type t, contiguous
+/// rows of H. Returns the cudaError_t of the launch (0 = ok).
+int rms_norm_backward_cuda_launch(const void* x, const void* w, const void* g, void* dx, int64_t rows, int64_t H,
+                                  float eps, GemvType t, void* stream);
+
 }  // namespace lota::kernels

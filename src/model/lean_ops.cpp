@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/rms_norm.h"
+#include "kernels/rope.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -22,15 +23,8 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
 
     static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
         const variable_list saved = ctx->get_saved_variables();
-        const at::Tensor &x = saved[0], &w = saved[1];
         const double eps = ctx->saved_data["eps"].toDouble();
-        // As autograd of the formula: ∂(w·y)/∂y = ∂y·w in x's dtype, then float32 for the normalisation.
-        const at::Tensor g = (grad_out[0] * w).to(at::kFloat);
-        const at::Tensor xf = x.to(at::kFloat);
-        const at::Tensor r = at::rsqrt(xf.pow(2).mean(-1, true) + eps);
-        const at::Tensor gx_mean = (g * xf).mean(-1, true);
-        const at::Tensor dx = (g - xf * (r * r * gx_mean)) * r;
-        return {dx.to(x.scalar_type()), at::Tensor(), at::Tensor()};
+        return {kernels::rms_norm_backward(saved[0], saved[1], grad_out[0], eps), at::Tensor(), at::Tensor()};
     }
 };
 
@@ -48,7 +42,26 @@ struct SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
     }
 };
 
+// A rotation's gradient is the rotation back: with cos and sin the same in both halves of the last
+// dimension, autograd of x·cos + rotate_half(x)·sin is g·cos − rotate_half(g·sin) = rope(g, cos, −sin).
+struct RopeFunction : public torch::autograd::Function<RopeFunction> {
+    static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+        ctx->save_for_backward({cos, sin});
+        return kernels::rope_rotate(x, cos, sin);
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+        const variable_list saved = ctx->get_saved_variables();
+        return {kernels::rope_rotate(grad_out[0], saved[0], saved[1].neg()), at::Tensor(), at::Tensor()};
+    }
+};
+
 }  // namespace
+
+at::Tensor rope_lean(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    LOTA_CHECK(!(cos.requires_grad() || sin.requires_grad()), "rope_lean: cos and sin must be constants");
+    return RopeFunction::apply(x, cos, sin);
+}
 
 at::Tensor rms_norm_lean(const at::Tensor& x, const at::Tensor& w, double eps) {
     LOTA_CHECK(!(w.defined() && w.requires_grad()), "rms_norm_lean: the norm weight must be frozen");

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "kernels/rope.h"
+#include "model/lean_ops.h"
 
 namespace lota::model {
 
@@ -38,7 +39,9 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const
 }
 
 at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-    return kernels::rope_rotate(x, cos, sin);  // HF's formula; one kernel on CUDA
+    // HF's formula; one kernel on CUDA, also in training (model/lean_ops.h)
+    if (at::GradMode::is_enabled() && x.requires_grad()) return rope_lean(x, cos, sin);
+    return kernels::rope_rotate(x, cos, sin);
 }
 
 }  // namespace lota::model

@@ -27,7 +27,9 @@ struct KernelTotal {
 void step_trace_begin(bool cuda) {
     std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
     if (cuda) activities.insert(prof::ActivityType::CUDA);
-    const prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+    // With the caching allocator's events: the trace shows where the step's memory peak is.
+    const prof::ProfilerConfig config(prof::ProfilerState::KINETO, /*report_input_shapes=*/false,
+                                      /*profile_memory=*/true);
     torch::autograd::profiler::prepareProfiler(config, activities);
     torch::autograd::profiler::enableProfiler(config, activities);
 }

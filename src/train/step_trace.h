@@ -1,6 +1,7 @@
 // A profile of one training step (lota train --trace FILE): PyTorch's Kineto profiler records the
-// host ops and, on CUDA, every kernel; the step is written as a Chrome trace (chrome://tracing,
-// Perfetto) and the device kernels that took the most time are logged, grouped by name.
+// host ops, the allocator's allocations and frees and, on CUDA, every kernel; the step is written as
+// a Chrome trace (chrome://tracing, Perfetto) and the device kernels that took the most time are
+// logged, grouped by name.
 #pragma once
 
 #include <string>

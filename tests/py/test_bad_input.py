@@ -252,8 +252,12 @@ def test_non_finite_loss_names_the_tensor(m, tmp_path, device):
     prompt = json.dumps(list(range(1, 41)))
     bad("generate", "--model", model, "--prompt-ids", prompt, "--device", device, "--dtype", "f32",
         needle="generate: the prompt's logits are not finite (sequence 0); first non-finite tensor: output of block 0")
-    bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, "--device", device,
-        "--dtype", "f32", needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
+    if device == "cpu":
+        # The decode step's own check: on the CPU this 3-token prompt stays finite and new token 2 overflows.
+        # On CUDA (TF32 products, the fused norm) the prompt overflows already (the case above), so the
+        # decode-step message is checked on the CPU only.
+        bad("generate", "--model", model, "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", 3, "--device", device,
+            "--dtype", "f32", needle="generate: the logits of new token 2 of sequence 0 are not finite (NaN or Inf)")
     quant = tmp_path / "quant"
     lota("quantize", "--model", model, "--out", quant, "--method", "rtn", "--group-size", 32, "--device", device)
     out = tmp_path / "adapter"

@@ -1,7 +1,7 @@
 // Training pieces on CUDA against their CPU runs: t-SignSGD (sort-based quantiles, batched rows) bit
 // for bit, also on its gradient moving average (--tsign-momentum), the chunked LM loss and its
 // gradient, LoRA dropout masks that repeat with the state of a CUDA generator, and the training RMSNorm
-// and silu·mul (model/lean_ops.h) in bf16 against float64 and ATen.
+// rotary embedding and silu·mul (model/lean_ops.h) in bf16 against float64 and ATen.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -14,7 +14,9 @@
 #include "../lota/lota_test_util.h"
 #include "adapter/lora_linear.h"
 #include "kernels/rms_norm.h"
+#include "kernels/rope.h"
 #include "model/lean_ops.h"
+#include "model/rope.h"
 #include "train/lm_loss.h"
 #include "train/optimizer.h"
 #include "train/tsignsgd.h"
@@ -160,4 +162,21 @@ TEST(LeanOpsCuda, RmsNormAndSiluMulBf16) {
     const auto gl = torch::autograd::grad({lota::model::silu_mul(a, b)}, {a, b}, {gm});
     const auto gr = torch::autograd::grad({at::silu(ar) * br}, {ar, br}, {gm});
     EXPECT_TRUE(at::equal(gl[0], gr[0]) && at::equal(gl[1], gr[1]));
+
+    // The rotary embedding: the fused kernel both ways; the gradient against the formula in float64.
+    const int64_t B = 2, H = 32, T = 77, D = 128;
+    const at::Tensor inv_freq = at::pow(500000.0, -at::arange(0, D, 2, at::kDouble) / D).to(at::kFloat);
+    const at::Tensor positions = (at::arange(T, at::kLong).repeat({B, 1}) + at::tensor({0, 9}).view({B, 1})).cuda();
+    const auto [cos, sin] = lota::model::rope_cos_sin(inv_freq.cuda(), positions, at::kBFloat16);
+    const at::Tensor q0 = at::randn({B, T, H, D}).to(bf).transpose(1, 2), gq = at::randn({B, H, T, D}).to(bf);
+    const at::Tensor q = q0.clone().requires_grad_(true);
+    const at::Tensor yq = lota::model::rope_lean(q, cos, sin);
+    EXPECT_TRUE(at::equal(yq.detach(), lota::kernels::rope_rotate(q0, cos, sin)));
+    const at::Tensor dq = torch::autograd::grad({yq}, {q}, {gq})[0].to(at::kDouble).cpu();
+    const at::Tensor gd = gq.to(at::kDouble).cpu(), cd = cos.to(at::kDouble).cpu().unsqueeze(1),
+                     sd = sin.to(at::kDouble).cpu().unsqueeze(1);
+    // ∂x = g·cos + rotate_halfᵀ(g·sin), rotate_halfᵀ(u) = cat(u₂, −u₁)
+    const at::Tensor u = gd * sd;
+    const at::Tensor dref = gd * cd + at::cat({u.narrow(-1, D / 2, D / 2), -u.narrow(-1, 0, D / 2)}, -1);
+    EXPECT_LT((dq - dref).abs().max().item<double>(), 2e-2 * dref.abs().max().item<double>());
 }

@@ -11,6 +11,7 @@
 
 #include "../cuda_test_util.h"
 #include "kernels/rms_norm.h"
+#include "util/check.h"
 
 using lota_cuda_test::poison_device_cache;
 
@@ -68,4 +69,37 @@ TEST(RmsNormCuda, AutogradRunsTheFormula) {
     lota::kernels::rms_norm(xg, w.cuda(), 1e-6).square().sum().backward();
     ASSERT_TRUE(xg.grad().defined());
     EXPECT_TRUE(at::allclose(xg.grad().cpu(), xc.grad(), 1e-4, 1e-5));
+}
+
+// The backward kernel (rms_norm_backward) against its CPU twin (the formula in ATen ops) and the float64
+// gradient, outputs poisoned first. dx subtracts two terms of similar size, so the error is bounded
+// against the largest |dx| of the case rather than element by element.
+TEST(RmsNormCuda, BackwardKernelMatchesCpuTwinAndFloat64) {
+    const at::Device cuda(at::kCUDA);
+    const torch::NoGradGuard no_grad;
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+        const double step = dtype == at::kBFloat16 ? 1.0 / 128 : dtype == at::kHalf ? 1.0 / 1024 : 1e-6;
+        for (int64_t H : {1, 31, 300, 4096, 5120})
+            for (int64_t rows : {1, 7, 33}) {
+                at::manual_seed(H * 7 + rows + static_cast<int>(dtype));
+                const at::Tensor x = (at::randn({rows, H}) * 3).to(dtype);
+                const at::Tensor w = (at::randn({H}) * 0.5 + 1).to(dtype);
+                const at::Tensor g = at::randn({rows, H}).to(dtype);
+                poison_device_cache(cuda);
+                const at::Tensor dx = lota::kernels::rms_norm_backward(x.to(cuda), w.to(cuda), g.to(cuda), 1e-6).cpu();
+                ASSERT_EQ(dx.scalar_type(), dtype);
+                ASSERT_TRUE(dx.isfinite().all().item<bool>()) << "dtype " << dtype << " H " << H << " rows " << rows;
+                const at::Tensor twin = lota::kernels::rms_norm_backward(x, w, g, 1e-6).to(at::kDouble);
+                const at::Tensor xd = x.to(at::kDouble), ud = g.to(at::kDouble) * w.to(at::kDouble);
+                const at::Tensor r = at::rsqrt(xd.pow(2).mean(-1, true) + 1e-6);
+                const at::Tensor exact = r * (ud - xd * r * r * (ud * xd).mean(-1, true));
+                const double scale = exact.abs().max().item<double>() + 1e-30;
+                const double e_twin = (dx.to(at::kDouble) - twin).abs().max().item<double>();
+                const double e_exact = (dx.to(at::kDouble) - exact).abs().max().item<double>();
+                EXPECT_LE(e_twin, 2 * step * scale) << "vs CPU twin: dtype " << dtype << " H " << H << " rows " << rows;
+                EXPECT_LE(e_exact, 4 * step * scale) << "vs float64: dtype " << dtype << " H " << H << " rows " << rows;
+            }
+    }
+    EXPECT_THROW(lota::kernels::rms_norm_backward(at::randn({2, 8}, cuda), at::randn({8}, cuda), at::randn({2, 7}, cuda), 1e-6),
+                 lota::Error);
 }

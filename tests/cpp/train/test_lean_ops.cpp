@@ -1,13 +1,15 @@
-// model/lean_ops.h: the training RMSNorm and SwiGLU product against autograd of their ATen formulas
-// (float64 for RMSNorm, whose backward is written out; the same ops for silu·mul, which must match
-// bit for bit). The CUDA run of the same checks is tests/cpp/cuda/test_train_cuda.cpp.
+// model/lean_ops.h: the training RMSNorm, rotary embedding and SwiGLU product against autograd of
+// their ATen formulas (float64 for RMSNorm and the rotation, whose backwards are written out; the same
+// ops for silu·mul, which must match bit for bit). The CUDA runs are tests/cpp/cuda/test_train_cuda.cpp.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "kernels/rms_norm.h"
+#include "kernels/rope.h"
 #include "model/lean_ops.h"
+#include "model/rope.h"
 #include "util/check.h"
 
 namespace lota {
@@ -53,6 +55,45 @@ TEST(LeanOps, RmsNormRefusesTrainableWeight) {
     const at::Tensor x = at::randn({2, 8}).requires_grad_(true), w = at::ones({8}).requires_grad_(true);
     EXPECT_THROW(model::rms_norm_lean(x, w, 1e-6), Error);
 }
+
+// HF's apply_rotary_pos_emb, op for op.
+at::Tensor rope_formula(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    const int64_t half = x.size(-1) / 2;
+    const at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+}
+
+void check_rope(at::ScalarType dt, double tol) {
+    at::manual_seed(7);
+    const int64_t B = 2, H = 3, T = 9, D = 16;
+    const at::Tensor inv_freq = at::pow(10000.0, -at::arange(0, D, 2, at::kDouble) / D).to(at::kFloat);
+    const at::Tensor positions = at::arange(T, at::kLong).repeat({B, 1}) + at::tensor({0, 5}).view({B, 1});
+    const auto [cos, sin] = model::rope_cos_sin(inv_freq, positions, dt);
+    const at::Tensor x0 = at::randn({B, T, H, D}).to(dt).transpose(1, 2);  // the model's strided view
+    const at::Tensor g = at::randn({B, H, T, D}).to(dt);
+    const at::Tensor x = x0.clone().requires_grad_(true);
+    const at::Tensor y = model::rope_lean(x, cos, sin);
+    EXPECT_TRUE(at::equal(y.detach(), kernels::rope_rotate(x0, cos, sin)));
+    const at::Tensor got = grad_of(y, x, g).to(at::kDouble);
+    const at::Tensor xd = x0.to(at::kDouble).requires_grad_(true);
+    const at::Tensor ref = grad_of(rope_formula(xd, cos.to(at::kDouble), sin.to(at::kDouble)), xd, g.to(at::kDouble));
+    const double scale = ref.abs().max().item<double>();
+    EXPECT_LT((got - ref).abs().max().item<double>(), tol * scale) << c10::toString(dt);
+    // A table whose halves differ is not a rotation of pairs: then the inverse rotation is not the
+    // gradient, and the float64 comparison above would fail (this checks the check).
+    const at::Tensor sin_bad = sin.clone();
+    sin_bad.narrow(-1, 0, D / 2).mul_(0.5);
+    const at::Tensor xb = x0.clone().requires_grad_(true);
+    const at::Tensor bad = grad_of(model::rope_lean(xb, cos, sin_bad), xb, g).to(at::kDouble);
+    const at::Tensor xbd = x0.to(at::kDouble).requires_grad_(true);
+    const at::Tensor bad_ref =
+        grad_of(rope_formula(xbd, cos.to(at::kDouble), sin_bad.to(at::kDouble)), xbd, g.to(at::kDouble));
+    EXPECT_GT((bad - bad_ref).abs().max().item<double>(), 0.05 * scale);
+}
+
+TEST(LeanOps, RopeGradientFloat32) { check_rope(at::kFloat, 1e-6); }
+
+TEST(LeanOps, RopeGradientBFloat16) { check_rope(at::kBFloat16, 2e-2); }
 
 void check_silu_mul(at::ScalarType dt) {
     at::manual_seed(6);

@@ -133,18 +133,24 @@ ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& att
 
 at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
     Block& b = blocks_[layer];
-    const int64_t B = x.size(0), T = x.size(1);
+    const bool packed = ctx.rows.defined();
+    const int64_t B = packed ? ctx.batch : x.size(0), T = packed ? ctx.tokens : x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
+    // Packed rows [N, F] back to [B, T, F], zeros at the padding (which attention masks out).
+    const auto unpack = [&](const at::Tensor& t) {
+        if (!packed) return t;
+        return at::zeros({B * T, t.size(-1)}, t.options()).index_copy(0, ctx.rows, t).view({B, T, t.size(-1)});
+    };
     at::Tensor y, q, k, v;  // y: the fused q/k/v output [B, T, (H + 2·Hkv)·D] when the block has one
     if (const LinearPtr& qkv = b.linear(Slot::QKV)) {
-        y = qkv->forward(x);
+        y = unpack(qkv->forward(x));
         q = y.narrow(-1, 0, H * D);
         k = y.narrow(-1, H * D, Hkv * D);
         v = y.narrow(-1, (H + Hkv) * D, Hkv * D);
     } else {
-        q = b.linear(Slot::Q)->forward(x);
-        k = b.linear(Slot::K)->forward(x);
-        v = b.linear(Slot::V)->forward(x);
+        q = unpack(b.linear(Slot::Q)->forward(x));
+        k = unpack(b.linear(Slot::K)->forward(x));
+        v = unpack(b.linear(Slot::V)->forward(x));
     }
     v = v.view({B, T, Hkv, D}).transpose(1, 2);
     if (y.defined() && !config_.qk_norm) {
@@ -181,7 +187,22 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
     at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.causal && T > 1, scale,
                                                     /*enable_gqa=*/H != Hkv);
-    return o.transpose(1, 2).reshape({B, T, H * D});
+    const at::Tensor out = o.transpose(1, 2).reshape({B, T, H * D});
+    return packed ? out.view({B * T, H * D}).index_select(0, ctx.rows) : out;
+}
+
+ForwardContext Transformer::prepare_packed(const at::Tensor& ids, const at::Tensor& attention_mask) const {
+    ForwardContext ctx = prepare(ids, attention_mask, nullptr);
+    if (!ctx.attn_mask.defined() || !attention_mask.defined() || !attention_mask.is_cpu()) return ctx;  // no padding
+    ctx.batch = ids.size(0);
+    ctx.tokens = ids.size(1);
+    ctx.rows = attention_mask.reshape({-1}).to(at::kBool).nonzero().squeeze(1).to(device_);
+    return ctx;
+}
+
+at::Tensor Transformer::pack(const at::Tensor& h, const ForwardContext& ctx) {
+    if (!ctx.rows.defined()) return h;
+    return h.reshape({ctx.batch * ctx.tokens, h.size(-1)}).index_select(0, ctx.rows);
 }
 
 at::Tensor Transformer::attn_in(int64_t layer, const at::Tensor& h) const {

@@ -37,6 +37,11 @@ struct ForwardContext {
     bool causal = true;     ///< use is_causal when attn_mask is undefined and T > 1
     bool whole_cache = false;  ///< decode step: write at cache->write_pos, attend over all slots
     KVCache* cache = nullptr;
+    /// Packed body (prepare_packed): the hidden states are [N, C], the rows of the real tokens only
+    /// (flat indices b·T + t into [batch, tokens], ascending); attention scatters them to [B, T] and
+    /// gathers its output back. Undefined: hidden states are [B, T, C].
+    at::Tensor rows;
+    int64_t batch = 0, tokens = 0;
 };
 
 struct LoadOptions {
@@ -73,6 +78,12 @@ class Transformer {
     /// whose check would cost a sync); forward() and embed() call it on host ids.
     void ids_check(const at::Tensor& ids) const;
     ForwardContext prepare(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache) const;
+    /// prepare() without a cache, for a body that skips padding: when `attention_mask` (on the CPU)
+    /// has padding, ctx.rows lists the real tokens and the blocks run on [N, C] rows (pack() makes them
+    /// from [B, T, C]); every per-token product skips the padding rows, whose values no real token sees.
+    ForwardContext prepare_packed(const at::Tensor& ids, const at::Tensor& attention_mask) const;
+    /// h [B, T, C] as the [N, C] rows of ctx.rows (h itself when ctx.rows is undefined).
+    static at::Tensor pack(const at::Tensor& h, const ForwardContext& ctx);
     at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
     at::Tensor head(const at::Tensor& h) const;        ///< final norm + LM head
     at::Tensor final_norm(const at::Tensor& h) const;  ///< final norm only (head = LM head of this)

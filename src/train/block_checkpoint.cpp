@@ -87,8 +87,8 @@ at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tens
     const int64_t L = (int64_t)model.blocks().size();
     const int64_t n = recompute_blocks < 0 ? L : std::min(recompute_blocks, L);
     // Every block's saved args share the context, so it lives exactly as long as the graph.
-    const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare(ids, mask, nullptr));
-    at::Tensor h = model.embed(ids);
+    const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare_packed(ids, mask));
+    at::Tensor h = model::Transformer::pack(model.embed(ids), *ctx);
     for (int64_t l = 0; l < L; ++l)
         h = l < n ? block_forward_checkpointed(model, l, h, ctx, dropout_gen) : model.block_forward(l, h, *ctx);
     return h;

@@ -25,10 +25,12 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
                                       std::optional<at::Generator> dropout_gen);
 
 /// Forward through every block, the first `recompute_blocks` of them checkpointed (−1 or more than the
-/// model has: all), the rest keeping their activations for backward: the hidden states [B, T, C] before
+/// model has: all; 0: none), the rest keeping their activations for backward: the hidden states before
 /// the final norm (ids [B, T] int64 on the model's device; mask [B, T] on any device, the CPU saves a
-/// readback). Keeping a block's activations saves its recomputation (about a quarter of its GEMM work in
-/// a step) at the cost of its activation memory.
+/// readback). They are [B, T, C], or, when a CPU mask has padding, [N, C]: the real tokens' rows in
+/// row-major order (Transformer::prepare_packed: the body skips the padding). Keeping a block's
+/// activations saves its recomputation (about a quarter of its GEMM work in a step) at the cost of its
+/// activation memory.
 at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
                                        std::optional<at::Generator> dropout_gen, int64_t recompute_blocks = -1);
 

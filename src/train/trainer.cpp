@@ -99,14 +99,14 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         const std::optional<at::Generator> gen = method.micro_batch_begin(layers, dev, o.seed, step, m);
         const at::Tensor ids = b.ids.to(dev);
         // The CPU mask lets prepare() see "no padding" without a device readback.
-        const at::Tensor h = o.recompute_blocks == 0 ? model.forward_hidden(ids, b.mask)
-                                                     : forward_hidden_checkpointed(model, ids, b.mask, gen,
-                                                                                   o.recompute_blocks);
+        const at::Tensor h = forward_hidden_checkpointed(model, ids, b.mask, gen, o.recompute_blocks);
         // Only positions with a target reach the final norm and the LM head (prompt and padding rows
         // carry neither loss nor gradient; the head is a fifth of a small model's FLOPs).
         const data::BatchTargets t = data::batch_targets(b);
-        const at::Tensor hn =
-            model.final_norm(h.reshape({h.size(0) * h.size(1), -1}).index_select(0, t.rows.to(dev)));
+        // A packed body ([N, C], padding skipped) numbers the real tokens 0..N−1 in row-major order.
+        const at::Tensor rows =
+            h.dim() == 2 ? b.mask.reshape({-1}).to(at::kLong).cumsum(0).sub_(1).index_select(0, t.rows) : t.rows;
+        const at::Tensor hn = model.final_norm(h.reshape({-1, h.size(-1)}).index_select(0, rows.to(dev)));
         const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), t.targets.to(dev), o.loss_chunk_rows);
         r.loss_sum.add_(loss.detach().to(at::kDouble));
         (loss / (double)r.label_tokens).backward();

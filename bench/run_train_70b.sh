@@ -18,7 +18,8 @@
 #         temporaries (~5 GB for the 28672 x 8192 ones; the 128256 x 8192 embedding draw ~6 GB):
 #         ~12 GB. Training: what the loader holds while moving the weights to the GPU (<= the model).
 #   time  init: ~25 CPU-s per 1e9 weights measured on 2 cores (8B layer shape), i.e. ~1700 CPU-s for 70B,
-#         2-3 minutes on 16 cores (init.log has each layer's time); each training run loads the model
+#         measured 160-179 s for the 8B shape on 16 cores, so 15-25 minutes for 70B (bench/train_70b.md;
+#         init.log has each layer's time); each training run loads the model
 #         again. The model is made once per WORK_DIR and reused.
 # Options (default):
 #   --device cuda          or cpu (with --shape tiny)

@@ -177,7 +177,8 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF, 16-bit LoRA or
     sub.add_flag_callback("--no-gradient-checkpointing", [&o] { o.recompute_blocks = 0; },
                           "keep all activations (same as --recompute-blocks 0)");
     sub.add_option("--trace", o.trace,
-                   "write a profile of the second step (host ops and CUDA kernels, Chrome trace JSON) to FILE and "
+                   "write a profile of the second step (host ops, allocator events and CUDA kernels; Chrome trace JSON) "
+                   "to FILE and "
                    "log the kernels that took the most device time");
     lota::cli::add_json_flag(sub, c->json);
     return [c] { return run_train(*c); };

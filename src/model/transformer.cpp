@@ -134,7 +134,7 @@ ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& att
 at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
     Block& b = blocks_[layer];
     const bool packed = ctx.rows.defined();
-    const int64_t B = packed ? ctx.batch : x.size(0), T = packed ? ctx.tokens : x.size(1);
+    const int64_t B = packed ? ctx.cos.size(0) : x.size(0), T = packed ? ctx.cos.size(1) : x.size(1);
     const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
     // Packed rows [N, F] back to [B, T, F], zeros at the padding (which attention masks out).
     const auto unpack = [&](const at::Tensor& t) {
@@ -194,15 +194,13 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
 ForwardContext Transformer::prepare_packed(const at::Tensor& ids, const at::Tensor& attention_mask) const {
     ForwardContext ctx = prepare(ids, attention_mask, nullptr);
     if (!ctx.attn_mask.defined() || !attention_mask.defined() || !attention_mask.is_cpu()) return ctx;  // no padding
-    ctx.batch = ids.size(0);
-    ctx.tokens = ids.size(1);
     ctx.rows = attention_mask.reshape({-1}).to(at::kBool).nonzero().squeeze(1).to(device_);
     return ctx;
 }
 
 at::Tensor Transformer::pack(const at::Tensor& h, const ForwardContext& ctx) {
     if (!ctx.rows.defined()) return h;
-    return h.reshape({ctx.batch * ctx.tokens, h.size(-1)}).index_select(0, ctx.rows);
+    return h.reshape({-1, h.size(-1)}).index_select(0, ctx.rows);
 }
 
 at::Tensor Transformer::attn_in(int64_t layer, const at::Tensor& h) const {

@@ -38,10 +38,9 @@ struct ForwardContext {
     bool whole_cache = false;  ///< decode step: write at cache->write_pos, attend over all slots
     KVCache* cache = nullptr;
     /// Packed body (prepare_packed): the hidden states are [N, C], the rows of the real tokens only
-    /// (flat indices b·T + t into [batch, tokens], ascending); attention scatters them to [B, T] and
-    /// gathers its output back. Undefined: hidden states are [B, T, C].
+    /// (flat indices b·T + t into [B, T] = cos's first two dims, ascending); attention scatters them to
+    /// [B, T] and gathers its output back. Undefined: hidden states are [B, T, C].
     at::Tensor rows;
-    int64_t batch = 0, tokens = 0;
 };
 
 struct LoadOptions {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LoTA-QAF training of a Llama-3.3-70B-shaped 4-bit g64 model on one GPU. The model is made by
-# `lota init --bits 4 --group-size 64` (random weights, RTN codes, written layer by layer: no 16-bit
-# intermediate), then `lota train --method lota` runs a few steps of r 64 on 1280-token sequences with
+# `lota init --bits 4 --group-size 64 --device cuda` (random weights drawn and RTN-quantized on the GPU,
+# written layer by layer: no 16-bit intermediate), then `lota train --method lota` runs a few steps of r 64 on 1280-token sequences with
 # gradient checkpointing at each micro-batch size. tokens/s is the median of steps 2.. of train_log.jsonl
 # (step 1 warms up), peak memory the log's peak_mem_mib (allocator) and the nvidia-smi memory.used peak
 # (sampled every 100 ms). A run that fails (e.g. out of memory) gets a row with its last error line,
@@ -17,12 +17,13 @@
 #   host  init: the shard being written (--shard-mib, 4 GiB) + one float32 projection with RTN's
 #         temporaries (~5 GB for the 28672 x 8192 ones; the 128256 x 8192 embedding draw ~6 GB):
 #         ~12 GB. Training: what the loader holds while moving the weights to the GPU (<= the model).
-#   time  init: ~25 CPU-s per 1e9 weights measured on 2 cores (8B layer shape), i.e. ~1700 CPU-s for 70B,
-#         measured 160-179 s for the 8B shape on 16 cores, so 15-25 minutes for 70B (bench/train_70b.md;
-#         init.log has each layer's time); each training run loads the model
-#         again. The model is made once per WORK_DIR and reused.
+#   time  init on the GPU: bounded by packing the codes and writing 41 GB (init.log has each layer's
+#         time); on the CPU (--init-device cpu) 15-25 minutes for 70B on 16 cores (bench/train_70b.md).
+#         Each training run loads the model again. The model is made once per WORK_DIR and reused.
 # Options (default):
 #   --device cuda          or cpu (with --shape tiny)
+#   --init-device DEV      where lota init draws and quantizes (default: --device); the values differ
+#   --offload 0            1: lota train --offload (embedding table and block checkpoints in host memory)
 #   --shape 70b            70b, 8b or tiny (bench/lib.sh)
 #   --tokenizer DIR        ../shared/tokenizers/llama3_1
 #   --seq 1280             tokens per sequence (every micro-batch is full: no padding)
@@ -35,13 +36,14 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 opt_device=cuda opt_shape=70b opt_tokenizer="$BENCH_ROOT/../shared/tokenizers/llama3_1" opt_seq=1280
-opt_micro_batches=1,2,4 opt_steps=3 opt_rank=64 opt_shard_mib=4096 opt_python=""
+opt_micro_batches=1,2,4 opt_steps=3 opt_rank=64 opt_shard_mib=4096 opt_python="" opt_init_device="" opt_offload=0
 bench_parse "$@"
+init_device="${opt_init_device:-$opt_device}"
 bench_setup train_70b "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need lota
 bench_shape "$opt_shape"
 [ -f "$opt_tokenizer/tokenizer.json" ] || bench_die "no tokenizer.json in $opt_tokenizer (see --tokenizer)"
-Q="$MODELS/llama-$opt_shape-init-rtn4g64"
+Q="$MODELS/llama-$opt_shape-init-rtn4g64$([ "$init_device" = cpu ] || echo "-$init_device")"
 INIT_JSON="$OUT/init.json"
 
 if [ ! -f "$Q/config.json" ]; then
@@ -49,9 +51,10 @@ if [ ! -f "$Q/config.json" ]; then
     need_gib=$(case "$opt_shape" in 70b) echo 40 ;; 8b) echo 6 ;; *) echo 1 ;; esac)
     free_gib=$(df -Pk "$MODELS" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
     [ "$free_gib" -ge "$need_gib" ] || bench_die "$MODELS has ${free_gib} GiB free, the $opt_shape 4-bit model needs ~${need_gib} GiB"
-    bench_stamp "lota init --bits 4 --group-size 64 -> $Q"
+    bench_stamp "lota init --bits 4 --group-size 64 --device $init_device -> $Q"
     "$LOTA" init --arch llama --out "$Q" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$opt_tokenizer" \
-        --out-dtype bf16 --bits 4 --group-size 64 --shard-mib "$opt_shard_mib" --json > "$INIT_JSON" 2> "$OUT/init.log" \
+        --out-dtype bf16 --bits 4 --group-size 64 --shard-mib "$opt_shard_mib" --device "$init_device" --json \
+        > "$INIT_JSON" 2> "$OUT/init.log" \
         || { tail -5 "$OUT/init.log" >&2; bench_die "lota init failed"; }
     bench_stamp "init: $(bench_json_num seconds "$INIT_JSON") s, peak resident $(bench_json_num peak_memory_mib "$INIT_JSON") MiB"
 fi
@@ -73,6 +76,7 @@ for mb in ${opt_micro_batches//,/ }; do
     status=ok
     "$LOTA" train --model "$Q" --data "$TEXT" --format text --source-max-len "$opt_seq" --method lota --out "$d" \
         --steps "$opt_steps" --batch-size "$mb" --micro-batch-size "$mb" --rank "$opt_rank" --device "$opt_device" \
+        $([ "$opt_offload" = 0 ] || echo --offload) \
         > "$OUT/train-mb$mb.log" 2>&1 || status=failed
     bench_smi_stop
     [ "$status" = ok ] || tail -3 "$OUT/train-mb$mb.log" >&2

@@ -12,6 +12,7 @@
 # Options (default):
 #   --device cuda          or cpu (with --shape tiny)
 #   --shape 8b             8b or tiny (bench/lib.sh)
+#   --init-device DEV      where lota init draws and quantizes the model (default: --device; the values differ)
 #   --tokenizer DIR        ../shared/tokenizers/llama3_1
 #   --seq 1280             tokens per sequence (every micro-batch is full: no padding)
 #   --micro-batches 4,16   micro-batch sizes, one set of runs each
@@ -19,6 +20,7 @@
 #   --methods lota,lora    lota's methods to run
 #   --eager 1              0: no eager rows
 #   --recompute all        lota's --recompute-blocks values, one run each (all: every block recomputed)
+#   --offload 0            0, 1 or 0,1: runs without / with --offload
 #   --steps 4              optimizer steps per lota run (eager: 1 warm-up + 3 timed)
 #   --windows 64           sequences of random words in the training text
 #   --python PY            Python with torch and tokenizers (default: .venv's, else python3)
@@ -26,18 +28,19 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 opt_device=cuda opt_shape=8b opt_tokenizer="$BENCH_ROOT/../shared/tokenizers/llama3_1" opt_seq=1280
-opt_micro_batches=4,16 opt_batch=0 opt_methods=lota,lora opt_eager=1 opt_recompute=all opt_steps=4 opt_windows=64 opt_python=""
+opt_micro_batches=4,16 opt_batch=0 opt_methods=lota,lora opt_eager=1 opt_recompute=all opt_steps=4 opt_windows=64 opt_python="" opt_init_device="" opt_offload=0
 bench_parse "$@"
 bench_setup train_step "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need lota
 bench_shape "$opt_shape"
 # RTN codes written layer by layer (the same codes as `lota init` then `lota quantize --method rtn`).
-Q="$MODELS/llama-$opt_shape-init-rtn4g64"
+init_device="${opt_init_device:-$opt_device}"
+Q="$MODELS/llama-$opt_shape-init-rtn4g64$([ "$init_device" = cpu ] || echo "-$init_device")"
 if [ ! -f "$Q/config.json" ]; then
     [ -f "$opt_tokenizer/tokenizer.json" ] || bench_die "no tokenizer.json in $opt_tokenizer (see --tokenizer)"
-    bench_stamp "lota init --bits 4 --group-size 64 -> $Q"
+    bench_stamp "lota init --bits 4 --group-size 64 --device $init_device -> $Q"
     "$LOTA" init --arch llama --out "$Q" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$opt_tokenizer" \
-        --out-dtype bf16 --bits 4 --group-size 64 >&2 || bench_die "lota init failed"
+        --out-dtype bf16 --bits 4 --group-size 64 --device "$init_device" >&2 || bench_die "lota init failed"
 fi
 ROWS="$OUT/rows.jsonl"
 : > "$ROWS"
@@ -53,8 +56,10 @@ for mb in ${opt_micro_batches//,/ }; do
     b=$(( opt_batch > 0 ? opt_batch : mb ))
     for m in ${opt_methods//,/ }; do
       for rc in ${opt_recompute//,/ }; do
+       for off in ${opt_offload//,/ }; do
         impl="lota-$m" rc_args=()
         [ "$rc" = all ] || { impl="lota-$m-recompute$rc"; rc_args=(--recompute-blocks "$rc"); }
+        [ "$off" = 0 ] || { impl="$impl-offload"; rc_args+=(--offload); }
         tag="${impl#lota-}-$mb-b$b"
         d="$OUT/adapter-$tag"
         rm -rf "$d"
@@ -64,7 +69,7 @@ for mb in ${opt_micro_batches//,/ }; do
             --steps "$opt_steps" --batch-size "$b" --micro-batch-size "$mb" --rank 64 --device "$opt_device" "${rc_args[@]}" \
             > "$OUT/train-$tag.log" 2>&1 || {
             smi_stop; tail -5 "$OUT/train-$tag.log" >&2
-            [ "$rc" = all ] && bench_die "lota train $tag failed"
+            [ "$rc" = all ] && [ "$off" = 0 ] && bench_die "lota train $tag failed"
             # A kept-activation run that does not fit is a result (the row says what stopped it).
             "$PY" -c 'import json, sys; print(json.dumps({"impl": sys.argv[1], "micro_batch": int(sys.argv[2]), "batch": int(sys.argv[3]), "step_s": None, "tokens_per_s": None, "failed": sys.argv[4][-200:]}))' \
                 "$impl" "$mb" "$b" "$(grep -v '^\s*$' "$OUT/train-$tag.log" | tail -1)" | tee -a "$ROWS"
@@ -82,6 +87,7 @@ print(json.dumps({"impl": impl, "micro_batch": mb, "batch": b, "seq": seq, "step
                   "smi_peak_gib": round(max(used) / 1024, 3) if used else None,
                   "steps_s": [round(r["step_time_s"], 4) for r in log]}))
 EOF
+       done
       done
     done
     if [ "$opt_eager" = 1 ]; then

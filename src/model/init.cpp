@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <new>
@@ -24,6 +25,7 @@
 #include "io/model_files.h"
 #include "kernels/device_memory.h"
 #include "model/arch.h"
+#include "model/device.h"
 #include "model/transformer.h"
 #include "quant/gptq_tensors.h"
 #include "quant/rtn.h"
@@ -86,7 +88,9 @@ void memory_check(const io::ModelConfig& c, at::ScalarType store, uint64_t shard
 // chunk j is filled by at::normal_ from its own mt19937 generator seeded with mix(mix(seed) + i, j)
 // (splitmix64's finaliser). The chunks are independent, so they are drawn on every thread in any
 // order and the bytes depend on the seed and the shapes only. One sequential generator would make a
-// 70B model's 7e10 draws take tens of minutes.
+// 70B model's 7e10 draws take tens of minutes. On a GPU (--device cuda) tensor i is drawn from one
+// Philox stream seeded with mix(mix(seed) + i): other values than the CPU's, the same on every run
+// on the same GPU model (PyTorch sizes its launch, hence the stream's use, by the GPU's SM count).
 constexpr int64_t INIT_CHUNK = int64_t(1) << 20;
 
 uint64_t mix(uint64_t z) {
@@ -96,10 +100,10 @@ uint64_t mix(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-/// Float32 buffer of `n` values; the init error names the shape when memory is short.
-at::Tensor float_buffer(int64_t n, const std::vector<int64_t>& shape) {
+/// Float32 buffer of `n` values on `device`; the init error names the shape when memory is short.
+at::Tensor float_buffer(int64_t n, const std::vector<int64_t>& shape, const at::Device& device) {
     try {
-        return at::empty({n}, at::kFloat);
+        return at::empty({n}, at::TensorOptions().dtype(at::kFloat).device(device));
     } catch (const std::bad_alloc&) {
         LOTA_FAIL("init: out of memory allocating a tensor of shape %s", shape_str(shape).c_str());
     } catch (const c10::Error& e) {
@@ -110,9 +114,19 @@ at::Tensor float_buffer(int64_t n, const std::vector<int64_t>& shape) {
 
 /// Fills contiguous float32 `t` with N(mean, std²) from the streams of tensor `index` (Note [init streams]).
 void normal_fill(at::Tensor& t, double mean, double std, uint64_t seed, uint64_t index) {
+    const uint64_t base = mix(mix(seed) + index);
+    if (!t.is_cpu()) {
+        // A GPU draws a whole tensor in parallel from one Philox stream, seeded per tensor.
+        at::Generator gen = at::globalContext().defaultGenerator(t.device());
+        {
+            std::lock_guard<std::mutex> lock(gen.mutex());  // not while drawing: normal_ takes it too
+            gen.set_current_seed(base);
+        }
+        t.normal_(mean, std, gen);
+        return;
+    }
     at::Tensor flat = t.view({-1});
     const int64_t n = flat.numel(), chunks = (n + INIT_CHUNK - 1) / INIT_CHUNK;
-    const uint64_t base = mix(mix(seed) + index);
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j) {
             at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix(base + (uint64_t)j));
@@ -213,6 +227,7 @@ InitReport model_init(const InitOptions& o) {
             quant::quant_shape_check(qopt, in, out, ("init: " + name_linear(0, s)).c_str());
         }
     memory_check(c, store, o.shard_bytes);
+    const at::Device device = device_from_name(device_resolve(o.device));
 
     const auto t0 = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -238,7 +253,7 @@ InitReport model_init(const InitOptions& o) {
         for (int64_t s : d.shape) n *= s;
         if (!scratch.defined() || scratch.numel() < n) {
             scratch = at::Tensor();
-            scratch = float_buffer(n, d.shape);
+            scratch = float_buffer(n, d.shape, device);
         }
         at::Tensor w = scratch.narrow(0, 0, n).view(d.shape);
         normal_fill(w, d.mean, d.std, o.seed, i);
@@ -253,7 +268,7 @@ InitReport model_init(const InitOptions& o) {
                      quant::gptq_tensors_from_quantized_weight(qw)))
                 files.add(name, q);
         } else {
-            files.add(d.name, store == at::kFloat ? w.clone() : w.to(store));  // the writer keeps it: not scratch
+            files.add(d.name, w.to(at::kCPU, store, false, /*copy=*/true));  // the writer keeps it: not scratch
         }
         const bool layer_done = d.layer >= 0 && (i + 1 == draws.size() || draws[i + 1].layer != d.layer);
         if (layer_done && L >= 8) {

@@ -53,7 +53,20 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
 
 at::Tensor Transformer::embed(const at::Tensor& ids) const {
     ids_check(ids);
-    return at::embedding(embed_, ids);
+    if (embed_.device() == device_) return at::embedding(embed_, ids.to(device_));
+    // Table on the host (embedding_to_host): gather into pinned memory and copy without a host wait.
+    const at::Tensor host_ids = ids.to(at::kCPU).reshape({-1});
+    at::Tensor rows = at::empty({host_ids.numel(), embed_.size(1)}, embed_.options().pinned_memory(true));
+    at::index_select_out(rows, embed_, 0, host_ids);
+    std::vector<int64_t> shape = ids.sizes().vec();
+    shape.push_back(embed_.size(1));
+    return rows.view(shape).to(device_, /*non_blocking=*/true);
+}
+
+bool Transformer::embedding_to_host() {
+    if (device_.is_cpu() || embed_.is_cpu() || embed_.is_same(lm_head_)) return false;
+    embed_ = embed_.to(at::kCPU);
+    return true;
 }
 
 void Transformer::ids_check(const at::Tensor& ids) const {

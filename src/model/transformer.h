@@ -72,7 +72,13 @@ class Transformer {
     at::Tensor decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache);
 
     // Pieces of forward(), used by calibration, training and evaluation.
+    /// Hidden states [..., C] for ids [...] on any device (host ids cost no device sync).
     at::Tensor embed(const at::Tensor& ids) const;
+    /// Moves the input embedding table of a model on a GPU to host memory; embed() then gathers the
+    /// rows there and copies them over (vocab·hidden values of device memory saved, a few ms a batch).
+    /// For training, where the table is only read; decode_step cannot use it (a CUDA graph cannot
+    /// copy from the host). Returns false, doing nothing, on a CPU model or a tied table (the LM head).
+    bool embedding_to_host();
     /// Throws unless every id of a host tensor lies in [0, vocab_size) (a no-op for device tensors,
     /// whose check would cost a sync); forward() and embed() call it on host ids.
     void ids_check(const at::Tensor& ids) const;

@@ -188,7 +188,8 @@ QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& sca
         LOTA_CHECK(l >= 0 && h <= (double)maxq, "quantized_weight_make: codes must lie in [0, %lld] for %d bits, got "
                    "range [%g, %g]", (long long)maxq, bits, l, h);
     }
-    qw.qweight = pack_codes_unchecked(Q.to(at::kCPU, at::kByte).t().contiguous(), bits);
+    // Packed where the codes are (the transpose is the costly part on a CPU), returned on the CPU.
+    qw.qweight = pack_codes_unchecked(Q.to(at::kByte).t().contiguous(), bits).to(at::kCPU);
     qw.scales = scales.to(at::kCPU, at::kHalf).contiguous();
     qw.zeros = zeros.to(at::kCPU, at::kInt).contiguous();
     qw.g_idx = g_idx.to(at::kCPU, at::kInt).contiguous();

@@ -21,6 +21,8 @@ struct BlockArgs : public torch::CustomClassHolder {
     std::shared_ptr<const model::ForwardContext> ctx;
     std::optional<at::Generator> gen;
     at::Tensor gen_state;  ///< generator state before the block's forward
+    bool offload = false;
+    at::Tensor host_input;  ///< with offload: the block's input in pinned host memory, until backward
 };
 
 // Generator state is read and written under the generator's mutex (ATen's rule for its
@@ -44,14 +46,30 @@ struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpoin
             at::NoGradGuard no_grad;
             out = args->model->block_forward(args->layer, h, *args->ctx);
         }
-        actx->save_for_backward({h});
+        if (args->offload && h.is_cuda()) {
+            // Copied in stream order: the allocator may hand h's memory to later work on this stream only
+            // after the copy; the pinned block itself is not reused before its copy is done (ATen's host
+            // allocator records an event for it).
+            args->host_input = at::empty(h.sizes(), h.options().device(at::kCPU).pinned_memory(true));
+            args->host_input.copy_(h, /*non_blocking=*/true);
+            actx->saved_data["device"] = c10::IValue(h.device());
+        } else {
+            actx->save_for_backward({h});
+        }
         actx->saved_data["args"] = c10::IValue::make_capsule(args);
         return out;
     }
 
     static variable_list backward(AutogradContext* actx, variable_list grad_out) {
         const auto args = c10::static_intrusive_pointer_cast<BlockArgs>(actx->saved_data["args"].toCapsule());
-        const at::Tensor h = actx->get_saved_variables()[0].detach().requires_grad_(true);
+        at::Tensor h;
+        if (args->host_input.defined()) {
+            h = args->host_input.to(actx->saved_data["device"].toDevice(), /*non_blocking=*/true);
+            args->host_input = at::Tensor();  // the pinned block returns to the allocator after the copy
+        } else {
+            h = actx->get_saved_variables()[0];
+        }
+        h = h.detach().requires_grad_(true);
         at::Tensor after;
         if (args->gen) {
             after = generator_state_get(*args->gen);
@@ -71,8 +89,9 @@ struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpoin
 
 at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, const at::Tensor& h,
                                       std::shared_ptr<const model::ForwardContext> ctx,
-                                      std::optional<at::Generator> dropout_gen) {
+                                      std::optional<at::Generator> dropout_gen, bool offload) {
     auto args = c10::make_intrusive<BlockArgs>();
+    args->offload = offload;
     args->model = &model;
     args->layer = layer;
     args->ctx = std::move(ctx);
@@ -83,14 +102,16 @@ at::Tensor block_forward_checkpointed(model::Transformer& model, int64_t layer, 
 }
 
 at::Tensor forward_hidden_checkpointed(model::Transformer& model, const at::Tensor& ids, const at::Tensor& mask,
-                                       std::optional<at::Generator> dropout_gen, int64_t recompute_blocks) {
+                                       std::optional<at::Generator> dropout_gen, int64_t recompute_blocks,
+                                       bool offload) {
     const int64_t L = (int64_t)model.blocks().size();
     const int64_t n = recompute_blocks < 0 ? L : std::min(recompute_blocks, L);
     // Every block's saved args share the context, so it lives exactly as long as the graph.
     const auto ctx = std::make_shared<const model::ForwardContext>(model.prepare_packed(ids, mask));
     at::Tensor h = model::Transformer::pack(model.embed(ids), *ctx);
     for (int64_t l = 0; l < L; ++l)
-        h = l < n ? block_forward_checkpointed(model, l, h, ctx, dropout_gen) : model.block_forward(l, h, *ctx);
+        h = l < n ? block_forward_checkpointed(model, l, h, ctx, dropout_gen, offload)
+                  : model.block_forward(l, h, *ctx);
     return h;
 }
 

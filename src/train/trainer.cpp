@@ -97,9 +97,9 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         const data::Batch& b = batches[m];
         model.ids_check(b.ids);
         const std::optional<at::Generator> gen = method.micro_batch_begin(layers, dev, o.seed, step, m);
-        const at::Tensor ids = b.ids.to(dev);
-        // The CPU mask lets prepare() see "no padding" without a device readback.
-        const at::Tensor h = forward_hidden_checkpointed(model, ids, b.mask, gen, o.recompute_blocks);
+        // Host ids and mask: the embedding (host table or not) and prepare() need no device readback.
+        const at::Tensor h =
+            forward_hidden_checkpointed(model, b.ids, b.mask, gen, o.recompute_blocks, o.offload);
         // Only positions with a target reach the final norm and the LM head (prompt and padding rows
         // carry neither loss nor gradient; the head is a fifth of a small model's FLOPs).
         const data::BatchTargets t = data::batch_targets(b);
@@ -214,6 +214,10 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
         group.check_same("the training data (" + o.data.path + ")", dist::dir_digest(o.data.path));
     }
     auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
+    // Training only reads rows of the input embedding: with --offload the table stays on the host.
+    if (o.offload && model->embedding_to_host() && root)
+        LOTA_LOG_INFO("input embedding kept in host memory (%.2f GiB of device memory)",
+                      (double)model->embed_weight().nbytes() / double(1 << 30));
     const model::PromptText text(o.model);
     const std::vector<data::Example> data = data::data_load(o.data, text);
     const double epochs = o.epochs > 0 ? o.epochs : 1.0;

@@ -36,6 +36,8 @@ struct TrainOptions {
     std::vector<std::string> target_modules;  ///< short names; empty = all seven projections
     int64_t save_every = 0;       ///< checkpoint every K steps (0: only at the end)
     int64_t recompute_blocks = -1;  ///< blocks recomputed in backward (the first ones); -1 = all, 0 = none
+    /// GPU: keep the input embedding table (untied) and the recomputed blocks' inputs in host memory
+    bool offload = false;
     int64_t loss_chunk_rows = 1024;  ///< token rows per LM-head chunk of the loss (train/lm_loss.h)
     bool resume = false;          ///< continue from OUT's latest checkpoint
     bool overwrite = false;       ///< delete a non-empty OUT (after the inputs load) and start over

@@ -37,7 +37,7 @@ int run_init(InitCli& c) {
     const auto rep = lota::model::model_init(o);
     nlohmann::json j = {{"out", o.out}, {"arch", o.arch}, {"seed", o.seed}, {"hidden", o.hidden},
                         {"layers", o.layers}, {"heads", o.heads}, {"kv_heads", o.kv_heads},
-                        {"intermediate", o.intermediate}, {"out_dtype", o.dtype}, {"params", rep.params},
+                        {"intermediate", o.intermediate}, {"out_dtype", o.dtype}, {"device", o.device}, {"params", rep.params},
                         {"bytes", rep.bytes}, {"seconds", rep.seconds}, {"peak_memory_mib", rep.peak_memory_mib}};
     std::string what = o.arch;
     if (o.bits > 0) {
@@ -89,6 +89,11 @@ LOTA_COMMAND("init", "Create a deterministic random model (HF format)", [](CLI::
     sub.add_flag("--sym", o.sym, "with --bits: symmetric grid (default asymmetric)")->needs(bits);
     sub.add_option("--shard-mib", c->shard_mib, "largest safetensors file (MiB); also the memory it buffers")
         ->check(lota::cli::int_range(1))
+        ->capture_default_str();
+    sub.add_option("--device", o.device,
+                   "where to draw and RTN-quantize: cpu, or cuda (minutes instead of tens of minutes for 70B; "
+                   "other random values than the CPU's, the same on every run)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
     lota::cli::add_json_flag(sub, c->json);
     return [c] { return run_init(*c); };

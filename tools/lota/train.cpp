@@ -176,6 +176,10 @@ LOTA_COMMAND("train", "Fine-tune a quantized model with LoTA-QAF, 16-bit LoRA or
         ->check(lota::cli::int_range(0));
     sub.add_flag_callback("--no-gradient-checkpointing", [&o] { o.recompute_blocks = 0; },
                           "keep all activations (same as --recompute-blocks 0)");
+    sub.add_flag("--offload", o.offload,
+                 "on a GPU, keep the input embedding table (unless tied to the LM head) and each recomputed block's "
+                 "input in host memory: less GPU memory (vocab x hidden + tokens x hidden per block, 16-bit), a few "
+                 "percent slower steps");
     sub.add_option("--trace", o.trace,
                    "write a profile of the second step (host ops, allocator events and CUDA kernels; Chrome trace JSON) "
                    "to FILE and "

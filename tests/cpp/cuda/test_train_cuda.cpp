@@ -1,7 +1,8 @@
 // Training pieces on CUDA against their CPU runs: t-SignSGD (sort-based quantiles, batched rows) bit
 // for bit, also on its gradient moving average (--tsign-momentum), the chunked LM loss and its
 // gradient, LoRA dropout masks that repeat with the state of a CUDA generator, and the training RMSNorm
-// rotary embedding and silu·mul (model/lean_ops.h) in bf16 against float64 and ATen.
+// rotary embedding and silu·mul (model/lean_ops.h) in bf16 against float64 and ATen, and the input
+// embedding and the checkpointed blocks' inputs kept on the host.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -12,11 +13,15 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "../lota/lota_test_util.h"
+#include "../test_dirs.h"
 #include "adapter/lora_linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "model/init.h"
 #include "model/lean_ops.h"
 #include "model/rope.h"
+#include "model/transformer.h"
+#include "train/block_checkpoint.h"
 #include "train/lm_loss.h"
 #include "train/optimizer.h"
 #include "train/tsignsgd.h"
@@ -179,4 +184,64 @@ TEST(LeanOpsCuda, RmsNormAndSiluMulBf16) {
     const at::Tensor u = gd * sd;
     const at::Tensor dref = gd * cd + at::cat({u.narrow(-1, D / 2, D / 2), -u.narrow(-1, 0, D / 2)}, -1);
     EXPECT_LT((dq - dref).abs().max().item<double>(), 2e-2 * dref.abs().max().item<double>());
+}
+
+// Training keeps the input embedding table on the host (Transformer::embedding_to_host): the rows it
+// gathers there and copies over must be the device table's, bit for bit, for host and device ids, and
+// the forward on them the same; a tied table (it is the LM head) stays on the device.
+TEST(EmbeddingOnHostCuda, SameHiddenStatesAsTheDeviceTable) {
+    for (const bool tied : {false, true}) {
+        const std::filesystem::path root = lota_test::fresh_dir("cuda", tied ? "embed_tied" : "embed");
+        lota::model::InitOptions init;
+        init.out = (root / "m").string();
+        init.hidden = 64;
+        init.intermediate = 96;
+        init.tie_embeddings = tied;
+        lota::model::model_init(init);
+        auto m = lota::model::Transformer::load(init.out, {"cuda", "bf16"});
+        at::manual_seed(13);
+        const at::Tensor ids = at::randint(0, 256, {3, 9}, at::kLong);
+        const at::Tensor mask = at::ones({3, 9}, at::kLong);
+        mask[2].narrow(0, 6, 3).zero_();
+        const at::Tensor e = m->embed(ids.cuda()), h = m->forward_hidden(ids, mask);
+        ASSERT_EQ(m->embedding_to_host(), !tied);
+        EXPECT_EQ(m->embed_weight().is_cpu(), !tied);
+        for (const at::Tensor& i : {ids, ids.cuda()}) {
+            const at::Tensor e2 = m->embed(i);
+            ASSERT_TRUE(e2.is_cuda());
+            expect_bitwise_equal(e2.cpu(), e.cpu(), "embedding rows");
+        }
+        expect_bitwise_equal(m->forward_hidden(ids, mask).cpu(), h.cpu(), "hidden states");
+        lota::remove_tree(root.string());
+    }
+}
+
+// --offload-checkpoints: a checkpointed block's input waits in pinned host memory and is copied back for
+// the recomputation; the outputs and the gradient must be those of the input kept on the GPU, bit for bit.
+TEST(OffloadCheckpointsCuda, SameOutputsAndGradients) {
+    const std::filesystem::path root = lota_test::fresh_dir("cuda", "offload");
+    lota::model::InitOptions init;
+    init.out = (root / "m").string();
+    init.hidden = 64;
+    init.intermediate = 96;
+    init.layers = 3;
+    lota::model::model_init(init);
+    auto m = lota::model::Transformer::load(init.out, {"cuda", "bf16"});
+    at::manual_seed(17);
+    const at::Tensor ids = at::randint(0, 256, {2, 11}, at::kLong);
+    const at::Tensor r = at::randn({2, 11, 64}).to(at::kBFloat16).cuda();
+    const auto ctx = std::make_shared<const lota::model::ForwardContext>(m->prepare(ids, {}, nullptr));
+    std::vector<at::Tensor> outs, grads;
+    for (const bool offload : {false, true}) {
+        const at::Tensor e = m->embed(ids).detach().requires_grad_(true);
+        at::Tensor h = e;
+        for (int64_t l = 0; l < 3; ++l)
+            h = lota::train::block_forward_checkpointed(*m, l, h, ctx, std::nullopt, offload);
+        outs.push_back(h.detach().cpu());
+        grads.push_back(torch::autograd::grad({(h * r).sum()}, {e})[0].cpu());
+    }
+    expect_bitwise_equal(outs[1], outs[0], "block outputs");
+    expect_bitwise_equal(grads[1], grads[0], "gradient of the embeddings");
+    EXPECT_GT(grads[0].abs().sum().item<double>(), 0);
+    lota::remove_tree(root.string());
 }

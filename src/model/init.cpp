@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <mutex>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <new>
 
 #include <ATen/ATen.h>

@@ -215,6 +215,8 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     }
     auto model = model::Transformer::load(o.model, {device, model::dtype_resolve(o.dtype, device)});
     // Training only reads rows of the input embedding: with --offload the table stays on the host.
+    if (o.offload && model->device().is_cpu() && root)
+        LOTA_LOG_WARN("--offload has no effect on the CPU (everything is in host memory already)");
     if (o.offload && model->embedding_to_host() && root)
         LOTA_LOG_INFO("input embedding kept in host memory (%.2f GiB of device memory)",
                       (double)model->embed_weight().nbytes() / double(1 << 30));

@@ -37,8 +37,9 @@ int run_init(InitCli& c) {
     const auto rep = lota::model::model_init(o);
     nlohmann::json j = {{"out", o.out}, {"arch", o.arch}, {"seed", o.seed}, {"hidden", o.hidden},
                         {"layers", o.layers}, {"heads", o.heads}, {"kv_heads", o.kv_heads},
-                        {"intermediate", o.intermediate}, {"out_dtype", o.dtype}, {"device", o.device}, {"params", rep.params},
-                        {"bytes", rep.bytes}, {"seconds", rep.seconds}, {"peak_memory_mib", rep.peak_memory_mib}};
+                        {"intermediate", o.intermediate}, {"out_dtype", o.dtype}, {"device", o.device},
+                        {"params", rep.params}, {"bytes", rep.bytes}, {"seconds", rep.seconds},
+                        {"peak_memory_mib", rep.peak_memory_mib}};
     std::string what = o.arch;
     if (o.bits > 0) {
         j["bits"] = o.bits;

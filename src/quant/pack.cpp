@@ -188,7 +188,7 @@ QuantizedWeight quantized_weight_make(const at::Tensor& Q, const at::Tensor& sca
         LOTA_CHECK(l >= 0 && h <= (double)maxq, "quantized_weight_make: codes must lie in [0, %lld] for %d bits, got "
                    "range [%g, %g]", (long long)maxq, bits, l, h);
     }
-    // Packed where the codes are (the transpose is the costly part on a CPU), returned on the CPU.
+    // Packed where the codes are (on a GPU: no host copy of the unpacked codes), returned on the CPU.
     qw.qweight = pack_codes_unchecked(Q.to(at::kByte).t().contiguous(), bits).to(at::kCPU);
     qw.scales = scales.to(at::kCPU, at::kHalf).contiguous();
     qw.zeros = zeros.to(at::kCPU, at::kInt).contiguous();

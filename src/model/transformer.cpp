@@ -216,6 +216,13 @@ at::Tensor Transformer::pack(const at::Tensor& h, const ForwardContext& ctx) {
     return h.reshape({-1, h.size(-1)}).index_select(0, ctx.rows);
 }
 
+at::Tensor Transformer::rows_at(const at::Tensor& h, const at::Tensor& attention_mask, const at::Tensor& flat) {
+    // Packed rows are the real tokens in row-major order (prepare_packed): token p is row cumsum(mask)[p] − 1.
+    const at::Tensor rows =
+        h.dim() == 2 ? attention_mask.reshape({-1}).to(at::kLong).cumsum(0).sub_(1).index_select(0, flat) : flat;
+    return h.reshape({-1, h.size(-1)}).index_select(0, rows.to(h.device()));
+}
+
 at::Tensor Transformer::attn_in(int64_t layer, const at::Tensor& h) const {
     return rms_norm(h, blocks_[layer].input_norm);
 }

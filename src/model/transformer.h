@@ -89,6 +89,9 @@ class Transformer {
     ForwardContext prepare_packed(const at::Tensor& ids, const at::Tensor& attention_mask) const;
     /// h [B, T, C] as the [N, C] rows of ctx.rows (h itself when ctx.rows is undefined).
     static at::Tensor pack(const at::Tensor& h, const ForwardContext& ctx);
+    /// The hidden states of the tokens at flat positions `flat` (b·T + t, int64 on the CPU), [len, C], from
+    /// a body run with prepare_packed(ids, attention_mask): h is [B, T, C], or [N, C] when it was packed.
+    static at::Tensor rows_at(const at::Tensor& h, const at::Tensor& attention_mask, const at::Tensor& flat);
     at::Tensor block_forward(int64_t layer, const at::Tensor& h, const ForwardContext& ctx);
     at::Tensor head(const at::Tensor& h) const;        ///< final norm + LM head
     at::Tensor final_norm(const at::Tensor& h) const;  ///< final norm only (head = LM head of this)

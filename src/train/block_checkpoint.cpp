@@ -52,7 +52,6 @@ struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpoin
             // allocator records an event for it).
             args->host_input = at::empty(h.sizes(), h.options().device(at::kCPU).pinned_memory(true));
             args->host_input.copy_(h, /*non_blocking=*/true);
-            actx->saved_data["device"] = c10::IValue(h.device());
         } else {
             actx->save_for_backward({h});
         }
@@ -64,7 +63,7 @@ struct BlockCheckpointFunction : public torch::autograd::Function<BlockCheckpoin
         const auto args = c10::static_intrusive_pointer_cast<BlockArgs>(actx->saved_data["args"].toCapsule());
         at::Tensor h;
         if (args->host_input.defined()) {
-            h = args->host_input.to(actx->saved_data["device"].toDevice(), /*non_blocking=*/true);
+            h = args->host_input.to(args->model->device(), /*non_blocking=*/true);
             args->host_input = at::Tensor();  // the pinned block returns to the allocator after the copy
         } else {
             h = actx->get_saved_variables()[0];

@@ -103,10 +103,7 @@ StepLoss step_forward_backward(model::Transformer& model, const std::vector<data
         // Only positions with a target reach the final norm and the LM head (prompt and padding rows
         // carry neither loss nor gradient; the head is a fifth of a small model's FLOPs).
         const data::BatchTargets t = data::batch_targets(b);
-        // A packed body ([N, C], padding skipped) numbers the real tokens 0..N−1 in row-major order.
-        const at::Tensor rows =
-            h.dim() == 2 ? b.mask.reshape({-1}).to(at::kLong).cumsum(0).sub_(1).index_select(0, t.rows) : t.rows;
-        const at::Tensor hn = model.final_norm(h.reshape({-1, h.size(-1)}).index_select(0, rows.to(dev)));
+        const at::Tensor hn = model.final_norm(model::Transformer::rows_at(h, b.mask, t.rows));
         const at::Tensor loss = lm_loss_sum(hn, model.lm_head_weight(), t.targets.to(dev), o.loss_chunk_rows);
         r.loss_sum.add_(loss.detach().to(at::kDouble));
         (loss / (double)r.label_tokens).backward();

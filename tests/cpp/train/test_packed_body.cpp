@@ -29,7 +29,7 @@ Hidden run(Transformer& m, const at::Tensor& ids, const at::Tensor& mask, const 
     at::Tensor h = Transformer::pack(e, ctx);
     for (int64_t l = 0; l < (int64_t)m.blocks().size(); ++l) h = m.block_forward(l, h, ctx);
     const at::Tensor real = mask.reshape({-1}).to(at::kBool).nonzero().squeeze(1);
-    const at::Tensor rows = packed ? h : h.reshape({-1, h.size(-1)}).index_select(0, real);
+    const at::Tensor rows = Transformer::rows_at(h, mask, real);  // the trainer's way to the loss rows
     const at::Tensor grad = torch::autograd::grad({(rows * r).sum()}, {e})[0];
     return {rows.detach(), grad};
 }

@@ -3,10 +3,14 @@
 // of R repeats. Prints one JSON line per measurement. Usage:
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
+//                 [--generate 0] [--keep-dequantized 1]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
-// 16-bit LoRA of rank R (random A and B) on every projection.
+// 16-bit LoRA of rank R (random A and B) on every projection. --generate 1: also times model::generate
+// (what `lota eval` and `lota generate` run: prefill, then steps greedy tokens with the per-step read of
+// the chosen tokens) on the same random prompts, and prints a "generate" line: new tokens per second of wall;
+// --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +24,7 @@
 #endif
 
 #include "model/decode_graph.h"
+#include "model/generate.h"
 #include "model/quant_linear.h"
 #include "model/transformer.h"
 #include "adapter/attach.h"
@@ -57,13 +62,13 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
-                             "[--fuse 1] [--lora-rank R] [--label X]\n");
+                             "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
     int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0;
     int repeat = 5;
-    bool graph = true, gemv = true, fuse = true;
+    bool generate_too = false, keep_dequantized = true, graph = true, gemv = true, fuse = true;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--device") device = v;
@@ -78,6 +83,8 @@ int main(int argc, char** argv) {
         else if (k == "--fuse") fuse = v != "0";
         else if (k == "--lora-rank") lora_rank = std::stoll(v);
         else if (k == "--label") label = v;
+        else if (k == "--generate") generate_too = v != "0";
+        else if (k == "--keep-dequantized") keep_dequantized = v != "0";
         else {
             std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
             return 1;
@@ -123,6 +130,26 @@ int main(int argc, char** argv) {
             pos = comma == std::string::npos ? batches.size() : comma + 1;
             at::Tensor prompt = at::randint(0, V, {B, context}, at::kLong).to(dev);
             const at::Tensor mask = at::ones({B, 1}, at::TensorOptions().dtype(at::kLong).device(dev));
+            if (generate_too) {
+                std::vector<std::vector<int64_t>> prompts(B);
+                const at::Tensor ids = prompt.cpu();
+                for (int64_t b = 0; b < B; ++b)
+                    prompts[b] = std::vector<int64_t>(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + context);
+                lota::model::GenerateOptions go;
+                go.max_new_tokens = steps;
+                go.cuda_graph = graph;
+                go.keep_dequantized = keep_dequantized;
+                int64_t made = 0;
+                const double tgen = time_median(dev, repeat, [&] {
+                    made = 0;
+                    for (const auto& o : lota::model::generate(*model, prompts, go)) made += (int64_t)o.size();
+                });
+                std::printf("{\"impl\":\"%s\",\"what\":\"generate\",\"batch\":%lld,\"context\":%lld,"
+                            "\"new_tokens\":%lld,\"keep_dequantized\":%s,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                            label.c_str(), (long long)B, (long long)context, (long long)made,
+                            keep_dequantized ? "true" : "false", tgen, made / tgen);
+                continue;
+            }
             std::vector<double> dec;
             bool replayed = false;
             for (int r = 0; r <= repeat; ++r) {  // r == 0 is the warm-up
@@ -144,7 +171,7 @@ int main(int argc, char** argv) {
                 replayed = decode.replaying();
                 if (r > 0) dec.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             }
-            double tdec = median(dec);
+            const double tdec = median(dec);
             std::printf("{\"impl\":\"%s\",\"what\":\"decode\",\"batch\":%lld,\"context\":%lld,\"steps\":%lld,"
                         "\"graph\":%s,\"gemv\":%s,\"lora_rank\":%lld,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
                         label.c_str(), (long long)B, (long long)context, (long long)steps,

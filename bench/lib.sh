@@ -86,6 +86,18 @@ bench_make_model() {
     "$LOTA" init --arch llama --out "$1" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$2" --out-dtype bf16 >&2
 }
 
+# bench_init_quantized DIR BITS GROUP DEVICE TOKENIZER_DIR: a random Llama of SHAPE (seed 0, llama3 RoPE scaling)
+# with RTN codes written layer by layer by `lota init` on DEVICE (the same codes as `lota init` then
+# `lota quantize --method rtn` on that device; CPU and CUDA draw different values), unless DIR holds one.
+bench_init_quantized() {
+    local dir=$1 bits=$2 group=$3 device=$4 tok=$5
+    [ -f "$dir/config.json" ] && return 0
+    [ -f "$tok/tokenizer.json" ] || bench_die "no tokenizer.json in $tok (see --tokenizer)"
+    bench_stamp "lota init --bits $bits --group-size $group --device $device -> $dir"
+    "$LOTA" init --arch llama --out "$dir" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$tok" \
+        --out-dtype bf16 --bits "$bits" --group-size "$group" --device "$device" >&2 || bench_die "lota init failed"
+}
+
 # bench_quantize SRC DST ARGS...: `lota quantize --model SRC --out DST ARGS` unless DST exists.
 bench_quantize() {
     local src=$1 dst=$2

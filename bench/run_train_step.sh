@@ -33,15 +33,9 @@ bench_parse "$@"
 bench_setup train_step "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need lota
 bench_shape "$opt_shape"
-# RTN codes written layer by layer (the same codes as `lota init` then `lota quantize --method rtn`).
 init_device="${opt_init_device:-$opt_device}"
 Q="$MODELS/llama-$opt_shape-init-rtn4g64$([ "$init_device" = cpu ] || echo "-$init_device")"
-if [ ! -f "$Q/config.json" ]; then
-    [ -f "$opt_tokenizer/tokenizer.json" ] || bench_die "no tokenizer.json in $opt_tokenizer (see --tokenizer)"
-    bench_stamp "lota init --bits 4 --group-size 64 --device $init_device -> $Q"
-    "$LOTA" init --arch llama --out "$Q" --seed 0 "${SHAPE[@]}" --rope-scaling llama3 --tokenizer "$opt_tokenizer" \
-        --out-dtype bf16 --bits 4 --group-size 64 --device "$init_device" >&2 || bench_die "lota init failed"
-fi
+bench_init_quantized "$Q" 4 64 "$init_device" "$opt_tokenizer"
 ROWS="$OUT/rows.jsonl"
 : > "$ROWS"
 

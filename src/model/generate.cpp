@@ -7,11 +7,63 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "kernels/device_memory.h"
 #include "model/decode_graph.h"
 #include "model/nonfinite.h"
+#include "model/quant_linear.h"
 #include "util/check.h"
+#include "util/log.h"
 
 namespace lota::model {
+
+namespace {
+
+// Decode steps of more rows than the packed-code product takes (QuantLinearOptions::gemv_max_rows)
+// dequantize every quantized weight at every step: 2 bytes written and read back per weight for each
+// half byte of codes, about 9x the traffic of reading the codes. While the device has room for them,
+// generation keeps the weights dequantized from its first decode step to its end (the same W, so the
+// same tokens; bench/decode.md has the batch-64 rows) and frees them when it returns. Declared before
+// the DecodeGraph that captures them, so that the graph goes first.
+class KeepDequantized {
+  public:
+    explicit KeepDequantized(Transformer& model) : model_(model) {}
+    ~KeepDequantized() {
+        for (QuantLinear* q : layers_) q->keep_dequantized(false);
+    }
+    KeepDequantized(const KeepDequantized&) = delete;
+    KeepDequantized& operator=(const KeepDequantized&) = delete;
+
+    /// Turns it on for the quantized layers that `rows` rows would dequantize, if the device has room
+    /// for all of them and 1 GiB to spare.
+    void enable(int64_t rows) {
+        const at::Device device = model_.device();
+        if (!device.is_cuda()) return;  // on the CPU dequantizing is cheap next to the GEMM
+        std::vector<QuantLinear*> layers;
+        int64_t bytes = 0;
+        for (auto& block : model_.blocks())
+            for (const LinearPtr& l : block.linears)
+                if (auto* q = dynamic_cast<QuantLinear*>(l.get()); q && rows > q->options().gemv_max_rows) {
+                    layers.push_back(q);
+                    bytes += q->dequantized_bytes(model_.dtype());
+                }
+        if (layers.empty()) return;
+        const int64_t free = kernels::device_free_bytes(device);
+        if (free >= 0 && free < bytes + (int64_t(1) << 30)) {
+            LOTA_LOG_DEBUG("generate: %lld rows a step dequantize every step (%.1f GiB free, %.1f GiB needed to "
+                           "keep the weights dequantized)",
+                           (long long)rows, free / 1073741824.0, bytes / 1073741824.0);
+            return;
+        }
+        for (QuantLinear* q : layers) q->keep_dequantized(true);
+        layers_ = std::move(layers);
+    }
+
+  private:
+    Transformer& model_;
+    std::vector<QuantLinear*> layers_;
+};
+
+}  // namespace
 
 at::Tensor sample_next(const at::Tensor& logits, double temperature, double top_p, at::Generator& gen) {
     if (temperature <= 0.0) return logits.argmax(-1);
@@ -59,12 +111,21 @@ std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector
     std::vector<bool> done(B, false);
     KVCache cache;
     if (o.use_cache) cache = model.make_cache(B, Tp + o.max_new_tokens);
+    KeepDequantized keep_dequantized(model);
     DecodeGraph decode(model, cache, o.cuda_graph);
     at::Tensor step_ids = ids, step_mask = mask;
     for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-        at::Tensor logits = !o.use_cache ? model.forward(ids, mask)
-                            : step == 0  ? model.forward(step_ids, step_mask, &cache)
-                                         : decode.step(step_ids, step_mask);
+        at::Tensor logits;
+        if (!o.use_cache) {
+            logits = model.forward(ids, mask);
+        } else if (step == 0) {
+            // The prompt: only its last column's logits are used (left padding puts every last token there).
+            const at::Tensor h = model.forward_hidden(step_ids, step_mask, &cache);
+            logits = model.head(h.narrow(1, h.size(1) - 1, 1));
+            if (o.keep_dequantized) keep_dequantized.enable(B);
+        } else {
+            logits = decode.step(step_ids, step_mask);
+        }
         at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kFloat);
         // Every step's logits must be finite (the weights were checked at load; activations can still
         // overflow), else the tokens would be drawn from NaN. The per-row flags come back with the

@@ -17,6 +17,9 @@ struct GenerateOptions {
     uint64_t seed = 0;
     bool use_cache = true;            ///< false: recompute the whole sequence every step (reference)
     bool cuda_graph = true;           ///< on CUDA, replay decode steps as a CUDA graph (decode_graph.h)
+    /// on CUDA, batches of more rows than the packed-code product takes keep the quantized weights
+    /// dequantized while generation runs, when the device has room (false: dequantize at every step)
+    bool keep_dequantized = true;
     std::vector<int64_t> stop_ids;    ///< a sequence ends after emitting one of these
     /// Called with (sequence index, token) as each token is chosen (streaming).
     std::function<void(int64_t, int64_t)> on_token;

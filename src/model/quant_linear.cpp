@@ -87,18 +87,36 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) {
                                    qw_.offset, bias, qw_.bits, group_rows_, options_.gemv)
             .view(shape);
     }
-    // Without a graph W is dead after the GEMM, so a shared buffer (overwritten by the next layer) is safe.
-    const bool reuse = buffer_ && !grad;
-    at::Tensor out;
-    if (reuse) out = buffer_->get(qw_.in_features, qw_.out_features, dtype, qw_.qweight.device());
-    const at::Tensor W = dequant_weight(qw_, dtype, out);  // [K, N]
+    at::Tensor W;  // [K, N]
+    if (keep_dequantized_ && !grad) {
+        if (!dequantized_.defined() || dequantized_.scalar_type() != dtype) {
+            dequantized_ = at::Tensor();  // free the old one first
+            dequantized_ = dequant_weight(qw_, dtype);
+        }
+        W = dequantized_;
+    } else {
+        // Without a graph W is dead after the GEMM, so a shared buffer (overwritten by the next layer) is safe.
+        at::Tensor out;
+        if (buffer_ && !grad) out = buffer_->get(qw_.in_features, qw_.out_features, dtype, qw_.qweight.device());
+        W = dequant_weight(qw_, dtype, out);
+    }
     at::Tensor bias = qw_.bias;
     if (bias.defined() && bias.scalar_type() != dtype) bias = bias.to(dtype);
     return bias.defined() ? at::linear(x, W.t(), bias) : at::linear(x, W.t());
 }
 
+void QuantLinear::keep_dequantized(bool keep) {
+    keep_dequantized_ = keep;
+    if (!keep) dequantized_ = at::Tensor();
+}
+
+int64_t QuantLinear::dequantized_bytes(at::ScalarType dtype) const {
+    return qw_.in_features * qw_.out_features * static_cast<int64_t>(c10::elementSize(dtype));
+}
+
 void QuantLinear::to(const at::Device& device, at::ScalarType dtype) {
     group_rows_ = -1;
+    dequantized_ = at::Tensor();
     qw_.qweight = qw_.qweight.to(device);
     qw_.zeros = qw_.zeros.to(device);
     qw_.scales = qw_.scales.to(device);

@@ -6,7 +6,9 @@
 // a 16-bit copy of all weights: the dequantized weight lives only during this layer's forward,
 // in a DequantBuffer shared by all layers when one is attached (inference), else in a transient
 // tensor that the caching allocator recycles. Autograd does not keep it either: the backward
-// dequantizes again for ∂x (Note [no saved weight] in quant_linear.cpp).
+// dequantizes again for ∂x (Note [no saved weight] in quant_linear.cpp). The one exception is asked
+// for: keep_dequantized(true) holds this layer's dequantized weight between calls, which batched
+// generation turns on for its duration when the device has room (model/generate.cpp).
 #pragma once
 
 #include <memory>
@@ -60,12 +62,20 @@ class QuantLinear : public Linear {
     const std::shared_ptr<DequantBuffer>& buffer() const { return buffer_; }
     const QuantLinearOptions& options() const { return options_; }
     void set_options(const QuantLinearOptions& options) { options_ = options; }
+    /// true: inputs of more than gemv_max_rows rows reuse one dequantized weight, made at the first such
+    /// call, instead of dequantizing at every call (the same W, so the same outputs); false frees it.
+    void keep_dequantized(bool keep);
+    bool holds_dequantized() const { return dequantized_.defined(); }
+    /// Bytes the dequantized weight takes in `dtype`.
+    int64_t dequantized_bytes(at::ScalarType dtype) const;
 
   private:
     quant::QuantizedWeight qw_;
     std::shared_ptr<DequantBuffer> buffer_;
     QuantLinearOptions options_;
     int64_t group_rows_ = -1;  ///< kernels::quant_gemv_group_rows, computed at the first decode-sized call
+    bool keep_dequantized_ = false;
+    at::Tensor dequantized_;  ///< [K, N], while keep_dequantized_ and after the first call that needed it
 };
 
 /// Attaches one new DequantBuffer to every QuantLinear in `linears` (others are left alone).

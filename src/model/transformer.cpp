@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/decode_attention.h"
 #include "kernels/dense_gemv.h"
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
@@ -182,10 +183,16 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
         q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
         k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
     }
+    const double scale = 1.0 / std::sqrt((double)D);
     if (ctx.cache && ctx.whole_cache) {
         KVCache& c = *ctx.cache;
         c.k[layer].index_copy_(2, c.write_pos, k);
         c.v[layer].index_copy_(2, c.write_pos, v);
+        if (x.is_cuda() && T == 1 && !packed && kernels::decode_attention_cuda_supports(H, Hkv, D)) {
+            // One kernel that reads only the filled slots, each kv head once for its query heads.
+            return kernels::decode_attention(q.select(2, 0), c.k[layer], c.v[layer], c.key_mask, c.write_pos, scale)
+                .view({B, 1, H * D});
+        }
         k = c.k[layer];
         v = c.v[layer];
     } else if (ctx.cache) {
@@ -195,7 +202,6 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
         k = c.k[layer].narrow(2, 0, c.length + T);
         v = c.v[layer].narrow(2, 0, c.length + T);
     }
-    const double scale = 1.0 / std::sqrt((double)D);
     std::optional<at::Tensor> mask;
     if (ctx.attn_mask.defined()) mask = ctx.attn_mask;
     at::Tensor o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, ctx.causal && T > 1, scale,

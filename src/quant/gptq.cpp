@@ -8,11 +8,11 @@
 #include "quant/gptq.h"
 
 #include <algorithm>
-#include <cmath>
+#include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
+#include "kernels/gptq_columns.h"
 #include "quant/quantizer.h"
 #include "util/check.h"
 
@@ -45,47 +45,6 @@ at::Tensor inverse_cholesky_upper(at::Tensor H, double damp) {
     auto [U, info2] = at::linalg_cholesky_ex(Hinv_full, /*upper=*/true);
     LOTA_CHECK(info2.item<int64_t>() == 0, "GPTQ: Cholesky of H^-1 failed; raise --damp (now %g)", damp);
     return U;
-}
-
-// Columns [c0, c1) of one block on the CPU, one grid (p) throughout: the codes, the scaled errors and
-// the in-block error feedback. Each row's columns depend only on that row, so rows run in parallel, and
-// a row runs the per-column ATen ops of the CUDA path as scalar float32 operations in the same order and
-// roundings (round half to even; the product e·h rounded before the subtraction, no fused multiply-add:
-// this file is compiled for baseline x86-64), hence the same codes, where the ATen ops cost ~10 µs
-// each per column and dominated GPTQ on the CPU. W1 and Err1 are [N, count] contiguous; Q1 and Hinv1
-// are views with row strides.
-void columns_cpu(at::Tensor& W1, at::Tensor& Q1, at::Tensor& Err1, const at::Tensor& Hinv1, const GridParams& p,
-                 int maxq, int64_t c0, int64_t c1) {
-    const int64_t N = W1.size(0), count = W1.size(1);
-    LOTA_CHECK(W1.is_contiguous() && Err1.is_contiguous() && Q1.stride(1) == 1 && Hinv1.stride(1) == 1,
-               "GPTQ: unexpected block layout");
-    float* w = W1.data_ptr<float>();
-    float* q = Q1.data_ptr<float>();
-    float* err = Err1.data_ptr<float>();
-    const float* h = Hinv1.data_ptr<float>();
-    const int64_t ldq = Q1.stride(0), ldh = Hinv1.stride(0);
-    const at::Tensor scale_c = p.scale.contiguous(), zero_c = p.zero.contiguous();
-    const float* scale = scale_c.data_ptr<float>();
-    const float* zero = zero_c.data_ptr<float>();
-    const float fmaxq = static_cast<float>(maxq);
-    at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-            float* wr = w + n * count;
-            const float s = scale[n], z = zero[n];
-            for (int64_t i = c0; i < c1; ++i) {
-                const float code = std::min(std::max(std::nearbyint(wr[i] / s) + z, 0.0f), fmaxq);
-                q[n * ldq + i] = code;
-                const float deq = s * (code - z);
-                const float e = (wr[i] - deq) / h[i * ldh + i];
-                err[n * count + i] = e;
-                const float* hr = h + i * ldh;
-                for (int64_t j = i; j < count; ++j) {
-                    const float prod = e * hr[j];
-                    wr[j] = wr[j] - prod;
-                }
-            }
-        }
-    });
 }
 
 }  // namespace
@@ -122,7 +81,7 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     const int64_t N = W_in.size(0);
     const int maxq = (1 << opts.bits) - 1;
     const int64_t g = opts.group_size == -1 ? K : opts.group_size;
-    at::Tensor W = W_in.to(S_.device(), at::kFloat).clone();
+    at::Tensor W = W_in.to(S_.device(), at::kFloat).clone(at::MemoryFormat::Contiguous);
     at::Tensor H = hessian();
 
     const at::Tensor dead = H.diagonal() == 0;
@@ -142,20 +101,21 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     }
     const at::Tensor Hinv = inverse_cholesky_upper(H, opts.damp).contiguous();  // LAPACK returns it column-major
 
-    // Per column a handful of kernel launches (on CUDA the loop is launch-bound): codes, the
-    // quantization error scaled by 1/d written straight into Err1, and the rank-1 update of the
-    // block's later columns. Losses and codes are gathered once per block.
+    // Per block, the columns that share one grid (up to the next group's first column) go through
+    // kernels::gptq_columns at once: codes, the quantization error scaled by 1/d written straight
+    // into Err1, and the error feedback into the block's later columns (one kernel launch on CUDA).
+    // Losses and the lazy batch update of the later blocks follow once per block.
     at::Tensor Q = at::empty_like(W);
     at::Tensor losses = at::zeros({N}, W.options());
     std::vector<at::Tensor> scales, zeros;
     GridParams p;
     for (int64_t i1 = 0; i1 < K; i1 += opts.block_size) {
         const int64_t i2 = std::min(i1 + opts.block_size, K), count = i2 - i1;
-        at::Tensor W1 = W.slice(1, i1, i2).clone();
+        at::Tensor W1 = W.slice(1, i1, i2).clone(at::MemoryFormat::Contiguous);
         at::Tensor Q1 = Q.slice(1, i1, i2);
         at::Tensor Err1 = at::empty({N, count}, W.options());
         const at::Tensor Hinv1 = Hinv.slice(0, i1, i2).slice(1, i1, i2);
-        for (int64_t i = 0; i < count; ++i) {
+        for (int64_t i = 0; i < count;) {
             const int64_t col = i1 + i;
             if (col % g == 0) {
                 // The group's weights as updated so far: in-block columns from W1, later ones
@@ -171,19 +131,9 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
                 scales.push_back(p.scale);
                 zeros.push_back(p.zero);
             }
-            if (W.is_cpu()) {
-                // Up to the next group's first column at once, row by row (see columns_cpu).
-                const int64_t next = std::min(count, (col / g + 1) * g - i1);
-                columns_cpu(W1, Q1, Err1, Hinv1, p, maxq, i, next);
-                i = next - 1;
-                continue;
-            }
-            const at::Tensor w = W1.select(1, i);
-            at::Tensor q = Q1.select(1, i);
-            q.copy_(quantize_codes(w, p.scale, p.zero, maxq));
-            at::Tensor err = Err1.select(1, i);
-            at::div_out(err, w - dequantize_codes(q, p.scale, p.zero), Hinv1[i][i]);
-            W1.slice(1, i).sub_(err.unsqueeze(1).matmul(Hinv1.select(0, i).slice(0, i).unsqueeze(0)));
+            const int64_t next = std::min(count, (col / g + 1) * g - i1);
+            kernels::gptq_columns(W1, Q1, Err1, Hinv1, p.scale, p.zero, maxq, i, next);
+            i = next;
         }
         losses.add_(Err1.square().sum(1), 0.5);  // (w − ŵ)² / d² / 2 per column
         if (i2 < K) W.slice(1, i2).sub_(Err1.matmul(Hinv.slice(0, i1, i2).slice(1, i2)));

@@ -1,17 +1,193 @@
-// GPTQ (quant/gptq.h) with its Hessian and updates on CUDA against the same run on the CPU: both
-// float32 with TF32 off, so they differ only in GEMM and Cholesky summation order, which can flip a
-// code near a rounding tie (and the act-order of near-equal diagonal entries) and, through the error
-// feedback, the codes after it. So: equal Hessians to float32 accuracy, relative output errors within
-// 5% of each other, and the CUDA run clearly better than RTN.
+// GPTQ on CUDA. The column solve (kernels/gptq_columns.h) bit for bit: the CUDA kernel against the
+// per-column ATen formulation it replaces (TF32 off: a k=1 product is then e·h rounded once) and
+// against its CPU twin, over segments of 32 and 64 columns of 128-, 96- and 512-column blocks (the
+// last past the default 48 KB of shared memory), with outputs poisoned first.
+// The whole of GPTQ (quant/gptq.h) with its Hessian and updates on CUDA against the same run on the
+// CPU: both float32 with TF32 off, so they differ only in GEMM and Cholesky summation order, which can
+// flip a code near a rounding tie (and the act-order of near-equal diagonal entries) and, through the
+// error feedback, the codes after it. So: equal Hessians to float32 accuracy, relative output errors
+// within 5% of each other, and the CUDA run clearly better than RTN.
 #include <gtest/gtest.h>
 
-#include <ATen/ATen.h>
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include "kernels/gptq_columns.h"
 #include "quant/gptq.h"
 #include "quant/quantized_weight.h"
+#include "quant/quantizer.h"
 #include "quant/rtn.h"
+#include "util/check.h"
 
 using namespace lota;
+
+namespace {
+
+// cuBLAS in full float32 for the reference's products; restores the previous setting.
+class Tf32Off {
+  public:
+    Tf32Off() : prev_(at::globalContext().allowTF32CuBLAS()) { at::globalContext().setAllowTF32CuBLAS(false); }
+    ~Tf32Off() { at::globalContext().setAllowTF32CuBLAS(prev_); }
+    Tf32Off(const Tf32Off&) = delete;
+    Tf32Off& operator=(const Tf32Off&) = delete;
+
+  private:
+    bool prev_;
+};
+
+// A block of columns and where its first segment starts (c0 > 0: earlier columns already solved).
+struct ColumnsCase {
+    int64_t count, c0;
+};
+const ColumnsCase COLUMNS_CASES[] = {{128, 0}, {96, 16}, {512, 0}};
+constexpr int64_t COLUMNS_N = 300;  // not a multiple of the kernel's 32 rows
+constexpr int64_t HINV_PAD = 16, Q_PAD = 24;
+
+// The segments [a, b) of [c0, count) that share one grid of g columns, as GPTQ walks them.
+std::vector<std::pair<int64_t, int64_t>> column_segments(int64_t c0, int64_t count, int64_t g) {
+    std::vector<std::pair<int64_t, int64_t>> segs;
+    for (int64_t a = c0; a < count;) {
+        const int64_t b = std::min(count, (a / g + 1) * g);
+        segs.emplace_back(a, b);
+        a = b;
+    }
+    return segs;
+}
+
+// Upper Cholesky factor of the inverse of a random SPD matrix (positive diagonal, like GPTQ's Hinv),
+// HINV_PAD rows and columns larger than the block: Hinv1 is then a view with a row stride, as in GPTQ.
+at::Tensor random_hinv_full(int64_t count) {
+    const int64_t K = count + HINV_PAD;
+    const at::Tensor A = at::randn({K, K}, at::kDouble);
+    const at::Tensor H = A.matmul(A.t()) / double(K) + 0.1 * at::eye(K, at::kDouble);
+    const at::Tensor U = at::linalg_cholesky(at::cholesky_inverse(at::linalg_cholesky(H)), /*upper=*/true);
+    return U.to(at::kFloat).contiguous();  // LAPACK returns it column-major
+}
+
+at::Tensor hinv_block(const at::Tensor& full, int64_t count) {
+    return full.slice(0, HINV_PAD, HINV_PAD + count).slice(1, HINV_PAD, HINV_PAD + count);
+}
+
+// Q1 as GPTQ passes it: NaN-filled columns of a wider codes matrix.
+at::Tensor poisoned_codes(int64_t N, int64_t count, const at::Device& device) {
+    const at::Tensor Q = at::full({N, count + Q_PAD}, NAN, at::TensorOptions().dtype(at::kFloat).device(device));
+    return Q.slice(1, Q_PAD / 2, Q_PAD / 2 + count);
+}
+
+// The per-column ATen formulation of the column solve, columns [c0, c1) with one grid.
+void columns_aten(at::Tensor& W1, at::Tensor& Q1, at::Tensor& Err1, const at::Tensor& Hinv1,
+                  const quant::GridParams& p, int maxq, int64_t c0, int64_t c1) {
+    for (int64_t i = c0; i < c1; ++i) {
+        const at::Tensor w = W1.select(1, i);
+        at::Tensor q = Q1.select(1, i);
+        q.copy_(quant::quantize_codes(w, p.scale, p.zero, maxq));
+        at::Tensor err = Err1.select(1, i);
+        at::div_out(err, w - quant::dequantize_codes(q, p.scale, p.zero), Hinv1[i][i]);
+        W1.slice(1, i).sub_(err.unsqueeze(1).matmul(Hinv1.select(0, i).slice(0, i).unsqueeze(0)));
+    }
+}
+
+// at::equal on the CPU, with how many elements differ and by how much on failure.
+::testing::AssertionResult all_equal(const at::Tensor& got, const at::Tensor& ref) {
+    const at::Tensor a = got.cpu(), b = ref.cpu();
+    if (at::equal(a, b)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << a.ne(b).sum().item<int64_t>() << " of " << a.numel()
+                                         << " elements differ, max |diff| " << (a - b).abs().max().item<double>();
+}
+
+std::string columns_what(const ColumnsCase& c, int bits, bool sym, int64_t g) {
+    return "count " + std::to_string(c.count) + " c0 " + std::to_string(c.c0) + " bits " + std::to_string(bits) +
+           (sym ? " sym" : " asym") + " segments of " + std::to_string(g);
+}
+
+}  // namespace
+
+TEST(GptqCuda, ColumnsKernelMatchesAtenOps) {
+    const at::Device cuda(at::kCUDA);
+    const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(cuda);
+    const Tf32Off tf32_off;
+    at::manual_seed(2);
+    int runs = 0;
+    for (const ColumnsCase& c : COLUMNS_CASES)
+        for (const int bits : {3, 4})
+            for (const bool sym : {false, true})
+                for (const int64_t g : {int64_t(32), int64_t(64)}) {
+                    const std::string what = columns_what(c, bits, sym, g);
+                    const int maxq = (1 << bits) - 1;
+                    const at::Tensor W0 = at::randn({COLUMNS_N, c.count}, f32);
+                    const at::Tensor Hinv1 = hinv_block(random_hinv_full(c.count).to(cuda), c.count);
+                    at::Tensor W_ref = W0.clone(), Q_ref = at::full({COLUMNS_N, c.count}, NAN, f32),
+                               E_ref = at::full({COLUMNS_N, c.count}, NAN, f32);
+                    at::Tensor W_k = W0.clone(), Q_k = poisoned_codes(COLUMNS_N, c.count, cuda),
+                               E_k = at::full({COLUMNS_N, c.count}, NAN, f32);
+                    for (const auto& [a, b] : column_segments(c.c0, c.count, g)) {
+                        const quant::GridParams p = quant::grid_params(W_ref.slice(1, a, b), bits, sym);
+                        columns_aten(W_ref, Q_ref, E_ref, Hinv1, p, maxq, a, b);
+                        kernels::gptq_columns(W_k, Q_k, E_k, Hinv1, p.scale, p.zero, maxq, a, b);
+                    }
+                    ASSERT_TRUE(all_equal(Q_k.slice(1, c.c0), Q_ref.slice(1, c.c0))) << "Q1, " << what;
+                    ASSERT_TRUE(all_equal(E_k.slice(1, c.c0), E_ref.slice(1, c.c0))) << "Err1, " << what;
+                    ASSERT_TRUE(all_equal(W_k, W_ref)) << "W1, " << what;
+                    ++runs;
+                }
+    std::printf("GPTQ column kernel: %d runs equal the per-column ATen ops bit for bit\n", runs);
+}
+
+TEST(GptqCuda, ColumnsKernelMatchesCpuTwin) {
+    const at::Device cuda(at::kCUDA);
+    at::manual_seed(3);
+    int runs = 0;
+    for (const ColumnsCase& c : COLUMNS_CASES)
+        for (const int bits : {3, 4})
+            for (const bool sym : {false, true})
+                for (const int64_t g : {int64_t(32), int64_t(64)}) {
+                    const std::string what = columns_what(c, bits, sym, g);
+                    const int maxq = (1 << bits) - 1;
+                    const at::Tensor W0 = at::randn({COLUMNS_N, c.count});
+                    const at::Tensor Hinv_full = random_hinv_full(c.count);
+                    const at::Tensor Hinv1_cpu = hinv_block(Hinv_full, c.count);
+                    const at::Tensor Hinv1_cuda = hinv_block(Hinv_full.to(cuda), c.count);
+                    at::Tensor W_cpu = W0.clone(), Q_cpu = poisoned_codes(COLUMNS_N, c.count, at::kCPU),
+                               E_cpu = at::full({COLUMNS_N, c.count}, NAN);
+                    at::Tensor W_k = W0.to(cuda), Q_k = poisoned_codes(COLUMNS_N, c.count, cuda),
+                               E_k = at::full({COLUMNS_N, c.count}, NAN, W_k.options());
+                    for (const auto& [a, b] : column_segments(c.c0, c.count, g)) {
+                        const quant::GridParams p = quant::grid_params(W_cpu.slice(1, a, b), bits, sym);
+                        kernels::gptq_columns(W_cpu, Q_cpu, E_cpu, Hinv1_cpu, p.scale, p.zero, maxq, a, b);
+                        kernels::gptq_columns(W_k, Q_k, E_k, Hinv1_cuda, p.scale.to(cuda), p.zero.to(cuda), maxq, a,
+                                              b);
+                    }
+                    ASSERT_TRUE(all_equal(Q_k.slice(1, c.c0), Q_cpu.slice(1, c.c0))) << "Q1, " << what;
+                    ASSERT_TRUE(all_equal(E_k.slice(1, c.c0), E_cpu.slice(1, c.c0))) << "Err1, " << what;
+                    ASSERT_TRUE(all_equal(W_k, W_cpu)) << "W1, " << what;
+                    ++runs;
+                }
+    std::printf("GPTQ column kernel: %d runs equal the CPU twin bit for bit\n", runs);
+}
+
+TEST(GptqCuda, ColumnsKernelRejectsBadArguments) {
+    const at::Device cuda(at::kCUDA);
+    const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(cuda);
+    const int64_t N = 4, count = 32;
+    at::Tensor W1 = at::randn({N, count}, f32), E = at::empty({N, count}, f32);
+    const at::Tensor Q1 = at::empty({N, count}, f32), s = at::ones({N}, f32), z = at::zeros({N}, f32);
+    const at::Tensor Hinv1 = at::eye(count, f32);
+    EXPECT_THROW(kernels::gptq_columns(W1, Q1, E, Hinv1.cpu(), s, z, 15, 0, count), Error) << "Hinv1 on the CPU";
+    EXPECT_THROW(kernels::gptq_columns(W1, Q1, E, Hinv1.t(), s, z, 15, 0, count), Error) << "Hinv1 column-major";
+    EXPECT_THROW(kernels::gptq_columns(W1, Q1, E, Hinv1, s, z, 15, 0, count + 1), Error) << "c1 past the block";
+    // A block too wide for shared memory: the kernel stages 65 floats per column (over 1 MB here).
+    const int64_t wide = 4096;
+    at::Tensor W_wide = at::zeros({N, wide}, f32), E_wide = at::empty({N, wide}, f32);
+    EXPECT_THROW(kernels::gptq_columns(W_wide, at::empty({N, wide}, f32), E_wide, at::eye(wide, f32), s, z, 15, 0, 32),
+                 Error)
+        << "a 4096-column block";
+}
 
 TEST(GptqCuda, MatchesCpuRun) {
     at::manual_seed(1);

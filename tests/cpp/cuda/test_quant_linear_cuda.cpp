@@ -1,15 +1,22 @@
 // QuantLinear (model/quant_linear.h) moved to CUDA: equal to the CPU layer up to GEMM order in
 // float32, bfloat16 outputs in bfloat16, and decode-sized inputs (at most the gemv row limit) taken
-// by the packed-code kernel with the results of the dequantize-and-GEMM path.
+// by the packed-code kernel with the results of the dequantize-and-GEMM path; batched generation that
+// keeps the weights dequantized gives the tokens of dequantizing at every step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/types.h>
 
 #include "../quant/gemv_test_util.h"
+#include "../quant/tiny_model.h"
+#include "../test_dirs.h"
+#include "model/generate.h"
 #include "model/quant_linear.h"
+#include "model/transformer.h"
 #include "quant/quantized_weight.h"
 
 using namespace lota;
@@ -45,4 +52,40 @@ TEST(QuantLinearCuda, UsesGemvForDecodeRowsOnly) {
     layer.set_options(no_gemv);
     const at::Tensor off = layer.forward(x.narrow(1, 0, 4));
     EXPECT_TRUE(at::allclose(off.to(at::kFloat), full.narrow(1, 0, 4).to(at::kFloat), 1e-2, 1e-2));
+}
+
+TEST(QuantLinearCuda, GenerationKeepingWeightsDequantizedGivesTheSameTokens) {
+    const auto base = lota_test::fresh_dir("qlcuda", "base"), q4 = lota_test::fresh_dir("qlcuda", "q4");
+    lota_test::make_tiny_model(base, q4, 3);
+    auto m = model::Transformer::load(q4.string(), {"cuda", "bf16"});
+    m->fuse_projections();
+    at::manual_seed(4);
+    std::vector<std::vector<int64_t>> prompts;
+    for (int64_t b = 0; b < 20; ++b) {  // 20 rows a step: more than the packed-code product takes
+        const at::Tensor p = at::randint(0, m->config().vocab_size, {3 + b % 7}, at::kLong);
+        prompts.emplace_back(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
+    }
+    model::GenerateOptions o;
+    o.max_new_tokens = 12;
+    const torch::NoGradGuard no_grad;
+    o.keep_dequantized = false;
+    const auto every_step = model::generate(*m, prompts, o);
+    std::vector<model::QuantLinear*> layers;
+    for (auto& block : m->blocks())
+        for (const auto& l : block.linears)
+            if (auto* q = dynamic_cast<model::QuantLinear*>(l.get())) layers.push_back(q);
+    ASSERT_FALSE(layers.empty());
+    // Every quantized layer holds its copy from the first decode step on, and none after the end.
+    int64_t tokens_seen = 0, tokens_with_copies = 0;
+    o.on_token = [&](int64_t, int64_t) {
+        ++tokens_seen;
+        tokens_with_copies += std::all_of(layers.begin(), layers.end(), [](auto* q) { return q->holds_dequantized(); });
+    };
+    o.keep_dequantized = true;
+    const auto kept = model::generate(*m, prompts, o);
+    EXPECT_EQ(kept, every_step);
+    EXPECT_GT(tokens_with_copies, tokens_seen / 2);  // all but the prompt step's tokens
+    EXPECT_TRUE(std::none_of(layers.begin(), layers.end(), [](auto* q) { return q->holds_dequantized(); }));
+    o.cuda_graph = false;
+    EXPECT_EQ(model::generate(*m, prompts, o), every_step);
 }

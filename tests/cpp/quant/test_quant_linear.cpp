@@ -77,6 +77,31 @@ TEST(QuantLinear, ForwardEqualsDenseOfDequantizedWeight) {
     EXPECT_THROW(q.forward(at::randn({2, 63})), Error);
 }
 
+TEST(QuantLinear, KeptDequantizedWeightGivesTheSameOutputs) {
+    at::manual_seed(2);
+    quant::QuantOptions o;
+    o.bits = 4;
+    o.group_size = 32;
+    const quant::QuantizedWeight qw = quant::rtn_quantize(at::randn({80, 64}), o);
+    model::QuantLinear ref(qw), kept(qw, std::make_shared<model::DequantBuffer>());
+    kept.keep_dequantized(true);
+    EXPECT_EQ(kept.dequantized_bytes(at::kBFloat16), 80 * 64 * 2);
+    const torch::NoGradGuard no_grad;
+    for (int i = 0; i < 3; ++i) {  // made at the first call, reused after
+        const at::Tensor x = at::randn({4, 9, 64});
+        EXPECT_TRUE(at::equal(kept.forward(x), ref.forward(x))) << "call " << i;
+        const at::Tensor x1 = at::randn({1, 3, 64});  // decode-sized: the packed-code product either way
+        EXPECT_TRUE(at::equal(kept.forward(x1), ref.forward(x1))) << "call " << i;
+    }
+    // A new dtype makes a new copy; turning it off falls back to dequantizing every call.
+    kept.to(at::kCPU, at::kBFloat16);
+    ref.to(at::kCPU, at::kBFloat16);
+    const at::Tensor xb = at::randn({4, 9, 64}).to(at::kBFloat16);
+    EXPECT_TRUE(at::equal(kept.forward(xb), ref.forward(xb)));
+    kept.keep_dequantized(false);
+    EXPECT_TRUE(at::equal(kept.forward(xb), ref.forward(xb)));
+}
+
 TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {
     const fs::path base = tmp_dir("base"), q4 = tmp_dir("q4"), r4 = tmp_dir("r4");
     lota_test::make_tiny_model(base, r4, 5);

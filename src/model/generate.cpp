@@ -22,7 +22,7 @@ namespace {
 // dequantize every quantized weight at every step: 2 bytes written and read back per weight for each
 // half byte of codes, about 9x the traffic of reading the codes. While the device has room for them,
 // generation keeps the weights dequantized from its first decode step to its end (the same W, so the
-// same tokens; bench/decode.md has the batch-64 rows) and frees them when it returns. Declared before
+// same tokens; bench/generate.md has the batch-64 rows) and frees them when it returns. Declared before
 // the DecodeGraph that captures them, so that the graph goes first.
 class KeepDequantized {
   public:

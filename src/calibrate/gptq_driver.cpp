@@ -26,6 +26,7 @@
 #include "model/transformer.h"
 #include "quant/gptq.h"
 #include "quant/gptq_tensors.h"
+#include "quant/tf32_guard.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
 #include "util/fs.h"
@@ -81,12 +82,7 @@ QuantizeModelReport quantize_model(const std::string& model_dir, const std::stri
 
     // The calibration forwards may use TF32 on CUDA (GPTQ's reference runs them in fp16); the
     // Hessians and the GPTQ solve switch it off for themselves (quant/gptq.cpp).
-    const bool prev_tf32 = at::globalContext().allowTF32CuBLAS();
-    at::globalContext().setAllowTF32CuBLAS(m->device().is_cuda());
-    struct RestoreTf32 {
-        bool prev;
-        ~RestoreTf32() { at::globalContext().setAllowTF32CuBLAS(prev); }
-    } restore_tf32{prev_tf32};
+    const quant::Tf32Guard tf32(m->device().is_cuda());
     std::vector<at::Tensor> hs;
     model::ForwardContext ctx;
     if (gptq) {

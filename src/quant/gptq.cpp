@@ -14,23 +14,11 @@
 
 #include "kernels/gptq_columns.h"
 #include "quant/quantizer.h"
+#include "quant/tf32_guard.h"
 #include "util/check.h"
 
 namespace lota::quant {
 namespace {
-
-// H must accumulate in full fp32: TF32 matmuls lose ~10 mantissa bits (GPTQ's reference turns
-// it off at import). Restores the previous setting on scope exit.
-class Tf32OffGuard {
-  public:
-    Tf32OffGuard() : prev_(at::globalContext().allowTF32CuBLAS()) { at::globalContext().setAllowTF32CuBLAS(false); }
-    ~Tf32OffGuard() { at::globalContext().setAllowTF32CuBLAS(prev_); }
-    Tf32OffGuard(const Tf32OffGuard&) = delete;
-    Tf32OffGuard& operator=(const Tf32OffGuard&) = delete;
-
-  private:
-    bool prev_;
-};
 
 // Hinv = chol(H⁻¹, upper) after dampening; throws with a hint when H is not positive definite.
 at::Tensor inverse_cholesky_upper(at::Tensor H, double damp) {
@@ -60,7 +48,7 @@ void Gptq::add_batch(const at::Tensor& X_in) {
     const at::Tensor X = X_in.reshape({-1, K}).to(S_.device(), at::kFloat);
     const int64_t m = X.size(0);
     if (m == 0) return;
-    const Tf32OffGuard tf32_off;
+    const Tf32Guard tf32_off(false);  // XᵀX in full float32
     S_.add_(at::mm(X.t(), X));  // float32 product, float64 sum
     n_ += m;
 }
@@ -77,7 +65,7 @@ GptqResult Gptq::quantize(const at::Tensor& W_in, const QuantOptions& opts) cons
     LOTA_CHECK(n_ > 0, "GPTQ: no calibration inputs were added (add_batch) before quantize");
     quant_options_check(opts, K, "GPTQ");
     const at::NoGradGuard no_grad;
-    const Tf32OffGuard tf32_off;
+    const Tf32Guard tf32_off(false);  // H and the solve in full float32
     const int64_t N = W_in.size(0);
     const int maxq = (1 << opts.bits) - 1;
     const int64_t g = opts.group_size == -1 ? K : opts.group_size;

@@ -23,23 +23,12 @@
 #include "quant/quantized_weight.h"
 #include "quant/quantizer.h"
 #include "quant/rtn.h"
+#include "quant/tf32_guard.h"
 #include "util/check.h"
 
 using namespace lota;
 
 namespace {
-
-// cuBLAS in full float32 for the reference's products; restores the previous setting.
-class Tf32Off {
-  public:
-    Tf32Off() : prev_(at::globalContext().allowTF32CuBLAS()) { at::globalContext().setAllowTF32CuBLAS(false); }
-    ~Tf32Off() { at::globalContext().setAllowTF32CuBLAS(prev_); }
-    Tf32Off(const Tf32Off&) = delete;
-    Tf32Off& operator=(const Tf32Off&) = delete;
-
-  private:
-    bool prev_;
-};
 
 // A block of columns and where its first segment starts (c0 > 0: earlier columns already solved).
 struct ColumnsCase {
@@ -106,42 +95,13 @@ std::string columns_what(const ColumnsCase& c, int bits, bool sym, int64_t g) {
            (sym ? " sym" : " asym") + " segments of " + std::to_string(g);
 }
 
-}  // namespace
-
-TEST(GptqCuda, ColumnsKernelMatchesAtenOps) {
+// Every column case (blocks, 3 and 4 bits, asym and sym, segments of 32 and 64) through the CUDA kernel and
+// through `reference(W1, Q1, Err1, Hinv1, grid, maxq, a, b)` on `ref_device`, from the same inputs (the grid
+// from the reference's weights, as GPTQ computes it between segments); codes, errors and weights must be
+// equal bit for bit. Returns the number of cases.
+template <class Reference>
+int expect_kernel_equals(const at::Device& ref_device, Reference reference) {
     const at::Device cuda(at::kCUDA);
-    const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(cuda);
-    const Tf32Off tf32_off;
-    at::manual_seed(2);
-    int runs = 0;
-    for (const ColumnsCase& c : COLUMNS_CASES)
-        for (const int bits : {3, 4})
-            for (const bool sym : {false, true})
-                for (const int64_t g : {int64_t(32), int64_t(64)}) {
-                    const std::string what = columns_what(c, bits, sym, g);
-                    const int maxq = (1 << bits) - 1;
-                    const at::Tensor W0 = at::randn({COLUMNS_N, c.count}, f32);
-                    const at::Tensor Hinv1 = hinv_block(random_hinv_full(c.count).to(cuda), c.count);
-                    at::Tensor W_ref = W0.clone(), Q_ref = at::full({COLUMNS_N, c.count}, NAN, f32),
-                               E_ref = at::full({COLUMNS_N, c.count}, NAN, f32);
-                    at::Tensor W_k = W0.clone(), Q_k = poisoned_codes(COLUMNS_N, c.count, cuda),
-                               E_k = at::full({COLUMNS_N, c.count}, NAN, f32);
-                    for (const auto& [a, b] : column_segments(c.c0, c.count, g)) {
-                        const quant::GridParams p = quant::grid_params(W_ref.slice(1, a, b), bits, sym);
-                        columns_aten(W_ref, Q_ref, E_ref, Hinv1, p, maxq, a, b);
-                        kernels::gptq_columns(W_k, Q_k, E_k, Hinv1, p.scale, p.zero, maxq, a, b);
-                    }
-                    ASSERT_TRUE(all_equal(Q_k.slice(1, c.c0), Q_ref.slice(1, c.c0))) << "Q1, " << what;
-                    ASSERT_TRUE(all_equal(E_k.slice(1, c.c0), E_ref.slice(1, c.c0))) << "Err1, " << what;
-                    ASSERT_TRUE(all_equal(W_k, W_ref)) << "W1, " << what;
-                    ++runs;
-                }
-    std::printf("GPTQ column kernel: %d runs equal the per-column ATen ops bit for bit\n", runs);
-}
-
-TEST(GptqCuda, ColumnsKernelMatchesCpuTwin) {
-    const at::Device cuda(at::kCUDA);
-    at::manual_seed(3);
     int runs = 0;
     for (const ColumnsCase& c : COLUMNS_CASES)
         for (const int bits : {3, 4})
@@ -151,23 +111,42 @@ TEST(GptqCuda, ColumnsKernelMatchesCpuTwin) {
                     const int maxq = (1 << bits) - 1;
                     const at::Tensor W0 = at::randn({COLUMNS_N, c.count});
                     const at::Tensor Hinv_full = random_hinv_full(c.count);
-                    const at::Tensor Hinv1_cpu = hinv_block(Hinv_full, c.count);
-                    const at::Tensor Hinv1_cuda = hinv_block(Hinv_full.to(cuda), c.count);
-                    at::Tensor W_cpu = W0.clone(), Q_cpu = poisoned_codes(COLUMNS_N, c.count, at::kCPU),
-                               E_cpu = at::full({COLUMNS_N, c.count}, NAN);
+                    const at::Tensor Hinv1_ref = hinv_block(Hinv_full.to(ref_device), c.count);
+                    const at::Tensor Hinv1_k = hinv_block(Hinv_full.to(cuda), c.count);
+                    at::Tensor W_ref = W0.to(ref_device), Q_ref = poisoned_codes(COLUMNS_N, c.count, ref_device),
+                               E_ref = at::full({COLUMNS_N, c.count}, NAN, W_ref.options());
                     at::Tensor W_k = W0.to(cuda), Q_k = poisoned_codes(COLUMNS_N, c.count, cuda),
                                E_k = at::full({COLUMNS_N, c.count}, NAN, W_k.options());
                     for (const auto& [a, b] : column_segments(c.c0, c.count, g)) {
-                        const quant::GridParams p = quant::grid_params(W_cpu.slice(1, a, b), bits, sym);
-                        kernels::gptq_columns(W_cpu, Q_cpu, E_cpu, Hinv1_cpu, p.scale, p.zero, maxq, a, b);
-                        kernels::gptq_columns(W_k, Q_k, E_k, Hinv1_cuda, p.scale.to(cuda), p.zero.to(cuda), maxq, a,
-                                              b);
+                        const quant::GridParams p = quant::grid_params(W_ref.slice(1, a, b), bits, sym);
+                        reference(W_ref, Q_ref, E_ref, Hinv1_ref, p, maxq, a, b);
+                        kernels::gptq_columns(W_k, Q_k, E_k, Hinv1_k, p.scale.to(cuda), p.zero.to(cuda), maxq, a, b);
                     }
-                    ASSERT_TRUE(all_equal(Q_k.slice(1, c.c0), Q_cpu.slice(1, c.c0))) << "Q1, " << what;
-                    ASSERT_TRUE(all_equal(E_k.slice(1, c.c0), E_cpu.slice(1, c.c0))) << "Err1, " << what;
-                    ASSERT_TRUE(all_equal(W_k, W_cpu)) << "W1, " << what;
+                    EXPECT_TRUE(all_equal(Q_k.slice(1, c.c0), Q_ref.slice(1, c.c0))) << "Q1, " << what;
+                    EXPECT_TRUE(all_equal(E_k.slice(1, c.c0), E_ref.slice(1, c.c0))) << "Err1, " << what;
+                    EXPECT_TRUE(all_equal(W_k, W_ref)) << "W1, " << what;
+                    if (::testing::Test::HasFailure()) return runs;
                     ++runs;
                 }
+    return runs;
+}
+
+}  // namespace
+
+TEST(GptqCuda, ColumnsKernelMatchesAtenOps) {
+    const quant::Tf32Guard tf32_off(false);  // the reference's products in full float32
+    at::manual_seed(2);
+    const int runs = expect_kernel_equals(at::Device(at::kCUDA), columns_aten);
+    std::printf("GPTQ column kernel: %d runs equal the per-column ATen ops bit for bit\n", runs);
+}
+
+TEST(GptqCuda, ColumnsKernelMatchesCpuTwin) {
+    at::manual_seed(3);
+    const int runs = expect_kernel_equals(at::Device(at::kCPU), [](at::Tensor& W1, at::Tensor& Q1, at::Tensor& Err1,
+                                                                   const at::Tensor& Hinv1, const quant::GridParams& p,
+                                                                   int maxq, int64_t a, int64_t b) {
+        kernels::gptq_columns(W1, Q1, Err1, Hinv1, p.scale, p.zero, maxq, a, b);
+    });
     std::printf("GPTQ column kernel: %d runs equal the CPU twin bit for bit\n", runs);
 }
 

@@ -3,7 +3,7 @@
 // of R repeats. Prints one JSON line per measurement. Usage:
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
-//                 [--generate 0] [--keep-dequantized 1] [--attn-kernel 0]
+//                 [--generate 0] [--keep-dequantized 1] [--profile-step S]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -11,7 +11,8 @@
 // (what `lota eval` and `lota generate` run: prefill, then steps greedy tokens with the per-step read of
 // the chosen tokens) on the same random prompts, and prints a "generate" line: new tokens per second of wall;
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
-// --attn-kernel 1: decode attention through kernels/decode_attention (Transformer::set_decode_attention_kernel).
+// --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
+// `ncu --profile-from-start off`) spans generate's decode step S (1-based) in every run, warm-up included.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <torch/types.h>
 #ifdef LOTA_WITH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_profiler_api.h>
 #endif
 
 #include "model/decode_graph.h"
@@ -64,13 +66,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
-                             "[--attn-kernel 0]\n");
+                             "[--profile-step S]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
-    int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0;
+    int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0, profile_step = 0;
     int repeat = 5;
-    bool generate_too = false, keep_dequantized = true, attn_kernel = false, graph = true, gemv = true, fuse = true;
+    bool generate_too = false, keep_dequantized = true, graph = true, gemv = true, fuse = true;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--device") device = v;
@@ -87,7 +89,7 @@ int main(int argc, char** argv) {
         else if (k == "--label") label = v;
         else if (k == "--generate") generate_too = v != "0";
         else if (k == "--keep-dequantized") keep_dequantized = v != "0";
-        else if (k == "--attn-kernel") attn_kernel = v != "0";
+        else if (k == "--profile-step") profile_step = std::stoll(v);
         else {
             std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
             return 1;
@@ -117,7 +119,6 @@ int main(int argc, char** argv) {
                     l = lora;
                 }
         }
-        model->set_decode_attention_kernel(attn_kernel);
         if (fuse) model->fuse_projections();  // as `lota generate` / `lota eval` do (LoRA layers stay separate)
         const int64_t V = model->config().vocab_size;
         if (prefill > 0) {
@@ -143,9 +144,22 @@ int main(int argc, char** argv) {
                 go.max_new_tokens = steps;
                 go.cuda_graph = graph;
                 go.keep_dequantized = keep_dequantized;
-                int64_t made = 0;
+                int64_t made = 0, delivered = 0;
+#ifdef LOTA_WITH_CUDA
+                if (profile_step > 0 && dev.is_cuda())
+                    // on_token runs for every row once a step's tokens are read: after B·S calls the prompt
+                    // and steps 1..S−1 are done, so the capture holds step S's launches (and its sampling).
+                    go.on_token = [&](int64_t, int64_t) {
+                        ++delivered;
+                        if (delivered == B * profile_step) cudaProfilerStart();
+                        if (delivered == B * (profile_step + 1)) cudaProfilerStop();
+                    };
+#else
+                (void)profile_step;
+#endif
                 const double tgen = time_median(dev, repeat, [&] {
                     made = 0;
+                    delivered = 0;
                     for (const auto& o : lota::model::generate(*model, prompts, go)) made += (int64_t)o.size();
                 });
                 std::printf("{\"impl\":\"%s\",\"what\":\"generate\",\"batch\":%lld,\"context\":%lld,"

@@ -17,13 +17,12 @@
 #   --contexts 128,512 prompt tokens (one set of rows each)
 #   --steps 256        new tokens per sequence
 #   --repeat 3         timed repeats after one warm-up; the median is reported
-#   --attn-kernel 0    1: decode attention through kernels/decode_attention instead of SDPA
 #   --python PY        Python for the table (default: .venv's, else python3)
 # Output in WORK_DIR/generate/ (default WORK_DIR runs/bench): generate.jsonl, generate.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 opt_device=cuda opt_shape=8b opt_tokenizer="$BENCH_ROOT/../shared/tokenizers/llama3_1"
-opt_contexts=128,512 opt_steps=256 opt_repeat=3 opt_attn_kernel=0 opt_python=""
+opt_contexts=128,512 opt_steps=256 opt_repeat=3 opt_python=""
 bench_parse "$@"
 bench_setup generate "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need lota bench_forward
@@ -36,11 +35,11 @@ R="$OUT/generate.jsonl"
 for ctx in ${opt_contexts//,/ }; do
     bench_stamp "context $ctx: batch 1, 16, 64"
     "$BUILD/bench_forward" "$Q" --device "$opt_device" --dtype bf16 --prefill 0 --batches 1,16,64 --context "$ctx" \
-        --steps "$opt_steps" --repeat "$opt_repeat" --generate 1 --attn-kernel "$opt_attn_kernel" \
+        --steps "$opt_steps" --repeat "$opt_repeat" --generate 1 \
         --label merged-4bit-g128 | tee -a "$R"
     bench_stamp "context $ctx: batch 64, dequantizing every step"
     "$BUILD/bench_forward" "$Q" --device "$opt_device" --dtype bf16 --prefill 0 --batches 64 --context "$ctx" \
-        --steps "$opt_steps" --repeat "$opt_repeat" --generate 1 --attn-kernel "$opt_attn_kernel" --keep-dequantized 0 \
+        --steps "$opt_steps" --repeat "$opt_repeat" --generate 1 --keep-dequantized 0 \
         --label every-step | tee -a "$R"
 done
 "$PY" - "$R" <<'EOF2' | tee "$OUT/generate.md"

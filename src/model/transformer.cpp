@@ -7,7 +7,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include "kernels/decode_attention.h"
 #include "kernels/dense_gemv.h"
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
@@ -188,12 +187,6 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
         KVCache& c = *ctx.cache;
         c.k[layer].index_copy_(2, c.write_pos, k);
         c.v[layer].index_copy_(2, c.write_pos, v);
-        if (decode_attention_kernel_ && x.is_cuda() && T == 1 && !packed &&
-            kernels::decode_attention_cuda_supports(H, Hkv, D)) {
-            // One kernel that reads only the filled slots, each kv head once for its query heads.
-            return kernels::decode_attention(q.select(2, 0), c.k[layer], c.v[layer], c.key_mask, c.write_pos, scale)
-                .view({B, 1, H * D});
-        }
         k = c.k[layer];
         v = c.v[layer];
     } else if (ctx.cache) {

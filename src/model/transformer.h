@@ -113,11 +113,6 @@ class Transformer {
     int64_t fuse_projections();
     bool fused() const;
 
-    /// Opt-in: CUDA decode steps run their attention through kernels/decode_attention (the filled slots
-    /// only, each kv head read once for its query heads) instead of SDPA over the whole cache. Off by
-    /// default until it is measured faster side by side (bench_forward --attn-kernel 1).
-    void set_decode_attention_kernel(bool on) { decode_attention_kernel_ = on; }
-
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;
 
@@ -138,7 +133,6 @@ class Transformer {
     at::Tensor inv_freq_;
     at::Device device_;
     at::ScalarType dtype_;
-    bool decode_attention_kernel_ = false;
 };
 
 /// "f32" | "bf16" | "f16" -> scalar type; throws otherwise.

@@ -6,8 +6,10 @@
 // which its SLICES warps-pairs share chunk by chunk (32 rows whose codes fill exactly `bits`
 // words). x's rows are staged in shared memory 256 at a time as float32 (every thread reads the
 // same x values: broadcasts). The slices' sums are added in a fixed order in shared memory, each
-// block writes float32 partial sums for its K range, and a second kernel adds the ranges in a
-// fixed order (deterministic), adds the bias and rounds once to the output type.
+// block writes float32 partial sums for its K range, and the last block of its column tile to finish
+// (an arrival counter per tile) adds the ranges in a fixed order (deterministic whichever block is
+// last), adds the bias and rounds once to the output type; one K range is rounded and stored directly.
+// Without the counters (quant_gemv_tile_counters) a second kernel adds the ranges in the same order.
 //
 // When the rows of a group are contiguous (g = k / group_rows, no act-order), the group's scale
 // is factored out:  Σ x·S(Q − Z + F) = S·(Σ x·Q − (Z − F)·Σ x), so the inner loop is one FMA per
@@ -97,9 +99,27 @@ __device__ __forceinline__ void load_chunk(const GemvArgs& a, int64_t k0, int64_
     }
 }
 
-// SLICES: groups of LANES threads sharing a block's K range (see slices_for).
+// Σ_s partial[s, i] over the K ranges in a fixed order: eight running sums (loads in flight), combined
+// in a fixed tree. Read past L1: other blocks wrote them.
+__device__ __forceinline__ float sum_of_ranges(const float* partial, int64_t splits, int64_t MN, int64_t i) {
+    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t s = 0;
+    for (; s + 8 <= splits; s += 8)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) part[j] += __ldcg(partial + (s + j) * MN + i);
+    for (int j = 0; s < splits; ++s, ++j) part[j] += __ldcg(partial + s * MN + i);
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+__device__ __forceinline__ void finish_output(const GemvArgs& a, int64_t m, int64_t n, float v) {
+    if (a.bias) v += load_as_float(a.bias, a.out_type, n);
+    store_as(a.out, a.out_type, m * a.N + n, v);
+}
+
+// SLICES: groups of LANES threads sharing a block's K range (see slices_for). tile_counters: see
+// quant_gemv_tile_counters (null: only the partial sums are written, for gemv_reduce_kernel).
 template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
-__global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) {
+__global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, int* tile_counters) {
     constexpr int THREADS = LANES * SLICES;
     __shared__ float xs[MROWS][PIECE];
     __shared__ float xsum[MROWS][PIECE / CHUNK];
@@ -132,17 +152,26 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
             for (int c = 0; c < COLS; ++c) dot[m][c] = 0.0f;
         }
     };
+    // The running group's scale and Z − F per column, loaded when the group starts so that the loads
+    // are in flight while its chunks are summed, not waited for when it ends.
+    float s_run[COLS], zf_run[COLS];
+    const auto start_group = [&](int64_t g) {
+#pragma unroll
+        for (int c = 0; c < COLS; ++c) {
+            const int64_t gn = g * N + n0 + c;
+            const bool in = n0 + c < N;
+            s_run[c] = in ? __half2float(scales[gn]) : 0.0f;
+            zf_run[c] = in ? static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f) : 0.0f;
+        }
+    };
     const auto flush = [&](int64_t g) {
         if (g < 0) return;
 #pragma unroll
         for (int c = 0; c < COLS; ++c) {
             if (n0 + c >= N) break;
-            const int64_t gn = g * N + n0 + c;
-            const float s = __half2float(scales[gn]);
-            const float zf = static_cast<float>(a.zeros[gn]) - (a.offset ? a.offset[gn] : 0.0f);
 #pragma unroll
             for (int m = 0; m < MROWS; ++m)
-                acc[m][c] += s * (float(1 << BITS) * dot[m][c] - (float(1 << BITS) + zf) * xs_run[m]);
+                acc[m][c] += s_run[c] * (float(1 << BITS) * dot[m][c] - (float(1 << BITS) + zf_run[c]) * xs_run[m]);
         }
         clear_run();
     };
@@ -190,6 +219,7 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
                 if (g != g_run) {
                     flush(g_run);
                     g_run = g;
+                    start_group(g);
                 }
 #pragma unroll
                 for (int m = 0; m < MROWS; ++m) xs_run[m] += xsum[m][r0 / CHUNK];
@@ -238,38 +268,59 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a) 
             for (int c = 0; c < COLS; ++c) red[slice - 1][m][lane * COLS + c] = acc[m][c];
     }
     if constexpr (SLICES > 1) __syncthreads();
-    if (slice > 0 || !active) return;
+    const bool writer = slice == 0 && active;
+    if (writer) {
 #pragma unroll
-    for (int s = 0; s < SLICES - 1; ++s)
+        for (int s = 0; s < SLICES - 1; ++s)
 #pragma unroll
-        for (int m = 0; m < MROWS; ++m)
+            for (int m = 0; m < MROWS; ++m)
 #pragma unroll
-            for (int c = 0; c < COLS; ++c) acc[m][c] += red[s][m][lane * COLS + c];
-#pragma unroll
-    for (int m = 0; m < MROWS; ++m) {
-        if (m0 + m >= M) break;
-        float* dst = a.partial + (static_cast<int64_t>(blockIdx.y) * M + m0 + m) * N + n0;
-#pragma unroll
-        for (int c = 0; c < COLS; ++c)
-            if (n0 + c < N) dst[c] = acc[m][c];
+                for (int c = 0; c < COLS; ++c) acc[m][c] += red[s][m][lane * COLS + c];
     }
+    if (tile_counters && a.splits == 1) {  // one K range: round and store (0 + v: the reduction's value)
+        if (writer)
+#pragma unroll
+            for (int m = 0; m < MROWS; ++m)
+#pragma unroll
+                for (int c = 0; c < COLS; ++c)
+                    if (m0 + m < M && n0 + c < N) finish_output(a, m0 + m, n0 + c, 0.0f + acc[m][c]);
+        return;
+    }
+    if (writer) {
+#pragma unroll
+        for (int m = 0; m < MROWS; ++m) {
+            if (m0 + m >= M) break;
+            float* dst = a.partial + (static_cast<int64_t>(blockIdx.y) * M + m0 + m) * N + n0;
+#pragma unroll
+            for (int c = 0; c < COLS; ++c)
+                if (n0 + c < N) dst[c] = acc[m][c];
+        }
+    }
+    if (!tile_counters) return;
+    // The last block of this column tile to arrive adds every range's partial sums and resets the counter.
+    __shared__ bool last_block;
+    const int64_t tile = static_cast<int64_t>(blockIdx.z) * gridDim.x + blockIdx.x;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_block = atomicAdd(&tile_counters[tile], 1) == a.splits - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    constexpr int TILE_COLS = LANES * COLS;
+    const int64_t col0 = static_cast<int64_t>(blockIdx.x) * TILE_COLS;
+    for (int i = threadIdx.x; i < MROWS * TILE_COLS; i += THREADS) {
+        const int64_t m = m0 + i / TILE_COLS, n = col0 + i % TILE_COLS;
+        if (m < M && n < N) finish_output(a, m, n, sum_of_ranges(a.partial, a.splits, M * N, m * N + n));
+    }
+    if (threadIdx.x == 0) tile_counters[tile] = 0;
 }
 
-// out[m, n] = Σ_s partial[s, m, n] (s in order) + bias[n], rounded once.
+// out[m, n] = Σ_s partial[s, m, n] (s in order) + bias[n], rounded once: without the tile counters.
 __global__ void gemv_reduce_kernel(GemvArgs a) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     const int64_t MN = a.M * a.N;
     if (i >= MN) return;
-    // Eight independent running sums (loads in flight), combined in a fixed order.
-    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t s = 0;
-    for (; s + 8 <= a.splits; s += 8)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) part[j] += a.partial[(s + j) * MN + i];
-    for (int j = 0; s < a.splits; ++s, ++j) part[j] += a.partial[s * MN + i];
-    float v = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    if (a.bias) v += load_as_float(a.bias, a.out_type, i % a.N);
-    store_as(a.out, a.out_type, i, v);
+    finish_output(a, i / a.N, i % a.N, sum_of_ranges(a.partial, a.splits, MN, i));
 }
 
 // Threads per block along K, as measured on an H100 (bench/gemv.md): four slices help narrow
@@ -277,42 +328,42 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
 template <int BITS, int COLS, int MROWS>
-void launch_rows(const GemvArgs& a, cudaStream_t stream) {
+void launch_rows(const GemvArgs& a, int* counters, cudaStream_t stream) {
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * COLS;
     const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
                     static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
     const bool grouped = a.group_rows > 0;
     if (slices_for(a.M, a.N) == 4) {
         if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a);
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
         else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a);
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
     } else {
         if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a);
+            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a, counters);
         else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a);
+            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a, counters);
     }
 }
 
 template <int BITS, int COLS>
-void launch_cols(const GemvArgs& a, cudaStream_t stream) {
+void launch_cols(const GemvArgs& a, int* counters, cudaStream_t stream) {
     if (a.M == 1)
-        launch_rows<BITS, COLS, 1>(a, stream);
+        launch_rows<BITS, COLS, 1>(a, counters, stream);
     else if (a.M == 2)
-        launch_rows<BITS, COLS, 2>(a, stream);
+        launch_rows<BITS, COLS, 2>(a, counters, stream);
     else if (a.M <= 4)
-        launch_rows<BITS, COLS, 4>(a, stream);
+        launch_rows<BITS, COLS, 4>(a, counters, stream);
     else
-        launch_rows<BITS, COLS, 8>(a, stream);  // more rows: more blocks along z
+        launch_rows<BITS, COLS, 8>(a, counters, stream);  // more rows: more blocks along z
 }
 
 template <int BITS>
-void launch_bits(const GemvArgs& a, cudaStream_t stream) {
+void launch_bits(const GemvArgs& a, int* counters, cudaStream_t stream) {
     if (a.vector_loads)
-        launch_cols<BITS, 4>(a, stream);
+        launch_cols<BITS, 4>(a, counters, stream);
     else
-        launch_cols<BITS, 1>(a, stream);
+        launch_cols<BITS, 1>(a, counters, stream);
 }
 
 int sm_count() {
@@ -361,14 +412,21 @@ int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
         quant_gemv_tc_launch(a, stream_ptr);
         return static_cast<int>(cudaGetLastError());
     }
+    // The column tiles' counters, when there are few enough tiles; else the separate reduction.
+    const int64_t cols_per_block = static_cast<int64_t>(LANES) * (a.vector_loads ? 4 : 1);
+    const int64_t mrows = a.M == 1 ? 1 : a.M == 2 ? 2 : a.M <= 4 ? 4 : 8;
+    const int64_t tiles = (a.N + cols_per_block - 1) / cols_per_block * ((a.M + mrows - 1) / mrows);
+    int* counters = tiles <= QUANT_GEMV_MAX_TILES ? quant_gemv_tile_counters() : nullptr;
     switch (a.bits) {
-        case 2: launch_bits<2>(a, stream); break;
-        case 3: launch_bits<3>(a, stream); break;
-        case 4: launch_bits<4>(a, stream); break;
-        default: launch_bits<8>(a, stream); break;
+        case 2: launch_bits<2>(a, counters, stream); break;
+        case 3: launch_bits<3>(a, counters, stream); break;
+        case 4: launch_bits<4>(a, counters, stream); break;
+        default: launch_bits<8>(a, counters, stream); break;
     }
-    const int64_t MN = a.M * a.N;
-    gemv_reduce_kernel<<<static_cast<unsigned>((MN + 255) / 256), 256, 0, stream>>>(a);
+    if (!counters) {
+        const int64_t MN = a.M * a.N;
+        gemv_reduce_kernel<<<static_cast<unsigned>((MN + 255) / 256), 256, 0, stream>>>(a);
+    }
     return static_cast<int>(cudaGetLastError());
 }
 

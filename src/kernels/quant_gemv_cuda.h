@@ -45,7 +45,8 @@ struct GemvTuning {
 /// sums to add); sets a.tensor_cores, a.splits and a.split_rows. All other fields must be set.
 void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning = {});
 
-/// Launches the product kernel and the partial-sum kernel on `stream`; returns a cudaError_t as int.
+/// Launches the product kernel on `stream` (its last block per column tile adds the K ranges; a separate
+/// partial-sum kernel only when the tile counters are unavailable); returns a cudaError_t as int.
 int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);
 
 // The tensor-core kernel (quant_gemv_tc_cuda.cu): bf16/f16 x of 1–16 rows, 2- or 4-bit codes,
@@ -53,5 +54,13 @@ int quant_gemv_cuda_launch(const GemvArgs& args, void* stream);
 bool quant_gemv_tc_eligible(const GemvArgs& a);
 int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows);
 void quant_gemv_tc_launch(const GemvArgs& a, void* stream);
+
+// Arrival counters of the kernels' last-block reduction (the last block of a column tile to finish adds
+// every K range's partial sums): QUANT_GEMV_MAX_TILES zeroed ints per device, made on the first call (so
+// the first call must not be inside a CUDA-graph capture; DecodeGraph's eager warm-up is that call), or
+// null when they cannot be made. Every launch leaves them at zero. Launches on concurrent streams of one
+// device would share them: decode runs on one stream.
+constexpr int64_t QUANT_GEMV_MAX_TILES = int64_t(1) << 16;
+int* quant_gemv_tile_counters();
 
 }  // namespace lota::kernels

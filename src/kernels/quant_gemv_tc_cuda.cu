@@ -295,30 +295,6 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     if (threadIdx.x == 0) tile_counters[blockIdx.x] = 0;
 }
 
-// Column-tile arrival counters of the last-block reduction: one zeroed buffer per device, made
-// on the first call (so the first call must not be inside a CUDA-graph capture; DecodeGraph's
-// eager warm-up is that call). Every call leaves them at zero. Calls on concurrent streams of one
-// device would share them: decode runs on one stream.
-constexpr int64_t MAX_TILES = int64_t(1) << 16;
-
-int* tile_counters() {
-    static std::mutex mutex;
-    static int* per_device[64] = {};
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return nullptr;
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (!per_device[dev]) {
-        int* p = nullptr;
-        if (cudaMalloc(&p, MAX_TILES * sizeof(int)) != cudaSuccess) return nullptr;
-        if (cudaMemset(p, 0, MAX_TILES * sizeof(int)) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
-            cudaFree(p);
-            return nullptr;
-        }
-        per_device[dev] = p;
-    }
-    return per_device[dev];
-}
-
 using TcKernel = void (*)(GemvArgs, int*);
 
 template <int BITS, bool BF16, bool BIG>
@@ -370,9 +346,9 @@ bool quant_gemv_tc_eligible(const GemvArgs& a) {
     if (a.x_type != GemvType::BF16 && a.x_type != GemvType::F16) return false;
     const int64_t step = 4 * (32 / a.bits);
     return a.M >= 1 && a.M <= 16 && a.group_rows > 0 && a.group_rows % step == 0 && a.K % step == 0 &&
-           a.N % TC_COLS == 0 && a.N / TC_COLS <= MAX_TILES && aligned16(a.qweight) && aligned16(a.scales) &&
+           a.N % TC_COLS == 0 && a.N / TC_COLS <= QUANT_GEMV_MAX_TILES && aligned16(a.qweight) && aligned16(a.scales) &&
            aligned16(a.zeros) && (a.offset == nullptr || aligned16(a.offset)) && aligned16(a.x) &&
-           device_major() >= 8 && tile_counters() != nullptr && resident_blocks_of(a) > 0;
+           device_major() >= 8 && quant_gemv_tile_counters() != nullptr && resident_blocks_of(a) > 0;
 }
 
 int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows) {
@@ -396,7 +372,25 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
 void quant_gemv_tc_launch(const GemvArgs& a, void* stream_ptr) {
     int index = 0;
     const dim3 grid(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
-    tc_kernel(a, &index)<<<grid, TC_WARPS * 32, 0, static_cast<cudaStream_t>(stream_ptr)>>>(a, tile_counters());
+    tc_kernel(a, &index)<<<grid, TC_WARPS * 32, 0, static_cast<cudaStream_t>(stream_ptr)>>>(a, quant_gemv_tile_counters());
+}
+
+int* quant_gemv_tile_counters() {
+    static std::mutex mutex;
+    static int* per_device[64] = {};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return nullptr;
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (!per_device[dev]) {
+        int* p = nullptr;
+        if (cudaMalloc(&p, QUANT_GEMV_MAX_TILES * sizeof(int)) != cudaSuccess) return nullptr;
+        if (cudaMemset(p, 0, QUANT_GEMV_MAX_TILES * sizeof(int)) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
+            cudaFree(p);
+            return nullptr;
+        }
+        per_device[dev] = p;
+    }
+    return per_device[dev];
 }
 
 }  // namespace lota::kernels

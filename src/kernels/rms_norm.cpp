@@ -16,33 +16,72 @@
 #endif
 
 namespace lota::kernels {
+namespace {
+
+void check_weight(const at::Tensor& x, const at::Tensor& w, const char* what) {
+    LOTA_CHECK(x.defined() && w.defined() && x.dim() >= 1 && w.dim() == 1 && w.size(0) == x.size(-1),
+               "%s: weight must be [%lld] for x of shape %s", what, (long long)(x.defined() ? x.size(-1) : -1),
+               x.defined() ? shape_str(x.sizes().vec()).c_str() : "undefined");
+}
+
+#ifdef LOTA_WITH_CUDA
+// The kernel runs for CUDA tensors of one float dtype when no gradient is wanted (it has no backward).
+bool fused_applies(const at::Tensor& x, const at::Tensor& w) {
+    const at::ScalarType dt = x.scalar_type();
+    return x.is_cuda() && w.device() == x.device() && w.scalar_type() == dt &&
+           (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
+           !(c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()));
+}
+
+// out = rms_norm(x (+ residual)), and sum = x + residual when there is one (contiguous, allocated here).
+at::Tensor launch_fused(const at::Tensor& x, const at::Tensor* residual, at::Tensor* sum, const at::Tensor& w,
+                        double eps, const char* what) {
+    const c10::cuda::OptionalCUDAGuard guard(x.device());
+    const at::Tensor xc = x.contiguous(), wc = w.contiguous();
+    const at::Tensor rc = residual ? residual->contiguous() : at::Tensor();
+    if (sum) *sum = at::empty_like(xc);
+    at::Tensor out = at::empty_like(xc);
+    const int64_t H = x.size(-1);
+    const int err = rms_norm_cuda_launch(xc.data_ptr(), residual ? rc.data_ptr() : nullptr,
+                                         sum ? sum->data_ptr() : nullptr, wc.data_ptr(), out.data_ptr(),
+                                         H > 0 ? xc.numel() / H : 0, H, static_cast<float>(eps),
+                                         gemv_type_of(x.scalar_type()), at::cuda::getCurrentCUDAStream().stream());
+    LOTA_CHECK(err == 0, "%s: CUDA kernel launch failed: %s", what, dequant_cuda_error_string(err));
+    return out;
+}
+#endif
+
+}  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-    LOTA_CHECK(x.defined() && w.defined() && x.dim() >= 1 && w.dim() == 1 && w.size(0) == x.size(-1),
-               "rms_norm: weight must be [%lld] for x of shape %s", (long long)(x.defined() ? x.size(-1) : -1),
-               x.defined() ? shape_str(x.sizes().vec()).c_str() : "undefined");
+    check_weight(x, w, "rms_norm");
 #ifdef LOTA_WITH_CUDA
-    const at::ScalarType dt = x.scalar_type();
-    const bool fused = x.is_cuda() && w.device() == x.device() && w.scalar_type() == dt &&
-                       (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
-                       !(c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()));
-    if (fused) {
-        const c10::cuda::OptionalCUDAGuard guard(x.device());
-        const at::Tensor xc = x.contiguous(), wc = w.contiguous();
-        at::Tensor out = at::empty_like(xc);
-        const GemvType t = gemv_type_of(dt);
-        const int64_t H = x.size(-1);
-        const int err = rms_norm_cuda_launch(xc.data_ptr(), wc.data_ptr(), out.data_ptr(), H > 0 ? xc.numel() / H : 0,
-                                             H, static_cast<float>(eps), t, at::cuda::getCurrentCUDAStream().stream());
-        LOTA_CHECK(err == 0, "rms_norm: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
-        return out;
-    }
+    if (fused_applies(x, w)) return launch_fused(x, nullptr, nullptr, w, eps, "rms_norm");
 #endif
     // HF LlamaRMSNorm: normalise in float32, cast back, then scale by the weight.
     const at::Tensor xf = x.to(at::kFloat);
     const at::Tensor var = xf.pow(2).mean(-1, true);
     const at::Tensor y = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
     return w * y;
+}
+
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& w,
+                                               double eps) {
+    check_weight(x, w, "add_rms_norm");
+    LOTA_CHECK(residual.defined() && residual.sizes() == x.sizes() && residual.scalar_type() == x.scalar_type() &&
+                   residual.device() == x.device(),
+               "add_rms_norm: residual must match x (%s %s), got %s",
+               shape_str(x.sizes().vec()).c_str(), c10::toString(x.scalar_type()),
+               residual.defined() ? shape_str(residual.sizes().vec()).c_str() : "undefined");
+#ifdef LOTA_WITH_CUDA
+    if (fused_applies(x, w) && !(c10::GradMode::is_enabled() && residual.requires_grad())) {
+        at::Tensor sum;
+        at::Tensor out = launch_fused(x, &residual, &sum, w, eps, "add_rms_norm");
+        return {sum.view(x.sizes()), out.view(x.sizes())};
+    }
+#endif
+    at::Tensor sum = x + residual;
+    return {sum, rms_norm(sum, w, eps)};
 }
 
 at::Tensor rms_norm_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& grad, double eps) {

@@ -5,6 +5,8 @@
 // an 8B model, and their launches, not their bytes, were the cost (bench/decode.md).
 #pragma once
 
+#include <utility>
+
 #include <ATen/core/Tensor.h>
 
 namespace lota::kernels {
@@ -12,6 +14,12 @@ namespace lota::kernels {
 /// x [..., H] (f32, f16 or bf16), w [H] of x's dtype; returns y of x's shape and dtype. Throws
 /// lota::Error on a shape or dtype mismatch.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+
+/// The residual stream's add and the norm that follows it, {s, rms_norm(s, w, eps)} with s = x + residual
+/// (as ATen adds: in float32, rounded to x's dtype). Bit for bit what the two calls give; on CUDA without
+/// autograd one kernel that reads x and residual once. x and residual of one shape and dtype.
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& residual, const at::Tensor& w,
+                                               double eps);
 
 /// The gradient in x of rms_norm for the output gradient `grad` (w frozen), as autograd of the formula
 /// computes it in real arithmetic: with u = float32(grad·w) (the product rounded to x's dtype),

@@ -87,6 +87,7 @@ at::Tensor sample_next(const at::Tensor& logits, double temperature, double top_
 
 std::vector<std::vector<int64_t>> generate(Transformer& model, const std::vector<std::vector<int64_t>>& prompts,
                                            const GenerateOptions& o) {
+    const at::NoGradGuard no_grad;  // inference: also lets the blocks fuse their residual adds (run_blocks)
     const int64_t B = (int64_t)prompts.size();
     LOTA_CHECK(B > 0, "generate: no prompts");
     int64_t Tp = 0;

@@ -6,6 +6,7 @@
 
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/silu_mul.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -31,7 +32,7 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
 struct SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
         ctx->save_for_backward({gate, up});
-        return at::silu(gate) * up;
+        return kernels::silu_mul(gate, up);  // grad mode is off here: the inference kernel, the same values
     }
 
     static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
@@ -79,7 +80,8 @@ at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
                "silu_mul: gate and up must have one shape, got %s and %s",
                gate.defined() ? shape_str(gate.sizes().vec()).c_str() : "(undefined)",
                up.defined() ? shape_str(up.sizes().vec()).c_str() : "(undefined)");
-    if (!at::GradMode::is_enabled() || !(gate.requires_grad() || up.requires_grad())) return at::silu(gate) * up;
+    if (!at::GradMode::is_enabled() || !(gate.requires_grad() || up.requires_grad()))
+        return kernels::silu_mul(gate, up);  // one kernel on CUDA
     return SiluMulFunction::apply(gate, up);
 }
 

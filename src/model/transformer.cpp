@@ -3,11 +3,13 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <limits>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include "kernels/dense_gemv.h"
+#include "kernels/kv_cache_write.h"
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
 #include "model/fused_linear.h"
@@ -16,6 +18,16 @@
 #include "util/check.h"
 
 namespace lota::model {
+namespace {
+
+// The float mask SDPA adds to the scores (0 where `allowed`, −inf elsewhere) in the model's dtype. Given a
+// bool mask SDPA makes this same tensor itself, in every layer's call: made once, it saves those launches.
+at::Tensor additive_mask(const at::Tensor& allowed, at::ScalarType dtype) {
+    return at::zeros(allowed.sizes(), allowed.options().dtype(dtype))
+        .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
+}  // namespace
 
 at::ScalarType dtype_from_name(const std::string& name) {
     if (name == "f32") return at::kFloat;
@@ -138,7 +150,7 @@ ForwardContext Transformer::prepare(const at::Tensor& ids, const at::Tensor& att
         at::Tensor kpos = at::arange(0, S, long_opts).view({1, S});
         at::Tensor causal = (kpos <= qpos).view({1, 1, T, S});
         at::Tensor self = (kpos == qpos).view({1, 1, T, S});
-        ctx.attn_mask = causal.logical_and(key_mask.view({B, 1, 1, S})).logical_or(self);
+        ctx.attn_mask = additive_mask(causal.logical_and(key_mask.view({B, 1, 1, S})).logical_or(self), dtype_);
         ctx.causal = false;
     }
     return ctx;
@@ -185,8 +197,7 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
     const double scale = 1.0 / std::sqrt((double)D);
     if (ctx.cache && ctx.whole_cache) {
         KVCache& c = *ctx.cache;
-        c.k[layer].index_copy_(2, c.write_pos, k);
-        c.v[layer].index_copy_(2, c.write_pos, v);
+        kernels::kv_cache_write(c.k[layer], c.v[layer], k, v, c.write_pos);  // one kernel on CUDA
         k = c.k[layer];
         v = c.v[layer];
     } else if (ctx.cache) {
@@ -277,6 +288,29 @@ at::Tensor Transformer::block_forward(int64_t layer, const at::Tensor& h, const 
     return mlp_out(layer, mid, mlp_hidden(layer, mlp_in(layer, mid)));
 }
 
+at::Tensor Transformer::run_blocks(at::Tensor h, const ForwardContext& ctx) {
+    const int64_t L = (int64_t)blocks_.size();
+    if (at::GradMode::is_enabled() || L == 0) {  // training keeps the stages (their norms save only x)
+        for (int64_t l = 0; l < L; ++l) h = block_forward(l, h, ctx);
+        return h;
+    }
+    // The add after o and the post-attention norm, and the add after down and the next block's input
+    // norm, are one kernel each: a decode step's small launches are much of its time.
+    const double eps = config_.rms_norm_eps;
+    at::Tensor n = attn_in(0, h);
+    for (int64_t l = 0; l < L; ++l) {
+        Block& b = blocks_[l];
+        const at::Tensor o = b.linear(Slot::O)->forward(attn_core(l, n, ctx));
+        auto [mid, m] = kernels::add_rms_norm(h, o, b.post_norm, eps);
+        const at::Tensor down = b.linear(Slot::DOWN)->forward(mlp_hidden(l, m));
+        if (l + 1 < L)
+            std::tie(h, n) = kernels::add_rms_norm(mid, down, blocks_[l + 1].input_norm, eps);
+        else
+            h = mid + down;
+    }
+    return h;
+}
+
 at::Tensor Transformer::final_norm(const at::Tensor& h) const { return rms_norm(h, final_norm_); }
 
 at::Tensor Transformer::head(const at::Tensor& h) const {
@@ -316,9 +350,9 @@ at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mas
     ctx.whole_cache = true;
     ctx.causal = false;
     // Real keys, plus the new token itself (a padding row must not be all-masked).
-    ctx.attn_mask = cache.key_mask.view({B, 1, 1, S}).logical_or(cache.slots.eq(cache.write_pos).view({1, 1, 1, S}));
-    at::Tensor h = embed(ids);
-    for (int64_t l = 0; l < (int64_t)blocks_.size(); ++l) h = block_forward(l, h, ctx);
+    ctx.attn_mask = additive_mask(
+        cache.key_mask.view({B, 1, 1, S}).logical_or(cache.slots.eq(cache.write_pos).view({1, 1, 1, S})), dtype_);
+    const at::Tensor h = run_blocks(embed(ids), ctx);
     cache.next_positions.add_(mask.view({B}));
     cache.write_pos.add_(1);
     return head(h);
@@ -340,8 +374,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& ids, const at::Tensor& 
     ids_check(ids);
     at::Tensor ids_dev = ids.to(device_);
     ForwardContext ctx = prepare(ids_dev, attention_mask, cache);
-    at::Tensor h = embed(ids_dev);
-    for (int64_t l = 0; l < (int64_t)blocks_.size(); ++l) h = block_forward(l, h, ctx);
+    const at::Tensor h = run_blocks(embed(ids_dev), ctx);
     if (cache) {
         const int64_t T = ids.size(1);
         at::Tensor mask = attention_mask.defined() ? attention_mask.to(device_).to(at::kLong)

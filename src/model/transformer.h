@@ -33,7 +33,7 @@ struct Block {
 /// Per-forward state shared by all blocks: RoPE tables and the attention mask.
 struct ForwardContext {
     at::Tensor cos, sin;    ///< [B, T, D]
-    at::Tensor attn_mask;   ///< [B, 1, T, S] bool (true = attend), undefined = plain causal
+    at::Tensor attn_mask;   ///< [B, 1, T, S] added to the scores (0 = attend, −inf = not), undefined = plain causal
     bool causal = true;     ///< use is_causal when attn_mask is undefined and T > 1
     bool whole_cache = false;  ///< decode step: write at cache->write_pos, attend over all slots
     KVCache* cache = nullptr;
@@ -125,6 +125,9 @@ class Transformer {
 
   private:
     at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+    /// Every block on h: block_forward in turn, or without autograd the same values with each residual
+    /// add fused into the norm that reads its sum (kernels::add_rms_norm).
+    at::Tensor run_blocks(at::Tensor h, const ForwardContext& ctx);
 
     io::ModelConfig config_;
     at::Tensor embed_;

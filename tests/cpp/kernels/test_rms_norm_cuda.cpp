@@ -104,3 +104,36 @@ TEST(RmsNormCuda, BackwardKernelMatchesCpuTwinAndFloat64) {
     EXPECT_THROW(lota::kernels::rms_norm_backward(at::randn({2, 8}, cuda), at::randn({8}, cuda), at::randn({2, 7}, cuda), 1e-6),
                  lota::Error);
 }
+
+// add_rms_norm: the sum equals ATen's add and the norm equals rms_norm of that sum, bit for bit (the
+// same summation order whichever kernel runs: a misaligned copy of the row, which takes the element-wise
+// kernel, gives the same bits as the register kernel); widths past the register kernel's 8192 included.
+TEST(RmsNormCuda, AddRmsNormEqualsAddThenNormBitForBit) {
+    const at::Device cuda(at::kCUDA);
+    const torch::NoGradGuard no_grad;
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat})
+        for (int64_t H : {1, 31, 64, 576, 4096, 8192, 8200})
+            for (int64_t rows : {1, 5}) {
+                at::manual_seed(H * 13 + rows + static_cast<int>(dtype));
+                const at::Tensor x = (at::randn({rows, H}) * 3).to(dtype).to(cuda);
+                const at::Tensor r = (at::randn({rows, H}) * 2).to(dtype).to(cuda);
+                const at::Tensor w = (at::randn({H}) * 0.5 + 1).to(dtype).to(cuda);
+                poison_device_cache(cuda);
+                const auto [sum, y] = lota::kernels::add_rms_norm(x, r, w, 1e-5);
+                const std::string where = std::string(c10::toString(dtype)) + " H " + std::to_string(H) +
+                                          " rows " + std::to_string(rows);
+                ASSERT_TRUE(at::equal(sum, x + r)) << where;
+                const at::Tensor y_ref = lota::kernels::rms_norm(x + r, w, 1e-5);
+                ASSERT_TRUE(at::equal(y, y_ref)) << where;
+                // One element in: a misaligned row start, so the element-wise kernel runs.
+                const at::Tensor shifted = at::empty({rows * H + 1}, x.options()).narrow(0, 1, rows * H).view({rows, H});
+                shifted.copy_(x + r);
+                EXPECT_TRUE(at::equal(lota::kernels::rms_norm(shifted, w, 1e-5), y_ref)) << where;
+                // And the CPU path: the two calls.
+                const auto [sum_cpu, y_cpu] = lota::kernels::add_rms_norm(x.cpu(), r.cpu(), w.cpu(), 1e-5);
+                EXPECT_TRUE(at::equal(sum_cpu, sum.cpu())) << where;
+                EXPECT_TRUE(at::equal(y_cpu, lota::kernels::rms_norm(sum_cpu, w.cpu(), 1e-5))) << where;
+            }
+    EXPECT_THROW(lota::kernels::add_rms_norm(at::randn({2, 8}, cuda), at::randn({2, 7}, cuda), at::randn({8}, cuda), 1e-6),
+                 lota::Error);
+}

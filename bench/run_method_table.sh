@@ -33,6 +33,9 @@
 #     METHODS entries: lora, qalora, lota, lota-mom (LoTA-QAF with --tsign-momentum $TSIGN_MOMENTUM)
 #   TSIGN_MOMENTUM=0.9  OMEGAS= (e.g. "0.5 0.625 0.75 0.875": LoTA-QAF rows "lota ω=F·r" at width OMEGA_BITS,
 #     Alpaca only unless OMEGAS_VIGGO=1)  OMEGA_BITS=first of BITS  OMEGAS_VIGGO=0
+#   QSCHEDULES= (e.g. "paper 0.9:0.999:0.9999": LoTA-QAF rows with another t-SignSGD quantile schedule at width
+#     OMEGA_BITS, Alpaca only; "paper": the paper's (q_end held for the last 20 %), "S:M:E": the official
+#     interpolation from quantile S through M at 80 % of the steps to E)
 #   CALIB_SAMPLES=128  CALIB_SEQLEN=2048 (C4 demo calibration; the paper used 1024 C4 samples)
 #   STEPS=300  BATCH=64  MICRO_BATCH=0 (0: = BATCH)  SOURCE_MAX_LEN=1024  TARGET_MAX_LEN=256  SEED=0
 #   ADAPTER_RANK=64 (r; not RANK, which is torchrun's)  LORA_ALPHA=0 (0: 2r)  LORA_LR=1e-5  QALORA_LR=$LORA_LR
@@ -89,7 +92,7 @@ ALPACA=${ALPACA:-alpaca/alpaca_data_1k.json alpaca/alpaca_en_demo.json} HOLDOUT=
 PPL_WINDOWS=${PPL_WINDOWS:--1} PPL_SEQLEN=${PPL_SEQLEN:-2048} EVAL_LIMIT=${EVAL_LIMIT:--1}
 VIGGO=${VIGGO:-0} VIGGO_LR=${VIGGO_LR:-5e-4} VIGGO_OMEGA=${VIGGO_OMEGA:-0} VIGGO_EPOCHS=${VIGGO_EPOCHS:-1}
 VIGGO_LIMIT=${VIGGO_LIMIT:--1} VIGGO_TRAIN_LIMIT=${VIGGO_TRAIN_LIMIT:--1} VIGGO_EVAL_BATCH=${VIGGO_EVAL_BATCH:-64}
-TSIGN_MOMENTUM=${TSIGN_MOMENTUM:-0.9} OMEGAS=${OMEGAS:-} OMEGAS_VIGGO=${OMEGAS_VIGGO:-0}
+TSIGN_MOMENTUM=${TSIGN_MOMENTUM:-0.9} OMEGAS=${OMEGAS:-} OMEGAS_VIGGO=${OMEGAS_VIGGO:-0} QSCHEDULES=${QSCHEDULES:-}
 read -r FIRST_BITS _ <<< "$BITS"
 OMEGA_BITS=${OMEGA_BITS:-$FIRST_BITS}
 for m in $METHODS; do
@@ -101,6 +104,10 @@ done
 for f in $OMEGAS; do
     [[ "$f" =~ ^0?\.[0-9]+$ ]] && awk -v f="$f" 'BEGIN {exit !(f > 0 && f < 1)}' \
         || die "OMEGAS: '$f' is not a fraction of r in (0, 1), e.g. 0.625"
+done
+for s in $QSCHEDULES; do
+    [ "$s" = paper ] || [[ "$s" =~ ^0?\.[0-9]+:0?\.[0-9]+:0?\.[0-9]+$ ]] \
+        || die "QSCHEDULES: '$s' is neither paper nor START:MID:END quantiles, e.g. 0.9:0.999:0.9999"
 done
 [ "$DEVICE" = auto ] && DEVICE=$("$LOTA" version --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["auto_device"])')
 WIKI="$DATA/wikitext2/wiki.test.joined.txt" CALIB="$DATA/c4/c4_demo.jsonl"
@@ -329,6 +336,17 @@ if [ "$STAGE" != table ]; then
                 method_row "$b" "lota-w$f" "$w" "$w" "$v"
             done
         fi
+        if [ -n "$QSCHEDULES" ] && [ "$b" = "$OMEGA_BITS" ]; then
+            for s in $QSCHEDULES; do
+                if [ "$s" = paper ]; then
+                    qargs=(--tsign-schedule paper)
+                else
+                    IFS=: read -r qs qm qe <<< "$s"
+                    qargs=(--tsign-q-start "$qs" --tsign-q-mid "$qm" --tsign-q-end "$qe")
+                fi
+                method_row "$b" "lota-q$s" "$OMEGA" "$OMEGA" 0 "${qargs[@]}"
+            done
+        fi
     done
 fi
 [ "$STAGE" = quantize ] && { stamp "quantized: $(ls -d "$OUT"/models/gptq-* | tr '\n' ' ')"; exit 0; }
@@ -340,11 +358,21 @@ names = {"16-bit": "16-bit", "untuned": "GPTQ (untuned)", "lora": "16-bit LoRA",
          "lota": "LoTA-QAF", "lota-mom": f"LoTA-QAF, t-SignSGD momentum β={momentum}"}
 order = list(names)
 def name(m):
-    return f"LoTA-QAF ω={m[len('lota-w'):]}·r" if m.startswith("lota-w") else names.get(m, m)
+    if m.startswith("lota-w"):
+        return f"LoTA-QAF ω={m[len('lota-w'):]}·r"
+    if m == "lota-qpaper":
+        return "LoTA-QAF, the paper's quantile schedule (q_end for the last 20 %)"
+    if m.startswith("lota-q"):
+        return "LoTA-QAF, quantiles " + " → ".join(m[len("lota-q"):].split(":"))
+    return names.get(m, m)
 def rank(m):
     if m in order:
         return (order.index(m), 0.0)
-    return (len(order), float(m[len("lota-w"):]) if m.startswith("lota-w") else 9.0)
+    if m.startswith("lota-w"):
+        return (len(order), float(m[len("lota-w"):]))
+    if m.startswith("lota-q"):
+        return (len(order) + 1, -1.0 if m == "lota-qpaper" else float(m[len("lota-q"):].split(":")[0]))
+    return (len(order) + 2, 0.0)
 rows = [json.load(open(p)) for p in glob.glob(os.path.join(sys.argv[1], "*.json"))]
 if not rows:
     sys.exit(f"no rows in {sys.argv[1]}")

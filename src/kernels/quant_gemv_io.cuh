@@ -1,5 +1,5 @@
 // Shared by the decode kernels (quant_gemv_cuda.cu, quant_gemv_tc_cuda.cu, rms_norm_cuda.cu,
-// rope_cuda.cu): element access and rounding by GemvType (float32, float16 or bfloat16) and device queries.
+// rope_cuda.cu, silu_mul_cuda.cu): element access and rounding by GemvType (float32, float16 or bfloat16) and device queries.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -37,6 +37,18 @@ __device__ __forceinline__ float round_as(GemvType t, float v) {
         default: return v;
     }
 }
+
+/// The same conversions with the type known at compile time (templated kernels): to float32, and
+/// rounded once from float32.
+template <typename T> __device__ __forceinline__ float to_float(T v);
+template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 /// An attribute of the current device, or `fallback` when it cannot be read.
 inline int current_device_attribute(cudaDeviceAttr attr, int fallback) {

@@ -10,21 +10,11 @@
 namespace lota::kernels {
 namespace {
 
-template <typename T> __device__ __forceinline__ float as_float(T v);
-template <> __device__ __forceinline__ float as_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float as_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float as_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T rounded(float v);
-template <> __device__ __forceinline__ float rounded<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half rounded<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 rounded<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
 template <typename T>
 __device__ __forceinline__ T silu_times(T g, T u) {
-    const float x = as_float(g);
-    const T s = rounded<T>(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))));
-    return rounded<T>(__fmul_rn(as_float(s), as_float(u)));
+    const float x = to_float(g);
+    const T s = from_float<T>(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))));
+    return from_float<T>(__fmul_rn(to_float(s), to_float(u)));
 }
 
 template <typename T, bool VECTOR>

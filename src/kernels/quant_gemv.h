@@ -6,7 +6,10 @@
 // float32, then one float32 GEMM).
 #pragma once
 
+#include <initializer_list>
+
 #include <ATen/core/Tensor.h>
+#include <c10/core/GradMode.h>
 
 #include "kernels/quant_gemv_cuda.h"  // GemvTuning (plain C++)
 
@@ -30,6 +33,19 @@ at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const 
 /// The raw launchers' element type for a float32, float16 or bfloat16 tensor dtype.
 inline GemvType gemv_type_of(at::ScalarType t) {
     return t == at::kHalf ? GemvType::F16 : t == at::kBFloat16 ? GemvType::BF16 : GemvType::F32;
+}
+
+/// Whether a fused inference kernel (RMSNorm, rope, SwiGLU) takes these tensors: the first on a CUDA
+/// device in float32, float16 or bfloat16, the others on its device in its dtype, and no gradient wanted
+/// (the kernels have no backward).
+inline bool fused_kernel_applies(std::initializer_list<at::Tensor> ts) {
+    const at::Tensor& x = *ts.begin();
+    const at::ScalarType dt = x.scalar_type();
+    if (!x.is_cuda() || !(dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16)) return false;
+    const bool grad = c10::GradMode::is_enabled();
+    for (const at::Tensor& t : ts)
+        if (t.device() != x.device() || t.scalar_type() != dt || (grad && t.requires_grad())) return false;
+    return true;
 }
 
 /// The `group_rows` argument of quant_gemv for this g_idx with G groups: the group length when

@@ -2,7 +2,6 @@
 #include "kernels/rms_norm.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 
 #include "util/check.h"
 
@@ -25,14 +24,6 @@ void check_weight(const at::Tensor& x, const at::Tensor& w, const char* what) {
 }
 
 #ifdef LOTA_WITH_CUDA
-// The kernel runs for CUDA tensors of one float dtype when no gradient is wanted (it has no backward).
-bool fused_applies(const at::Tensor& x, const at::Tensor& w) {
-    const at::ScalarType dt = x.scalar_type();
-    return x.is_cuda() && w.device() == x.device() && w.scalar_type() == dt &&
-           (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
-           !(c10::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()));
-}
-
 // out = rms_norm(x (+ residual)), and sum = x + residual when there is one (contiguous, allocated here).
 at::Tensor launch_fused(const at::Tensor& x, const at::Tensor* residual, at::Tensor* sum, const at::Tensor& w,
                         double eps, const char* what) {
@@ -56,7 +47,7 @@ at::Tensor launch_fused(const at::Tensor& x, const at::Tensor* residual, at::Ten
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
     check_weight(x, w, "rms_norm");
 #ifdef LOTA_WITH_CUDA
-    if (fused_applies(x, w)) return launch_fused(x, nullptr, nullptr, w, eps, "rms_norm");
+    if (fused_kernel_applies({x, w})) return launch_fused(x, nullptr, nullptr, w, eps, "rms_norm");
 #endif
     // HF LlamaRMSNorm: normalise in float32, cast back, then scale by the weight.
     const at::Tensor xf = x.to(at::kFloat);
@@ -74,7 +65,7 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
                shape_str(x.sizes().vec()).c_str(), c10::toString(x.scalar_type()),
                residual.defined() ? shape_str(residual.sizes().vec()).c_str() : "undefined");
 #ifdef LOTA_WITH_CUDA
-    if (fused_applies(x, w) && !(c10::GradMode::is_enabled() && residual.requires_grad())) {
+    if (fused_kernel_applies({x, w, residual})) {
         at::Tensor sum;
         at::Tensor out = launch_fused(x, &residual, &sum, w, eps, "add_rms_norm");
         return {sum.view(x.sizes()), out.view(x.sizes())};

@@ -2,7 +2,6 @@
 #include "kernels/rope.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 
 #include "util/check.h"
 
@@ -28,18 +27,13 @@ at::Tensor rope_rotate(const at::Tensor& x, const at::Tensor& cos, const at::Ten
                "rope: cos and sin must be [%lld or 1, %lld, %lld] for x of shape %s", (long long)x.size(0),
                (long long)x.size(2), (long long)x.size(3), shape_str(x.sizes().vec()).c_str());
 #ifdef LOTA_WITH_CUDA
-    const at::ScalarType dt = x.scalar_type();
-    const bool fused = x.is_cuda() && cos.size(0) == x.size(0) && cos.device() == x.device() && sin.device() == x.device() &&
-                       cos.scalar_type() == dt && sin.scalar_type() == dt &&
-                       (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
-                       !(c10::GradMode::is_enabled() && (x.requires_grad() || cos.requires_grad() || sin.requires_grad()));
-    if (fused) {
+    if (cos.size(0) == x.size(0) && fused_kernel_applies({x, cos, sin})) {
         const c10::cuda::OptionalCUDAGuard guard(x.device());
         const at::Tensor c = cos.contiguous(), s = sin.contiguous();
         at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
         const int64_t strides[4] = {x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
         const int64_t sizes[4] = {x.size(0), x.size(1), x.size(2), x.size(3)};
-        const GemvType t = gemv_type_of(dt);
+        const GemvType t = gemv_type_of(x.scalar_type());
         const int err = rope_cuda_launch(x.data_ptr(), strides, c.data_ptr(), s.data_ptr(), out.data_ptr(), sizes, t,
                                          at::cuda::getCurrentCUDAStream().stream());
         LOTA_CHECK(err == 0, "rope: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));

@@ -2,7 +2,6 @@
 #include "kernels/silu_mul.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 
 #include "util/check.h"
 
@@ -39,10 +38,7 @@ at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
                gate.defined() ? shape_str(gate.sizes().vec()).c_str() : "(undefined)",
                up.defined() ? shape_str(up.sizes().vec()).c_str() : "(undefined)");
 #ifdef LOTA_WITH_CUDA
-    const at::ScalarType dt = gate.scalar_type();
-    const bool fused = gate.is_cuda() && (dt == at::kFloat || dt == at::kHalf || dt == at::kBFloat16) &&
-                       !(c10::GradMode::is_enabled() && (gate.requires_grad() || up.requires_grad()));
-    if (fused) {
+    if (fused_kernel_applies({gate, up})) {
         const c10::cuda::OptionalCUDAGuard guard(gate.device());
         int64_t ld = uniform_row_stride(gate);
         at::Tensor g = gate, u = up;
@@ -54,7 +50,7 @@ at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
         at::Tensor out = at::empty(gate.sizes(), gate.options().memory_format(at::MemoryFormat::Contiguous));
         const int64_t n = gate.size(-1);
         const int err = silu_mul_cuda_launch(g.data_ptr(), u.data_ptr(), ld, out.data_ptr(), n > 0 ? out.numel() / n : 0,
-                                             n, gemv_type_of(dt), at::cuda::getCurrentCUDAStream().stream());
+                                             n, gemv_type_of(gate.scalar_type()), at::cuda::getCurrentCUDAStream().stream());
         LOTA_CHECK(err == 0, "silu_mul: CUDA kernel launch failed: %s", dequant_cuda_error_string(err));
         return out;
     }

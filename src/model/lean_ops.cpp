@@ -76,10 +76,7 @@ at::Tensor rms_norm_lean(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 at::Tensor silu_mul(const at::Tensor& gate, const at::Tensor& up) {
-    LOTA_CHECK(gate.defined() && up.defined() && gate.sizes() == up.sizes(),
-               "silu_mul: gate and up must have one shape, got %s and %s",
-               gate.defined() ? shape_str(gate.sizes().vec()).c_str() : "(undefined)",
-               up.defined() ? shape_str(up.sizes().vec()).c_str() : "(undefined)");
+    // kernels::silu_mul checks the shapes, on either path (the autograd function's forward calls it).
     if (!at::GradMode::is_enabled() || !(gate.requires_grad() || up.requires_grad()))
         return kernels::silu_mul(gate, up);  // one kernel on CUDA
     return SiluMulFunction::apply(gate, up);

@@ -63,7 +63,16 @@ for t in "${TARGETS[@]}"; do
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     printf 'fuzz %-12s %10s executions  %6s exec/s  cov %6s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" \
         "$([ "$rc" -eq 0 ] && echo ok || echo "FINDING (exit $rc): see $log")"
-    [ "$rc" -eq 0 ] || failed+=("$t")
+    if [ "$rc" -ne 0 ]; then
+        failed+=("$t")
+        # CI keeps only what is printed: the report, and the input itself when it is small enough to paste.
+        grep -m1 -A12 -E 'ERROR: |runtime error: |SUMMARY: ' "$log" | sed 's/^/    /' || tail -n 20 "$log"
+        for f in "$FUZZ_DIR/findings/$t"/*; do
+            [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 8192 ] || continue
+            echo "    input $(basename "$f") (base64; replay: base64 -d > x && $FUZZ_DIR/fuzz_$t x):"
+            base64 -w 100 "$f" | sed 's/^/    /'
+        done
+    fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: findings in: ${failed[*]} (inputs under $FUZZ_DIR/findings/)"

@@ -24,6 +24,7 @@
 #include "io/mapped_file.h"
 #include "text/tokenizer.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::io {
 namespace {
@@ -177,7 +178,7 @@ std::vector<float> merge_scores(const nlohmann::json& model, const std::vector<s
         const auto it = vocab.find(joined);
         LOTA_CHECK(it != vocab.end(), "%s: merge %zu makes '%s', which is not in model.vocab", path.c_str(), rank,
                    joined.c_str());
-        float& s = scores[static_cast<size_t>(it->get<int64_t>())];
+        float& s = scores[static_cast<size_t>(json_int(*it, path + ": model.vocab id", 0, (int64_t)scores.size() - 1))];
         if (s == none) s = -static_cast<float>(rank);
     }
     return scores;
@@ -199,7 +200,7 @@ void write_tokenizer_llama(GgufWriter& w, const std::string& model_dir, const nl
     const int64_t n_base = static_cast<int64_t>(vocab.size());
     std::vector<std::string> tokens(static_cast<size_t>(n_base));
     for (const auto& [text, id_json] : vocab.items()) {
-        const int64_t id = id_json.get<int64_t>();
+        const int64_t id = json_int(id_json, path + ": the model.vocab id of '" + text + "'");
         LOTA_CHECK(id >= 0 && id < n_base && tokens[id].empty(),
                    "%s: model.vocab id %lld of '%s' is not one of 0..%lld once", path.c_str(), (long long)id,
                    text.c_str(), (long long)n_base - 1);
@@ -208,7 +209,7 @@ void write_tokenizer_llama(GgufWriter& w, const std::string& model_dir, const nl
     std::vector<std::pair<int64_t, std::string>> added;  // added tokens, by id
     const nlohmann::json added_json = tj.value("added_tokens", nlohmann::json::array());
     for (const auto& a : added_json) {
-        const int64_t id = a.at("id").get<int64_t>();
+        const int64_t id = json_int(a.at("id"), path + ": an added token's id");
         const std::string text = a.at("content").get<std::string>();
         LOTA_CHECK(id >= 0, "%s: added token '%s' has id %lld", path.c_str(), text.c_str(), (long long)id);
         if (id < n_base) tokens[id] = text;
@@ -254,7 +255,7 @@ void write_tokenizer_llama(GgufWriter& w, const std::string& model_dir, const nl
         if (auto t = config_token(tc, std::string(typ) + "_token"))
             for (const auto& a : added_json)
                 if (a.value("content", "") == *t) {
-                    id = a.at("id").get<int64_t>();
+                    id = json_int(a.at("id"), path + ": an added token's id");
                     break;
                 }
         const std::string cfg_key = std::string(typ) + "_token_id";
@@ -305,7 +306,7 @@ void gguf_tokenizer_export(GgufWriter& w, const std::string& model_dir, const Mo
     }
     if (tj.contains("added_tokens"))
         for (const auto& a : tj["added_tokens"]) {
-            const int64_t id = a.at("id").get<int64_t>();
+            const int64_t id = json_int(a.at("id"), path + ": an added token's id");
             if (id >= 0 && id < n) types[id] = a.value("special", false) || looks_special(a.value("content", ""))
                                                    ? 3 : 4;  // control / user-defined
         }

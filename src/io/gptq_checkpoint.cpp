@@ -152,10 +152,10 @@ void check_linear(const GptqLinearTensors& t, const std::string& prefix, int64_t
 GptqConfig gptq_config_from_json(const nlohmann::json& j, const std::string& file) {
     LOTA_CHECK(j.is_object(), "%s: quantization config must be a JSON object", file.c_str());
     GptqConfig c;
-    c.bits = json_get<int>(j, "bits", -1, file);
+    c.bits = static_cast<int>(json_int_or(j, "bits", -1, file + ": \"bits\"", -1, 64));
     LOTA_CHECK(c.bits == 2 || c.bits == 3 || c.bits == 4 || c.bits == 8,
                "%s: bits = %d is not supported (expected 2, 3, 4 or 8)", file.c_str(), c.bits);
-    c.group_size = json_get<int>(j, "group_size", -1, file);
+    c.group_size = static_cast<int>(json_int_or(j, "group_size", -1, file + ": \"group_size\"", -1, INT32_MAX));
     LOTA_CHECK(c.group_size == -1 || c.group_size > 0, "%s: group_size = %d, expected -1 or a positive size",
                file.c_str(), c.group_size);
     c.desc_act = json_get<bool>(j, "desc_act", false, file);

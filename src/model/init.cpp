@@ -52,9 +52,11 @@ int64_t tokenizer_vocab_size(const nlohmann::json& tok, const std::string& path)
     LOTA_CHECK(tok.contains("model") && tok["model"].contains("vocab") && tok["model"]["vocab"].is_object(),
                "%s: expected model.vocab to be an object", path.c_str());
     int64_t max_id = -1;
-    for (const auto& [k, v] : tok["model"]["vocab"].items()) max_id = std::max<int64_t>(max_id, v.get<int64_t>());
+    for (const auto& [k, v] : tok["model"]["vocab"].items())
+        max_id = std::max(max_id, json_int(v, path + ": the id of vocabulary entry '" + k + "'", 0, INT32_MAX));
     if (tok.contains("added_tokens"))
-        for (const auto& t : tok["added_tokens"]) max_id = std::max<int64_t>(max_id, t.value("id", (int64_t)-1));
+        for (const auto& t : tok["added_tokens"])
+            max_id = std::max(max_id, json_int_or(t, "id", -1, path + ": an added token's id", 0, INT32_MAX));
     return max_id + 1;
 }
 
@@ -63,8 +65,8 @@ int64_t special_id(const nlohmann::json& tok, const nlohmann::json& tok_cfg, con
     std::string s = tok_cfg[key].is_string() ? tok_cfg[key].get<std::string>() : tok_cfg[key].value("content", "");
     if (tok.contains("added_tokens"))
         for (const auto& t : tok["added_tokens"])
-            if (t.value("content", "") == s) return t.value("id", (int64_t)-1);
-    if (tok["model"]["vocab"].contains(s)) return tok["model"]["vocab"][s].get<int64_t>();
+            if (t.value("content", "") == s) return json_int_or(t, "id", -1, "tokenizer.json: an added token's id");
+    if (tok["model"]["vocab"].contains(s)) return json_int(tok["model"]["vocab"][s], "tokenizer.json: a vocabulary id");
     return -1;
 }
 

@@ -9,6 +9,7 @@
 #include "text/unicode.h"
 #include "text/unicode_regex.h"
 #include "util/check.h"
+#include "util/json_read.h"
 
 namespace lota::text::detail {
 namespace {
@@ -178,7 +179,8 @@ int32_t token_pair_id(const Json& j, const char* key, const std::string& file, c
     auto it = j.find(key);
     LOTA_CHECK(it != j.end() && it->is_array() && it->size() == 2 && (*it)[1].is_number_integer(),
                "%s: %s: \"%s\" must be [token, id]", file.c_str(), what, key);
-    return (*it)[1].get<int32_t>();
+    return static_cast<int32_t>(json_int((*it)[1], strfmt("%s: %s: the id of \"%s\"", file.c_str(), what, key), 0,
+                                         INT32_MAX));
 }
 
 std::unique_ptr<PostProcessor> make_template(const Json& j, const std::string& file) {
@@ -195,7 +197,11 @@ std::unique_ptr<PostProcessor> make_template(const Json& j, const std::string& f
             LOTA_CHECK(specials.contains(name) && specials[name].contains("ids") && specials[name]["ids"].is_array(),
                        "%s: TemplateProcessing uses special token '%s' missing from special_tokens",
                        file.c_str(), name.c_str());
-            std::vector<int32_t> ids = specials[name]["ids"].get<std::vector<int32_t>>();
+            std::vector<int32_t> ids;
+            for (const Json& id : specials[name]["ids"])
+                ids.push_back(static_cast<int32_t>(json_int(
+                    id, strfmt("%s: TemplateProcessing special token '%s': an id", file.c_str(), name.c_str()), 0,
+                    INT32_MAX)));
             LOTA_CHECK(!ids.empty(), "%s: TemplateProcessing special token '%s' has no ids", file.c_str(),
                        name.c_str());
             t->items.push_back(std::move(ids));

@@ -77,10 +77,11 @@ std::optional<Checkpoint> checkpoint_load_latest(const std::string& out_dir) {
     }
     LOTA_CHECK(c.state.is_object() && c.state.value("format", std::string()) == "lota-trainer-state",
                "%s: not a lota trainer state", state_path.c_str());
-    LOTA_CHECK(c.state.value("version", 0) == STATE_VERSION,
-               "%s: trainer state version %d, this build reads version %d (start the run again, or resume it with the "
-               "lota that wrote it)",
-               state_path.c_str(), c.state.value("version", 0), STATE_VERSION);
+    const int64_t version = json_int_or(c.state, "version", 0, state_path + ": \"version\"");
+    LOTA_CHECK(version == STATE_VERSION,
+               "%s: trainer state version %lld, this build reads version %d (start the run again, or resume it with "
+               "the lota that wrote it)",
+               state_path.c_str(), (long long)version, STATE_VERSION);
     c.dir = dir;
     c.adapter = io::adapter_read(dir);
     if (path_exists(dir + "/" + OPT_FILE)) {

@@ -27,7 +27,7 @@ void train_log_truncate(const std::string& path, int64_t step) {
     while (std::getline(in, line)) {
         try {
             const auto j = json_parse(line, path);
-            if (j.value("step", (int64_t)0) <= step) kept += line + "\n";
+            if (json_int_or(j, "step", 0, path + ": a record's \"step\"") <= step) kept += line + "\n";
         } catch (const nlohmann::json::exception&) {
             break;  // a torn last line from a killed run
         }

@@ -30,6 +30,7 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/strfmt.h"
+#include "util/json_read.h"
 
 namespace lota::train {
 namespace {
@@ -138,17 +139,19 @@ int64_t checkpoint_check(const Checkpoint& ck, const TrainOptions& o, int64_t to
     const std::string where = ck.dir + "/trainer_state.json";
     const io::AdapterMethod method =
         io::adapter_method_parse(st.value("method", std::string()), where + ": \"method\"");
-    LOTA_CHECK(method == o.method && st.value("total_steps", (int64_t)0) == total &&
-                   st.value("seed", (uint64_t)0) == o.seed && st.value("batch_size", (int64_t)0) == o.batch_size,
+    const int64_t steps = json_int_or(st, "total_steps", 0, where + ": \"total_steps\"");
+    const int64_t batch = json_int_or(st, "batch_size", 0, where + ": \"batch_size\"");
+    const uint64_t seed = st.contains("seed") && st["seed"].is_number_unsigned() ? st["seed"].get<uint64_t>() : 0;
+    LOTA_CHECK(method == o.method && steps == total && seed == o.seed && batch == o.batch_size,
                "%s: the checkpoint was made with different settings (method %s, %lld steps, seed %llu, batch %lld; "
                "this run: method %s, %lld steps, seed %llu, batch %lld)",
-               where.c_str(), io::adapter_method_name(method), (long long)st.value("total_steps", (int64_t)0),
-               (unsigned long long)st.value("seed", (uint64_t)0), (long long)st.value("batch_size", (int64_t)0),
+               where.c_str(), io::adapter_method_name(method), (long long)steps, (unsigned long long)seed,
+               (long long)batch,
                io::adapter_method_name(o.method), (long long)total, (unsigned long long)o.seed,
                (long long)o.batch_size);
-    LOTA_CHECK(st.contains("step") && st.at("step").is_number_integer() && st.contains("data_position"),
-               "%s: expected \"step\" and \"data_position\"", where.c_str());
-    return st.at("step").get<int64_t>();
+    LOTA_CHECK(st.contains("step") && st.contains("data_position"), "%s: expected \"step\" and \"data_position\"",
+               where.c_str());
+    return json_int(st.at("step"), where + ": \"step\"", 0, total);
 }
 
 /// Gives `opt` the checkpoint's optimizer state (throws when it is not that optimizer's, or incomplete).
@@ -243,7 +246,7 @@ TrainResult train_run(const TrainOptions& o, dist::Group* group_in) {
     io::Adapter initial;
     if (ck) {
         start = checkpoint_check(*ck, o, total);
-        order.seek(ck->state.at("data_position").get<int64_t>());
+        order.seek(json_int(ck->state.at("data_position"), ck->dir + "/trainer_state.json: \"data_position\"", 0));
         initial = ck->adapter;
         initial.config = config;
     } else {

@@ -5,6 +5,8 @@
 // file. Malformed text keeps nlohmann's contract, so each caller still words it its own way.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -23,5 +25,18 @@ nlohmann::json json_parse(std::string_view text, const std::string& source, bool
 /// The same for nlohmann::ordered_json (keys keep their file order: chat messages, templates).
 nlohmann::ordered_json json_parse_ordered(std::string_view text, const std::string& source,
                                           bool allow_exceptions = true);
+
+/// The integer `v` holds, checked to lie in [lo, hi]: every integer lota reads from a user's JSON
+/// goes through this. nlohmann's get<int>() turns a float such as 1e30 into an integer by a plain
+/// cast (undefined behaviour) and wraps integers that do not fit. Integral floats (16.0) are
+/// accepted, as Python writes them after arithmetic.
+/// Throws lota::Error "WHAT must be an integer in [LO, HI], got V".
+int64_t json_int(const nlohmann::json& v, const std::string& what, int64_t lo = std::numeric_limits<int64_t>::min(),
+                 int64_t hi = std::numeric_limits<int64_t>::max());
+
+/// json_int(j[key]) when `j` is an object holding `key` with a non-null value, else `fallback`.
+int64_t json_int_or(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& what,
+                    int64_t lo = std::numeric_limits<int64_t>::min(),
+                    int64_t hi = std::numeric_limits<int64_t>::max());
 
 }  // namespace lota

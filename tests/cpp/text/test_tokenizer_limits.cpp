@@ -82,3 +82,23 @@ TEST(TokenizerLimits, DeepTokenizerConfigFails) {
 }
 
 }  // namespace
+
+// Token ids that are not int32 integers (a float beyond int's range was a plain cast in the JSON
+// library: undefined behaviour found by the fuzzer) fail naming the file and the token.
+TEST(TokenizerLimits, IdsThatAreNotInt32IntegersFail) {
+    const std::string tmpl = R"({"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "ab"}},
+        {"Sequence": {"id": "A"}}], "special_tokens": {"ab": {"id": "ab", "ids": [IDS], "tokens": ["ab"]}}})";
+    auto with_ids = [&](const std::string& ids) {
+        std::string t = tmpl;
+        return tokenizer_json("post_processor", t.replace(t.find("IDS"), 3, ids));
+    };
+    EXPECT_NO_THROW(Tokenizer::from_json_text(with_ids("2"), "", "/models/ok"));
+    for (const char* bad : {"1e30", "2.5", "-1", "4294967296"})
+        EXPECT_HAS(load_error(with_ids(bad)),
+                   "/models/bad/tokenizer.json: TemplateProcessing special token 'ab': an id must be an integer in "
+                   "[0, 2147483647], got ");
+    const std::string added = R"([{"id": 1e30, "content": "<s>", "special": true}])";
+    EXPECT_HAS(load_error(tokenizer_json("added_tokens", added)),
+               "/models/bad/tokenizer.json: the id of added token '<s>' must be an integer in [0, 2147483647], "
+               "got 1e+30");
+}

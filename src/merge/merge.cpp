@@ -14,6 +14,7 @@
 #include "util/check.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/json_read.h"
 
 namespace lota::merge {
 
@@ -85,7 +86,7 @@ MergeResult merge_run(const MergeOptions& o) {
     LOTA_LOG_INFO("merged %lld %s modules (%lld codes moved by one grid step)", (long long)res.merged_modules,
                   io::adapter_method_name(method), (long long)res.markers);
     if (o.verify) {
-        const int64_t vocab = ckpt.config.value("vocab_size", (int64_t)0);
+        const int64_t vocab = json_int_or(ckpt.config, "vocab_size", 0, o.model + "/config.json: \"vocab_size\"");
         LOTA_CHECK(vocab > 0, "%s/config.json: no vocab_size", o.model.c_str());
         const auto [ids, mask] = verify_inputs(o.verify_batch, o.verify_len, vocab, o.seed);
         const at::Tensor with_adapter = logits_compute(o.model, o.adapter, ids, mask, {res.device, res.dtype});

@@ -236,8 +236,8 @@ std::unique_ptr<Decoder> make_decoder(const Json& j, const std::string& file, in
         size_t i = 0;
         LOTA_CHECK(!c.empty() && (s->content = utf8_next(c, i), i == c.size()),
                    "%s: Strip decoder content must be one character", file.c_str());
-        s->start = j.value("start", size_t(0));
-        s->stop = j.value("stop", size_t(0));
+        s->start = static_cast<size_t>(json_int_or(j, "start", 0, file + ": Strip decoder \"start\"", 0, INT32_MAX));
+        s->stop = static_cast<size_t>(json_int_or(j, "stop", 0, file + ": Strip decoder \"stop\"", 0, INT32_MAX));
         return s;
     }
     if (type == "Metaspace") {

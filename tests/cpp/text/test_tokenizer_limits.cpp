@@ -83,9 +83,9 @@ TEST(TokenizerLimits, DeepTokenizerConfigFails) {
 
 }  // namespace
 
-// Token ids that are not int32 integers (a float beyond int's range was a plain cast in the JSON
+// Token ids and decoder counts that are not int32 integers (a float beyond int's range was a plain cast in the JSON
 // library: undefined behaviour found by the fuzzer) fail naming the file and the token.
-TEST(TokenizerLimits, IdsThatAreNotInt32IntegersFail) {
+TEST(TokenizerLimits, NumbersThatAreNotInt32IntegersFail) {
     const std::string tmpl = R"({"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "ab"}},
         {"Sequence": {"id": "A"}}], "special_tokens": {"ab": {"id": "ab", "ids": [IDS], "tokens": ["ab"]}}})";
     auto with_ids = [&](const std::string& ids) {
@@ -101,4 +101,6 @@ TEST(TokenizerLimits, IdsThatAreNotInt32IntegersFail) {
     EXPECT_HAS(load_error(tokenizer_json("added_tokens", added)),
                "/models/bad/tokenizer.json: the id of added token '<s>' must be an integer in [0, 2147483647], "
                "got 1e+30");
+    EXPECT_HAS(load_error(tokenizer_json("decoder", R"({"type": "Strip", "content": " ", "start": 5.5e24})")),
+               "/models/bad/tokenizer.json: Strip decoder \"start\" must be an integer in [0, 2147483647], got ");
 }

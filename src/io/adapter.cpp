@@ -82,7 +82,8 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
             LOTA_CHECK(l.contains("omega"), "%s: \"lota\" has no \"omega\"", file.c_str());
             c.omega = l.at("omega").get<double>();
             c.bits = static_cast<int>(json_int_or(l, "bits", 0, file + ": lota.bits", 0, 64));
-            c.group_size = static_cast<int>(json_int_or(l, "group_size", 0, file + ": lota.group_size", 0, INT32_MAX));
+            c.group_size =
+                static_cast<int>(json_int_or(l, "group_size", 0, file + ": lota.group_size", 0, INT32_MAX));
             for (const auto& [k, v] : l.items())
                 if (k != "omega" && k != "bits" && k != "group_size") c.lota_extra[k] = v;
         } else if (j.contains(QALORA_BLOCK)) {
@@ -92,7 +93,8 @@ AdapterConfig adapter_config_from_json(const nlohmann::json& j, const std::strin
             LOTA_CHECK(c.lora_dropout == 0.0, "%s: QA-LoRA adapters run merged and have no dropout; lora_dropout "
                        "must be 0, got %g", file.c_str(), c.lora_dropout);
             c.bits = static_cast<int>(json_int_or(q, "bits", 0, file + ": qalora.bits", 0, 64));
-            c.group_size = static_cast<int>(json_int_or(q, "group_size", 0, file + ": qalora.group_size", 0, INT32_MAX));
+            c.group_size =
+                static_cast<int>(json_int_or(q, "group_size", 0, file + ": qalora.group_size", 0, INT32_MAX));
             c.qalora_pooling = q.value("pooling", std::string("mean"));
             LOTA_CHECK(c.group_size > 0, "%s: \"qalora\" needs \"group_size\" > 0 (the pooling group), got %d",
                        file.c_str(), c.group_size);

@@ -299,8 +299,8 @@ Tokenizer Tokenizer::from_json_text(const std::string& tokenizer_json, const std
                 t.rstrip = a.value("rstrip", false);
                 added.push_back(std::move(t));
                 if (a.contains("id") && a["id"].is_number()) {
-                    const int64_t id = json_int(a["id"], file + ": the id of added token '" + added.back().content + "'", 0,
-                                                INT32_MAX);
+                    const std::string what = file + ": the id of added token '" + added.back().content + "'";
+                    const int64_t id = json_int(a["id"], what, 0, INT32_MAX);
                     auto known = impl->token_to_id(added.back().content);
                     if (known && *known != id)
                         LOTA_LOG_WARN("%s: added token '%s' has id %lld but the vocabulary says %d", file.c_str(),

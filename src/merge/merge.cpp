@@ -13,8 +13,8 @@
 #include "quant/qalora.h"
 #include "util/check.h"
 #include "util/fs.h"
-#include "util/log.h"
 #include "util/json_read.h"
+#include "util/log.h"
 
 namespace lota::merge {
 

@@ -7,8 +7,8 @@
 #include <ATen/ATen.h>
 
 #include "util/check.h"
-#include "util/strfmt.h"
 #include "util/json_read.h"
+#include "util/strfmt.h"
 
 namespace lota::train {
 namespace {
@@ -165,12 +165,12 @@ OptimizerState AdamWOptimizer::state_save() const {
 void AdamWOptimizer::state_load(const OptimizerState& state, const std::string& where) {
     const nlohmann::json& sc = state.scalars;
     const bool has_step = sc.is_object() && sc.contains("step") && sc.at("step").is_number_integer();
-    LOTA_CHECK(has_step && json_int(sc.at("step"), where + ": the AdamW step count") >= 0,
+    AdamWState loaded;
+    loaded.step = has_step ? json_int(sc.at("step"), where + ": the AdamW step count") : -1;
+    LOTA_CHECK(loaded.step >= 0,
                "%s: trainer_state.json has no AdamW step count (expected \"optimizer\": {\"step\": N >= 0}, got %s); "
                "the run cannot be resumed exactly without it",
                where.c_str(), sc.dump().c_str());
-    AdamWState loaded;
-    loaded.step = json_int(sc.at("step"), where + ": the AdamW step count");
     std::set<std::string> used;
     for (size_t i = 0; i < params_.size() && loaded.step > 0; ++i)
         for (const char* moment : {"m", "v"}) {

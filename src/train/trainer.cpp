@@ -27,10 +27,10 @@
 #include "train/train_method.h"
 #include "util/check.h"
 #include "util/fs.h"
+#include "util/json_read.h"
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/strfmt.h"
-#include "util/json_read.h"
 
 namespace lota::train {
 namespace {

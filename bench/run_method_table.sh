@@ -20,7 +20,9 @@
 #
 # Resumable: a row whose OUT_DIR/rows/BITS-METHOD.json exists is skipped (REDO=1 recomputes it), quantized
 # models are reused, and DEADLINE_S stops before starting a step once that many seconds have passed (the rows
-# done so far are kept), so the same command run again continues where the last one stopped. The whole table
+# done so far are kept), so the same command run again continues where the last one stopped; finished training
+# runs are kept, and one killed part-way (say by a time limit on the invocation) continues from its last
+# checkpoint (SAVE_EVERY=K: every K steps; its wall time is marked * in the table). The whole table
 # in a few invocations (each ≤ 9 minutes on an H100 with the PRESET=quick settings; the first invocation's
 # logs/*.time and rows' train_s show what a row costs):
 #   STAGE=quantize bench/run_method_table.sh M D OUT      # GPTQ at every width of BITS, nothing else
@@ -221,7 +223,13 @@ def train_info(name, key):
         return {}
     log = [json.loads(x) for x in open(os.path.join(logs, name, "train_log.jsonl")) if x.strip()]
     wall, rss = timing("train-" + name)
-    return {f"{key}_steps": log[-1]["step"], f"{key}_target_tokens": sum(r["target_tokens"] for r in log),
+    info = {}
+    resumed = os.path.join(logs, "train-" + name + ".resumed")
+    if os.path.exists(resumed):  # stopped and resumed: the last piece's wall + the step times before it
+        at = int(open(resumed).read().split()[-1])
+        wall += sum(r["step_time_s"] for r in log if r["step"] <= at)
+        info[f"{key}_resumed_at_step"] = at
+    return info | {f"{key}_steps": log[-1]["step"], f"{key}_target_tokens": sum(r["target_tokens"] for r in log),
             f"{key}_wall_s": wall, f"{key}_peak_device_mib": max(r.get("peak_mem_mib", 0) for r in log),
             f"{key}_peak_host_mib": rss, f"{key}_loss_first": log[0]["loss"],
             f"{key}_loss_last10": sum(r["loss"] for r in log[-10:]) / len(log[-10:]),
@@ -252,11 +260,24 @@ train() {
         qalora) margs+=(--lr "$lr" --qalora-pooling "$QALORA_POOLING") ;;
         lota) [ "$omega" != 0 ] && margs+=(--omega "$omega") ;;
     esac
-    rm -rf "${LOGS:?}/$name"
-    stamp "train $name"
+    # A finished run is kept; one stopped part-way (the invocation killed at a time limit) continues from its
+    # last checkpoint (SAVE_EVERY) with the same settings; LOGS/NAME.resumed records where, for the wall time.
+    local resume=()
+    if [ "$REDO" != 1 ] && [ -f "$LOGS/train-$name.time" ]; then
+        stamp "train $name: done before (REDO=1 recomputes)"
+        return 0
+    elif [ "$REDO" != 1 ] && [ -f "$LOGS/$name/train_log.jsonl" ]; then
+        resume=(--resume)
+        awk -v k="$SAVE_EVERY" 'END {print (k > 0 ? NR - NR % k : 0)}' "$LOGS/$name/train_log.jsonl" \
+            >> "$LOGS/train-$name.resumed"  # the step of the checkpoint it continues from
+        stamp "train $name: resuming from step $(tail -1 "$LOGS/train-$name.resumed")"
+    else
+        rm -rf "${LOGS:?}/$name" "$LOGS/train-$name.time" "$LOGS/train-$name.resumed"
+        stamp "train $name"
+    fi
     run "train-$name" "$LOTA" train --model "$q" --data "$data" --format "$fmt" --method "$m" --out "$LOGS/$name" \
         --batch-size "$BATCH" --micro-batch-size "$MICRO" --seed "$SEED" --save-every "$SAVE_EVERY" \
-        --device "$DEVICE" --dtype "$TRAIN_DTYPE" "${margs[@]}" "${CKPT[@]}" "$@"
+        --device "$DEVICE" --dtype "$TRAIN_DTYPE" "${margs[@]}" "${CKPT[@]}" "${resume[@]}" "$@"
 }
 
 # merge NAME QUANT: the exact merge of LOGS/NAME into OUT/models/NAME-merged, verified on the eval device/dtype.
@@ -380,6 +401,8 @@ rows.sort(key=lambda r: (r["bits"] != "16", int(r["bits"]), rank(r["method"])))
 viggo = any("viggo_accuracy" in r for r in rows)
 def f(v, fmt):
     return "-" if v is None else format(v, fmt)
+def mark(r, key):
+    return "*" if f"{key}_resumed_at_step" in r else ""
 head = ("| bits | method | merged | WikiText-2 ppl | held-out loss | held-out ppl | KL to 16-bit | train tokens "
         "| train s | peak device MiB | peak host MiB |")
 if viggo:
@@ -389,17 +412,20 @@ print("|" + "---|" * (head.count("|") - 1))
 for r in rows:
     line = (f"| {r['bits']} | {name(r['method'])} | {r['merged']} | {f(r['wiki_ppl'], '.3f')} "
             f"| {f(r['heldout_loss'], '.4f')} | {f(r['heldout_ppl'], '.3f')} | {f(r['kl'], '.4f')} "
-            f"| {r.get('train_target_tokens', '-')} | {f(r.get('train_wall_s'), '.0f')} "
+            f"| {r.get('train_target_tokens', '-')} | {f(r.get('train_wall_s'), '.0f')}{mark(r, 'train')} "
             f"| {f(r.get('train_peak_device_mib'), '.0f')} | {f(r.get('train_peak_host_mib'), '.0f')} |")
     if viggo:
         acc = r.get("viggo_accuracy")
-        line += f" {f(None if acc is None else 100 * acc, '.2f')} | {f(r.get('viggo_train_wall_s'), '.0f')} |"
+        line += f" {f(None if acc is None else 100 * acc, '.2f')} | {f(r.get('viggo_train_wall_s'), '.0f')}{mark(r, 'viggo_train')} |"
     print(line)
 r = rows[-1]
 print(f"\nWikiText-2: {r['ppl_windows']} windows of {r['ppl_seqlen']} tokens; held-out: {r['heldout_examples']} "
       f"Alpaca records ({r['heldout_tokens']} answer tokens); eval dtype {r['eval_dtype']} on {r['device']}. "
       "Train tokens: target (answer) tokens of all steps. MMLU is not part of the table (at chance for a 135M "
       "model).")
+if any(k.endswith("_resumed_at_step") for r in rows for k in r):
+    print("\n\\* stopped at an invocation's time limit and resumed from its last checkpoint: the last part's wall "
+          "time plus the step times before it (the earlier parts' start-up is not counted).")
 for key in ("train_target_tokens", "viggo_train_target_tokens"):
     tokens = {r[key] for r in rows if r.get(key)}
     if len(tokens) > 1:

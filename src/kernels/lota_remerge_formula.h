@@ -1,6 +1,7 @@
-// The per-weight step of the fused LoTA re-merge as a scalar inline function, shared by the CUDA
-// kernel (lota_remerge_cuda.cu) and a CPU test that runs it over whole layers against the tensor-op
-// re-merge (quant/lota_remerge.cpp), so the logic the GPU runs is checked on every CI machine.
+// The per-weight step of the fused LoTA re-merge as scalar inline functions, shared by the CUDA
+// kernel (lota_remerge_cuda.cu), the CPU kernel (lota_remerge_cpu.cpp) and a CPU test that runs the
+// CUDA kernel's row step over whole layers against the tensor-op re-merge (quant/lota_remerge.cpp),
+// so the logic the GPU runs is checked on every CI machine.
 // No tensors, no CUDA headers.
 #pragma once
 
@@ -21,6 +22,21 @@ LOTA_HD int half_bits_to_int(uint16_t h) {
     return (h & 0x8000) ? -mag : mag;
 }
 
+/// One weight of the re-merge (DESIGN §1 with Note [merged codes and markers]): from its merged code
+/// Q', its moved flag and the exact products P_old (read only when moved) and P of the new adapter,
+///   Q = Q' − [moved]·sign(P_old),  s = [P > t] − [P < −t],  Q'_new = clamp(Q + s, 0, maxq),  M = Q'_new − Q.
+struct RemergedCode {
+    int q_new;  ///< Q'_new
+    int m;      ///< M ∈ {−1, 0, 1}
+};
+LOTA_HD RemergedCode remerge_code(int q_merged, bool moved, int p_old, int p, int t, int maxq) {
+    const int q = moved ? q_merged - (p_old > 0 ? 1 : -1) : q_merged;
+    const int s = p > t ? 1 : (p < -t ? -1 : 0);
+    const int qs = q + s;
+    const int qn = qs < 0 ? 0 : (qs > maxq ? maxq : qs);
+    return {qn, qn - q};
+}
+
 /// One row i (0 ≤ i < 32/bits) of 8 consecutive columns in a tile of packed words, DESIGN §1 with
 /// Note [merged codes and markers]: per column c
 ///   Q = code_i(words[c]) − [flags bit c]·sign(p_old[c]),  s = [P > t] − [P < −t]  (P = p_new[c]),
@@ -37,14 +53,12 @@ LOTA_HD unsigned remerge_row8(int i, const uint32_t* words, unsigned flags, cons
 #pragma unroll
 #endif
     for (int c = 0; c < 8; ++c) {
-        int q = static_cast<int>((words[c] >> (BITS * i)) & MAXQ);
-        if ((flags >> c) & 1u) q -= half_bits_to_int(p_old[c]) > 0 ? 1 : -1;
+        const bool moved = (flags >> c) & 1u;
         const int p = half_bits_to_int(p_new[c]);
-        const int s = p > t ? 1 : (p < -t ? -1 : 0);
-        const int qs = q + s;
-        const int qn = qs < 0 ? 0 : (qs > MAXQ ? MAXQ : qs);
-        const int m = qn - q;
-        new_words[c] |= static_cast<uint32_t>(qn) << (BITS * i);
+        const RemergedCode rc = remerge_code(static_cast<int>((words[c] >> (BITS * i)) & MAXQ), moved,
+                                             moved ? half_bits_to_int(p_old[c]) : 0, p, t, MAXQ);
+        const int m = rc.m;
+        new_words[c] |= static_cast<uint32_t>(rc.q_new) << (BITS * i);
         new_flags |= static_cast<unsigned>(m != 0) << c;
         sum_p[c] += p;
         sum_m[c] += m;

@@ -22,6 +22,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/lota_remerge_cpu.h"
 #include "util/check.h"
 
 #ifdef LOTA_WITH_CUDA
@@ -128,6 +129,53 @@ LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& 
 }
 #endif
 
+// The fused CPU kernel covers 2/3/4/8-bit codes in contiguous groups whose rows fill whole packed words
+// (32 rows for 3 bits), N a multiple of 8; its products are float32 (exact up to r = 2^24).
+bool cpu_fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                               const at::Tensor& a_t) {
+    const int bits = layer.bits;
+    const bool widths = bits == 2 || bits == 3 || bits == 4 || bits == 8;
+    return codes.qweight.is_cpu() && codes.moved.is_cpu() && a_t.is_cpu() && widths && !groups.perm.defined() &&
+           layer.out_features % 8 == 0 && groups.rows % (bits == 3 ? 32 : 32 / bits) == 0;
+}
+
+LotaRemerged remerge_cpu_fused(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
+                               const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
+    const int64_t K = layer.in_features, N = layer.out_features, G = groups.n_groups;
+    const at::Tensor p_new = lota_delta_w_float(a_t, b_t).contiguous();  // float32, exact integers
+    const at::Tensor qweight = codes.qweight.contiguous(), moved = codes.moved.contiguous();
+    // P_old is needed only where a code has moved. While few have (the usual case: a quantile of the
+    // weights moves, by one step), the kernel takes r-term int8 dot products there; past 1/64 of the
+    // flag bytes set, one GEMM is cheaper.
+    at::Tensor p_old, a_old, b_old;
+    if (codes.a_t.defined()) {
+        if (moved.count_nonzero().item<int64_t>() > K * N / 64) {
+            p_old = lota_delta_w_float(codes.a_t, codes.b_t).contiguous();
+        } else {
+            a_old = codes.a_t.t().contiguous();  // [K, r]
+            b_old = codes.b_t.contiguous();      // [N, r]
+        }
+    }
+    LotaRemerged out;
+    out.codes.qweight = at::empty_like(qweight);
+    out.codes.moved = at::empty_like(moved);
+    const at::Tensor sum_p = at::empty({G, N}, at::kInt), sum_m = at::empty({G, N}, at::kInt);
+    const at::Tensor counts = at::empty({2}, at::kLong);
+    kernels::lota_remerge_cpu(qweight.data_ptr<int32_t>(), moved.data_ptr<uint8_t>(),
+                              p_old.defined() ? p_old.data_ptr<float>() : nullptr,
+                              a_old.defined() ? a_old.data_ptr<int8_t>() : nullptr,
+                              b_old.defined() ? b_old.data_ptr<int8_t>() : nullptr, a_t.size(0),
+                              p_new.data_ptr<float>(), out.codes.qweight.data_ptr<int32_t>(),
+                              out.codes.moved.data_ptr<uint8_t>(), sum_p.data_ptr<int32_t>(),
+                              sum_m.data_ptr<int32_t>(), counts.data_ptr<int64_t>(), K, N, groups.rows, layer.bits,
+                              static_cast<int>(std::floor(omega)));
+    out.offset = lota_offset_from_sums(sum_p, sum_m, groups.rows, omega);
+    out.stats = at::cat({counts.to(at::kDouble), out.offset.abs().sum(at::kDouble).view({1})});
+    out.codes.a_t = a_t.clone();
+    out.codes.b_t = b_t.clone();
+    return out;
+}
+
 // The tensor-op re-merge (arguments checked by the caller).
 LotaRemerged remerge_ops(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                          const at::Tensor& a_t, const at::Tensor& b_t, double omega) {
@@ -177,6 +225,8 @@ LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& l
 #ifdef LOTA_WITH_CUDA
     if (fused_remerge_applies(codes, layer, groups, a_t)) return remerge_fused(codes, layer, groups, a_t, b_t, omega);
 #endif
+    if (cpu_fused_remerge_applies(codes, layer, groups, a_t))
+        return remerge_cpu_fused(codes, layer, groups, a_t, b_t, omega);
     return remerge_ops(codes, layer, groups, a_t, b_t, omega);
 }
 

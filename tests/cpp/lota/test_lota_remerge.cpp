@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kernels/lota_remerge_cpu.h"
 #include "kernels/lota_remerge_formula.h"
 #include "lota_test_util.h"
 #include "quant/lota.h"
@@ -160,6 +161,61 @@ TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
                 words = words_out;
                 moved = moved_out;
                 p_old = p_new;
+            }
+        }
+    }
+}
+
+// The fused CPU kernel (kernels/lota_remerge_cpu.h) against the tensor-op re-merge over a sequence of
+// adapters, for every width it takes (3-bit codes straddle words): codes, moved-code bits, marker
+// counts and the offsets from its column sums, with P_old from a GEMM and from int8 dot products
+// (outputs poisoned first), and lota_remerge's CPU dispatch giving the same.
+TEST(LotaRemerge, CpuKernelMatchesTensorOps) {
+    at::Generator gen = make_gen(641);
+    const int64_t K = 256, N = 48, r = 5;
+    const double omega = 2.5;
+    for (const int bits : {2, 3, 4, 8}) {
+        for (const int64_t g : {32, 64, 128}) {
+            for (const bool p_old_gemm : {false, true}) {
+                const std::string what = std::to_string(bits) + " bits, g " + std::to_string(g) +
+                                         (p_old_gemm ? ", P_old from a GEMM" : ", P_old from dot products");
+                const int64_t G = K / g;
+                const QuantizedWeight base = make_layer(K, N, bits, g, false, gen);
+                const LotaGroups groups = lota_groups_make(base.g_idx, G);
+                LotaMergedCodes ref = lota_merged_codes_init(base);
+                for (int step = 0; step < 3; ++step) {
+                    const std::string at_step = what + ", step " + std::to_string(step);
+                    const at::Tensor a_t = rand_ternary({r, K}, gen), b_t = rand_ternary({N, r}, gen);
+                    const at::Tensor p_new = lota_delta_w_float(a_t, b_t).contiguous();
+                    at::Tensor p_old, a_old, b_old;
+                    if (ref.a_t.defined() && p_old_gemm) p_old = lota_delta_w_float(ref.a_t, ref.b_t).contiguous();
+                    if (ref.a_t.defined() && !p_old_gemm) a_old = ref.a_t.t().contiguous(), b_old = ref.b_t;
+                    at::Tensor words_out = at::full_like(ref.qweight, -1), moved_out = at::full_like(ref.moved, 255);
+                    at::Tensor sum_p = at::full({G, N}, 12345, at::kInt), sum_m = at::full({G, N}, 12345, at::kInt);
+                    at::Tensor counts = at::full({2}, -1, at::kLong);
+                    lota::kernels::lota_remerge_cpu(
+                        ref.qweight.data_ptr<int32_t>(), ref.moved.data_ptr<uint8_t>(),
+                        p_old.defined() ? p_old.data_ptr<float>() : nullptr,
+                        a_old.defined() ? a_old.data_ptr<int8_t>() : nullptr,
+                        b_old.defined() ? b_old.data_ptr<int8_t>() : nullptr, r, p_new.data_ptr<float>(),
+                        words_out.data_ptr<int32_t>(), moved_out.data_ptr<uint8_t>(), sum_p.data_ptr<int32_t>(),
+                        sum_m.data_ptr<int32_t>(), counts.data_ptr<int64_t>(), K, N, g, bits, 2);
+                    const LotaRemerged x = lota_remerge_ops(ref, base, groups, a_t, b_t, omega);
+                    expect_bitwise_equal(words_out, x.codes.qweight, at_step + ": codes");
+                    expect_bitwise_equal(moved_out, x.codes.moved, at_step + ": moved-code bits");
+                    expect_bitwise_equal(lota_offset_from_sums(sum_p, sum_m, g, omega), x.offset,
+                                         at_step + ": offsets");
+                    EXPECT_EQ(static_cast<double>(counts[0].item<int64_t>()), x.stats[0].item<double>()) << at_step;
+                    EXPECT_EQ(static_cast<double>(counts[1].item<int64_t>()), x.stats[1].item<double>()) << at_step;
+                    EXPECT_GT(counts[0].item<int64_t>(), 0) << at_step << ": the test needs markers of both signs";
+                    EXPECT_GT(counts[1].item<int64_t>(), 0) << at_step;
+                    const LotaRemerged y = lota_remerge(ref, base, groups, a_t, b_t, omega);  // the CPU dispatch
+                    expect_bitwise_equal(y.codes.qweight, x.codes.qweight, at_step + ": lota_remerge codes");
+                    expect_bitwise_equal(y.codes.moved, x.codes.moved, at_step + ": lota_remerge moved bits");
+                    expect_bitwise_equal(y.offset, x.offset, at_step + ": lota_remerge offsets");
+                    expect_bitwise_equal(y.stats, x.stats, at_step + ": lota_remerge stats");
+                    ref = x.codes;
+                }
             }
         }
     }

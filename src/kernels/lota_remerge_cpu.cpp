@@ -1,0 +1,120 @@
+// The fused LoTA re-merge on the CPU (see lota_remerge_cpu.h). The per-weight step is remerge_code
+// (kernels/lota_remerge_formula.h), the one the CUDA kernel runs; the tensor-op re-merge
+// (quant/lota_remerge.cpp) is the reference a CPU test checks it against, bit for bit.
+//
+// Work split: one task per group of g rows. A group is walked in blocks of rows that fill whole packed
+// words (32/b rows in one word for b = 2, 4, 8; 32 rows in three words for b = 3, whose codes straddle
+// words), and within a block eight columns at a time: codes, flags and P_new stream through once in
+// memory order, and the group's column sums go straight to its rows of sum_p and sum_m.
+#include "kernels/lota_remerge_cpu.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <ATen/Parallel.h>
+
+#include "kernels/dequant_formula.h"
+#include "kernels/lota_remerge_formula.h"
+
+namespace lota::kernels {
+
+namespace {
+
+struct RemergeArgs {
+    const int32_t* qweight;
+    const uint8_t* moved;
+    const float* p_old;
+    const int8_t* a_old;
+    const int8_t* b_old;
+    int64_t r;
+    const float* p_new;
+    int32_t* qweight_out;
+    uint8_t* moved_out;
+    int32_t* sum_p;
+    int32_t* sum_m;
+    int64_t N, g;
+    int t;
+};
+
+// P_old[k, n], exact: from the float product when there is one, else an r-term int8 dot product.
+inline int product_old(const RemergeArgs& a, int64_t k, int64_t n) {
+    if (a.p_old != nullptr) return static_cast<int>(a.p_old[k * a.N + n]);
+    int32_t dot = 0;  // |P| ≤ r
+    for (int64_t q = 0; q < a.r; ++q) dot += a.a_old[k * a.r + q] * a.b_old[n * a.r + q];
+    return dot;
+}
+
+// The rows of group j; returns #(M = +1) and #(M = −1) in up and down.
+template <int BITS>
+void remerge_group(const RemergeArgs& a, int64_t j, int64_t& up, int64_t& down) {
+    constexpr int ROWS = BITS == 3 ? 32 : 32 / BITS;  // rows of a block: whole words
+    constexpr int WORDS = ROWS * BITS / 32;           // words of a block, per column
+    constexpr int MAXQ = (1 << BITS) - 1;
+    const int64_t N = a.N;
+    int32_t* sp = a.sum_p + j * N;
+    int32_t* sm = a.sum_m + j * N;
+    std::fill(sp, sp + N, 0);
+    std::fill(sm, sm + N, 0);
+    int64_t n_up = 0, n_down = 0;
+    for (int64_t k0 = j * a.g; k0 < (j + 1) * a.g; k0 += ROWS) {
+        const int64_t w0 = k0 / ROWS * WORDS;  // first word row of the block
+        for (int64_t n0 = 0; n0 < N; n0 += 8) {
+            int32_t in[WORDS * 8];  // word x of column c at [x * 8 + c]: a bit stream of stride 8
+            uint32_t out[WORDS * 8] = {};
+            for (int x = 0; x < WORDS; ++x)
+                for (int c = 0; c < 8; ++c) in[x * 8 + c] = a.qweight[(w0 + x) * N + n0 + c];
+            for (int i = 0; i < ROWS; ++i) {
+                const int64_t k = k0 + i, e = k * N + n0;  // e: a multiple of 8
+                const unsigned flags = a.moved[e / 8];
+                unsigned new_flags = 0;
+                for (int c = 0; c < 8; ++c) {
+                    const bool moved = (flags >> c) & 1u;
+                    const int p = static_cast<int>(a.p_new[e + c]);
+                    const RemergedCode rc =
+                        remerge_code(static_cast<int>(gptq_stream_get(in + c, 8, i, BITS)), moved,
+                                     moved ? product_old(a, k, n0 + c) : 0, p, a.t, MAXQ);
+                    gptq_stream_put(out + c, 8, i, BITS, static_cast<uint32_t>(rc.q_new));
+                    new_flags |= static_cast<unsigned>(rc.m != 0) << c;
+                    sp[n0 + c] += p;
+                    sm[n0 + c] += rc.m;
+                    n_up += rc.m > 0;
+                    n_down += rc.m < 0;
+                }
+                a.moved_out[e / 8] = static_cast<uint8_t>(new_flags);
+            }
+            for (int x = 0; x < WORDS; ++x)
+                for (int c = 0; c < 8; ++c) a.qweight_out[(w0 + x) * N + n0 + c] = static_cast<int32_t>(out[x * 8 + c]);
+        }
+    }
+    up = n_up;
+    down = n_down;
+}
+
+template <int BITS>
+void remerge_layer(const RemergeArgs& a, int64_t K, int64_t* counts) {
+    const int64_t G = K / a.g;
+    std::vector<int64_t> up(G), down(G);
+    at::parallel_for(0, G, 1, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j) remerge_group<BITS>(a, j, up[j], down[j]);
+    });
+    counts[0] = counts[1] = 0;
+    for (int64_t j = 0; j < G; ++j) counts[0] += up[j], counts[1] += down[j];
+}
+
+}  // namespace
+
+void lota_remerge_cpu(const int32_t* qweight, const uint8_t* moved, const float* p_old, const int8_t* a_old,
+                      const int8_t* b_old, int64_t r, const float* p_new, int32_t* qweight_out, uint8_t* moved_out,
+                      int32_t* sum_p, int32_t* sum_m, int64_t* counts, int64_t K, int64_t N, int64_t g, int bits,
+                      int t) {
+    const RemergeArgs a{qweight, moved, p_old, a_old, b_old, r, p_new, qweight_out, moved_out, sum_p, sum_m, N, g, t};
+    switch (bits) {
+        case 2: remerge_layer<2>(a, K, counts); break;
+        case 3: remerge_layer<3>(a, K, counts); break;
+        case 4: remerge_layer<4>(a, K, counts); break;
+        case 8: remerge_layer<8>(a, K, counts); break;
+        default: break;
+    }
+}
+
+}  // namespace lota::kernels

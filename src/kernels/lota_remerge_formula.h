@@ -25,12 +25,15 @@ LOTA_HD int half_bits_to_int(uint16_t h) {
 /// One weight of the re-merge (DESIGN §1 with Note [merged codes and markers]): from its merged code
 /// Q', its moved flag and the exact products P_old (read only when moved) and P of the new adapter,
 ///   Q = Q' − [moved]·sign(P_old),  s = [P > t] − [P < −t],  Q'_new = clamp(Q + s, 0, maxq),  M = Q'_new − Q.
+/// In two parts: remerge_base_code for a moved weight, then remerge_step for every weight.
 struct RemergedCode {
     int q_new;  ///< Q'_new
     int m;      ///< M ∈ {−1, 0, 1}
 };
-LOTA_HD RemergedCode remerge_code(int q_merged, bool moved, int p_old, int p, int t, int maxq) {
-    const int q = moved ? q_merged - (p_old > 0 ? 1 : -1) : q_merged;
+/// Q of a weight whose code moved (its M was sign(P_old) ≠ 0).
+LOTA_HD int remerge_base_code(int q_merged, int p_old) { return q_merged - (p_old > 0 ? 1 : -1); }
+/// Q'_new and M from Q and the new product P.
+LOTA_HD RemergedCode remerge_step(int q, int p, int t, int maxq) {
     const int s = p > t ? 1 : (p < -t ? -1 : 0);
     const int qs = q + s;
     const int qn = qs < 0 ? 0 : (qs > maxq ? maxq : qs);
@@ -53,10 +56,10 @@ LOTA_HD unsigned remerge_row8(int i, const uint32_t* words, unsigned flags, cons
 #pragma unroll
 #endif
     for (int c = 0; c < 8; ++c) {
-        const bool moved = (flags >> c) & 1u;
+        int q = static_cast<int>((words[c] >> (BITS * i)) & MAXQ);
+        if ((flags >> c) & 1u) q = remerge_base_code(q, half_bits_to_int(p_old[c]));
         const int p = half_bits_to_int(p_new[c]);
-        const RemergedCode rc = remerge_code(static_cast<int>((words[c] >> (BITS * i)) & MAXQ), moved,
-                                             moved ? half_bits_to_int(p_old[c]) : 0, p, t, MAXQ);
+        const RemergedCode rc = remerge_step(q, p, t, MAXQ);
         const int m = rc.m;
         new_words[c] |= static_cast<uint32_t>(rc.q_new) << (BITS * i);
         new_flags |= static_cast<unsigned>(m != 0) << c;

@@ -416,7 +416,8 @@ for r in rows:
             f"| {f(r.get('train_peak_device_mib'), '.0f')} | {f(r.get('train_peak_host_mib'), '.0f')} |")
     if viggo:
         acc = r.get("viggo_accuracy")
-        line += f" {f(None if acc is None else 100 * acc, '.2f')} | {f(r.get('viggo_train_wall_s'), '.0f')}{mark(r, 'viggo_train')} |"
+        line += (f" {f(None if acc is None else 100 * acc, '.2f')} "
+                 f"| {f(r.get('viggo_train_wall_s'), '.0f')}{mark(r, 'viggo_train')} |")
     print(line)
 r = rows[-1]
 print(f"\nWikiText-2: {r['ppl_windows']} windows of {r['ppl_seqlen']} tokens; held-out: {r['heldout_examples']} "

@@ -1,5 +1,5 @@
-// The fused LoTA re-merge on the CPU (see lota_remerge_cpu.h). The per-weight step is
-// remerge_base_code + remerge_step (kernels/lota_remerge_formula.h), the one the CUDA kernel runs; the tensor-op re-merge
+// The fused LoTA re-merge on the CPU (see lota_remerge_cpu.h). The per-weight step is remerge_base_code +
+// remerge_step (kernels/lota_remerge_formula.h), the one the CUDA kernel runs; the tensor-op re-merge
 // (quant/lota_remerge.cpp) is the reference a CPU test checks it against, bit for bit.
 //
 // Work split: one task per group of g rows. A group is walked in blocks of rows that fill whole packed

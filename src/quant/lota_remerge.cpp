@@ -19,6 +19,7 @@
 #include "quant/lota_remerge.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include <ATen/ATen.h>
 
@@ -130,13 +131,15 @@ LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& 
 #endif
 
 // The fused CPU kernel covers 2/3/4/8-bit codes in contiguous groups whose rows fill whole packed words
-// (32 rows for 3 bits), N a multiple of 8; its products are float32 (exact up to r = 2^24).
+// (32 rows for 3 bits), N a multiple of 8; its products are float32 (exact up to r = 2^24) and its group
+// sums int32 (|ΣP| ≤ g·r).
 bool cpu_fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                                const at::Tensor& a_t) {
     const int bits = layer.bits;
     const bool widths = bits == 2 || bits == 3 || bits == 4 || bits == 8;
     return codes.qweight.is_cpu() && codes.moved.is_cpu() && a_t.is_cpu() && widths && !groups.perm.defined() &&
-           layer.out_features % 8 == 0 && groups.rows % (bits == 3 ? 32 : 32 / bits) == 0;
+           layer.out_features % 8 == 0 && groups.rows % (bits == 3 ? 32 : 32 / bits) == 0 &&
+           groups.rows * a_t.size(0) <= INT32_MAX;
 }
 
 LotaRemerged remerge_cpu_fused(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
@@ -145,8 +148,8 @@ LotaRemerged remerge_cpu_fused(const LotaMergedCodes& codes, const QuantizedWeig
     const at::Tensor p_new = lota_delta_w_float(a_t, b_t).contiguous();  // float32, exact integers
     const at::Tensor qweight = codes.qweight.contiguous(), moved = codes.moved.contiguous();
     // P_old is needed only where a code has moved. While few have (the usual case: a quantile of the
-    // weights moves, by one step), the kernel takes r-term int8 dot products there; past 1/64 of the
-    // flag bytes set, one GEMM is cheaper.
+    // weights moves, by one step), the kernel takes r-term int8 dot products there; once more than 1/8
+    // of the flag bytes are set (at least 1/64 of the weights moved), one GEMM is cheaper.
     at::Tensor p_old, a_old, b_old;
     if (codes.a_t.defined()) {
         if (moved.count_nonzero().item<int64_t>() > K * N / 64) {

@@ -42,7 +42,8 @@ struct LotaRemerged {
 /// shape, bits and g_idx (its qweight and offset are not used); `groups` = lota_groups_make(g_idx, G).
 /// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches. On CUDA, for 2/4/8-bit
 /// codes with contiguous groups and N % 8 == 0, one fused kernel (kernels/lota_remerge_cuda.h) after
-/// the two exact products; otherwise lota_remerge_ops. Both give the same codes, flags and offsets.
+/// the two exact products; on the CPU, for 2/3/4/8-bit codes likewise, kernels/lota_remerge_cpu.h;
+/// otherwise lota_remerge_ops. All give the same codes, flags and offsets.
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                           const at::Tensor& a_t, const at::Tensor& b_t, double omega);
 

@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include "kernels/cpu_simd.h"
+#include "kernels/dequant_formula.h"  // gptq_stream_get / _put: Note [GPTQ bit stream]
 #include "kernels/lota_remerge_formula.h"
 
 namespace lota::kernels {
@@ -61,19 +62,17 @@ __attribute__((always_inline)) inline void remerge_group(const RemergeArgs& a, i
     for (int64_t k0 = j * a.g; k0 < (j + 1) * a.g; k0 += ROWS) {
         const int64_t w0 = k0 / ROWS * WORDS;  // first word row of the block
         for (int64_t n0 = 0; n0 < N; n0 += 8) {
-            uint32_t in[WORDS][8], out[WORDS][8] = {};
+            // The block's words as eight bit streams of stride 8 (word x of column c at [x][c]).
+            int32_t in[WORDS][8];
+            uint32_t out[WORDS][8] = {};
             for (int x = 0; x < WORDS; ++x)
-                for (int c = 0; c < 8; ++c) in[x][c] = static_cast<uint32_t>(a.qweight[(w0 + x) * N + n0 + c]);
+                for (int c = 0; c < 8; ++c) in[x][c] = a.qweight[(w0 + x) * N + n0 + c];
             int col_p[8] = {}, col_m[8] = {};
             for (int i = 0; i < ROWS; ++i) {
                 const int64_t k = k0 + i, e = k * N + n0;  // e: a multiple of 8
-                const int bit = i * BITS, x = bit >> 5, shift = bit & 31;
-                const bool straddles = shift + BITS > 32;  // 3 bits: rows 10 and 21 (Note [GPTQ bit stream])
                 int q[8], p[8];
                 for (int c = 0; c < 8; ++c) {
-                    uint32_t v = in[x][c] >> shift;
-                    if (straddles) v |= in[x + 1][c] << (32 - shift);
-                    q[c] = static_cast<int>(v & MAXQ);
+                    q[c] = static_cast<int>(gptq_stream_get(&in[0][c], 8, i, BITS));
                     p[c] = static_cast<int>(a.p_new[e + c]);
                 }
                 const unsigned flags = a.moved[e / 8];
@@ -84,9 +83,7 @@ __attribute__((always_inline)) inline void remerge_group(const RemergeArgs& a, i
                 unsigned new_flags = 0;
                 for (int c = 0; c < 8; ++c) {
                     const RemergedCode rc = remerge_step(q[c], p[c], a.t, MAXQ);
-                    const auto qn = static_cast<uint32_t>(rc.q_new);
-                    out[x][c] |= qn << shift;
-                    if (straddles) out[x + 1][c] |= qn >> (32 - shift);
+                    gptq_stream_put(&out[0][c], 8, i, BITS, static_cast<uint32_t>(rc.q_new));
                     new_flags |= static_cast<unsigned>(rc.m != 0) << c;
                     col_p[c] += p[c];
                     col_m[c] += rc.m;

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #ifdef LOTA_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -14,6 +15,31 @@
 #include "util/check.h"
 
 namespace lota::adapter {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// (x ⊙ keep)·Aᵀ with keep a bool dropout mask. Autograd of the same ops would keep both a mask in x's
+// dtype and the masked copy of x for every adapted projection; this keeps the byte mask and x (which
+// q/k/v and gate/up share) and masks x again in backward.
+struct LoraDownFunction : public torch::autograd::Function<LoraDownFunction> {
+    static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& a, const at::Tensor& keep) {
+        ctx->save_for_backward({x, a, keep});
+        return at::matmul(x * keep, a.t());
+    }
+    static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+        const auto saved = ctx->get_saved_variables();
+        const at::Tensor &x = saved[0], &a = saved[1], &keep = saved[2];
+        const at::Tensor g = grad_out[0].reshape({-1, a.size(0)});
+        at::Tensor grad_x, grad_a;
+        if (ctx->needs_input_grad(0)) grad_x = at::mm(g, a).view(x.sizes()).mul_(keep);
+        if (ctx->needs_input_grad(1)) grad_a = at::mm(g.t(), (x * keep).reshape({-1, a.size(1)}));
+        return {grad_x, grad_a, at::Tensor()};
+    }
+};
+
+}  // namespace
 
 LoraLinear::LoraLinear(model::LinearPtr base, at::Tensor a, at::Tensor b, double scaling, double dropout)
     : base_(std::move(base)), scaling_(scaling), dropout_(dropout) {
@@ -30,16 +56,17 @@ LoraLinear::LoraLinear(model::LinearPtr base, at::Tensor a, at::Tensor b, double
 
 at::Tensor LoraLinear::forward(const at::Tensor& x) {
     at::Tensor y = base_->forward(x);
-    at::Tensor h = x;
+    at::Tensor keep;  // undefined: no dropout
+    double scale = scaling_;
     if (dropout_ > 0 && gen_) {
         LOTA_CHECK(gen_->device().type() == x.device().type(),
                    "LoraLinear: the dropout generator is on %s but the input is on %s (use lora_dropout_generator "
                    "with the model's device)",
                    gen_->device().str().c_str(), x.device().str().c_str());
-        // Drawn on x's device in x's dtype (0 and 1 are exact in bf16), contiguous in x's shape; on
-        // the CPU in f32 this is the same draw sequence as a CPU mask made in float32.
-        const at::Tensor keep = at::empty(x.sizes(), x.options()).bernoulli_(1.0 - dropout_, *gen_);
-        h = x * keep * (1.0 / (1.0 - dropout_));
+        // Drawn on x's device as bytes, contiguous in x's shape (the same draws as a mask in x's dtype);
+        // the 1/(1 − p) of inverted dropout is applied with α/r to the adapter's output.
+        keep = at::empty(x.sizes(), x.options().dtype(at::kBool)).bernoulli_(1.0 - dropout_, *gen_);
+        scale /= 1.0 - dropout_;
     }
     const at::ScalarType t = x.scalar_type();
     if (frozen_ && (!a_cast_.defined() || a_cast_.scalar_type() != t || a_cast_.device() != a_.device())) {
@@ -47,8 +74,9 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) {
         b_cast_ = b_.detach().to(t);
     }
     const at::Tensor a = frozen_ ? a_cast_ : a_.to(t), b = frozen_ ? b_cast_ : b_.to(t);
-    const at::Tensor u = at::matmul(at::matmul(h, a.t()), b.t());
-    return y + u * scaling_;
+    const at::Tensor down = keep.defined() ? LoraDownFunction::apply(x, a, keep) : at::matmul(x, a.t());
+    const at::Tensor u = at::matmul(down, b.t());
+    return y + u * scale;
 }
 
 void LoraLinear::to(const at::Device& device, at::ScalarType dtype) {

@@ -50,8 +50,8 @@ inline int product_old(const RemergeArgs& a, int64_t k, int64_t n) {
 template <int BITS>
 __attribute__((always_inline)) inline void remerge_group(const RemergeArgs& a, int64_t j, int64_t& up,
                                                          int64_t& down) {
-    constexpr int ROWS = BITS == 3 ? 32 : 32 / BITS;  // rows of a block: whole words
-    constexpr int WORDS = ROWS * BITS / 32;           // words of a block, per column
+    constexpr int ROWS = remerge_tile_rows(BITS);  // rows of a block: whole words
+    constexpr int WORDS = ROWS * BITS / 32;        // words of a block, per column
     constexpr int MAXQ = (1 << BITS) - 1;
     const int64_t N = a.N;
     int32_t* sp = a.sum_p + j * N;

@@ -2,8 +2,9 @@
 // is the CPU twin; the per-weight step is kernels/lota_remerge_formula.h, which a CPU test also runs
 // over whole layers; the CUDA test checks codes, flags and offsets against the twin bit for bit.
 //
-// Work split: a thread owns a tile of R = 32/bits rows × 8 columns, i.e. exactly 8 packed code
-// words (one per column) and R flag bytes (one per row), so every output byte has one writer and
+// Work split: a thread owns a tile of R rows × 8 columns that fills whole packed words: R = 32/bits
+// rows in 8 words (one per column) for 2, 4 and 8 bits, R = 32 rows in 24 words for 3 bits (whose
+// codes straddle words), and R flag bytes (one per row), so every output byte has one writer and
 // no atomics touch global codes. A block holds one group's rows (threadIdx.y over the group's row
 // tiles) for a strip of columns (threadIdx.x), so the group sums ΣP and ΣM reduce in shared memory
 // and F is written once per (group, column), without a second pass. Traffic per weight: two
@@ -27,7 +28,8 @@ __global__ void __launch_bounds__(THREADS)
                    const uint16_t* __restrict__ p_old, const uint16_t* __restrict__ p_new, int32_t* __restrict__ qweight_out,
                    uint8_t* __restrict__ moved_out, float* __restrict__ offset, unsigned long long* __restrict__ counts,
                    int64_t N, int64_t g, int t, double omega, double g_omega) {
-    constexpr int R = 32 / BITS;
+    constexpr int R = remerge_tile_rows(BITS);  // rows of a tile
+    constexpr int WR = R * BITS / 32;           // its word rows (3 for 3 bits, else 1)
     __shared__ int sum_p[MAX_X * COLS];
     __shared__ int sum_m[MAX_X * COLS];
     __shared__ unsigned int n_up, n_down;
@@ -52,13 +54,16 @@ __global__ void __launch_bounds__(THREADS)
         const int64_t tiles_per_group = g / R;
         for (int64_t rt = threadIdx.y; rt < tiles_per_group; rt += blockDim.y) {
             const int64_t k0 = j * g + rt * R;  // first row of this tile
-            const int64_t w = k0 / R;           // its packed word row
-            uint32_t words[COLS];
-            const uint4* wsrc = reinterpret_cast<const uint4*>(qweight + w * N + n0);
-            const uint4 w_lo = wsrc[0], w_hi = wsrc[1];
-            words[0] = w_lo.x, words[1] = w_lo.y, words[2] = w_lo.z, words[3] = w_lo.w;
-            words[4] = w_hi.x, words[5] = w_hi.y, words[6] = w_hi.z, words[7] = w_hi.w;
-            uint32_t new_words[COLS] = {};
+            const int64_t w = k0 / R * WR;      // its first packed word row
+            int32_t words[WR][COLS];  // bit streams of stride COLS (remerge_row8)
+#pragma unroll
+            for (int x = 0; x < WR; ++x) {
+                const uint4* wsrc = reinterpret_cast<const uint4*>(qweight + (w + x) * N + n0);
+                const uint4 w_lo = wsrc[0], w_hi = wsrc[1];
+                const uint32_t v[COLS] = {w_lo.x, w_lo.y, w_lo.z, w_lo.w, w_hi.x, w_hi.y, w_hi.z, w_hi.w};
+                for (int c = 0; c < COLS; ++c) words[x][c] = static_cast<int32_t>(v[c]);
+            }
+            uint32_t new_words[WR][COLS] = {};
 #pragma unroll
             for (int i = 0; i < R; ++i) {
                 const int64_t k = k0 + i;
@@ -68,13 +73,16 @@ __global__ void __launch_bounds__(THREADS)
                 uint4 po_raw = make_uint4(0, 0, 0, 0);
                 if (p_old != nullptr && flags != 0) po_raw = *reinterpret_cast<const uint4*>(p_old + e);
                 const unsigned new_flags = remerge_row8<BITS>(
-                    i, words, flags, reinterpret_cast<const uint16_t*>(&po_raw),
-                    reinterpret_cast<const uint16_t*>(&pn_raw), t, new_words, sp, sm, up, down);
+                    i, &words[0][0], flags, reinterpret_cast<const uint16_t*>(&po_raw),
+                    reinterpret_cast<const uint16_t*>(&pn_raw), t, &new_words[0][0], sp, sm, up, down);
                 moved_out[e / 8] = static_cast<uint8_t>(new_flags);
             }
-            uint4* wdst = reinterpret_cast<uint4*>(qweight_out + w * N + n0);
-            wdst[0] = make_uint4(new_words[0], new_words[1], new_words[2], new_words[3]);
-            wdst[1] = make_uint4(new_words[4], new_words[5], new_words[6], new_words[7]);
+#pragma unroll
+            for (int x = 0; x < WR; ++x) {
+                uint4* wdst = reinterpret_cast<uint4*>(qweight_out + (w + x) * N + n0);
+                wdst[0] = make_uint4(new_words[x][0], new_words[x][1], new_words[x][2], new_words[x][3]);
+                wdst[1] = make_uint4(new_words[x][4], new_words[x][5], new_words[x][6], new_words[x][7]);
+            }
         }
 #pragma unroll
         for (int c = 0; c < COLS; ++c) {
@@ -114,7 +122,7 @@ int lota_remerge_cuda_launch(const int32_t* qweight, const uint8_t* moved, const
                              unsigned long long* counts, int64_t K, int64_t N, int64_t g, int bits, int t,
                              double omega, void* stream) {
     if (K == 0 || N == 0) return 0;
-    const int R = 32 / bits;
+    const int R = remerge_tile_rows(bits);
     const int64_t tiles_per_group = g / R;
     const int y = static_cast<int>(tiles_per_group < 32 ? tiles_per_group : 32);
     const int64_t n_tiles = N / COLS;
@@ -129,6 +137,10 @@ int lota_remerge_cuda_launch(const int32_t* qweight, const uint8_t* moved, const
     switch (bits) {
         case 2:
             remerge_kernel<2><<<grid, block, 0, s>>>(qweight, moved, po, pn, qweight_out, moved_out, offset, counts, N,
+                                                     g, t, omega, g_omega);
+            break;
+        case 3:
+            remerge_kernel<3><<<grid, block, 0, s>>>(qweight, moved, po, pn, qweight_out, moved_out, offset, counts, N,
                                                      g, t, omega, g_omega);
             break;
         case 4:

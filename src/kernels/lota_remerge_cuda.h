@@ -16,7 +16,8 @@ namespace lota::kernels {
 /// qweight int32 [K·bits/32, N] (GPTQ packing), moved uint8 [K·N/8] (row-major bits, eight per
 /// byte), p_old / p_new float16 bits [K, N] row-major. Outputs: qweight_out, moved_out (same shapes),
 /// offset float [K/g, N], counts uint64 [2] += #(M = +1), #(M = −1) (the caller zeroes them).
-/// Requires bits ∈ {2, 4, 8}, N % 8 == 0, g % (32/bits) == 0 and contiguous groups (g_idx[k] = k/g).
+/// Requires bits ∈ {2, 3, 4, 8}, N % 8 == 0, g % remerge_tile_rows(bits) == 0 (32/bits; 32 for 3 bits)
+/// and contiguous groups (g_idx[k] = k/g).
 /// Returns the cudaError_t of the launch (0 = ok).
 int lota_remerge_cuda_launch(const int32_t* qweight, const uint8_t* moved, const uint16_t* p_old,
                              const uint16_t* p_new, int32_t* qweight_out, uint8_t* moved_out, float* offset,

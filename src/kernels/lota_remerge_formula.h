@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "kernels/dequant_formula.h"  // LOTA_HD
+#include "kernels/dequant_formula.h"  // LOTA_HD, gptq_stream_get / _put
 
 namespace lota::kernels {
 
@@ -40,28 +40,33 @@ LOTA_HD RemergedCode remerge_step(int q, int p, int t, int maxq) {
     return {qn, qn - q};
 }
 
-/// One row i (0 ≤ i < 32/bits) of 8 consecutive columns in a tile of packed words, DESIGN §1 with
-/// Note [merged codes and markers]: per column c
-///   Q = code_i(words[c]) − [flags bit c]·sign(p_old[c]),  s = [P > t] − [P < −t]  (P = p_new[c]),
+/// Rows of a tile of packed codes: whole words, 32/bits rows in one word for 2, 4 and 8 bits, 32 rows in
+/// three words for 3 bits (whose codes straddle words, Note [GPTQ bit stream] in dequant_formula.h).
+LOTA_HD constexpr int remerge_tile_rows(int bits) { return bits == 3 ? 32 : 32 / bits; }
+
+/// Row i (0 ≤ i < remerge_tile_rows(BITS)) of 8 consecutive columns in a tile of packed words held as
+/// eight bit streams of stride 8 (word x of column c at words[8x + c], gptq_stream_get), DESIGN §1
+/// with Note [merged codes and markers]: per column c
+///   Q = code i of column c − [flags bit c]·sign(p_old[c]),  s = [P > t] − [P < −t]  (P = p_new[c]),
 ///   Q'_new = clamp(Q + s, 0, maxq), M = Q'_new − Q;
-/// ORs Q'_new into new_words[c], adds P and M to the column sums, counts M = ±1, returns the new flag
+/// puts Q'_new into new_words, adds P and M to the column sums, counts M = ±1, returns the new flag
 /// byte ([M ≠ 0] at bit c). p_old may be null when no flag is set.
 template <int BITS>
-LOTA_HD unsigned remerge_row8(int i, const uint32_t* words, unsigned flags, const uint16_t* p_old,
-                              const uint16_t* p_new, int t, uint32_t* new_words, int* sum_p, int* sum_m, unsigned& up,
-                              unsigned& down) {
+LOTA_HD unsigned remerge_row8(int i, const int32_t* words, unsigned flags, const uint16_t* p_old,
+                              const uint16_t* p_new, int t, uint32_t* new_words, int* sum_p, int* sum_m,
+                              unsigned& up, unsigned& down) {
     constexpr int MAXQ = (1 << BITS) - 1;
     unsigned new_flags = 0;
 #if defined(__CUDACC__)
 #pragma unroll
 #endif
     for (int c = 0; c < 8; ++c) {
-        int q = static_cast<int>((words[c] >> (BITS * i)) & MAXQ);
+        int q = static_cast<int>(gptq_stream_get(words + c, 8, i, BITS));
         if ((flags >> c) & 1u) q = remerge_base_code(q, half_bits_to_int(p_old[c]));
         const int p = half_bits_to_int(p_new[c]);
         const RemergedCode rc = remerge_step(q, p, t, MAXQ);
         const int m = rc.m;
-        new_words[c] |= static_cast<uint32_t>(rc.q_new) << (BITS * i);
+        gptq_stream_put(new_words + c, 8, i, BITS, static_cast<uint32_t>(rc.q_new));
         new_flags |= static_cast<unsigned>(m != 0) << c;
         sum_p[c] += p;
         sum_m[c] += m;
@@ -71,13 +76,14 @@ LOTA_HD unsigned remerge_row8(int i, const uint32_t* words, unsigned flags, cons
     return new_flags;
 }
 
-/// remerge_row8 with the bit width chosen at run time (2, 4 or 8; anything else returns 0 and does
+/// remerge_row8 with the bit width chosen at run time (2, 3, 4 or 8; anything else returns 0 and does
 /// nothing): for host code that loops over layers of any width.
-inline unsigned remerge_row8_for_bits(int bits, int i, const uint32_t* words, unsigned flags, const uint16_t* p_old,
+inline unsigned remerge_row8_for_bits(int bits, int i, const int32_t* words, unsigned flags, const uint16_t* p_old,
                                       const uint16_t* p_new, int t, uint32_t* new_words, int* sum_p, int* sum_m,
                                       unsigned& up, unsigned& down) {
     switch (bits) {
         case 2: return remerge_row8<2>(i, words, flags, p_old, p_new, t, new_words, sum_p, sum_m, up, down);
+        case 3: return remerge_row8<3>(i, words, flags, p_old, p_new, t, new_words, sum_p, sum_m, up, down);
         case 4: return remerge_row8<4>(i, words, flags, p_old, p_new, t, new_words, sum_p, sum_m, up, down);
         case 8: return remerge_row8<8>(i, words, flags, p_old, p_new, t, new_words, sum_p, sum_m, up, down);
         default: return 0;

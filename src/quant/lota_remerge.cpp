@@ -24,6 +24,7 @@
 #include <ATen/ATen.h>
 
 #include "kernels/lota_remerge_cpu.h"
+#include "kernels/lota_remerge_formula.h"
 #include "util/check.h"
 
 #ifdef LOTA_WITH_CUDA
@@ -90,15 +91,15 @@ void check_remerge_args(const LotaMergedCodes& codes, const QuantizedWeight& lay
 }
 
 #ifdef LOTA_WITH_CUDA
-// The fused kernel covers what training meets in practice: 2/4/8-bit codes, contiguous groups whose
+// The fused kernel covers what training meets in practice: 2/3/4/8-bit codes, contiguous groups whose
 // rows fill whole packed words, N a multiple of 8 (one flag byte per row of a thread's 8 columns),
 // and ranks for which the float16 product is exact. Anything else takes the tensor ops.
 bool fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                            const at::Tensor& a_t) {
     const int bits = layer.bits;
     const bool codes_on_cuda = codes.qweight.is_cuda() && codes.moved.is_cuda() && a_t.is_cuda();
-    return codes_on_cuda && (bits == 2 || bits == 4 || bits == 8) && !groups.perm.defined() &&
-           layer.out_features % 8 == 0 && groups.rows % (32 / bits) == 0 && a_t.size(0) <= 2048;
+    return codes_on_cuda && (bits == 2 || bits == 3 || bits == 4 || bits == 8) && !groups.perm.defined() &&
+           layer.out_features % 8 == 0 && groups.rows % kernels::remerge_tile_rows(bits) == 0 && a_t.size(0) <= 2048;
 }
 
 LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
@@ -138,7 +139,7 @@ bool cpu_fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeig
     const int bits = layer.bits;
     const bool widths = bits == 2 || bits == 3 || bits == 4 || bits == 8;
     return codes.qweight.is_cpu() && codes.moved.is_cpu() && a_t.is_cpu() && widths && !groups.perm.defined() &&
-           layer.out_features % 8 == 0 && groups.rows % (bits == 3 ? 32 : 32 / bits) == 0 &&
+           layer.out_features % 8 == 0 && groups.rows % kernels::remerge_tile_rows(bits) == 0 &&
            groups.rows * a_t.size(0) <= INT32_MAX;
 }
 

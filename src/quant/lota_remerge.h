@@ -40,10 +40,10 @@ struct LotaRemerged {
 /// codes Q = Q' − M (M from `moved` and the previous adapter), then M, F (DESIGN §1) of the new
 /// adapter and Q'_new = Q + M. The result keeps copies of a_t and b_t. `layer` gives the
 /// shape, bits and g_idx (its qweight and offset are not used); `groups` = lota_groups_make(g_idx, G).
-/// No host sync for 2, 4 and 8 bits. Throws lota::Error on shape mismatches. On CUDA, for 2/4/8-bit
-/// codes with contiguous groups and N % 8 == 0, one fused kernel (kernels/lota_remerge_cuda.h) after
-/// the two exact products; on the CPU, for 2/3/4/8-bit codes likewise, kernels/lota_remerge_cpu.h;
-/// otherwise lota_remerge_ops. All give the same codes, flags and offsets.
+/// No host sync on CUDA for 2/3/4/8-bit codes with contiguous groups and N % 8 == 0: one fused kernel
+/// (kernels/lota_remerge_cuda.h) after the two exact products; on the CPU likewise
+/// kernels/lota_remerge_cpu.h; otherwise lota_remerge_ops. All give the same codes, flags and offsets.
+/// Throws lota::Error on shape mismatches.
 LotaRemerged lota_remerge(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                           const at::Tensor& a_t, const at::Tensor& b_t, double omega);
 

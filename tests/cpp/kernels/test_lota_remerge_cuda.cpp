@@ -1,6 +1,6 @@
 // The per-step LoTA re-merge (quant/lota_remerge.h) on CUDA against its CPU run (the tensor-op twin
-// lota_remerge_ops), bit for bit over a sequence of adapters: the fused kernel (2/4/8 bits,
-// contiguous groups, N % 8 == 0) and the tensor-op fallback on the GPU (3 bits, act-order, N = 44).
+// lota_remerge_ops), bit for bit over a sequence of adapters: the fused kernel (2/3/4/8 bits,
+// contiguous groups, N % 8 == 0) and the tensor-op fallback on the GPU (act-order, N = 44).
 // Codes, moved-code flags and offsets must be identical, marker counts exact, and the codes equal to
 // the one-off merge from the base. Fresh random layers and adapters per case, outputs poisoned first.
 #include <gtest/gtest.h>
@@ -33,7 +33,8 @@ TEST(LotaRemergeCuda, MatchesCpuBitForBit) {
                           {2, 96, 32, 8, 16, 5.5, false},   {2, 256, 64, 48, 5, 2.5, true},
                           {4, 256, 64, 48, 5, 2.5, true},   {8, 256, 64, 48, 5, 2.5, true},
                           {4, 256, 64, 44, 5, 2.5, false},  {3, 256, 64, 48, 5, 2.5, false},
-                          {3, 96, 32, 40, 3, 1.5, true}};
+                          {3, 96, 32, 40, 3, 1.5, true},    {3, 256, 32, 48, 5, 2.5, false},
+                          {3, 256, 128, 64, 5, 2.5, false}, {3, 96, 96, 16, 3, 1.5, false}};
     for (const Case& c : cases) {
         const std::string what = std::to_string(c.bits) + " bits, K " + std::to_string(c.K) + ", g " +
                                  std::to_string(c.g) + ", N " + std::to_string(c.N) + ", r " + std::to_string(c.r) +

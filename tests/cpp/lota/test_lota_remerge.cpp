@@ -108,10 +108,10 @@ TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
     const int64_t K = 256, N = 48, r = 5;
     const double omega = 2.5;
     const int t = 2;  // ⌊ω⌋
-    for (const int bits : {2, 4, 8}) {
+    for (const int bits : {2, 3, 4, 8}) {
         for (const int64_t g : {32, 64, 128}) {
             const std::string what = std::to_string(bits) + " bits, g " + std::to_string(g);
-            const int64_t R = 32 / bits, G = K / g;
+            const int64_t R = lota::kernels::remerge_tile_rows(bits), WR = R * bits / 32, G = K / g;
             const QuantizedWeight base = make_layer(K, N, bits, g, false, gen);
             const LotaGroups groups = lota_groups_make(base.g_idx, G);
             LotaMergedCodes ref = lota_merged_codes_init(base);
@@ -129,22 +129,26 @@ TEST(LotaRemerge, FusedKernelStepMatchesTensorOps) {
                 auto* w_out = reinterpret_cast<uint32_t*>(words_out.data_ptr<int32_t>());
                 const uint8_t* f_in = moved.data_ptr<uint8_t>();
                 uint8_t* f_out = moved_out.data_ptr<uint8_t>();
-                for (int64_t w = 0; w < K / R; ++w) {
+                for (int64_t tile = 0; tile < K / R; ++tile) {  // rows tile·R ..; words tile·WR ..
                     for (int64_t n0 = 0; n0 < N; n0 += 8) {
-                        uint32_t in[8], out[8] = {};
+                        int32_t in[3][8];
+                        uint32_t out[3][8] = {};
                         int sp[8] = {}, sm[8] = {};
-                        for (int c = 0; c < 8; ++c) in[c] = w_in[w * N + n0 + c];
+                        for (int64_t x = 0; x < WR; ++x)
+                            for (int c = 0; c < 8; ++c)
+                                in[x][c] = static_cast<int32_t>(w_in[(tile * WR + x) * N + n0 + c]);
                         for (int i = 0; i < R; ++i) {
-                            const int64_t e = (w * R + i) * N + n0;
+                            const int64_t e = (tile * R + i) * N + n0;
                             const unsigned flags = f_in[e / 8];
                             ASSERT_TRUE(flags == 0 || po != nullptr);
                             f_out[e / 8] = static_cast<uint8_t>(lota::kernels::remerge_row8_for_bits(
-                                bits, i, in, flags, po ? po + e : nullptr, pn + e, t, out, sp, sm, up, down));
+                                bits, i, &in[0][0], flags, po ? po + e : nullptr, pn + e, t, &out[0][0], sp, sm, up,
+                                down));
                         }
                         for (int c = 0; c < 8; ++c) {
-                            w_out[w * N + n0 + c] = out[c];
-                            sum_p[w * R / g][n0 + c] += sp[c];
-                            sum_m[w * R / g][n0 + c] += sm[c];
+                            for (int64_t x = 0; x < WR; ++x) w_out[(tile * WR + x) * N + n0 + c] = out[x][c];
+                            sum_p[tile * R / g][n0 + c] += sp[c];
+                            sum_m[tile * R / g][n0 + c] += sm[c];
                         }
                     }
                 }

@@ -112,6 +112,10 @@ for s in $QSCHEDULES; do
         || die "QSCHEDULES: '$s' is neither paper nor START:MID:END quantiles, e.g. 0.9:0.999:0.9999"
 done
 [ "$DEVICE" = auto ] && DEVICE=$("$LOTA" version --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["auto_device"])')
+# The processor every row of this invocation ran on (rows of several invocations may come from several machines).
+if [ "$DEVICE" = cuda ]; then ACCEL=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
+else ACCEL=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true); fi
+ACCEL=${ACCEL:-unknown}
 WIKI="$DATA/wikitext2/wiki.test.joined.txt" CALIB="$DATA/c4/c4_demo.jsonl"
 for f in "$WIKI" "$CALIB" $(for a in $ALPACA; do echo "$DATA/$a"; done); do [ -f "$f" ] || die "no $f"; done
 [ "$VIGGO" = 1 ] && { [ -f "$DATA/viggo/train.csv" ] && [ -f "$DATA/viggo/test.csv" ] || die "no $DATA/viggo/{train,test}.csv"; }
@@ -209,9 +213,9 @@ evaluate() {
             --limit "$VIGGO_LIMIT" --batch-size "$VIGGO_EVAL_BATCH" --out "$LOGS/viggo-$tag.jsonl" --device "$DEVICE" \
             --json
     fi
-    "$PY" - "$LOGS" "$tag" "$bits" "$method" "$merged" "$tname" "$vtrain" > "$ROWS/.$tag.json.tmp" <<'EOF'
+    "$PY" - "$LOGS" "$tag" "$bits" "$method" "$merged" "$tname" "$vtrain" "$ACCEL" > "$ROWS/.$tag.json.tmp" <<'EOF'
 import json, os, sys
-logs, tag, bits, method, merged, tname, vtrain = sys.argv[1:8]
+logs, tag, bits, method, merged, tname, vtrain, accel = sys.argv[1:9]
 def load(name):
     p = os.path.join(logs, name + ".out")
     return json.load(open(p)) if os.path.exists(p) else None
@@ -237,7 +241,7 @@ def train_info(name, key):
 p, l, v = load("ppl-" + tag), load("loss-" + tag), load("viggo-" + tag)
 row = {"bits": bits, "method": method, "merged": merged, "wiki_ppl": p["ppl"], "ppl_windows": p["windows"],
        "ppl_seqlen": p["seqlen"], "heldout_loss": l["loss"], "heldout_ppl": l["ppl"], "kl": l.get("kl", 0.0),
-       "heldout_examples": l["examples"], "heldout_tokens": l["tokens"], "device": p["device"],
+       "heldout_examples": l["examples"], "heldout_tokens": l["tokens"], "device": p["device"], "accelerator": accel,
        "eval_dtype": p["dtype"], "eval_wall_s": timing("ppl-" + tag)[0] + timing("loss-" + tag)[0]}
 row.update(train_info(tname, "train"))
 if v is not None:
@@ -424,6 +428,14 @@ print(f"\nWikiText-2: {r['ppl_windows']} windows of {r['ppl_seqlen']} tokens; he
       f"Alpaca records ({r['heldout_tokens']} answer tokens); eval dtype {r['eval_dtype']} on {r['device']}. "
       "Train tokens: target (answer) tokens of all steps. MMLU is not part of the table (at chance for a 135M "
       "model).")
+by_accel = {}
+for r in rows:
+    by_accel.setdefault(r.get("accelerator", "not recorded"), []).append(f"{r['bits']} {name(r['method'])}")
+if len(by_accel) == 1:
+    print(f"\nEvery row ran on {next(iter(by_accel))}.")
+else:
+    print("\nRows by processor (wall times compare only within one): " +
+          "; ".join(f"{a}: {', '.join(tags)}" for a, tags in by_accel.items()) + ".")
 if any(k.endswith("_resumed_at_step") for r in rows for k in r):
     print("\n\\* stopped at an invocation's time limit and resumed from its last checkpoint: the last part's wall "
           "time plus the step times before it (the earlier parts' start-up is not counted).")

@@ -18,6 +18,7 @@ namespace lota::kernels {
 typedef float v8f __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef _Float16 v8h __attribute__((vector_size(16)));
 
 // The helpers are internal and always inlined, so the vector return's ABI (psabi warns for the non-AVX
 // build) never applies.

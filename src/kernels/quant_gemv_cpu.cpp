@@ -105,7 +105,6 @@ __attribute__((always_inline)) inline v8f codes_at(const CpuGemvArgs& a, const u
 // The grid of 8 columns of group row gn = g·N + n0: shift Z − F and scale S, converted 8 at a time (one
 // vcvtdq2ps and one vcvtph2ps in the AVX2 build): at g 32 a scalar conversion per column cost as much as
 // the group's 32 code rows.
-typedef _Float16 v8h __attribute__((vector_size(16)));
 __attribute__((always_inline)) inline void grid_at(const CpuGemvArgs& a, int64_t gn, v8f& shift, v8f& scale) {
     v8i z;
     __builtin_memcpy(&z, a.zeros + gn, sizeof(z));

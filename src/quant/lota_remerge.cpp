@@ -90,16 +90,21 @@ void check_remerge_args(const LotaMergedCodes& codes, const QuantizedWeight& lay
                "LoTA re-merge: the stored adapter copy does not match the new adapter's shapes");
 }
 
+// The layouts both fused kernels (CUDA and CPU) walk: 2/3/4/8-bit codes, contiguous groups whose rows fill
+// whole packed words (kernels::remerge_tile_rows), N a multiple of 8 (one flag byte per row of 8 columns).
+// Anything else (act-order, other widths) takes the tensor ops.
+bool fused_remerge_layout(const QuantizedWeight& layer, const LotaGroups& groups) {
+    const int bits = layer.bits;
+    return (bits == 2 || bits == 3 || bits == 4 || bits == 8) && !groups.perm.defined() &&
+           layer.out_features % 8 == 0 && groups.rows % kernels::remerge_tile_rows(bits) == 0;
+}
+
 #ifdef LOTA_WITH_CUDA
-// The fused kernel covers what training meets in practice: 2/3/4/8-bit codes, contiguous groups whose
-// rows fill whole packed words, N a multiple of 8 (one flag byte per row of a thread's 8 columns),
-// and ranks for which the float16 product is exact. Anything else takes the tensor ops.
+// The CUDA kernel: fused_remerge_layout, and ranks for which its float16 products are exact.
 bool fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                            const at::Tensor& a_t) {
-    const int bits = layer.bits;
     const bool codes_on_cuda = codes.qweight.is_cuda() && codes.moved.is_cuda() && a_t.is_cuda();
-    return codes_on_cuda && (bits == 2 || bits == 3 || bits == 4 || bits == 8) && !groups.perm.defined() &&
-           layer.out_features % 8 == 0 && groups.rows % kernels::remerge_tile_rows(bits) == 0 && a_t.size(0) <= 2048;
+    return codes_on_cuda && fused_remerge_layout(layer, groups) && a_t.size(0) <= 2048;
 }
 
 LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
@@ -131,15 +136,11 @@ LotaRemerged remerge_fused(const LotaMergedCodes& codes, const QuantizedWeight& 
 }
 #endif
 
-// The fused CPU kernel covers 2/3/4/8-bit codes in contiguous groups whose rows fill whole packed words
-// (32 rows for 3 bits), N a multiple of 8; its products are float32 (exact up to r = 2^24) and its group
+// The CPU kernel: fused_remerge_layout; its products are float32 (exact up to r = 2^24) and its group
 // sums int32 (|ΣP| ≤ g·r).
 bool cpu_fused_remerge_applies(const LotaMergedCodes& codes, const QuantizedWeight& layer, const LotaGroups& groups,
                                const at::Tensor& a_t) {
-    const int bits = layer.bits;
-    const bool widths = bits == 2 || bits == 3 || bits == 4 || bits == 8;
-    return codes.qweight.is_cpu() && codes.moved.is_cpu() && a_t.is_cpu() && widths && !groups.perm.defined() &&
-           layer.out_features % 8 == 0 && groups.rows % kernels::remerge_tile_rows(bits) == 0 &&
+    return codes.qweight.is_cpu() && codes.moved.is_cpu() && a_t.is_cpu() && fused_remerge_layout(layer, groups) &&
            groups.rows * a_t.size(0) <= INT32_MAX;
 }
 

@@ -3,7 +3,9 @@
 # 3 after a warm-up, all cores of the machine (OMP threads = llama.cpp threads). Rows: lota f32 and bf16;
 # lota 4-, 3- and 2-bit (RTN, group 32: the grid of llama.cpp's Q4_1) through the packed-code kernel and,
 # for comparison, through dequantize + GEMM; llama.cpp (llama-cpp-python) on the Q4_1 GGUF of the same
-# model, the file lota imports. Writes its table to WORK_DIR/cpu_decode/cpu_decode.md.
+# model, the file lota imports; the same import rounded to bf16 (a bf16 checkpoint) in f32 and at 4 bits,
+# its weights read as bfloat16 (as `lota generate` does) and as a float32 copy. Writes its table to
+# WORK_DIR/cpu_decode/cpu_decode.md.
 #
 #   bench/run_cpu_decode.sh [options] [BUILD_DIR [WORK_DIR [GGUF]]]
 #
@@ -42,6 +44,16 @@ for bits in 4 3 2; do
     row "lota ${bits}-bit g32" "$Q" --dtype f32
     row "lota ${bits}-bit g32, dequantize + GEMM" "$Q" --dtype f32 --gemv 0
 done
+# A bf16 checkpoint (as HF ships most models; here the same import rounded to bf16), run in f32: lota keeps
+# its weights in bfloat16 (Transformer::store_bf16_weights_if_exact), with --bf16-store 0 the float32 copy.
+SMOL16="$MODELS/smollm2-bf16"
+[ -f "$SMOL16/config.json" ] || "$LOTA" import --gguf "$GGUF" --out "$SMOL16" --out-dtype bf16 >&2
+row "lota f32, bf16 checkpoint, weights read as bf16" "$SMOL16" --dtype f32
+row "lota f32, bf16 checkpoint, float32 copy" "$SMOL16" --dtype f32 --bf16-store 0
+Q="$MODELS/smollm2-bf16-rtn4g32"
+bench_quantize "$SMOL16" "$Q" --method rtn --bits 4 --group-size 32 --device cpu
+row "lota 4-bit g32, bf16 head read as bf16" "$Q" --dtype f32
+row "lota 4-bit g32, bf16 head, float32 copy" "$Q" --dtype f32 --bf16-store 0
 if "$PY" -c "import llama_cpp" 2>/dev/null; then
     bench_stamp "llama.cpp Q4_1"
     "$PY" "$BENCH_ROOT/bench/llama_cpp_decode.py" "$GGUF" --threads "$opt_threads" --context 128 --steps 64 \

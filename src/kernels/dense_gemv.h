@@ -1,5 +1,7 @@
-// Decode-sized dense product on the CPU: y [M, N] = x [M, K] · Wᵀ for float32 x and a float32 weight
-// W [N, K] (PyTorch's layout), for the few rows of a batched decode step. MKL's sgemm copies ("packs")
+// Decode-sized dense product on the CPU: y [M, N] = x [M, K] · Wᵀ for float32 x and a float32 or bfloat16
+// weight W [N, K] (PyTorch's layout), for the few rows of a decode step. A bfloat16 W is widened to float32
+// in registers: the float32 product of the same values, from half the bytes (decode reads every weight
+// once a step, so its time is the bytes read). MKL's sgemm copies ("packs")
 // all of W into its own layout on every call, which at these sizes costs more than the product itself;
 // this kernel reads W once, in place.
 #pragma once
@@ -13,9 +15,10 @@ namespace lota::kernels {
 /// The largest M dense_gemv_cpu is meant for (a decode step of up to this many sequences).
 constexpr int64_t kDenseGemvMaxRows = 16;
 
-/// Whether dense_gemv_cpu applies: x [M, K] and weight [N, K] float32 on the CPU, both contiguous,
-/// 2 <= M <= kDenseGemvMaxRows, and no gradient wanted (the kernel is not differentiable). One row
-/// stays with MKL's sgemv, which reads W once already.
+/// Whether dense_gemv_cpu applies: x [M, K] float32 and weight [N, K] float32 or bfloat16 on the CPU,
+/// both contiguous, M <= kDenseGemvMaxRows, and no gradient wanted (the kernel is not differentiable).
+/// M >= 2 for a float32 weight: one row stays with MKL's sgemv, which reads W once already (and takes no
+/// bfloat16 weight with float32 x).
 bool dense_gemv_cpu_applies(const at::Tensor& x, const at::Tensor& weight);
 
 /// y [M, N] float32 = x·weightᵀ, sums in float32 (another order than MKL's). Throws lota::Error

@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 
 #include "kernels/dense_gemv.h"
-
 #include "util/check.h"
 
 namespace lota::model {
@@ -29,7 +28,17 @@ at::Tensor DenseLinear::forward(const at::Tensor& x) {
             return y.view(shape);
         }
     }
-    return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
+    // A bfloat16-stored weight under float32 compute (store_bf16_if_exact): widened for the GEMM.
+    const at::Tensor w = weight_.scalar_type() == x.scalar_type() ? weight_ : weight_.to(x.scalar_type());
+    return bias_.defined() ? at::linear(x, w, bias_) : at::linear(x, w);
+}
+
+bool DenseLinear::store_bf16_if_exact() {
+    if (!weight_.is_cpu() || weight_.scalar_type() != at::kFloat) return false;
+    at::Tensor narrow = weight_.to(at::kBFloat16);
+    if (!at::equal(narrow.to(at::kFloat), weight_)) return false;
+    weight_ = std::move(narrow);
+    return true;
 }
 
 int64_t DenseLinear::in_features() const { return weight_.size(1); }

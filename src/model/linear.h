@@ -28,10 +28,15 @@ class Linear {
 
 using LinearPtr = std::shared_ptr<Linear>;
 
-/// Plain linear layer: weight [N, K], optional bias [N].
+/// Plain linear layer: weight [N, K], optional bias [N]. The weight may be stored in bfloat16 under a
+/// float32 compute dtype (store_bf16_if_exact): forward() widens it to the input's dtype.
 class DenseLinear : public Linear {
   public:
     DenseLinear(at::Tensor weight, at::Tensor bias = {});
+    /// A float32 weight on the CPU whose values are all bfloat16 values (a bf16 checkpoint's, computed in
+    /// float32) is stored in bfloat16: the same products from half the memory and, in a decode step, half
+    /// the bytes read (kernels/dense_gemv.h). Inference only. Returns whether it converted the weight.
+    bool store_bf16_if_exact();
     at::Tensor forward(const at::Tensor& x) override;
     int64_t in_features() const override;
     int64_t out_features() const override;

@@ -65,7 +65,10 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
 
 at::Tensor Transformer::embed(const at::Tensor& ids) const {
     ids_check(ids);
-    if (embed_.device() == device_) return at::embedding(embed_, ids.to(device_));
+    if (embed_.device() == device_) {
+        const at::Tensor rows = at::embedding(embed_, ids.to(device_));
+        return embed_.scalar_type() == dtype_ ? rows : rows.to(dtype_);  // bfloat16-stored (store_bf16_...)
+    }
     // Table on the host (embedding_to_host): gather into pinned memory and copy without a host wait.
     const at::Tensor host_ids = ids.to(at::kCPU).reshape({-1});
     at::Tensor rows = at::empty({host_ids.numel(), embed_.size(1)}, embed_.options().pinned_memory(true));
@@ -272,6 +275,23 @@ int64_t Transformer::fuse_projections() {
     return n;
 }
 
+int64_t Transformer::store_bf16_weights_if_exact() {
+    if (!device_.is_cpu() || dtype_ != at::kFloat) return 0;
+    int64_t n = 0;
+    for (Block& b : blocks_)
+        for (const LinearPtr& l : b.linears)
+            if (auto* d = dynamic_cast<DenseLinear*>(l.get())) n += d->store_bf16_if_exact();
+    if (lm_head_.scalar_type() == at::kFloat) {
+        at::Tensor narrow = lm_head_.to(at::kBFloat16);
+        if (at::equal(narrow.to(at::kFloat), lm_head_)) {
+            if (embed_.is_same(lm_head_)) embed_ = narrow;  // tied: one table, read by both
+            lm_head_ = std::move(narrow);
+            ++n;
+        }
+    }
+    return n;
+}
+
 bool Transformer::fused() const {
     for (const Block& b : blocks_)
         for (Slot s : FUSED_SLOTS)
@@ -317,12 +337,16 @@ at::Tensor Transformer::head(const at::Tensor& h) const {
     const at::Tensor x = final_norm(h);
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
     constexpr int64_t kDecodeRows = 16;
-    if (!x.is_cpu() || rows > kDecodeRows) return at::linear(x, lm_head_);
+    // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM.
+    const auto wide = [&] { return lm_head_.scalar_type() == x.scalar_type() ? lm_head_ : lm_head_.to(x.scalar_type()); };
+    if (!x.is_cpu() || rows > kDecodeRows) return at::linear(x, wide());
     const at::Tensor x2 = x.reshape({rows, C}).contiguous();
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = V;
-    // 2–16 rows (a batched decode step): the vocabulary read once, in place (kernels/dense_gemv.h).
+    // 2–16 rows (a batched decode step), or one row of a bfloat16 head: the vocabulary read once, in place
+    // (kernels/dense_gemv.h).
     if (kernels::dense_gemv_cpu_applies(x2, lm_head_)) return kernels::dense_gemv_cpu(x2, lm_head_).view(shape);
+    if (lm_head_.scalar_type() != x.scalar_type()) return at::linear(x, wide());
     if (at::get_num_threads() == 1) return at::linear(x, lm_head_);
     // One row (or a dtype the kernel does not take): a GEMV over the whole vocabulary, the largest weight
     // read of a decode step, which MKL runs on one thread; split the vocabulary over the threads instead.

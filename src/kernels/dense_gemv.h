@@ -12,11 +12,16 @@
 
 namespace lota::kernels {
 
-/// The largest M dense_gemv_cpu is meant for (a decode step of up to this many sequences).
+/// The largest M dense_gemv_cpu takes with a float32 weight (a decode step of up to this many sequences;
+/// past it MKL's packing pays off).
 constexpr int64_t kDenseGemvMaxRows = 16;
+/// The same for a bfloat16 weight, which MKL would need as a float32 copy on every call.
+constexpr int64_t kDenseGemvMaxRowsBf16 = 32;
+
+inline int64_t dense_gemv_max_rows(bool bf16_weight) { return bf16_weight ? kDenseGemvMaxRowsBf16 : kDenseGemvMaxRows; }
 
 /// Whether dense_gemv_cpu applies: x [M, K] float32 and weight [N, K] float32 or bfloat16 on the CPU,
-/// both contiguous, M <= kDenseGemvMaxRows, and no gradient wanted (the kernel is not differentiable).
+/// both contiguous, M <= dense_gemv_max_rows, and no gradient wanted (the kernel is not differentiable).
 /// M >= 2 for a float32 weight: one row stays with MKL's sgemv, which reads W once already (and takes no
 /// bfloat16 weight with float32 x).
 bool dense_gemv_cpu_applies(const at::Tensor& x, const at::Tensor& weight);

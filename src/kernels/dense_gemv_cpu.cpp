@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -114,6 +115,24 @@ __attribute__((always_inline)) inline void rows_block_impl(const float* x, const
     for (; n + NT <= n1; n += NT) {
         const W* wr[NT];
         for (int j = 0; j < NT; ++j) wr[j] = w + (n + j) * K;
+        if constexpr (std::is_same_v<W, uint16_t>) {
+            if (M > MT) {
+                // Several tiles of input rows: the block is widened once into a float buffer (which every tile
+                // then reads from cache), not once per tile. The same values, so the same sums.
+                thread_local std::vector<float> wide;
+                if ((int64_t)wide.size() < NT * K) wide.resize(NT * K);
+                const float* fr[NT];
+                for (int j = 0; j < NT; ++j) {
+                    float* dst = wide.data() + j * K;
+                    for (int64_t k = 0; k < K; ++k) dst[k] = scalar(wr[j][k]);
+                    fr[j] = dst;
+                }
+                int64_t m = 0;
+                for (; m + MT <= M; m += MT) tile<kPin, Vec, MT, NT>(x, fr, y, K, N, m, n);
+                for (; m < M; ++m) tile<kPin, Vec, 1, NT>(x, fr, y, K, N, m, n);
+                continue;
+            }
+        }
         int64_t m = 0;
         for (; m + MT <= M; m += MT) tile<kPin, Vec, MT, NT>(x, wr, y, K, N, m, n);
         for (; m < M; ++m) tile<kPin, Vec, 1, NT>(x, wr, y, K, N, m, n);
@@ -157,7 +176,7 @@ bool dense_gemv_cpu_applies(const at::Tensor& x, const at::Tensor& weight) {
     const bool bf16 = weight.scalar_type() == at::kBFloat16;
     return x.device().is_cpu() && weight.device().is_cpu() && x.scalar_type() == at::kFloat &&
            (weight.scalar_type() == at::kFloat || bf16) && x.dim() == 2 && weight.dim() == 2 &&
-           x.size(1) == weight.size(1) && x.size(0) >= (bf16 ? 1 : 2) && x.size(0) <= kDenseGemvMaxRows &&
+           x.size(1) == weight.size(1) && x.size(0) >= (bf16 ? 1 : 2) && x.size(0) <= dense_gemv_max_rows(bf16) &&
            x.is_contiguous() && weight.is_contiguous() &&
            !(c10::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()));
 #else
@@ -168,9 +187,9 @@ bool dense_gemv_cpu_applies(const at::Tensor& x, const at::Tensor& weight) {
 }
 
 at::Tensor dense_gemv_cpu(const at::Tensor& x, const at::Tensor& weight) {
-    LOTA_CHECK(dense_gemv_cpu_applies(x, weight), "dense_gemv_cpu: expected float32 x [2..%lld, K] (1.. for a "
+    LOTA_CHECK(dense_gemv_cpu_applies(x, weight), "dense_gemv_cpu: expected float32 x [2..%lld, K] (1..%lld for a "
                "bfloat16 weight) and a float32 or bfloat16 weight [N, K] on the CPU, contiguous, without "
-               "gradients; got x %s %s, weight %s %s", (long long)kDenseGemvMaxRows,
+               "gradients; got x %s %s, weight %s %s", (long long)kDenseGemvMaxRows, (long long)kDenseGemvMaxRowsBf16,
                c10::toString(x.scalar_type()), shape_str(x.sizes().vec()).c_str(),
                c10::toString(weight.scalar_type()), shape_str(weight.sizes().vec()).c_str());
     const int64_t M = x.size(0), K = x.size(1), N = weight.size(0);

@@ -17,7 +17,7 @@ DenseLinear::DenseLinear(at::Tensor weight, at::Tensor bias) : weight_(std::move
 
 at::Tensor DenseLinear::forward(const at::Tensor& x) {
     const int64_t K = weight_.size(1);
-    if (x.dim() >= 2 && x.numel() <= kernels::kDenseGemvMaxRows * K) {
+    if (x.dim() >= 2 && x.numel() <= kernels::dense_gemv_max_rows(weight_.scalar_type() == at::kBFloat16) * K) {
         // A batched decode step on the CPU: W read in place, not packed by MKL (kernels/dense_gemv.h).
         const at::Tensor x2 = x.reshape({-1, K});
         if (kernels::dense_gemv_cpu_applies(x2, weight_)) {

@@ -275,8 +275,8 @@ int64_t Transformer::fuse_projections() {
     return n;
 }
 
-int64_t Transformer::store_bf16_weights_if_exact() {
-    if (!device_.is_cpu() || dtype_ != at::kFloat) return 0;
+int64_t Transformer::store_bf16_weights_if_exact(int64_t decode_rows) {
+    if (!device_.is_cpu() || dtype_ != at::kFloat || decode_rows > kernels::kDenseGemvMaxRowsBf16) return 0;
     int64_t n = 0;
     for (Block& b : blocks_)
         for (const LinearPtr& l : b.linears)
@@ -336,14 +336,14 @@ at::Tensor Transformer::final_norm(const at::Tensor& h) const { return rms_norm(
 at::Tensor Transformer::head(const at::Tensor& h) const {
     const at::Tensor x = final_norm(h);
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
-    constexpr int64_t kDecodeRows = 16;
+    const int64_t decode_rows = kernels::dense_gemv_max_rows(lm_head_.scalar_type() == at::kBFloat16);
     // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM.
     const auto wide = [&] { return lm_head_.scalar_type() == x.scalar_type() ? lm_head_ : lm_head_.to(x.scalar_type()); };
-    if (!x.is_cpu() || rows > kDecodeRows) return at::linear(x, wide());
+    if (!x.is_cpu() || rows > decode_rows) return at::linear(x, wide());
     const at::Tensor x2 = x.reshape({rows, C}).contiguous();
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = V;
-    // 2–16 rows (a batched decode step), or one row of a bfloat16 head: the vocabulary read once, in place
+    // A batched decode step (2–16 rows; 1–32 of a bfloat16 head): the vocabulary read once, in place
     // (kernels/dense_gemv.h).
     if (kernels::dense_gemv_cpu_applies(x2, lm_head_)) return kernels::dense_gemv_cpu(x2, lm_head_).view(shape);
     if (lm_head_.scalar_type() != x.scalar_type()) return at::linear(x, wide());

@@ -112,12 +112,14 @@ class Transformer {
     /// attachment need an unfused model (they reject a fused one). Returns the number of products fused.
     int64_t fuse_projections();
     bool fused() const;
-    /// Inference on the CPU in float32: stores every dense weight, and the LM head (with the embedding
-    /// table when they are one tensor), whose values are all bfloat16 values in bfloat16
-    /// (DenseLinear::store_bf16_if_exact) — a bf16 checkpoint's weights in half the memory, and half the
-    /// bytes a decode step reads. Same outputs. Returns the number of weight tensors stored so; 0 on
-    /// other devices and dtypes. Calibration and training need the float32 weights (the LM head's loss).
-    int64_t store_bf16_weights_if_exact();
+    /// Inference on the CPU in float32, decode steps of at most `decode_rows` rows: stores every dense
+    /// weight, and the LM head (with the embedding table when they are one tensor), whose values are all
+    /// bfloat16 values in bfloat16 (DenseLinear::store_bf16_if_exact) — a bf16 checkpoint's weights in half
+    /// the memory, and half the bytes a decode step reads. Same outputs. Returns the number of weight
+    /// tensors stored so; 0 on other devices and dtypes, and for more rows than kernels::dense_gemv takes
+    /// with a bfloat16 weight (MKL's GEMM, faster there, would need a float32 copy every step).
+    /// Calibration and training need the float32 weights (the LM head's loss).
+    int64_t store_bf16_weights_if_exact(int64_t decode_rows);
 
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;

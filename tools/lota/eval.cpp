@@ -107,7 +107,8 @@ int run_eval(EvalOptions& o) {
         }
         auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
         // The generation tasks are decode steps: a bf16 checkpoint's weights are read as bf16 on the CPU.
-        if (o.task == "gsm8k" || o.task == "sql" || o.task == "viggo") model->store_bf16_weights_if_exact();
+        if (o.task == "gsm8k" || o.task == "sql" || o.task == "viggo")
+            model->store_bf16_weights_if_exact(o.gen.batch_size);
         std::unique_ptr<lota::model::Transformer> reference;
         // --kl-reference naming the model itself (no adapter): the model is its own reference, KL 0 without
         // a second forward.

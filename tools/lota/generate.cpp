@@ -134,7 +134,7 @@ int run_generate(GenerateCliOptions& o) {
     lota::cli::runtime_resolve(o.device, o.dtype);
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     // Decode steps read every weight: a bf16 checkpoint's weights are read as bf16 on the CPU (same values).
-    model->store_bf16_weights_if_exact();
+    model->store_bf16_weights_if_exact(o.data.empty() ? 1 : o.batch_size);
     o.gen.use_cache = !o.no_cache;
     o.gen.cuda_graph = !o.no_graph;
     nlohmann::json j = {{"model", o.model}, {"adapter", o.adapter}, {"device", o.device}, {"dtype", o.dtype}};

@@ -48,17 +48,17 @@ TEST(DenseGemvCpu, Bfloat16WeightGivesTheFloat32ProductOfItsValues) {
     at::manual_seed(5);
     const torch::NoGradGuard no_grad;
     // A bfloat16 weight is widened in registers: the result must be the float32 kernel's on the same
-    // values (the same sums in the same order), bit for bit, also for one row (which the float32 kernel
-    // leaves to MKL: compared with float64 there).
+    // values (the same sums in the same order), bit for bit; one row and more than 16 rows, which the float32
+    // kernel leaves to MKL, against float64.
     for (int64_t K : {8, 13, 40, 64, 576}) {
         for (int64_t N : {1, 3, 7, 13, 64, 130}) {
-            for (int64_t M : {1, 2, 5, 16}) {
+            for (int64_t M : {int64_t(1), int64_t(2), int64_t(5), int64_t(16), lota::kernels::kDenseGemvMaxRowsBf16}) {
                 const at::Tensor x = at::randn({M, K}), w16 = at::randn({N, K}).to(at::kBFloat16);
                 const at::Tensor w32 = w16.to(at::kFloat);
                 ASSERT_TRUE(dense_gemv_cpu_applies(x, w16));
                 const at::Tensor got = dense_gemv_cpu(x, w16);
                 ASSERT_EQ(got.scalar_type(), at::kFloat);
-                if (M >= 2) {
+                if (M >= 2 && M <= lota::kernels::kDenseGemvMaxRows) {
                     EXPECT_TRUE(at::equal(got, dense_gemv_cpu(x, w32))) << "M " << M << " N " << N << " K " << K;
                 } else {
                     const at::Tensor want = at::mm(x.to(at::kDouble), w32.to(at::kDouble).t());
@@ -110,7 +110,9 @@ TEST(DenseGemvCpu, ModelWithBfloat16StoredWeightsDecodesTheSame) {
         auto narrow = lota::model::Transformer::load(dir.string(), {});
         ASSERT_EQ(plain->dtype(), at::kFloat);
         const int64_t layers = narrow->config().num_hidden_layers;
-        EXPECT_EQ(narrow->store_bf16_weights_if_exact(), 7 * layers + 1) << "every projection and the head";
+        EXPECT_EQ(narrow->store_bf16_weights_if_exact(lota::kernels::kDenseGemvMaxRowsBf16 + 1), 0)
+            << "batches past the kernel's rows keep float32 weights for MKL";
+        EXPECT_EQ(narrow->store_bf16_weights_if_exact(2), 7 * layers + 1) << "every projection and the head";
         EXPECT_EQ(narrow->lm_head_weight().scalar_type(), at::kBFloat16);
         EXPECT_EQ(narrow->embed_weight().scalar_type(), tied ? at::kBFloat16 : at::kFloat);
         at::manual_seed(12);
@@ -137,7 +139,7 @@ TEST(DenseGemvCpu, ModelWithBfloat16StoredWeightsDecodesTheSame) {
     lota::model::InitOptions io;
     io.out = f32.string();
     lota::model::model_init(io);
-    EXPECT_EQ(lota::model::Transformer::load(f32.string(), {})->store_bf16_weights_if_exact(), 0);
+    EXPECT_EQ(lota::model::Transformer::load(f32.string(), {})->store_bf16_weights_if_exact(1), 0);
     lota::remove_tree(f32.string());
 }
 
@@ -148,6 +150,8 @@ TEST(DenseGemvCpu, AppliesOnlyToDecodeSizedFloat32WithoutGradient) {
     EXPECT_FALSE(dense_gemv_cpu_applies(at::randn({4, 16}, at::kDouble), w));
     EXPECT_FALSE(dense_gemv_cpu_applies(at::randn({4, 16}), w.to(at::kHalf)));
     EXPECT_TRUE(dense_gemv_cpu_applies(at::randn({1, 16}), w.to(at::kBFloat16)));  // no MKL gemv for it
+    EXPECT_TRUE(dense_gemv_cpu_applies(at::randn({32, 16}), w.to(at::kBFloat16)));
+    EXPECT_FALSE(dense_gemv_cpu_applies(at::randn({33, 16}), w.to(at::kBFloat16)));
     EXPECT_FALSE(dense_gemv_cpu_applies(at::randn({4, 32}).slice(1, 0, 16), w));  // not contiguous
     EXPECT_FALSE(dense_gemv_cpu_applies(at::randn({4, 16}).requires_grad_(), w));
     EXPECT_THROW(dense_gemv_cpu(at::randn({4, 15}), w), std::exception);

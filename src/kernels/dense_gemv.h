@@ -1,9 +1,8 @@
 // Decode-sized dense product on the CPU: y [M, N] = x [M, K] · Wᵀ for float32 x and a float32 or bfloat16
-// weight W [N, K] (PyTorch's layout), for the few rows of a decode step. A bfloat16 W is widened to float32
-// in registers: the float32 product of the same values, from half the bytes (decode reads every weight
-// once a step, so its time is the bytes read). MKL's sgemm copies ("packs")
-// all of W into its own layout on every call, which at these sizes costs more than the product itself;
-// this kernel reads W once, in place.
+// weight W [N, K] (PyTorch's layout), for the few rows of a decode step. MKL's sgemm copies ("packs") all
+// of W into its own layout on every call, which at these sizes costs more than the product itself; this
+// kernel reads W once, in place. A bfloat16 W (a bf16 checkpoint run in float32) is widened to float32 as
+// it is read: the float32 product of the same values, from half the bytes.
 #pragma once
 
 #include <cstdint>

@@ -338,7 +338,9 @@ at::Tensor Transformer::head(const at::Tensor& h) const {
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
     const int64_t decode_rows = kernels::dense_gemv_max_rows(lm_head_.scalar_type() == at::kBFloat16);
     // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM.
-    const auto wide = [&] { return lm_head_.scalar_type() == x.scalar_type() ? lm_head_ : lm_head_.to(x.scalar_type()); };
+    const auto wide = [&] {
+        return lm_head_.scalar_type() == x.scalar_type() ? lm_head_ : lm_head_.to(x.scalar_type());
+    };
     if (!x.is_cpu() || rows > decode_rows) return at::linear(x, wide());
     const at::Tensor x2 = x.reshape({rows, C}).contiguous();
     std::vector<int64_t> shape = x.sizes().vec();

@@ -28,15 +28,21 @@ at::Tensor DenseLinear::forward(const at::Tensor& x) {
             return y.view(shape);
         }
     }
-    // A bfloat16-stored weight under float32 compute (store_bf16_if_exact): widened for the GEMM.
-    const at::Tensor w = weight_.scalar_type() == x.scalar_type() ? weight_ : weight_.to(x.scalar_type());
+    // A bfloat16-stored weight under float32 compute (store_bf16_if_exact) is widened for the GEMM (to() is a
+    // no-op otherwise).
+    const at::Tensor w = weight_.to(x.scalar_type());
     return bias_.defined() ? at::linear(x, w, bias_) : at::linear(x, w);
 }
 
+at::Tensor bf16_if_exact(const at::Tensor& w) {
+    if (!w.is_cpu() || w.scalar_type() != at::kFloat) return {};
+    at::Tensor narrow = w.to(at::kBFloat16);
+    return at::equal(narrow.to(at::kFloat), w) ? narrow : at::Tensor();
+}
+
 bool DenseLinear::store_bf16_if_exact() {
-    if (!weight_.is_cpu() || weight_.scalar_type() != at::kFloat) return false;
-    at::Tensor narrow = weight_.to(at::kBFloat16);
-    if (!at::equal(narrow.to(at::kFloat), weight_)) return false;
+    at::Tensor narrow = bf16_if_exact(weight_);
+    if (!narrow.defined()) return false;
     weight_ = std::move(narrow);
     return true;
 }

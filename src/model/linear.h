@@ -28,6 +28,10 @@ class Linear {
 
 using LinearPtr = std::shared_ptr<Linear>;
 
+/// `w` (float32, on the CPU) as bfloat16 when every value is a bfloat16 value (a bf16 checkpoint computed in
+/// float32), else an undefined tensor.
+at::Tensor bf16_if_exact(const at::Tensor& w);
+
 /// Plain linear layer: weight [N, K], optional bias [N]. The weight may be stored in bfloat16 under a
 /// float32 compute dtype (store_bf16_if_exact): forward() widens it to the input's dtype.
 class DenseLinear : public Linear {

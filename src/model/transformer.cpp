@@ -67,7 +67,7 @@ at::Tensor Transformer::embed(const at::Tensor& ids) const {
     ids_check(ids);
     if (embed_.device() == device_) {
         const at::Tensor rows = at::embedding(embed_, ids.to(device_));
-        return embed_.scalar_type() == dtype_ ? rows : rows.to(dtype_);  // bfloat16-stored (store_bf16_...)
+        return rows.to(dtype_);  // a bfloat16-stored table (store_bf16_weights_if_exact); else a no-op
     }
     // Table on the host (embedding_to_host): gather into pinned memory and copy without a host wait.
     const at::Tensor host_ids = ids.to(at::kCPU).reshape({-1});
@@ -281,13 +281,10 @@ int64_t Transformer::store_bf16_weights_if_exact(int64_t decode_rows) {
     for (Block& b : blocks_)
         for (const LinearPtr& l : b.linears)
             if (auto* d = dynamic_cast<DenseLinear*>(l.get())) n += d->store_bf16_if_exact();
-    if (lm_head_.scalar_type() == at::kFloat) {
-        at::Tensor narrow = lm_head_.to(at::kBFloat16);
-        if (at::equal(narrow.to(at::kFloat), lm_head_)) {
-            if (embed_.is_same(lm_head_)) embed_ = narrow;  // tied: one table, read by both
-            lm_head_ = std::move(narrow);
-            ++n;
-        }
+    if (at::Tensor narrow = bf16_if_exact(lm_head_); narrow.defined()) {
+        if (embed_.is_same(lm_head_)) embed_ = narrow;  // tied: one table, read by both
+        lm_head_ = std::move(narrow);
+        ++n;
     }
     return n;
 }
@@ -337,18 +334,16 @@ at::Tensor Transformer::head(const at::Tensor& h) const {
     const at::Tensor x = final_norm(h);
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
     const int64_t decode_rows = kernels::dense_gemv_max_rows(lm_head_.scalar_type() == at::kBFloat16);
-    // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM.
-    const auto wide = [&] {
-        return lm_head_.scalar_type() == x.scalar_type() ? lm_head_ : lm_head_.to(x.scalar_type());
-    };
-    if (!x.is_cpu() || rows > decode_rows) return at::linear(x, wide());
+    // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM (to() is
+    // a no-op otherwise).
+    if (!x.is_cpu() || rows > decode_rows) return at::linear(x, lm_head_.to(x.scalar_type()));
     const at::Tensor x2 = x.reshape({rows, C}).contiguous();
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = V;
     // A batched decode step (2–16 rows; 1–32 of a bfloat16 head): the vocabulary read once, in place
     // (kernels/dense_gemv.h).
     if (kernels::dense_gemv_cpu_applies(x2, lm_head_)) return kernels::dense_gemv_cpu(x2, lm_head_).view(shape);
-    if (lm_head_.scalar_type() != x.scalar_type()) return at::linear(x, wide());
+    if (lm_head_.scalar_type() != x.scalar_type()) return at::linear(x, lm_head_.to(x.scalar_type()));
     if (at::get_num_threads() == 1) return at::linear(x, lm_head_);
     // One row (or a dtype the kernel does not take): a GEMV over the whole vocabulary, the largest weight
     // read of a decode step, which MKL runs on one thread; split the vocabulary over the threads instead.

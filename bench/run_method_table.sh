@@ -31,6 +31,7 @@
 #   STAGE=table bench/run_method_table.sh M D OUT         # only OUT/method_table.md from the rows
 # Knobs (environment, default):
 #   STAGE=all (quantize | all | table)  REDO=0  DEADLINE_S=0 (0: none)  PRESET= (quick: the settings below)
+#   BASE_ROW=1 (0: no 16-bit row; for widths run side by side in separate OUT_DIRs, one of which makes it)
 #   DEVICE=auto  TRAIN_DTYPE=auto  EVAL_DTYPE=f32  BITS="2 3 4"  GROUP=64  METHODS="lora qalora lota"
 #     METHODS entries: lora, qalora, lota, lota-mom (LoTA-QAF with --tsign-momentum $TSIGN_MOMENTUM)
 #   TSIGN_MOMENTUM=0.9  OMEGAS= (e.g. "0.5 0.625 0.75 0.875": LoTA-QAF rows "lota ω=F·r" at width OMEGA_BITS,
@@ -81,7 +82,7 @@ if [ "${PRESET:-}" = quick ]; then
 elif [ -n "${PRESET:-}" ]; then
     die "PRESET must be quick or empty, got '$PRESET'"
 fi
-STAGE=${STAGE:-all} REDO=${REDO:-0} DEADLINE_S=${DEADLINE_S:-0}
+STAGE=${STAGE:-all} REDO=${REDO:-0} DEADLINE_S=${DEADLINE_S:-0} BASE_ROW=${BASE_ROW:-1}
 case "$STAGE" in quantize | all | table) ;; *) die "STAGE must be quantize, all or table, got '$STAGE'" ;; esac
 DEVICE=${DEVICE:-auto} TRAIN_DTYPE=${TRAIN_DTYPE:-auto} EVAL_DTYPE=${EVAL_DTYPE:-f32} BITS=${BITS:-2 3 4}
 GROUP=${GROUP:-64} METHODS=${METHODS:-lora qalora lota} CALIB_SAMPLES=${CALIB_SAMPLES:-128}
@@ -327,7 +328,7 @@ method_row() {
 }
 
 if [ "$STAGE" != table ]; then
-    if [ "$STAGE" = all ] && row_wanted "16-16-bit"; then
+    if [ "$STAGE" = all ] && [ "$BASE_ROW" = 1 ] && row_wanted "16-16-bit"; then
         deadline "the 16-bit row"
         evaluate 16 "16-bit" "$BASE" "" - "" "$BASE" "" "" "$VIGGO"
     fi

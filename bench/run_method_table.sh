@@ -31,8 +31,8 @@
 #   STAGE=table bench/run_method_table.sh M D OUT         # only OUT/method_table.md from the rows
 # Knobs (environment, default):
 #   STAGE=all (quantize | all | table)  REDO=0  DEADLINE_S=0 (0: none)  PRESET= (quick: the settings below)
-#   PARALLEL=0 (1: the widths of BITS side by side, each in OUT_DIR/w<bits>, then one table; a 135M model leaves
-#     most of a GPU idle, so three widths take little longer than one; wall times then include the others' share)
+#   PARALLEL=0 (1: the widths of BITS side by side, each in OUT_DIR/w<bits>, then one table; for small models,
+#     which leave most of a GPU idle; the wall times then include the other widths' share of the device)
 #   BASE_ROW=1 (0: no 16-bit row)
 #   DEVICE=auto  TRAIN_DTYPE=auto  EVAL_DTYPE=f32  BITS="2 3 4"  GROUP=64  METHODS="lora qalora lota"
 #     METHODS entries: lora, qalora, lota, lota-mom (LoTA-QAF with --tsign-momentum $TSIGN_MOMENTUM)

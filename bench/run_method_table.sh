@@ -39,8 +39,8 @@
 #   TSIGN_MOMENTUM=0.9  OMEGAS= (e.g. "0.5 0.625 0.75 0.875": LoTA-QAF rows "lota ω=F·r" at width OMEGA_BITS,
 #     Alpaca only unless OMEGAS_VIGGO=1)  OMEGA_BITS=first of BITS  OMEGAS_VIGGO=0
 #   QSCHEDULES= (e.g. "paper 0.9:0.999:0.9999": LoTA-QAF rows with another t-SignSGD quantile schedule at width
-#     OMEGA_BITS, Alpaca only; "paper": the paper's (q_end held for the last 20 %), "S:M:E": the official
-#     interpolation from quantile S through M at 80 % of the steps to E)
+#     OMEGA_BITS, Alpaca only unless QSCHEDULES_VIGGO=1; "paper": the paper's (q_end held for the last 20 %),
+#     "S:M:E": the official interpolation from quantile S through M at 80 % of the steps to E)  QSCHEDULES_VIGGO=0
 #   CALIB_SAMPLES=128  CALIB_SEQLEN=2048 (C4 demo calibration; the paper used 1024 C4 samples)
 #   STEPS=300  BATCH=64  MICRO_BATCH=0 (0: = BATCH)  SOURCE_MAX_LEN=1024  TARGET_MAX_LEN=256  SEED=0
 #   ADAPTER_RANK=64 (r; not RANK, which is torchrun's)  LORA_ALPHA=0 (0: 2r)  LORA_LR=1e-5  QALORA_LR=$LORA_LR
@@ -98,6 +98,7 @@ PPL_WINDOWS=${PPL_WINDOWS:--1} PPL_SEQLEN=${PPL_SEQLEN:-2048} EVAL_LIMIT=${EVAL_
 VIGGO=${VIGGO:-0} VIGGO_LR=${VIGGO_LR:-5e-4} VIGGO_OMEGA=${VIGGO_OMEGA:-0} VIGGO_EPOCHS=${VIGGO_EPOCHS:-1}
 VIGGO_LIMIT=${VIGGO_LIMIT:--1} VIGGO_TRAIN_LIMIT=${VIGGO_TRAIN_LIMIT:--1} VIGGO_EVAL_BATCH=${VIGGO_EVAL_BATCH:-64}
 TSIGN_MOMENTUM=${TSIGN_MOMENTUM:-0.9} OMEGAS=${OMEGAS:-} OMEGAS_VIGGO=${OMEGAS_VIGGO:-0} QSCHEDULES=${QSCHEDULES:-}
+QSCHEDULES_VIGGO=${QSCHEDULES_VIGGO:-0}
 read -r FIRST_BITS _ <<< "$BITS"
 OMEGA_BITS=${OMEGA_BITS:-$FIRST_BITS}
 for m in $METHODS; do
@@ -401,7 +402,9 @@ if [ "$STAGE" != table ]; then
                     IFS=: read -r qs qm qe <<< "$s"
                     qargs=(--tsign-q-start "$qs" --tsign-q-mid "$qm" --tsign-q-end "$qe")
                 fi
-                method_row "$b" "lota-q$s" "$OMEGA" "$OMEGA" 0 "${qargs[@]}"
+                v=0
+                [ "$VIGGO" = 1 ] && [ "$QSCHEDULES_VIGGO" = 1 ] && v=1
+                method_row "$b" "lota-q$s" "$OMEGA" "$VIGGO_OMEGA_EFF" "$v" "${qargs[@]}"
             done
         fi
     done

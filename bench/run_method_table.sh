@@ -115,32 +115,6 @@ for s in $QSCHEDULES; do
     [ "$s" = paper ] || [[ "$s" =~ ^0?\.[0-9]+:0?\.[0-9]+:0?\.[0-9]+$ ]] \
         || die "QSCHEDULES: '$s' is neither paper nor START:MID:END quantiles, e.g. 0.9:0.999:0.9999"
 done
-# PARALLEL=1: each width of BITS in its own invocation, side by side, in OUT_DIR/w<bits> (only the first makes
-# the 16-bit row; METHODS rotated per width, so the memory-heavy runs do not all start together), then the table
-# of all their rows in OUT_DIR. Stops with the failed widths' log tails if any failed; run it again to continue.
-if [ "${PARALLEL:-0}" = 1 ] && [ "$STAGE" = all ]; then
-    read -r -a widths <<< "$BITS"
-    read -r -a methods <<< "$METHODS"
-    pids=()
-    for i in "${!widths[@]}"; do
-        b=${widths[$i]} rotated=()
-        for j in "${!methods[@]}"; do rotated+=("${methods[$(((i + j) % ${#methods[@]}))]}"); done
-        base_row=0
-        [ "$i" = 0 ] && base_row=$BASE_ROW
-        echo "width $b: METHODS=\"${rotated[*]}\" OUT_DIR=$OUT/w$b (log: $LOGS/w$b.log)" >&2
-        PARALLEL=0 BITS=$b BASE_ROW=$base_row METHODS="${rotated[*]}" OMEGA_BITS=$OMEGA_BITS \
-            "$0" "$MODEL_ARG" "$DATA" "$OUT/w$b" > "$LOGS/w$b.log" 2>&1 &
-        pids+=($!)
-    done
-    failed=()
-    for i in "${!widths[@]}"; do wait "${pids[$i]}" || failed+=("${widths[$i]}"); done
-    for b in "${failed[@]}"; do echo "--- width $b failed:" >&2; tail -5 "$LOGS/w$b.log" >&2; done
-    [ ${#failed[@]} -eq 0 ] \
-        || die "width(s) ${failed[*]} failed (logs in $LOGS); run the same command again to continue"
-    mkdir -p "$OUT/rows"
-    for b in "${widths[@]}"; do cp "$OUT/w$b/rows/"*.json "$OUT/rows/" 2>/dev/null || true; done
-    STAGE=table
-fi
 [ "$DEVICE" = auto ] && DEVICE=$("$LOTA" version --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["auto_device"])')
 # The processor every row of this invocation ran on (rows of several invocations may come from several machines).
 if [ "$DEVICE" = cuda ]; then ACCEL=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
@@ -194,6 +168,34 @@ elif [ -f "$MODEL_ARG" ]; then
     fi
 else
     die "no model directory or GGUF file at $MODEL_ARG"
+fi
+
+# PARALLEL=1: each width of BITS in its own invocation, side by side, in OUT_DIR/w<bits>, all on the one imported
+# 16-bit model (only the first width makes the 16-bit row; METHODS rotated per width, so the memory-heavy runs do
+# not all start together), then the table of all their rows in OUT_DIR. Stops with the failed widths' log tails if
+# any failed; run it again to continue.
+if [ "${PARALLEL:-0}" = 1 ] && [ "$STAGE" = all ]; then
+    read -r -a widths <<< "$BITS"
+    read -r -a methods <<< "$METHODS"
+    pids=()
+    for i in "${!widths[@]}"; do
+        b=${widths[$i]} rotated=()
+        for j in "${!methods[@]}"; do rotated+=("${methods[$(((i + j) % ${#methods[@]}))]}"); done
+        base_row=0
+        [ "$i" = 0 ] && base_row=$BASE_ROW
+        echo "width $b: METHODS=\"${rotated[*]}\" OUT_DIR=$OUT/w$b (log: $LOGS/w$b.log)" >&2
+        PARALLEL=0 BITS=$b BASE_ROW=$base_row METHODS="${rotated[*]}" OMEGA_BITS=$OMEGA_BITS \
+            "$0" "$BASE" "$DATA" "$OUT/w$b" > "$LOGS/w$b.log" 2>&1 &
+        pids+=($!)
+    done
+    failed=()
+    for i in "${!widths[@]}"; do wait "${pids[$i]}" || failed+=("${widths[$i]}"); done
+    for b in "${failed[@]}"; do echo "--- width $b failed:" >&2; tail -5 "$LOGS/w$b.log" >&2; done
+    [ ${#failed[@]} -eq 0 ] \
+        || die "width(s) ${failed[*]} failed (logs in $LOGS); run the same command again to continue"
+    mkdir -p "$OUT/rows"
+    for b in "${widths[@]}"; do cp "$OUT/w$b/rows/"*.json "$OUT/rows/" 2>/dev/null || true; done
+    STAGE=table
 fi
 
 # Alpaca: the files merged and deduplicated, HOLDOUT records held out by a fixed shuffle (no instruction in both).

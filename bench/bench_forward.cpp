@@ -4,6 +4,7 @@
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 //                 [--generate 0] [--keep-dequantized 1] [--profile-step S] [--bf16-store 1]
+//                 [--simt-depth 0] [--simt-blocks-per-sm 0] [--tc-min-rows 0]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -13,6 +14,8 @@
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 // --bf16-store 0: a bf16 checkpoint run in f32 on the CPU keeps float32 weights (`lota generate` keeps
 // them in bfloat16, Transformer::store_bf16_weights_if_exact).
+// --simt-depth / --simt-blocks-per-sm / --tc-min-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
+// 0: the default) on every quantized layer, for comparing plans inside whole decode steps.
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
 // `ncu --profile-from-start off`) spans generate's decode step S (1-based) in every run, warm-up included.
 #include <algorithm>
@@ -68,13 +71,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
-                             "[--profile-step S] [--bf16-store 1]\n");
+                             "[--profile-step S] [--bf16-store 1] [--simt-depth 0] [--simt-blocks-per-sm 0] "
+                             "[--tc-min-rows 0]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
     int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0, profile_step = 0;
     int repeat = 5;
     bool generate_too = false, keep_dequantized = true, graph = true, gemv = true, fuse = true, bf16_store = true;
+    lota::kernels::GemvTuning plan;  // the packed-code kernel's plan on every quantized layer
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
         if (k == "--device") device = v;
@@ -93,6 +98,9 @@ int main(int argc, char** argv) {
         else if (k == "--keep-dequantized") keep_dequantized = v != "0";
         else if (k == "--profile-step") profile_step = std::stoll(v);
         else if (k == "--bf16-store") bf16_store = v != "0";
+        else if (k == "--simt-depth") plan.simt_depth = std::stoi(v);
+        else if (k == "--simt-blocks-per-sm") plan.simt_blocks_per_sm = std::stoi(v);
+        else if (k == "--tc-min-rows") plan.tc_min_rows = std::stoi(v);
         else {
             std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
             return 1;
@@ -123,7 +131,14 @@ int main(int argc, char** argv) {
                 }
         }
         if (fuse) model->fuse_projections();  // as `lota generate` / `lota eval` do (LoRA layers stay separate)
-        if (bf16_store) model->store_bf16_weights_if_exact(1);  // as `lota generate` does (rows: per batch below)
+        if (bf16_store) model->store_bf16_weights_if_exact(1);
+        for (auto& block : model->blocks())  // after the fusion: the fused layers are new QuantLinears
+            for (const lota::model::LinearPtr& l : block.linears)
+                if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) {
+                    lota::model::QuantLinearOptions o = q->options();
+                    o.gemv = plan;
+                    q->set_options(o);
+                }  // as `lota generate` does (rows: per batch below)
         const int64_t V = model->config().vocab_size;
         if (prefill > 0) {
             at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);

@@ -4,9 +4,11 @@
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA
 // graph holding 100 calls (after a warm-up), i.e. GPU time without the host's launch cost, which
 // for a ~20 µs kernel is of the same order; the kernel's launched-from-the-host time is reported
-// too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per measurement. Usage:
+// too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per measurement.
+// --copies C: the calls cycle through C random copies of the layer, so that C copies larger than the GPU's L2 cache
+// are read from device memory as in a decode step (1: one layer's codes, read from L2 when they fit). Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
-//              [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
+//              [--copies 1] [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -95,7 +97,7 @@ double graph_seconds_per_call(F&& f) {
 
 int main(int argc, char** argv) {
     std::string shapes = "4096x14336,14336x4096", rows = "1,4,8,16";
-    int bits = 4, group = 128;
+    int bits = 4, group = 128, copies = 1;
     bool offset = false, sweep = false;  // sweep: the tensor-core kernel's plan knobs instead of the comparisons
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i], v = argv[i + 1];
@@ -105,6 +107,7 @@ int main(int argc, char** argv) {
         else if (k == "--rows") rows = v;
         else if (k == "--offset") offset = v != "0";
         else if (k == "--sweep") sweep = v != "0";
+        else if (k == "--copies") copies = std::max(1, std::stoi(v));
         else {
             std::fprintf(stderr, "bench_gemv: unknown option %s\n", k.c_str());
             return 1;
@@ -134,16 +137,19 @@ int main(int argc, char** argv) {
          }()) {
         const int64_t K = std::stoll(shape.substr(0, shape.find('x'))), N = std::stoll(shape.substr(shape.find('x') + 1));
         const int64_t G = group > 0 ? K / group : 1;
-        lota::quant::QuantizedWeight qw;
-        qw.bits = bits;
-        qw.group_size = group;
-        qw.in_features = K;
-        qw.out_features = N;
-        qw.qweight = at::randint(INT32_MIN, INT32_MAX, {K * bits / 32, N}, cuda.dtype(at::kInt));
-        qw.zeros = at::randint(0, 1 << bits, {G, N}, cuda.dtype(at::kInt));
-        qw.scales = (at::rand({G, N}, cuda.dtype(at::kFloat)) * 0.01).to(at::kHalf);
-        qw.g_idx = at::arange(K, cuda.dtype(at::kInt)).div(group > 0 ? group : K, "floor").to(at::kInt);
-        if (offset) qw.offset = at::rand({G, N}, cuda.dtype(at::kFloat)) - 0.5;
+        std::vector<lota::quant::QuantizedWeight> layers(copies);
+        for (lota::quant::QuantizedWeight& w : layers) {
+            w.bits = bits;
+            w.group_size = group;
+            w.in_features = K;
+            w.out_features = N;
+            w.qweight = at::randint(INT32_MIN, INT32_MAX, {K * bits / 32, N}, cuda.dtype(at::kInt));
+            w.zeros = at::randint(0, 1 << bits, {G, N}, cuda.dtype(at::kInt));
+            w.scales = (at::rand({G, N}, cuda.dtype(at::kFloat)) * 0.01).to(at::kHalf);
+            w.g_idx = at::arange(K, cuda.dtype(at::kInt)).div(group > 0 ? group : K, "floor").to(at::kInt);
+            if (offset) w.offset = at::rand({G, N}, cuda.dtype(at::kFloat)) - 0.5;
+        }
+        const lota::quant::QuantizedWeight& qw = layers[0];
         lota::model::QuantLinear layer(qw, std::make_shared<lota::model::DequantBuffer>());
         const int64_t group_rows = lota::kernels::quant_gemv_group_rows(qw.g_idx, G);
         const at::Tensor W16 = at::randn({N, K}, cuda.dtype(at::kBFloat16));
@@ -152,27 +158,36 @@ int main(int argc, char** argv) {
         for (int64_t M : parse_list(rows)) {
             const at::Tensor x = at::randn({M, K}, cuda.dtype(at::kBFloat16));
             lota::kernels::GemvTuning tuning;  // the plan the kernel runs with; the sweeps below change it
+            int64_t call = 0;                    // cycles through the copies (captured in the graph's order)
             const auto kernel = [&] {
-                lota::kernels::quant_gemv(x, qw.qweight, qw.zeros, qw.scales, qw.g_idx, qw.offset, {}, bits, group_rows,
+                const lota::quant::QuantizedWeight& w = layers[call++ % copies];
+                lota::kernels::quant_gemv(x, w.qweight, w.zeros, w.scales, w.g_idx, w.offset, {}, bits, group_rows,
                                           tuning);
             };
             if (sweep) {
-                // The plan's knobs: the SIMT kernel's blocks per SM, then every batch depth and wave
-                // count of the tensor-core kernel (also at 1 row).
-                for (int bps : {4, 8, 16, 32}) {
-                    tuning = {0, 0, 0.0, bps, false};
-                    const double t = graph_seconds_per_call(kernel);
-                    std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
-                                "\"blocks_per_sm\":%d,\"simt_us\":%.2f}\n",
-                                (long long)K, (long long)N, bits, (long long)M, bps, t * 1e6);
+                // The plan's knobs: the SIMT kernel's blocks per SM (and at 1 row its load depth), then
+                // every batch depth and wave count of the tensor-core kernel (also at 1 row).
+                for (int depth : {1, 2, 4}) {
+                    if (depth > 1 && M > 1) break;
+                    for (int bps : {-1, 2, 4, 8, 12, 16, 32}) {  // -1: one wave (occupancy)
+                        tuning = {0, 0, 0.0, bps, false};
+                        tuning.simt_depth = depth;
+                        const double t = graph_seconds_per_call(kernel);
+                        std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
+                                    "\"copies\":%d,\"depth\":%d,\"blocks_per_sm\":%d,\"simt_us\":%.2f,"
+                                    "\"gb_per_s\":%.1f}\n",
+                                    (long long)K, (long long)N, bits, (long long)M, copies, depth, bps, t * 1e6,
+                                    (wbytes + 2.0 * M * (K + N)) / t / 1e9);
+                    }
                 }
                 for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 1.0, 2.0}) {
                         tuning = {1, batch, waves, 0, true};
                         const double t = graph_seconds_per_call(kernel);
-                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,\"batch\":%d,"
-                                    "\"waves\":%.1f,\"tc_us\":%.2f}\n",
-                                    (long long)K, (long long)N, bits, (long long)M, batch, waves, t * 1e6);
+                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
+                                    "\"copies\":%d,\"batch\":%d,\"waves\":%.1f,\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
+                                    (long long)K, (long long)N, bits, (long long)M, copies, batch, waves, t * 1e6,
+                                    (wbytes + 2.0 * M * (K + N)) / t / 1e9);
                     }
                 continue;
             }

@@ -20,6 +20,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <map>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -116,9 +118,10 @@ __device__ __forceinline__ void finish_output(const GemvArgs& a, int64_t m, int6
     store_as(a.out, a.out_type, m * a.N + n, v);
 }
 
-// SLICES: groups of LANES threads sharing a block's K range (see slices_for). tile_counters: see
+// SLICES: groups of LANES threads sharing a block's K range (see slices_for). DEPTH: chunks of codes
+// each thread has in flight ahead of the one it sums (GemvArgs::simt_depth). tile_counters: see
 // quant_gemv_tile_counters (null: only the partial sums are written, for gemv_reduce_kernel).
-template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
+template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES, int DEPTH>
 __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, int* tile_counters) {
     constexpr int THREADS = LANES * SLICES;
     __shared__ float xs[MROWS][PIECE];
@@ -179,11 +182,15 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, 
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
-        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. Their
-        // first loads are issued before the staging barriers so that they overlap them.
-        int32_t next[COLS][BITS];
+        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. The loads of
+        // the first DEPTH are issued before the staging barriers so that they overlap them.
+        constexpr int STRIDE = SLICES * CHUNK;
+        int32_t next[DEPTH][COLS][BITS];
         const int first = slice * CHUNK;
-        if (active && first < rows) load_chunk<BITS, COLS>(a, p0 + first, word_rows, n0, next);
+#pragma unroll
+        for (int d = 0; d < DEPTH; ++d)
+            if (active && first + d * STRIDE < rows)
+                load_chunk<BITS, COLS>(a, p0 + first + d * STRIDE, word_rows, n0, next[d]);
         __syncthreads();  // the previous piece is no longer read
         for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
             const int m = i / PIECE, r = i % PIECE;
@@ -205,14 +212,22 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, 
             __syncthreads();
         }
         if (!active) continue;
-        for (int r0 = first; r0 < rows; r0 += SLICES * CHUNK) {
+        for (int r0 = first; r0 < rows; r0 += STRIDE) {
+            // Take the oldest chunk in flight, shift the queue (register moves: every index is known at
+            // compile time) and load this slice's chunk DEPTH strides ahead.
             int32_t words[COLS][BITS];
 #pragma unroll
             for (int c = 0; c < COLS; ++c)
 #pragma unroll
-                for (int b = 0; b < BITS; ++b) words[c][b] = next[c][b];
-            if (r0 + SLICES * CHUNK < rows)  // prefetch this slice's next chunk
-                load_chunk<BITS, COLS>(a, p0 + r0 + SLICES * CHUNK, word_rows, n0, next);
+                for (int b = 0; b < BITS; ++b) words[c][b] = next[0][c][b];
+#pragma unroll
+            for (int d = 0; d + 1 < DEPTH; ++d)
+#pragma unroll
+                for (int c = 0; c < COLS; ++c)
+#pragma unroll
+                    for (int b = 0; b < BITS; ++b) next[d][c][b] = next[d + 1][c][b];
+            if (r0 + DEPTH * STRIDE < rows)
+                load_chunk<BITS, COLS>(a, p0 + r0 + DEPTH * STRIDE, word_rows, n0, next[DEPTH - 1]);
             if constexpr (GROUPED) {
                 // A new group: the finished one's sums, scaled, go to acc (once per group, not per chunk).
                 const int64_t g = (p0 + r0) / a.group_rows;
@@ -327,43 +342,73 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
 // layers (few column blocks) at 1–4 rows; wide layers and more rows do better with one.
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
-template <int BITS, int COLS, int MROWS>
-void launch_rows(const GemvArgs& a, int* counters, cudaStream_t stream) {
-    const int64_t cols_per_block = static_cast<int64_t>(LANES) * COLS;
-    const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
-                    static_cast<unsigned>((a.M + MROWS - 1) / MROWS));
-    const bool grouped = a.group_rows > 0;
-    if (slices_for(a.M, a.N) == 4) {
-        if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
-        else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 4><<<grid, LANES * 4, 0, stream>>>(a, counters);
-    } else {
-        if (grouped)
-            quant_gemv_kernel<BITS, COLS, MROWS, true, 1><<<grid, LANES, 0, stream>>>(a, counters);
-        else
-            quant_gemv_kernel<BITS, COLS, MROWS, false, 1><<<grid, LANES, 0, stream>>>(a, counters);
+// The dispatch from a plan to its kernel instantiation: calls op(kernel, threads per block) with the kernel
+// that a (bits, vector loads, rows, groups, slices, load depth) runs, for launching it or asking its occupancy.
+template <int BITS, int COLS, int MROWS, bool GROUPED, int DEPTH, class Op>
+void with_slices(const GemvArgs& a, Op&& op) {
+    if (slices_for(a.M, a.N) == 4)
+        op(quant_gemv_kernel<BITS, COLS, MROWS, GROUPED, 4, DEPTH>, LANES * 4);
+    else
+        op(quant_gemv_kernel<BITS, COLS, MROWS, GROUPED, 1, DEPTH>, LANES);
+}
+
+// Deeper load queues are built for one row of x with contiguous groups only (the batch-1 decode step).
+template <int BITS, int COLS, int MROWS, class Op>
+void with_depth(const GemvArgs& a, Op&& op) {
+    if (a.group_rows <= 0) return with_slices<BITS, COLS, MROWS, false, 1>(a, op);
+    if constexpr (MROWS == 1) {
+        if (a.simt_depth >= 4) return with_slices<BITS, COLS, MROWS, true, 4>(a, op);
+        if (a.simt_depth >= 2) return with_slices<BITS, COLS, MROWS, true, 2>(a, op);
+    }
+    with_slices<BITS, COLS, MROWS, true, 1>(a, op);
+}
+
+int rows_per_block(int64_t M) { return M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8; }  // more rows: more blocks along z
+
+template <int BITS, int COLS, class Op>
+void with_rows(const GemvArgs& a, Op&& op) {
+    switch (rows_per_block(a.M)) {
+        case 1: return with_depth<BITS, COLS, 1>(a, op);
+        case 2: return with_depth<BITS, COLS, 2>(a, op);
+        case 4: return with_depth<BITS, COLS, 4>(a, op);
+        default: return with_depth<BITS, COLS, 8>(a, op);
     }
 }
 
-template <int BITS, int COLS>
-void launch_cols(const GemvArgs& a, int* counters, cudaStream_t stream) {
-    if (a.M == 1)
-        launch_rows<BITS, COLS, 1>(a, counters, stream);
-    else if (a.M == 2)
-        launch_rows<BITS, COLS, 2>(a, counters, stream);
-    else if (a.M <= 4)
-        launch_rows<BITS, COLS, 4>(a, counters, stream);
-    else
-        launch_rows<BITS, COLS, 8>(a, counters, stream);  // more rows: more blocks along z
+template <class Op>
+void with_kernel(const GemvArgs& a, Op&& op) {
+    const auto cols = [&](auto bits) {
+        constexpr int BITS = decltype(bits)::value;
+        if (a.vector_loads)
+            with_rows<BITS, 4>(a, op);
+        else
+            with_rows<BITS, 1>(a, op);
+    };
+    switch (a.bits) {
+        case 2: return cols(std::integral_constant<int, 2>{});
+        case 3: return cols(std::integral_constant<int, 3>{});
+        case 4: return cols(std::integral_constant<int, 4>{});
+        default: return cols(std::integral_constant<int, 8>{});
+    }
 }
 
-template <int BITS>
-void launch_bits(const GemvArgs& a, int* counters, cudaStream_t stream) {
-    if (a.vector_loads)
-        launch_cols<BITS, 4>(a, counters, stream);
-    else
-        launch_cols<BITS, 1>(a, counters, stream);
+// Blocks of a's kernel that fit on one SM at once (registers, shared memory), asked once per kernel.
+int resident_blocks(const GemvArgs& a) {
+    static std::mutex mutex;
+    static std::map<const void*, int> known;
+    int blocks = 1;
+    with_kernel(a, [&](auto kernel, int threads) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        const auto key = reinterpret_cast<const void*>(kernel);
+        auto it = known.find(key);
+        if (it == known.end()) {
+            int n = 0;
+            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0) != cudaSuccess) n = 0;
+            it = known.emplace(key, n > 0 ? n : 1).first;
+        }
+        blocks = it->second;
+    });
+    return blocks;
 }
 
 int sm_count() {
@@ -375,16 +420,20 @@ int sm_count() {
 
 namespace {
 
-int64_t simt_splits(int64_t M, int64_t K, int64_t N, bool vector_loads, int blocks_per_sm, int64_t* split_rows) {
-    const int64_t cols_per_block = static_cast<int64_t>(LANES) * (vector_loads ? 4 : 1);
+int64_t simt_splits(const GemvArgs& a, int blocks_per_sm, int64_t* split_rows) {
+    const int64_t M = a.M, K = a.K, N = a.N;
+    const int64_t cols_per_block = static_cast<int64_t>(LANES) * (a.vector_loads ? 4 : 1);
     const int64_t col_blocks = (N + cols_per_block - 1) / cols_per_block;
     const int64_t row_blocks = M <= 4 ? 1 : (M + 7) / 8;
     const int64_t chunks = (K + CHUNK - 1) / CHUNK;
-    // Enough warps per SM to hide load latency (about 32: 16 blocks of two warps, or 4 of eight);
-    // each range keeps at least 4 chunks (8 with slices: two per slice), so the partial sums
-    // stay small next to the codes.
+    // Enough warps per SM to hide load latency (about 32: 16 blocks of two warps, or 4 of eight;
+    // blocks_per_sm < 0: as many blocks as fit on an SM at once, one wave); each range keeps at least
+    // 4 chunks (8 with slices: two per slice), so the partial sums stay small next to the codes.
     const int slices = slices_for(M, N);
-    const int64_t target = (blocks_per_sm > 0 ? blocks_per_sm : slices == 1 && M <= 4 ? 16 : 4) * sm_count();
+    const int64_t per_sm = blocks_per_sm > 0 ? blocks_per_sm
+                           : blocks_per_sm < 0 ? resident_blocks(a)
+                                               : slices == 1 && M <= 4 ? 16 : 4;
+    const int64_t target = per_sm * sm_count();
     int64_t splits = (target + col_blocks * row_blocks - 1) / (col_blocks * row_blocks);
     const int64_t min_chunks = slices == 1 ? 4 : 8;
     const int64_t max_splits = chunks / min_chunks > 0 ? chunks / min_chunks : 1;
@@ -401,8 +450,9 @@ void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
     const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2;
     a.tensor_cores = tuning.tensor_cores && a.M >= tc_min_rows && quant_gemv_tc_eligible(a);
+    a.simt_depth = tuning.simt_depth > 0 ? tuning.simt_depth : 1;
     a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, tuning, sm_count(), &a.split_rows)
-                              : simt_splits(a.M, a.K, a.N, a.vector_loads, tuning.simt_blocks_per_sm, &a.split_rows);
+                              : simt_splits(a, tuning.simt_blocks_per_sm, &a.split_rows);
 }
 
 int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
@@ -414,15 +464,12 @@ int quant_gemv_cuda_launch(const GemvArgs& a, void* stream_ptr) {
     }
     // The column tiles' counters, when there are few enough tiles; else the separate reduction.
     const int64_t cols_per_block = static_cast<int64_t>(LANES) * (a.vector_loads ? 4 : 1);
-    const int64_t mrows = a.M == 1 ? 1 : a.M == 2 ? 2 : a.M <= 4 ? 4 : 8;
-    const int64_t tiles = (a.N + cols_per_block - 1) / cols_per_block * ((a.M + mrows - 1) / mrows);
+    const int64_t mrows = rows_per_block(a.M);
+    const dim3 grid(static_cast<unsigned>((a.N + cols_per_block - 1) / cols_per_block), static_cast<unsigned>(a.splits),
+                    static_cast<unsigned>((a.M + mrows - 1) / mrows));
+    const int64_t tiles = static_cast<int64_t>(grid.x) * grid.z;
     int* counters = tiles <= QUANT_GEMV_MAX_TILES ? quant_gemv_tile_counters() : nullptr;
-    switch (a.bits) {
-        case 2: launch_bits<2>(a, counters, stream); break;
-        case 3: launch_bits<3>(a, counters, stream); break;
-        case 4: launch_bits<4>(a, counters, stream); break;
-        default: launch_bits<8>(a, counters, stream); break;
-    }
+    with_kernel(a, [&](auto kernel, int threads) { kernel<<<grid, threads, 0, stream>>>(a, counters); });
     if (!counters) {
         const int64_t MN = a.M * a.N;
         gemv_reduce_kernel<<<static_cast<unsigned>((MN + 255) / 256), 256, 0, stream>>>(a);

@@ -4,7 +4,7 @@
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 //                 [--generate 0] [--keep-dequantized 1] [--profile-step S] [--bf16-store 1]
-//                 [--simt-depth 0] [--simt-blocks-per-sm 0] [--tc-min-rows 0]
+//                 [--simt-blocks-per-sm 0] [--tc-min-rows 0]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -14,7 +14,7 @@
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 // --bf16-store 0: a bf16 checkpoint run in f32 on the CPU keeps float32 weights (`lota generate` keeps
 // them in bfloat16, Transformer::store_bf16_weights_if_exact).
-// --simt-depth / --simt-blocks-per-sm / --tc-min-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
+// --simt-blocks-per-sm / --tc-min-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
 // 0: the default) on every quantized layer, for comparing plans inside whole decode steps.
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
 // `ncu --profile-from-start off`) spans generate's decode step S (1-based) in every run, warm-up included.
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill N] "
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
-                             "[--profile-step S] [--bf16-store 1] [--simt-depth 0] [--simt-blocks-per-sm 0] "
+                             "[--profile-step S] [--bf16-store 1] [--simt-blocks-per-sm 0] "
                              "[--tc-min-rows 0]\n");
         return 1;
     }
@@ -98,7 +98,6 @@ int main(int argc, char** argv) {
         else if (k == "--keep-dequantized") keep_dequantized = v != "0";
         else if (k == "--profile-step") profile_step = std::stoll(v);
         else if (k == "--bf16-store") bf16_store = v != "0";
-        else if (k == "--simt-depth") plan.simt_depth = std::stoi(v);
         else if (k == "--simt-blocks-per-sm") plan.simt_blocks_per_sm = std::stoi(v);
         else if (k == "--tc-min-rows") plan.tc_min_rows = std::stoi(v);
         else {

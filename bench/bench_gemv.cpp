@@ -165,20 +165,15 @@ int main(int argc, char** argv) {
                                           tuning);
             };
             if (sweep) {
-                // The plan's knobs: the SIMT kernel's blocks per SM (and at 1 row its load depth), then
-                // every batch depth and wave count of the tensor-core kernel (also at 1 row).
-                for (int depth : {1, 2, 4}) {
-                    if (depth > 1 && M > 1) break;
-                    for (int bps : {-1, 2, 4, 8, 12, 16, 32}) {  // -1: one wave (occupancy)
-                        tuning = {0, 0, 0.0, bps, false};
-                        tuning.simt_depth = depth;
-                        const double t = graph_seconds_per_call(kernel);
-                        std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
-                                    "\"copies\":%d,\"depth\":%d,\"blocks_per_sm\":%d,\"simt_us\":%.2f,"
-                                    "\"gb_per_s\":%.1f}\n",
-                                    (long long)K, (long long)N, bits, (long long)M, copies, depth, bps, t * 1e6,
-                                    (wbytes + 2.0 * M * (K + N)) / t / 1e9);
-                    }
+                // The plan's knobs: the SIMT kernel's blocks per SM (-1: as many as fit, one wave), then
+                // every batch depth and wave count of the tensor-core kernel.
+                for (int bps : {-1, 2, 4, 8, 12, 16, 32}) {
+                    tuning = {0, 0, 0.0, bps, false};
+                    const double t = graph_seconds_per_call(kernel);
+                    std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
+                                "\"copies\":%d,\"blocks_per_sm\":%d,\"simt_us\":%.2f,\"gb_per_s\":%.1f}\n",
+                                (long long)K, (long long)N, bits, (long long)M, copies, bps, t * 1e6,
+                                (wbytes + 2.0 * M * (K + N)) / t / 1e9);
                 }
                 for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 1.0, 2.0}) {

@@ -18,7 +18,7 @@ namespace lota::kernels {
 /// x [M, K] (f32, f16 or bf16); quantized tensors as in dequant_forward; bias [N] of x's dtype
 /// or undefined. `group_rows` > 0 promises g_idx[k] == k / group_rows with group_rows a multiple
 /// of 32 (see quant_gemv_group_rows); 0 reads g_idx per row (act-order). `tuning` picks the CUDA
-/// kernel's plan (the tensor-core kernel for 2–16 rows of bf16/f16 x, 2- or 4-bit codes and
+/// kernel's plan (the tensor-core kernel for 1–16 rows of bf16/f16 x, 2- or 4-bit codes and
 /// contiguous groups unless tuning.tensor_cores is off; see quant_gemv_tc_cuda.cu). Returns
 /// y [M, N] of x's dtype, computed in float32 and rounded once. Throws lota::Error on any mismatch.
 at::Tensor quant_gemv(const at::Tensor& x, const at::Tensor& qweight, const at::Tensor& zeros,

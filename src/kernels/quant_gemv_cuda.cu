@@ -118,10 +118,9 @@ __device__ __forceinline__ void finish_output(const GemvArgs& a, int64_t m, int6
     store_as(a.out, a.out_type, m * a.N + n, v);
 }
 
-// SLICES: groups of LANES threads sharing a block's K range (see slices_for). DEPTH: chunks of codes
-// each thread has in flight ahead of the one it sums (GemvArgs::simt_depth). tile_counters: see
+// SLICES: groups of LANES threads sharing a block's K range (see slices_for). tile_counters: see
 // quant_gemv_tile_counters (null: only the partial sums are written, for gemv_reduce_kernel).
-template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES, int DEPTH>
+template <int BITS, int COLS, int MROWS, bool GROUPED, int SLICES>
 __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, int* tile_counters) {
     constexpr int THREADS = LANES * SLICES;
     __shared__ float xs[MROWS][PIECE];
@@ -182,15 +181,11 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, 
 
     for (int64_t p0 = k_begin; p0 < k_end; p0 += PIECE) {
         const int rows = static_cast<int>(k_end - p0 < PIECE ? k_end - p0 : PIECE);
-        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. The loads of
-        // the first DEPTH are issued before the staging barriers so that they overlap them.
-        constexpr int STRIDE = SLICES * CHUNK;
-        int32_t next[DEPTH][COLS][BITS];
+        // This slice's chunks of the piece start at r0 = slice·32 and step by SLICES·32. Their
+        // first loads are issued before the staging barriers so that they overlap them.
+        int32_t next[COLS][BITS];
         const int first = slice * CHUNK;
-#pragma unroll
-        for (int d = 0; d < DEPTH; ++d)
-            if (active && first + d * STRIDE < rows)
-                load_chunk<BITS, COLS>(a, p0 + first + d * STRIDE, word_rows, n0, next[d]);
+        if (active && first < rows) load_chunk<BITS, COLS>(a, p0 + first, word_rows, n0, next);
         __syncthreads();  // the previous piece is no longer read
         for (int i = threadIdx.x; i < MROWS * PIECE; i += THREADS) {
             const int m = i / PIECE, r = i % PIECE;
@@ -212,22 +207,14 @@ __global__ void __launch_bounds__(LANES * SLICES) quant_gemv_kernel(GemvArgs a, 
             __syncthreads();
         }
         if (!active) continue;
-        for (int r0 = first; r0 < rows; r0 += STRIDE) {
-            // Take the oldest chunk in flight, shift the queue (register moves: every index is known at
-            // compile time) and load this slice's chunk DEPTH strides ahead.
+        for (int r0 = first; r0 < rows; r0 += SLICES * CHUNK) {
             int32_t words[COLS][BITS];
 #pragma unroll
             for (int c = 0; c < COLS; ++c)
 #pragma unroll
-                for (int b = 0; b < BITS; ++b) words[c][b] = next[0][c][b];
-#pragma unroll
-            for (int d = 0; d + 1 < DEPTH; ++d)
-#pragma unroll
-                for (int c = 0; c < COLS; ++c)
-#pragma unroll
-                    for (int b = 0; b < BITS; ++b) next[d][c][b] = next[d + 1][c][b];
-            if (r0 + DEPTH * STRIDE < rows)
-                load_chunk<BITS, COLS>(a, p0 + r0 + DEPTH * STRIDE, word_rows, n0, next[DEPTH - 1]);
+                for (int b = 0; b < BITS; ++b) words[c][b] = next[c][b];
+            if (r0 + SLICES * CHUNK < rows)  // prefetch this slice's next chunk
+                load_chunk<BITS, COLS>(a, p0 + r0 + SLICES * CHUNK, word_rows, n0, next);
             if constexpr (GROUPED) {
                 // A new group: the finished one's sums, scaled, go to acc (once per group, not per chunk).
                 const int64_t g = (p0 + r0) / a.group_rows;
@@ -343,24 +330,18 @@ __global__ void gemv_reduce_kernel(GemvArgs a) {
 int slices_for(int64_t M, int64_t N) { return M <= 4 && N < 8192 ? 4 : 1; }
 
 // The dispatch from a plan to its kernel instantiation: calls op(kernel, threads per block) with the kernel
-// that a (bits, vector loads, rows, groups, slices, load depth) runs, for launching it or asking its occupancy.
-template <int BITS, int COLS, int MROWS, bool GROUPED, int DEPTH, class Op>
-void with_slices(const GemvArgs& a, Op&& op) {
-    if (slices_for(a.M, a.N) == 4)
-        op(quant_gemv_kernel<BITS, COLS, MROWS, GROUPED, 4, DEPTH>, LANES * 4);
-    else
-        op(quant_gemv_kernel<BITS, COLS, MROWS, GROUPED, 1, DEPTH>, LANES);
-}
-
-// Deeper load queues are built for one row of x with contiguous groups only (the batch-1 decode step).
+// that a (bits, vector loads, rows, groups, slices) runs, for launching it or asking its occupancy.
 template <int BITS, int COLS, int MROWS, class Op>
-void with_depth(const GemvArgs& a, Op&& op) {
-    if (a.group_rows <= 0) return with_slices<BITS, COLS, MROWS, false, 1>(a, op);
-    if constexpr (MROWS == 1) {
-        if (a.simt_depth >= 4) return with_slices<BITS, COLS, MROWS, true, 4>(a, op);
-        if (a.simt_depth >= 2) return with_slices<BITS, COLS, MROWS, true, 2>(a, op);
-    }
-    with_slices<BITS, COLS, MROWS, true, 1>(a, op);
+void with_groups(const GemvArgs& a, Op&& op) {
+    const bool grouped = a.group_rows > 0, sliced = slices_for(a.M, a.N) == 4;
+    if (grouped && sliced)
+        op(quant_gemv_kernel<BITS, COLS, MROWS, true, 4>, LANES * 4);
+    else if (grouped)
+        op(quant_gemv_kernel<BITS, COLS, MROWS, true, 1>, LANES);
+    else if (sliced)
+        op(quant_gemv_kernel<BITS, COLS, MROWS, false, 4>, LANES * 4);
+    else
+        op(quant_gemv_kernel<BITS, COLS, MROWS, false, 1>, LANES);
 }
 
 int rows_per_block(int64_t M) { return M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8; }  // more rows: more blocks along z
@@ -368,10 +349,10 @@ int rows_per_block(int64_t M) { return M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8;
 template <int BITS, int COLS, class Op>
 void with_rows(const GemvArgs& a, Op&& op) {
     switch (rows_per_block(a.M)) {
-        case 1: return with_depth<BITS, COLS, 1>(a, op);
-        case 2: return with_depth<BITS, COLS, 2>(a, op);
-        case 4: return with_depth<BITS, COLS, 4>(a, op);
-        default: return with_depth<BITS, COLS, 8>(a, op);
+        case 1: return with_groups<BITS, COLS, 1>(a, op);
+        case 2: return with_groups<BITS, COLS, 2>(a, op);
+        case 4: return with_groups<BITS, COLS, 4>(a, op);
+        default: return with_groups<BITS, COLS, 8>(a, op);
     }
 }
 
@@ -446,11 +427,11 @@ int64_t simt_splits(const GemvArgs& a, int blocks_per_sm, int64_t* split_rows) {
 }  // namespace
 
 void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
-    // One row of x: the SIMT kernel is as fast or faster (bench/gemv.md), so it keeps that case.
+    // One row of x too: with the codes read from device memory, as a decode step reads them, the
+    // tensor-core kernel is faster than the SIMT one on most 8B layers (bench/gemv.md, --copies).
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
-    const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 2;
+    const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 1;
     a.tensor_cores = tuning.tensor_cores && a.M >= tc_min_rows && quant_gemv_tc_eligible(a);
-    a.simt_depth = tuning.simt_depth > 0 ? tuning.simt_depth : 1;
     a.splits = a.tensor_cores ? quant_gemv_tc_splits(a, tuning, sm_count(), &a.split_rows)
                               : simt_splits(a, tuning.simt_blocks_per_sm, &a.split_rows);
 }

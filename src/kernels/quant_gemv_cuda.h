@@ -22,7 +22,6 @@ struct GemvArgs {
     bool vector_loads = false;  ///< N % 4 == 0 and 16-byte aligned rows: 4 columns per thread
     bool tensor_cores = false;  ///< set by quant_gemv_cuda_plan: the tensor-core kernel runs
     int tc_batch = 4;           ///< tensor-core kernel: steps whose loads a warp issues together (2, 4, 8)
-    int simt_depth = 1;         ///< SIMT kernel, 1 row, contiguous groups: chunks each thread loads ahead (1, 2, 4)
     int64_t splits = 1;         ///< K is cut into `splits` ranges of split_rows rows
     int64_t split_rows = 0;     ///< a multiple of 32
     float* partial = nullptr;   ///< [splits, M, N] float32 scratch
@@ -34,12 +33,11 @@ struct GemvArgs {
 /// Knobs of the plan, for tests and benchmarks that compare or sweep them (0: the default, the
 /// measured best).
 struct GemvTuning {
-    int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 2)
+    int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 1)
     int tc_batch = 0;        ///< its steps of loads issued together per warp: 2, 4 or 8
     double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at (< 0: as many as fit, one wave)
     bool tensor_cores = true;    ///< false: the SIMT kernel runs every case
-    int simt_depth = 0;          ///< SIMT kernel at 1 row, contiguous groups: chunks of codes in flight per thread
 };
 
 /// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,

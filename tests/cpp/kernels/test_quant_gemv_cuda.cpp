@@ -51,7 +51,7 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
                                 if (dtype == at::kFloat && tc) continue;  // float32 x always runs the SIMT kernel
                                 // The tensor-core kernel's conditions (quant_gemv_cuda_plan, quant_gemv_tc_eligible).
                                 const int64_t step = 128 / bits;
-                                tc_cases += tc && M >= 2 && (bits == 2 || bits == 4) && group_rows > 0 &&
+                                tc_cases += tc && (bits == 2 || bits == 4) && group_rows > 0 &&
                                             group_rows % step == 0 && sh.K % step == 0 && sh.N % 32 == 0;
                                 const at::Tensor x = at::randn({M, sh.K}).to(dtype);
                                 const auto [ref, bound] = gemv_reference(qw, x);
@@ -106,38 +106,37 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
     EXPECT_EQ(cases, 2 * 4 * 3 * 3 * 2 - 3 * 3 * 2);  // 2-bit steps are 64 rows: no 32-row groups
 }
 
-// The SIMT kernel's load queue (GemvTuning::simt_depth, one row of x, contiguous groups) with few and
-// many K ranges: ranges of one chunk up to several 256-row pieces (the queue restarts each piece), one
-// and four slices (N below and above 8192), odd chunk counts. Every depth must give the same sums.
-TEST(QuantGemvCuda, SimtLoadDepthsMatchFloat64Reference) {
+// The SIMT kernel's work split (GemvTuning::simt_blocks_per_sm; -1: as many blocks as fit on an SM, from
+// the occupancy API): K ranges of one chunk up to several 256-row pieces, one and four slices (N above and
+// below 8192), odd chunk counts, act-order. Every split must give the same sums.
+TEST(QuantGemvCuda, SimtWorkSplitsMatchFloat64Reference) {
     const at::Device cuda(at::kCUDA);
     int cases = 0;
     for (int bits : {2, 3, 4, 8})
         for (const auto& [K, N, group] : {std::tuple<int64_t, int64_t, int>{2048, 260, 64}, {1184, 8448, 32},
-                                          {96, 64, 32}, {4096, 1024, 128}}) {
-            at::manual_seed(31 * bits + K);
-            const quant::QuantizedWeight qw = gemv_random_layer(K, N, bits, group, false, bits != 8, true);
-            const quant::QuantizedWeight qc = quantized_on(qw, cuda);
-            const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
-            ASSERT_GT(group_rows, 0);
-            const at::Tensor x = at::randn({1, K}).to(at::kBFloat16);
-            const auto [ref, bound] = gemv_reference(qw, x);
-            for (int depth : {1, 2, 4})
-                for (int blocks_per_sm : {1, 32, -1}) {  // -1: as many as fit on an SM
-                    kernels::GemvTuning tuning;
-                    tuning.tensor_cores = false;
-                    tuning.simt_blocks_per_sm = blocks_per_sm;
-                    tuning.simt_depth = depth;
-                    poison_device_cache(cuda);
-                    const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, tuning).cpu();
-                    const at::Tensor err = (y.to(at::kDouble) - ref).abs();
-                    const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
-                    ASSERT_TRUE(y.isfinite().all().item<bool>());
-                    ASSERT_TRUE((err <= tol).all().item<bool>())
-                        << "bits " << bits << " K " << K << " N " << N << " depth " << depth << " blocks/SM "
-                        << blocks_per_sm << " max err " << err.max().item<double>();
-                    ++cases;
-                }
-        }
-    EXPECT_EQ(cases, 4 * 4 * 3 * 3);
+                                          {96, 64, 32}, {4096, 1024, 128}})
+            for (bool act_order : {false, true}) {
+                at::manual_seed(31 * bits + K + act_order);
+                const quant::QuantizedWeight qw = gemv_random_layer(K, N, bits, group, act_order, bits != 8, true);
+                const quant::QuantizedWeight qc = quantized_on(qw, cuda);
+                const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
+                for (int64_t M : {1, 3})
+                    for (int blocks_per_sm : {1, 32, -1}) {
+                        const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
+                        const auto [ref, bound] = gemv_reference(qw, x);
+                        kernels::GemvTuning tuning;
+                        tuning.tensor_cores = false;
+                        tuning.simt_blocks_per_sm = blocks_per_sm;
+                        poison_device_cache(cuda);
+                        const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, tuning).cpu();
+                        const at::Tensor err = (y.to(at::kDouble) - ref).abs();
+                        const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
+                        ASSERT_TRUE(y.isfinite().all().item<bool>());
+                        ASSERT_TRUE((err <= tol).all().item<bool>())
+                            << "bits " << bits << " K " << K << " N " << N << " act " << act_order << " M " << M
+                            << " blocks/SM " << blocks_per_sm << " max err " << err.max().item<double>();
+                        ++cases;
+                    }
+            }
+    EXPECT_EQ(cases, 4 * 4 * 2 * 2 * 3);
 }

@@ -4,9 +4,10 @@
 // the measured device-to-device copy bandwidth. Each time is the median of 7 replays of a CUDA
 // graph holding 100 calls (after a warm-up), i.e. GPU time without the host's launch cost, which
 // for a ~20 µs kernel is of the same order; the kernel's launched-from-the-host time is reported
-// too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per measurement.
-// --copies C: the calls cycle through C random copies of the layer, so that C copies larger than the GPU's L2 cache
-// are read from device memory as in a decode step (1: one layer's codes, read from L2 when they fit). Usage:
+// too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per
+// measurement. --copies C: the calls cycle through C random copies of the layer, so that copies larger than
+// the GPU's L2 cache together are read from device memory as in a decode step (1: one layer's codes, read
+// from L2 when they fit). Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
 //              [--copies 1] [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
 #include <algorithm>

@@ -3,6 +3,9 @@
 
 #include <sys/resource.h>
 
+#include <fstream>
+#include <string>
+
 #ifdef LOTA_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -37,6 +40,11 @@ int64_t device_free_bytes(const c10::Device& device) {
         return static_cast<int64_t>(free) + (cached_unused > 0 ? cached_unused : 0);
     }
 #endif
+    (void)device;
+    std::ifstream meminfo("/proc/meminfo");  // "MemAvailable:   123456 kB" (not every line has a unit)
+    const std::string key = "MemAvailable:";
+    for (std::string line; std::getline(meminfo, line);)
+        if (line.compare(0, key.size(), key) == 0) return std::stoll(line.substr(key.size())) * 1024;
     return -1;
 }
 

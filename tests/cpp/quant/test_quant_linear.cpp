@@ -3,6 +3,7 @@
 // swapped into the model give the logits of the dequantized dense model; GPTQ beats RTN.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "model/arch.h"
 #include "model/init.h"
 #include "io/gptq_checkpoint.h"
+#include "model/generate.h"
 #include "model/linear_loader.h"
 #include "model/quant_linear.h"
 #include "model/transformer.h"
@@ -100,6 +102,44 @@ TEST(QuantLinear, KeptDequantizedWeightGivesTheSameOutputs) {
     EXPECT_TRUE(at::equal(kept.forward(xb), ref.forward(xb)));
     kept.keep_dequantized(false);
     EXPECT_TRUE(at::equal(kept.forward(xb), ref.forward(xb)));
+}
+
+// Generation on the CPU keeps the quantized weights dequantized while it runs (when host memory allows) once a
+// step has more rows than the packed-code product takes, and frees them at the end: the same tokens as
+// dequantizing every step.
+TEST(QuantLinear, CpuGenerationKeepingWeightsDequantizedGivesTheSameTokens) {
+    const fs::path base = tmp_dir("keep_base"), q4 = tmp_dir("keep_q4");
+    lota_test::make_tiny_model(base, q4, 3);
+    auto m = model::Transformer::load(q4.string(), {"cpu", "f32"});
+    m->fuse_projections();
+    at::manual_seed(4);
+    std::vector<std::vector<int64_t>> prompts;
+    for (int64_t b = 0; b < 20; ++b) {  // 20 rows a step: more than the packed-code product takes
+        const at::Tensor p = at::randint(0, m->config().vocab_size, {3 + b % 7}, at::kLong);
+        prompts.emplace_back(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
+    }
+    std::vector<model::QuantLinear*> layers;
+    for (auto& block : m->blocks())
+        for (const auto& l : block.linears)
+            if (auto* q = dynamic_cast<model::QuantLinear*>(l.get())) layers.push_back(q);
+    ASSERT_FALSE(layers.empty());
+    model::GenerateOptions o;
+    o.max_new_tokens = 12;
+    int64_t tokens_seen = 0, tokens_with_copies = 0;
+    o.on_token = [&](int64_t, int64_t) {
+        ++tokens_seen;
+        tokens_with_copies += std::all_of(layers.begin(), layers.end(), [](auto* q) { return q->holds_dequantized(); });
+    };
+    const torch::NoGradGuard no_grad;
+    o.keep_dequantized = false;
+    const auto every_step = model::generate(*m, prompts, o);
+    EXPECT_EQ(tokens_with_copies, 0);
+    tokens_seen = 0;
+    o.keep_dequantized = true;
+    const auto kept = model::generate(*m, prompts, o);
+    EXPECT_EQ(kept, every_step);
+    EXPECT_GT(tokens_with_copies, tokens_seen / 2);  // all but the prompt step's tokens
+    EXPECT_TRUE(std::none_of(layers.begin(), layers.end(), [](auto* q) { return q->holds_dequantized(); }));
 }
 
 TEST(QuantLinear, QuantizedCheckpointLoadsAndMatchesDequantizedModel) {

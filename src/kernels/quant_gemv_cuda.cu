@@ -384,7 +384,10 @@ int resident_blocks(const GemvArgs& a) {
         auto it = known.find(key);
         if (it == known.end()) {
             int n = 0;
-            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0) != cudaSuccess) n = 0;
+            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0) != cudaSuccess) {
+                (void)cudaGetLastError();  // not left for the launch to report: one block per SM is a valid plan
+                n = 0;
+            }
             it = known.emplace(key, n > 0 ? n : 1).first;
         }
         blocks = it->second;

@@ -130,14 +130,14 @@ int main(int argc, char** argv) {
                 }
         }
         if (fuse) model->fuse_projections();  // as `lota generate` / `lota eval` do (LoRA layers stay separate)
-        if (bf16_store) model->store_bf16_weights_if_exact(1);
+        if (bf16_store) model->store_bf16_weights_if_exact(1);  // as `lota generate` does (rows: per batch below)
         for (auto& block : model->blocks())  // after the fusion: the fused layers are new QuantLinears
             for (const lota::model::LinearPtr& l : block.linears)
                 if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) {
                     lota::model::QuantLinearOptions o = q->options();
                     o.gemv = plan;
                     q->set_options(o);
-                }  // as `lota generate` does (rows: per batch below)
+                }
         const int64_t V = model->config().vocab_size;
         if (prefill > 0) {
             at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);

@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
                               (offset ? double(qw.offset.nbytes()) : 0.0);
         for (int64_t M : parse_list(rows)) {
             const at::Tensor x = at::randn({M, K}, cuda.dtype(at::kBFloat16));
+            const double bytes = wbytes + 2.0 * M * (K + N);  // codes, scales, zeros (offsets), x and y
             lota::kernels::GemvTuning tuning;  // the plan the kernel runs with; the sweeps below change it
             int64_t call = 0;                    // cycles through the copies (captured in the graph's order)
             const auto kernel = [&] {
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
                     std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
                                 "\"copies\":%d,\"blocks_per_sm\":%d,\"simt_us\":%.2f,\"gb_per_s\":%.1f}\n",
                                 (long long)K, (long long)N, bits, (long long)M, copies, bps, t * 1e6,
-                                (wbytes + 2.0 * M * (K + N)) / t / 1e9);
+                                bytes / t / 1e9);
                 }
                 for (int batch : {2, 4, 8})
                     for (double waves : {0.5, 1.0, 2.0}) {
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
                         std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
                                     "\"copies\":%d,\"batch\":%d,\"waves\":%.1f,\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
                                     (long long)K, (long long)N, bits, (long long)M, copies, batch, waves, t * 1e6,
-                                    (wbytes + 2.0 * M * (K + N)) / t / 1e9);
+                                    bytes / t / 1e9);
                     }
                 continue;
             }
@@ -200,7 +201,6 @@ int main(int argc, char** argv) {
             // Reference for the same graph method: filling one float (the fixed cost of a graph node).
             const at::Tensor one = at::empty({1}, cuda.dtype(at::kFloat));
             const double te = graph_seconds_per_call([&] { one.fill_(1.0f); });
-            const double bytes = wbytes + 2.0 * M * (K + N);
             std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
                         "\"kernel_us\":%.2f,\"simt_kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
                         "\"fraction_of_copy_bw\":%.3f,\"empty_node_us\":%.2f}\n",

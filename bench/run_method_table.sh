@@ -391,9 +391,7 @@ if [ "$STAGE" != table ]; then
         if [ -n "$OMEGAS" ] && [ "$b" = "$OMEGA_BITS" ]; then
             for f in $OMEGAS; do
                 w=$(awk -v f="$f" -v r="$ADAPTER_RANK" 'BEGIN {print f * r}')
-                v=0
-                [ "$VIGGO" = 1 ] && [ "$OMEGAS_VIGGO" = 1 ] && v=1
-                method_row "$b" "lota-w$f" "$w" "$w" "$v"
+                method_row "$b" "lota-w$f" "$w" "$w" "$((VIGGO == 1 && OMEGAS_VIGGO == 1))"
             done
         fi
         if [ -n "$QSCHEDULES" ] && [ "$b" = "$OMEGA_BITS" ]; then
@@ -404,9 +402,8 @@ if [ "$STAGE" != table ]; then
                     IFS=: read -r qs qm qe <<< "$s"
                     qargs=(--tsign-q-start "$qs" --tsign-q-mid "$qm" --tsign-q-end "$qe")
                 fi
-                v=0
-                [ "$VIGGO" = 1 ] && [ "$QSCHEDULES_VIGGO" = 1 ] && v=1
-                method_row "$b" "lota-q$s" "$OMEGA" "$VIGGO_OMEGA_EFF" "$v" "${qargs[@]}"
+                method_row "$b" "lota-q$s" "$OMEGA" "$VIGGO_OMEGA_EFF" "$((VIGGO == 1 && QSCHEDULES_VIGGO == 1))" \
+                    "${qargs[@]}"
             done
         fi
     done

@@ -60,20 +60,14 @@ TEST(QuantLinearCuda, GenerationKeepingWeightsDequantizedGivesTheSameTokens) {
     auto m = model::Transformer::load(q4.string(), {"cuda", "bf16"});
     m->fuse_projections();
     at::manual_seed(4);
-    std::vector<std::vector<int64_t>> prompts;
-    for (int64_t b = 0; b < 20; ++b) {  // 20 rows a step: more than the packed-code product takes
-        const at::Tensor p = at::randint(0, m->config().vocab_size, {3 + b % 7}, at::kLong);
-        prompts.emplace_back(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
-    }
+    // 20 rows a step: more than the packed-code product takes
+    const auto prompts = lota_test::random_prompts(m->config().vocab_size, 20);
     model::GenerateOptions o;
     o.max_new_tokens = 12;
     const torch::NoGradGuard no_grad;
     o.keep_dequantized = false;
     const auto every_step = model::generate(*m, prompts, o);
-    std::vector<model::QuantLinear*> layers;
-    for (auto& block : m->blocks())
-        for (const auto& l : block.linears)
-            if (auto* q = dynamic_cast<model::QuantLinear*>(l.get())) layers.push_back(q);
+    const std::vector<model::QuantLinear*> layers = lota_test::quant_layers(*m);
     ASSERT_FALSE(layers.empty());
     // Every quantized layer holds its copy from the first decode step on, and none after the end.
     int64_t tokens_seen = 0, tokens_with_copies = 0;

@@ -113,15 +113,9 @@ TEST(QuantLinear, CpuGenerationKeepingWeightsDequantizedGivesTheSameTokens) {
     auto m = model::Transformer::load(q4.string(), {"cpu", "f32"});
     m->fuse_projections();
     at::manual_seed(4);
-    std::vector<std::vector<int64_t>> prompts;
-    for (int64_t b = 0; b < 20; ++b) {  // 20 rows a step: more than the packed-code product takes
-        const at::Tensor p = at::randint(0, m->config().vocab_size, {3 + b % 7}, at::kLong);
-        prompts.emplace_back(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + p.numel());
-    }
-    std::vector<model::QuantLinear*> layers;
-    for (auto& block : m->blocks())
-        for (const auto& l : block.linears)
-            if (auto* q = dynamic_cast<model::QuantLinear*>(l.get())) layers.push_back(q);
+    // 20 rows a step: more than the packed-code product takes
+    const auto prompts = lota_test::random_prompts(m->config().vocab_size, 20);
+    const std::vector<model::QuantLinear*> layers = lota_test::quant_layers(*m);
     ASSERT_FALSE(layers.empty());
     model::GenerateOptions o;
     o.max_new_tokens = 12;

@@ -4,7 +4,7 @@
 //   bench_forward MODEL_DIR [--device cuda] [--dtype bf16] [--prefill 2048] [--batches 1,16]
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 //                 [--generate 0] [--keep-dequantized 1] [--profile-step S] [--bf16-store 1]
-//                 [--simt-blocks-per-sm 0] [--tc-min-rows 0]
+//                 [--simt-blocks-per-sm 0] [--tc-min-rows 0] [--tc-a-max-rows 0] [--head-bits 0] [--head-group-size 0]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -14,8 +14,10 @@
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 // --bf16-store 0: a bf16 checkpoint run in f32 on the CPU keeps float32 weights (`lota generate` keeps
 // them in bfloat16, Transformer::store_bf16_weights_if_exact).
-// --simt-blocks-per-sm / --tc-min-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
+// --simt-blocks-per-sm / --tc-min-rows / --tc-a-max-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
 // 0: the default) on every quantized layer, for comparing plans inside whole decode steps.
+// --head-bits N: the LM head RTN-quantized to N bits in groups of --head-group-size after the load
+// (Transformer::quantize_head, as `lota generate --head-bits`); 0: the head as stored. Every line has "head_bits".
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
 // `ncu --profile-from-start off`) spans generate's decode step S (1-based) in every run, warm-up included.
 #include <algorithm>
@@ -72,12 +74,12 @@ int main(int argc, char** argv) {
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
                              "[--profile-step S] [--bf16-store 1] [--simt-blocks-per-sm 0] "
-                             "[--tc-min-rows 0]\n");
+                             "[--tc-min-rows 0] [--tc-a-max-rows 0] [--head-bits 0] [--head-group-size 0]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
-    int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0, profile_step = 0;
-    int repeat = 5;
+    int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0, profile_step = 0, head_group_size = 0;
+    int repeat = 5, head_bits = 0;
     bool generate_too = false, keep_dequantized = true, graph = true, gemv = true, fuse = true, bf16_store = true;
     lota::kernels::GemvTuning plan;  // the packed-code kernel's plan on every quantized layer
     for (int i = 2; i + 1 < argc; i += 2) {
@@ -100,6 +102,9 @@ int main(int argc, char** argv) {
         else if (k == "--bf16-store") bf16_store = v != "0";
         else if (k == "--simt-blocks-per-sm") plan.simt_blocks_per_sm = std::stoi(v);
         else if (k == "--tc-min-rows") plan.tc_min_rows = std::stoi(v);
+        else if (k == "--tc-a-max-rows") plan.tc_a_max_rows = std::stoi(v);
+        else if (k == "--head-bits") head_bits = std::stoi(v);
+        else if (k == "--head-group-size") head_group_size = std::stoll(v);
         else {
             std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
             return 1;
@@ -131,20 +136,29 @@ int main(int argc, char** argv) {
         }
         if (fuse) model->fuse_projections();  // as `lota generate` / `lota eval` do (LoRA layers stay separate)
         if (bf16_store) model->store_bf16_weights_if_exact(1);  // as `lota generate` does (rows: per batch below)
-        for (auto& block : model->blocks())  // after the fusion: the fused layers are new QuantLinears
+        if (head_bits > 0) {
+            const auto head = model->quantize_head(head_bits, head_group_size);
+            std::fprintf(stderr, "bench_forward: LM head %d bits, group %lld: %.1f MiB -> %.1f MiB\n", head_bits,
+                         (long long)head_group_size, head.bytes_before / 1048576.0, head.bytes_after / 1048576.0);
+        }
+        std::vector<lota::model::QuantLinear*> quantized;  // after the fusion: the fused layers are new QuantLinears
+        for (auto& block : model->blocks())
             for (const lota::model::LinearPtr& l : block.linears)
-                if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) {
-                    lota::model::QuantLinearOptions o = q->options();
-                    o.gemv = plan;
-                    q->set_options(o);
-                }
+                if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) quantized.push_back(q);
+        if (lota::model::QuantLinear* head = model->quantized_head()) quantized.push_back(head);
+        for (lota::model::QuantLinear* q : quantized) {
+            lota::model::QuantLinearOptions o = q->options();
+            o.gemv = plan;
+            if (!gemv) o.gemv_max_rows = 0;  // the quantized head too (the projections got it before the fusion)
+            q->set_options(o);
+        }
         const int64_t V = model->config().vocab_size;
         if (prefill > 0) {
             at::Tensor ids = at::randint(0, V, {1, prefill}, at::kLong).to(dev);
             double t = time_median(dev, repeat, [&] { model->forward(ids); });
-            std::printf("{\"impl\":\"%s\",\"what\":\"prefill\",\"batch\":1,\"tokens\":%lld,\"seconds\":%.5f,"
-                        "\"tokens_per_s\":%.1f}\n",
-                        label.c_str(), (long long)prefill, t, prefill / t);
+            std::printf("{\"impl\":\"%s\",\"what\":\"prefill\",\"batch\":1,\"tokens\":%lld,\"head_bits\":%d,"
+                        "\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                        label.c_str(), (long long)prefill, head_bits, t, prefill / t);
         }
         size_t pos = 0;
         while (pos < batches.size()) {
@@ -181,9 +195,10 @@ int main(int argc, char** argv) {
                     for (const auto& o : lota::model::generate(*model, prompts, go)) made += (int64_t)o.size();
                 });
                 std::printf("{\"impl\":\"%s\",\"what\":\"generate\",\"batch\":%lld,\"context\":%lld,"
-                            "\"new_tokens\":%lld,\"keep_dequantized\":%s,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                            "\"new_tokens\":%lld,\"keep_dequantized\":%s,\"head_bits\":%d,\"seconds\":%.5f,"
+                            "\"tokens_per_s\":%.1f}\n",
                             label.c_str(), (long long)B, (long long)context, (long long)made,
-                            keep_dequantized ? "true" : "false", tgen, made / tgen);
+                            keep_dequantized ? "true" : "false", head_bits, tgen, made / tgen);
                 continue;
             }
             std::vector<double> dec;
@@ -209,9 +224,10 @@ int main(int argc, char** argv) {
             }
             const double tdec = median(dec);
             std::printf("{\"impl\":\"%s\",\"what\":\"decode\",\"batch\":%lld,\"context\":%lld,\"steps\":%lld,"
-                        "\"graph\":%s,\"gemv\":%s,\"lora_rank\":%lld,\"seconds\":%.5f,\"tokens_per_s\":%.1f}\n",
+                        "\"graph\":%s,\"gemv\":%s,\"lora_rank\":%lld,\"head_bits\":%d,\"seconds\":%.5f,"
+                        "\"tokens_per_s\":%.1f}\n",
                         label.c_str(), (long long)B, (long long)context, (long long)steps,
-                        replayed ? "true" : "false", gemv ? "true" : "false", (long long)lora_rank, tdec,
+                        replayed ? "true" : "false", gemv ? "true" : "false", (long long)lora_rank, head_bits, tdec,
                         B * steps / tdec);
         }
     } catch (const std::exception& e) {

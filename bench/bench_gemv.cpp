@@ -7,7 +7,8 @@
 // too, and a one-element fill under the same method (the fixed cost of one graph node). One JSON line per
 // measurement. --copies C: the calls cycle through C random copies of the layer, so that copies larger than
 // the GPU's L2 cache together are read from device memory as in a decode step (1: one layer's codes, read
-// from L2 when they fit). Usage:
+// from L2 when they fit). Both tensor-core kernels are timed too: the codes as mma's A operand (up to 8 rows;
+// 0 above) and as B (tc_codes_a_us, tc_codes_b_us). Usage:
 //   bench_gemv [--shapes 4096x14336,14336x4096] [--bits 4] [--group 128] [--rows 1,4,8,16] [--offset 0|1]
 //              [--copies 1] [--sweep 0|1]   (1: the plan knobs of both kernels swept instead)
 #include <algorithm>
@@ -170,26 +171,34 @@ int main(int argc, char** argv) {
                 // The plan's knobs: the SIMT kernel's blocks per SM (-1: as many as fit, one wave), then
                 // every batch depth and wave count of the tensor-core kernel.
                 for (int bps : {-1, 2, 4, 8, 12, 16, 32}) {
-                    tuning = {0, 0, 0.0, bps, false};
+                    tuning = {0, 0, 0, 0.0, bps, false};
                     const double t = graph_seconds_per_call(kernel);
                     std::printf("{\"what\":\"simt_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
                                 "\"copies\":%d,\"blocks_per_sm\":%d,\"simt_us\":%.2f,\"gb_per_s\":%.1f}\n",
                                 (long long)K, (long long)N, bits, (long long)M, copies, bps, t * 1e6,
                                 bytes / t / 1e9);
                 }
-                for (int batch : {2, 4, 8})
-                    for (double waves : {0.5, 1.0, 2.0}) {
-                        tuning = {1, batch, waves, 0, true};
-                        const double t = graph_seconds_per_call(kernel);
-                        std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
-                                    "\"copies\":%d,\"batch\":%d,\"waves\":%.1f,\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
-                                    (long long)K, (long long)N, bits, (long long)M, copies, batch, waves, t * 1e6,
-                                    bytes / t / 1e9);
-                    }
+                for (int a_rows : {-1, 8})  // codes as mma's B operand, or as A (up to 8 rows)
+                    for (int batch : {2, 4, 8})
+                        for (double waves : {0.5, 1.0, 2.0}) {
+                            if (a_rows > 0 && M > 8) continue;
+                            tuning = {1, a_rows, batch, waves, 0, true};
+                            const double t = graph_seconds_per_call(kernel);
+                            std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
+                                        "\"copies\":%d,\"codes_as\":\"%s\",\"batch\":%d,\"waves\":%.1f,"
+                                        "\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
+                                        (long long)K, (long long)N, bits, (long long)M, copies, a_rows > 0 ? "A" : "B",
+                                        batch, waves, t * 1e6, bytes / t / 1e9);
+                        }
                 continue;
             }
             const double th = seconds_per_call(kernel);
             const double tk = graph_seconds_per_call(kernel);
+            tuning.tc_a_max_rows = 8;  // the two tensor-core kernels side by side (as A: up to 8 rows)
+            const double ta = M <= 8 ? graph_seconds_per_call(kernel) : 0.0;
+            tuning.tc_a_max_rows = -1;
+            const double tb16 = graph_seconds_per_call(kernel);
+            tuning = {};
             tuning.tensor_cores = false;
             const double ts = graph_seconds_per_call(kernel);
             lota::model::QuantLinearOptions dequant_gemm;  // the layer without the packed-code kernel
@@ -202,10 +211,12 @@ int main(int argc, char** argv) {
             const at::Tensor one = at::empty({1}, cuda.dtype(at::kFloat));
             const double te = graph_seconds_per_call([&] { one.fill_(1.0f); });
             std::printf("{\"what\":\"gemv\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"group\":%d,\"offset\":%s,\"M\":%lld,"
-                        "\"kernel_us\":%.2f,\"simt_kernel_us\":%.2f,\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
+                        "\"kernel_us\":%.2f,\"tc_codes_a_us\":%.2f,\"tc_codes_b_us\":%.2f,\"simt_kernel_us\":%.2f,"
+                        "\"kernel_host_launched_us\":%.2f,\"dequant_gemm_us\":%.2f,\"bf16_gemm_us\":%.2f,\"kernel_gb_per_s\":%.1f,"
                         "\"fraction_of_copy_bw\":%.3f,\"empty_node_us\":%.2f}\n",
                         (long long)K, (long long)N, bits, group, offset ? "true" : "false", (long long)M, tk * 1e6,
-                        ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9, bytes / tk / copy_bw, te * 1e6);
+                        ta * 1e6, tb16 * 1e6, ts * 1e6, th * 1e6, td * 1e6, tb * 1e6, bytes / tk / 1e9,
+                        bytes / tk / copy_bw, te * 1e6);
         }
     }
     return 0;

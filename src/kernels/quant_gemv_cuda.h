@@ -21,6 +21,7 @@ struct GemvArgs {
     int64_t group_rows = 0;  ///< > 0: g = k / group_rows (a multiple of 32); 0: g = g_idx[k]
     bool vector_loads = false;  ///< N % 4 == 0 and 16-byte aligned rows: 4 columns per thread
     bool tensor_cores = false;  ///< set by quant_gemv_cuda_plan: the tensor-core kernel runs
+    bool tc_codes_a = false;    ///< set by the plan: with up to 8 rows, the tensor-core kernel takes the codes as A
     int tc_batch = 4;           ///< tensor-core kernel: steps whose loads a warp issues together (2, 4, 8)
     int64_t splits = 1;         ///< K is cut into `splits` ranges of split_rows rows
     int64_t split_rows = 0;     ///< a multiple of 32
@@ -34,6 +35,7 @@ struct GemvArgs {
 /// measured best).
 struct GemvTuning {
     int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 1)
+    int tc_a_max_rows = 0;   ///< most rows of x (up to 8) whose tensor-core kernel takes the codes as A (< 0: none)
     int tc_batch = 0;        ///< its steps of loads issued together per warp: 2, 4 or 8
     double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at (< 0: as many as fit, one wave)

@@ -1,32 +1,42 @@
 // Tensor-core path of the decode-sized quantized product y = x·Wᵀ (see quant_gemv.h), for bf16
 // or f16 x, 2- or 4-bit codes and contiguous groups — the case of every decode step of a GPTQ
-// model without act-order. The SIMT kernel (quant_gemv_cuda.cu) spends four instructions per
-// code and row of x (extract, convert, FMA); here a warp turns two codes into an exact 16-bit
-// pair with one shift and one LOP3 (the code's bits under the mantissa of 128.0 or 1024.0) and
-// one subtraction, and lets mma.m16n8k16 multiply them with up to 16 rows of x at once, so
-// the cost per code no longer grows with the rows and the kernel is left reading memory.
+// model without act-order. The SIMT kernel (quant_gemv_cuda.cu) spends three to four instructions
+// per code and row of x; here a warp turns two codes into an exact 16-bit pair with one shift and
+// one LOP3 and lets mma.m16n8k16 multiply them with up to 16 rows of x, so the cost per code no
+// longer grows with the rows. At one row the kernel is bound by instruction issue, not by memory
+// (Nsight Compute), so everything per code and per group is kept to the fewest instructions.
 //
-// Layout (why no shuffles are needed): a sum over k may visit k in any order as long as x and W
-// agree. Lane (g = lane/4, t = lane%4) of a warp loads one 16-byte row piece of qweight: word
-// row w0 + t, columns n0 + 4g .. n0 + 4g + 3. Column n0 + 4g + c is logical column g of n-tile c
-// (mma's B fragment takes column `groupID`), and the word's codes p and p + C/2 (C codes per
-// word; they sit exactly 16 bits apart) form one pair of B's k slots {2t, 2t+1} or {2t+8, 2t+9}.
-// The A fragment of the same lane holds x at k slots {2t, 2t+1, 2t+8, 2t+9}: the lane loads x at
-// its own word's rows and pairs them the same way with one byte permute each. The output slot
-// (row g, column 2t/2t+1 of n-tile c) is physical column n0 + 8t + c (+4). A fifth mma with B = 1
-// gives Σx per row, for the zero point and the LoTA offset: Σ x·S(Q − Z + F) = S·(Σx·Q − (Z − F)·Σx)
-// per group, accumulated over a group's steps in the mma's float32 registers.
+// Two kernels share that work, measured on an H100 (bench/gemv.md): with up to tc_a_max_rows rows of
+// x the codes are mma's A operand (quant_gemv_tc_a_kernel: half the mmas of the other orientation,
+// fewer registers, the fewest instructions per code); with more rows they are the B operand and x
+// is A (quant_gemv_tc_kernel: 16 rows of x in one mma).
 //
-// Work split: a block of 4 warps owns 32 columns and a K range; each warp takes a contiguous
+// Layout of quant_gemv_tc_a_kernel (why no shuffles are needed): a sum over k may visit k in any
+// order as long as x and W agree. Lane (g = lane/4, t = lane%4) of a warp loads one 16-byte row piece of qweight: word
+// row w0 + t, columns n0 + 4g .. n0 + 4g + 3. The codes are mma's A operand (rows = output
+// columns): column n0 + 4g + 2T + r is row g + 8r of m-tile T, and a word's codes p and p + C/2
+// (C codes per word; they sit exactly 16 bits apart) form one pair of A's k slots {2t, 2t+1} or
+// {2t+8, 2t+9}. x is the B operand (columns = rows of x): the lane holds x row g at its own word's
+// rows, paired the same way with one byte permute each. Each
+// code enters as 1 + q/2^BITS (the code under the top of 1.0's mantissa: no subtraction), and one
+// more mma with A = 1 gives Σx per row, so per group
+//     Σ x·S(Q − Z + F) = S·(2^BITS·Σ x·(1 + Q/2^BITS) − (2^BITS + Z − F)·Σx),
+// summed over a group's steps in the mma's float32 registers and scaled once per group by the
+// lane that holds the sums: lane (g, t) ends with columns n0 + 4g .. + 3 at rows 2t, 2t + 1.
+//
+// Layout of quant_gemv_tc_kernel: the same lane loads; column n0 + 4g + c is logical column g of
+// n-tile c (B's column `groupID`), a word's pairs are B's k slots, and the A fragment holds x at k slots
+// {2t, 2t+1, 2t+8, 2t+9} of the lane's own word rows; each code pair is made exact by subtracting the
+// magic number under whose mantissa the LOP3 put it (128.0 or 1024.0), and a fifth mma with B = 1
+// gives Σx per row. The output slot (row g, column 2t/2t+1 of n-tile c) is column n0 + 8t + c (+4).
+//
+// Work split (both): a block of 4 warps owns 32 columns and a K range; each warp takes a contiguous
 // quarter of it (a group's steps stay together) and issues the loads of U steps at once before
 // multiplying them. The four sums are added in warp order in shared memory; with several K
 // ranges each block stores its float32 partial and the last block of a column tile to finish
 // adds the ranges in order, adds the bias and rounds once (deterministic, no second kernel).
 //
-// Measured on an H100 (bench/gemv.md): 3.5-5x faster than the SIMT kernel at 16 rows of x; at 1 row,
-// with the codes read from device memory, faster on three of the four 8B layer shapes and 6 % faster
-// over a whole decode step, though both kernels read only 0.8-1.8 TB/s there (copy: 3 TB/s);
-// quant_gemv_cuda_plan uses it from 1 row on.
+// Measured on an H100 (bench/gemv.md); quant_gemv_cuda_plan uses it from 1 row on.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -45,10 +55,11 @@ namespace {
 constexpr int TC_WARPS = 4;    // warps per block, each on its own contiguous rows of the range
 constexpr int TC_COLS = 32;    // output columns per block (8 lanes × 4 columns per 16-byte load)
 
-// 16-bit type traits: the magic number whose mantissa holds a code exactly (128.0 for bf16's 7
-// bits, 1024.0 for f16's 10), and 1.0, both as a pair.
+// 16-bit type traits: mantissa bits, the magic number whose mantissa holds a code exactly (128.0
+// for bf16's 7 bits, 1024.0 for f16's 10), and 1.0, both as a pair.
 template <bool BF16>
 struct Half16 {
+    static constexpr int mantissa = BF16 ? 7 : 10;
     static constexpr uint32_t magic = BF16 ? 0x43004300u : 0x64006400u;
     static constexpr uint32_t one = BF16 ? 0x3F803F80u : 0x3C003C00u;
 };
@@ -68,6 +79,21 @@ __device__ __forceinline__ uint32_t code_pair(uint32_t w, uint32_t mask, uint32_
     else
         asm("sub.f16x2 %0, %1, %2;" : "=r"(r) : "r"(v), "r"(0x64006400u));
     return r;
+}
+
+// The pair {code p, code p + C/2} of a BITS-bit word as the exact 16-bit numbers 1 + q/2^BITS: one
+// shift puts both codes under the top of the mantissa, one LOP3 masks them and ORs in 1.0. (A code
+// at the bottom of the mantissa of 128.0 would skip the shift for p = 0 but makes the constant part
+// 2^7/q times the code's instead of 2^BITS/q, and the group's Σx correction cancels more.)
+// `mask` and `one` come in registers so that the AND and the OR are one LOP3 (which takes one
+// immediate; with both constants ptxas emits two).
+template <int BITS, int P, bool BF16>
+__device__ __forceinline__ uint32_t unit_pair(uint32_t w, uint32_t mask, uint32_t one) {
+    constexpr int shift = BITS * P - (Half16<BF16>::mantissa - BITS);  // code p to the mantissa's top bits
+    const uint32_t moved = shift >= 0 ? w >> (shift >= 0 ? shift : 0) : w << (shift < 0 ? -shift : 0);
+    uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(v) : "r"(moved), "r"(mask), "r"(one));  // (a & b) | c
+    return v;
 }
 
 // Calls f(std::integral_constant<int, J>) for J = 0 .. n-1 (a compile-time loop).
@@ -124,6 +150,47 @@ __device__ __forceinline__ uint32_t x_pair(const XRows<C>& r) {
     return __byte_perm(r.v[P / 2], r.v[P / 2 + C / 4], (P & 1) ? 0x7632 : 0x5410);
 }
 
+// The end of both kernels, once every warp's sums are in red[warp][row][column]: the block's sum over
+// its K range, added in warp order. One K range: rounded and stored. Several: stored as this range's
+// partial; the last block of the column tile to finish adds all ranges in range order (deterministic
+// whichever block is last), adds the bias, rounds once and resets the tile's counter for the next call.
+__device__ __forceinline__ void finish_block(const GemvArgs& a, const float (&red)[TC_WARPS][16][TC_COLS + 1],
+                                             int* tile_counters, int64_t n0) {
+    __shared__ bool last_block;
+    const int64_t N = a.N, M = a.M;
+    const auto block_sum = [&](int m, int col) {
+        float v = red[0][m][col];
+#pragma unroll
+        for (int wi = 1; wi < TC_WARPS; ++wi) v += red[wi][m][col];
+        return v;
+    };
+    const auto finish = [&](int64_t m, int64_t n, float v) {
+        if (a.bias) v += load_as_float(a.bias, a.out_type, n);
+        store_as(a.out, a.out_type, m * N + n, v);
+    };
+    if (a.splits == 1) {
+        for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
+            finish(i / TC_COLS, n0 + i % TC_COLS, block_sum(i / TC_COLS, i % TC_COLS));
+        return;
+    }
+    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
+        a.partial[(static_cast<int64_t>(blockIdx.y) * M + i / TC_COLS) * N + n0 + i % TC_COLS] =
+            block_sum(i / TC_COLS, i % TC_COLS);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_block = atomicAdd(&tile_counters[blockIdx.x], 1) == a.splits - 1;
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32) {
+        const int64_t m = i / TC_COLS, n = n0 + i % TC_COLS;
+        float v = 0.0f;
+        for (int64_t sp = 0; sp < a.splits; ++sp) v += __ldcg(a.partial + (sp * M + m) * N + n);
+        finish(m, n, v);
+    }
+    if (threadIdx.x == 0) tile_counters[blockIdx.x] = 0;
+}
+
 // A group's scales, zeros and LoTA offsets for this lane's 8 output columns, loaded when the
 // group starts so that they arrive while its codes are multiplied.
 struct GroupMeta {
@@ -145,6 +212,22 @@ __device__ __forceinline__ GroupMeta load_meta(const GemvArgs& a, int64_t gn, bo
     return m;
 }
 
+// A group's scales, zeros and LoTA offsets for this lane's 4 output columns, loaded when the
+// group starts so that they arrive while its codes are multiplied.
+struct GroupMeta4 {
+    uint2 s;   // 4 fp16 scales
+    int4 z;    // 4 zero points
+    float4 f;  // 4 offsets (zeros without offsets)
+};
+
+__device__ __forceinline__ GroupMeta4 load_meta4(const GemvArgs& a, int64_t gn) {
+    GroupMeta4 m{};
+    m.s = __ldg(reinterpret_cast<const uint2*>(a.scales + gn));
+    m.z = __ldg(reinterpret_cast<const int4*>(a.zeros + gn));
+    if (a.offset) m.f = __ldg(reinterpret_cast<const float4*>(a.offset + gn));
+    return m;
+}
+
 // BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used). U: steps whose
 // loads a warp issues together before multiplying them.
 template <int BITS, bool BF16, bool BIG, int U>
@@ -152,7 +235,6 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     constexpr int C = 32 / BITS;  // codes per word
     constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
     __shared__ float red[TC_WARPS][16][TC_COLS + 1];  // + 1: the 32 lanes' stores hit 32 banks
-    __shared__ bool last_block;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
     const int64_t N = a.N, K = a.K, M = a.M;
     const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
@@ -260,68 +342,152 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
         red[warp][g + 8][8 * t + j] = acc[1][j];
     }
     __syncthreads();
-    const auto block_sum = [&](int m, int col) {
-        float v = red[0][m][col];
+    finish_block(a, red, tile_counters, n0);
+}
+
+// Codes as A (see the top): up to 8 rows of x. BITS: 2 or 4. U: steps whose code loads a warp
+// issues together before multiplying them.
+template <int BITS, bool BF16, int U>
+__global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs a, int* tile_counters) {
+    constexpr int C = 32 / BITS;  // codes per word
+    constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
+    constexpr float UNIT = float(1 << BITS);
+    __shared__ float red[TC_WARPS][16][TC_COLS + 1];  // + 1: fewer bank conflicts
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+    const int64_t N = a.N, K = a.K;
+    const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
+    const int64_t warp_rows = a.split_rows / TC_WARPS;
+    const int64_t split_end = (static_cast<int64_t>(blockIdx.y) + 1) * a.split_rows;
+    const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows + warp * warp_rows;
+    int64_t k_end = k_begin + warp_rows;
+    if (k_end > split_end) k_end = split_end;
+    if (k_end > K) k_end = K;
+    const bool x_in = g < a.M;  // this lane's B column: row g of x, at its own word rows
+    const uint16_t* x_row = static_cast<const uint16_t*>(a.x) + (x_in ? g : 0) * K + t * C;
+    const int32_t* wbase = a.qweight + t * N + n0 + 4 * g;  // + (k / C) * N per step
+
+    float acc[4][2] = {};  // column n0 + 4g + j, row 2t + i
+    // The current group's mma sums: Σ x·(1 + q/2^BITS) per m-tile T (slot: column 2T + slot/2, row
+    // 2t + slot%2) and Σx (slots 0, 1: rows 2t, 2t + 1).
+    float dot[2][4], xsum[4];
+    const auto clear_group = [&] {
 #pragma unroll
-        for (int wi = 1; wi < TC_WARPS; ++wi) v += red[wi][m][col];
-        return v;
+        for (int i = 0; i < 4; ++i) dot[0][i] = dot[1][i] = xsum[i] = 0.0f;
     };
-    const auto finish = [&](int64_t m, int64_t n, float v) {
-        if (a.bias) v += load_as_float(a.bias, a.out_type, n);
-        store_as(a.out, a.out_type, m * N + n, v);
+    clear_group();
+
+    // Adds the finished group's sums, scaled, to acc and clears them.
+    const auto flush = [&](const GroupMeta4& meta) {
+        const __half* sh = reinterpret_cast<const __half*>(&meta.s);
+        const float s[4] = {__half2float(sh[0]), __half2float(sh[1]), __half2float(sh[2]), __half2float(sh[3])};
+        const float zf[4] = {UNIT + float(meta.z.x) - meta.f.x, UNIT + float(meta.z.y) - meta.f.y,
+                             UNIT + float(meta.z.z) - meta.f.z, UNIT + float(meta.z.w) - meta.f.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) acc[j][i] += s[j] * (UNIT * dot[j / 2][2 * (j % 2) + i] - zf[j] * xsum[i]);
+        clear_group();
     };
-    if (a.splits == 1) {  // one K range: round and store directly
-        for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
-            finish(i / TC_COLS, n0 + i % TC_COLS, block_sum(i / TC_COLS, i % TC_COLS));
-        return;
+
+    if (k_begin < k_end) {
+        const uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u << (Half16<BF16>::mantissa - BITS);
+        const uint32_t one = Half16<BF16>::one;
+        const uint32_t ones[4] = {one, one, one, one};
+        // A step never straddles groups (group_rows is a multiple of STEP: quant_gemv_tc_eligible), so
+        // the next group starts exactly where the current one ends and its meta is N entries on.
+        int64_t group_end = (k_begin / a.group_rows + 1) * a.group_rows;
+        int64_t meta_at = (k_begin / a.group_rows) * N + n0 + 4 * g;
+        GroupMeta4 meta = load_meta4(a, meta_at);
+        for (int64_t kb = k_begin; kb < k_end; kb += U * STEP) {
+            // Issue the code loads of U steps at once (the warp's bytes in flight), then multiply. x is
+            // loaded at its step: it is small and read by every block, so it comes from L1 or L2 (loading
+            // it a step ahead needs registers that cost occupancy, or spills).
+            int4 w[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const int64_t k = kb + u * STEP;
+                w[u] = k < k_end ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const int64_t k = kb + u * STEP;
+                if (k >= k_end) break;  // the same for the whole warp
+                if (k == group_end) {
+                    flush(meta);
+                    group_end += a.group_rows;
+                    meta_at += N;
+                    meta = load_meta4(a, meta_at);
+                }
+                const XRows<C> xr = load_x<C>(x_row + k, x_in);
+                const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
+                                           static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
+                // k-quarter h takes the words' pairs 2h (k slots 2t, 2t+1) and 2h + 1 (slots 2t+8, 2t+9).
+                for_each_index(
+                    [&](auto hc) {
+                        constexpr int P0 = 2 * decltype(hc)::value, P1 = P0 + 1;
+                        const uint32_t b0 = x_pair<C, P0>(xr), b1 = x_pair<C, P1>(xr);
+#pragma unroll
+                        for (int T = 0; T < 2; ++T) {
+                            const uint32_t afrag[4] = {unit_pair<BITS, P0, BF16>(words[2 * T], mask, one),
+                                                       unit_pair<BITS, P0, BF16>(words[2 * T + 1], mask, one),
+                                                       unit_pair<BITS, P1, BF16>(words[2 * T], mask, one),
+                                                       unit_pair<BITS, P1, BF16>(words[2 * T + 1], mask, one)};
+                            mma16816<BF16>(dot[T], afrag, b0, b1);
+                        }
+                        mma16816<BF16>(xsum, ones, b0, b1);
+                    },
+                    std::make_integer_sequence<int, C / 4>{});
+            }
+        }
+        flush(meta);
     }
-    // Several K ranges: store this one's partial; the last block of the column tile to finish
-    // adds all ranges in range order (deterministic whichever block is last) and resets the
-    // tile's counter for the next call.
-    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32)
-        a.partial[(static_cast<int64_t>(blockIdx.y) * M + i / TC_COLS) * N + n0 + i % TC_COLS] =
-            block_sum(i / TC_COLS, i % TC_COLS);
-    __threadfence();
+
+    // The warps' sums, added in warp order: the block's sum over its K range.
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) red[warp][2 * t + i][4 * g + j] = acc[j][i];
     __syncthreads();
-    if (threadIdx.x == 0) last_block = atomicAdd(&tile_counters[blockIdx.x], 1) == a.splits - 1;
-    __syncthreads();
-    if (!last_block) return;
-    __threadfence();
-    for (int i = threadIdx.x; i < M * TC_COLS; i += TC_WARPS * 32) {
-        const int64_t m = i / TC_COLS, n = n0 + i % TC_COLS;
-        float v = 0.0f;
-        for (int64_t sp = 0; sp < a.splits; ++sp) v += __ldcg(a.partial + (sp * M + m) * N + n);
-        finish(m, n, v);
-    }
-    if (threadIdx.x == 0) tile_counters[blockIdx.x] = 0;
+    finish_block(a, red, tile_counters, n0);
 }
 
 using TcKernel = void (*)(GemvArgs, int*);
 
-template <int BITS, bool BF16, bool BIG>
-TcKernel kernel_with_batch(int batch) {
-    if (batch == 2) return quant_gemv_tc_kernel<BITS, BF16, BIG, 2>;
-    if (batch == 8) return quant_gemv_tc_kernel<BITS, BF16, BIG, 8>;
-    return quant_gemv_tc_kernel<BITS, BF16, BIG, 4>;
+// KIND 0: codes as A (up to 8 rows); 1: codes as B, up to 8 rows; 2: codes as B, up to 16 rows.
+template <int BITS, bool BF16, int KIND, int U>
+TcKernel kernel_of() {
+    if constexpr (KIND == 0) return quant_gemv_tc_a_kernel<BITS, BF16, U>;
+    else return quant_gemv_tc_kernel<BITS, BF16, KIND == 2, U>;
 }
 
-// The instance for these arguments (bits, x's type, up to 8 or 16 rows, a.tc_batch) and its index
-// in 0 .. 23 (for the occupancy cache).
+template <int BITS, bool BF16, int KIND>
+TcKernel kernel_with_batch(int batch) {
+    if (batch == 2) return kernel_of<BITS, BF16, KIND, 2>();
+    if (batch == 8) return kernel_of<BITS, BF16, KIND, 8>();
+    return kernel_of<BITS, BF16, KIND, 4>();
+}
+
+template <int BITS, bool BF16>
+TcKernel kernel_with_kind(int kind, int batch) {
+    if (kind == 0) return kernel_with_batch<BITS, BF16, 0>(batch);
+    if (kind == 1) return kernel_with_batch<BITS, BF16, 1>(batch);
+    return kernel_with_batch<BITS, BF16, 2>(batch);
+}
+
+// The instance for these arguments (bits, x's type, kernel and rows, a.tc_batch) and its index in
+// 0 .. 35 (for the occupancy cache).
 TcKernel tc_kernel(const GemvArgs& a, int* index) {
-    const bool bf16 = a.x_type == GemvType::BF16, big = a.M > 8;
+    const bool bf16 = a.x_type == GemvType::BF16;
+    const int kind = a.tc_codes_a && a.M <= 8 ? 0 : a.M > 8 ? 2 : 1;
     const int batch = a.tc_batch == 2 || a.tc_batch == 8 ? a.tc_batch : 4;
-    *index = (((a.bits == 4) * 2 + bf16) * 2 + big) * 3 + (batch == 2 ? 0 : batch == 4 ? 1 : 2);
-    if (a.bits == 2) {
-        if (bf16) return big ? kernel_with_batch<2, true, true>(batch) : kernel_with_batch<2, true, false>(batch);
-        return big ? kernel_with_batch<2, false, true>(batch) : kernel_with_batch<2, false, false>(batch);
-    }
-    if (bf16) return big ? kernel_with_batch<4, true, true>(batch) : kernel_with_batch<4, true, false>(batch);
-    return big ? kernel_with_batch<4, false, true>(batch) : kernel_with_batch<4, false, false>(batch);
+    *index = (((a.bits == 4) * 2 + bf16) * 3 + kind) * 3 + (batch == 2 ? 0 : batch == 4 ? 1 : 2);
+    if (a.bits == 2) return bf16 ? kernel_with_kind<2, true>(kind, batch) : kernel_with_kind<2, false>(kind, batch);
+    return bf16 ? kernel_with_kind<4, true>(kind, batch) : kernel_with_kind<4, false>(kind, batch);
 }
 
 // Blocks of the instance resident per SM (registers and shared memory allowing), asked once.
 int resident_blocks_of(const GemvArgs& a) {
-    static std::atomic<int> cache[24];  // 0: not asked yet; -1: the query failed
+    static std::atomic<int> cache[36];  // 0: not asked yet; -1: the query failed
     int index = 0;
     const TcKernel k = tc_kernel(a, &index);
     int n = cache[index].load();

@@ -14,7 +14,9 @@
 #include "model/arch.h"
 #include "model/fused_linear.h"
 #include "model/lean_ops.h"
+#include "model/quant_linear.h"
 #include "model/rope.h"
+#include "quant/rtn.h"
 #include "util/check.h"
 
 namespace lota::model {
@@ -281,12 +283,51 @@ int64_t Transformer::store_bf16_weights_if_exact(int64_t decode_rows) {
     for (Block& b : blocks_)
         for (const LinearPtr& l : b.linears)
             if (auto* d = dynamic_cast<DenseLinear*>(l.get())) n += d->store_bf16_if_exact();
+    if (!lm_head_.defined()) return n;  // quantized (quantize_head)
     if (at::Tensor narrow = bf16_if_exact(lm_head_); narrow.defined()) {
         if (embed_.is_same(lm_head_)) embed_ = narrow;  // tied: one table, read by both
         lm_head_ = std::move(narrow);
         ++n;
     }
     return n;
+}
+
+Transformer::HeadQuantization Transformer::quantize_head(int bits, int64_t group_size) {
+    LOTA_CHECK(!quantized_head_, "quantize_head: the LM head is already quantized");
+    const int64_t V = lm_head_.size(0), C = lm_head_.size(1);
+    if (group_size == 0) group_size = C % 128 == 0 ? 128 : C % 64 == 0 ? 64 : C % 32 == 0 ? 32 : -1;
+    LOTA_CHECK(group_size == -1 || (group_size > 0 && group_size <= C && C % group_size == 0),
+               "quantize_head: group size %lld does not divide hidden_size %lld (expected -1 or a divisor, e.g. 32, "
+               "64, 128)",
+               (long long)group_size, (long long)C);
+    quant::QuantOptions opts;
+    opts.bits = bits;
+    opts.group_size = (int)group_size;
+    quant::quant_shape_check(opts, C, V, "quantize_head: the LM head");  // bits, and codes and zeros that pack
+    // One dequantization scratch for the model, as the loader gives its quantized layers; a dense model gets
+    // one of its own (the head's dequantized weight for long inputs is reused, not allocated every forward).
+    std::shared_ptr<DequantBuffer> buffer;
+    for (const Block& b : blocks_)
+        for (const LinearPtr& l : b.linears)
+            if (const auto* q = dynamic_cast<const QuantLinear*>(l.get()); q && !buffer) buffer = q->buffer();
+    if (!buffer) buffer = std::make_shared<DequantBuffer>();
+    HeadQuantization sizes;
+    sizes.group_size = group_size;
+    sizes.bytes_before = (int64_t)lm_head_.nbytes();
+    // rtn_quantize computes where the weight is and returns CPU tensors; to() moves them back, as linear_load does.
+    auto head = std::make_shared<QuantLinear>(quant::rtn_quantize(lm_head_, opts), std::move(buffer));
+    head->to(device_, dtype_);
+    const quant::QuantizedWeight& qw = head->weight();
+    sizes.bytes_after = (int64_t)(qw.qweight.nbytes() + qw.scales.nbytes() + qw.zeros.nbytes() + qw.g_idx.nbytes());
+    quantized_head_ = std::move(head);
+    lm_head_ = at::Tensor();  // untied: freed; tied: embed_ still holds the table, now read by embed() only
+    return sizes;
+}
+
+const at::Tensor& Transformer::lm_head_weight() const {
+    LOTA_CHECK(lm_head_.defined(), "the LM head is quantized (quantize_head, for inference): its unquantized "
+               "weight, which training's loss needs, is gone");
+    return lm_head_;
 }
 
 bool Transformer::fused() const {
@@ -332,6 +373,8 @@ at::Tensor Transformer::final_norm(const at::Tensor& h) const { return rms_norm(
 
 at::Tensor Transformer::head(const at::Tensor& h) const {
     const at::Tensor x = final_norm(h);
+    // Quantized (quantize_head): the packed-code product for decode-sized inputs, else dequantize + GEMM.
+    if (quantized_head_) return quantized_head_->forward(x);
     const int64_t C = x.size(-1), rows = x.numel() / C, V = lm_head_.size(0);
     const int64_t decode_rows = kernels::dense_gemv_max_rows(lm_head_.scalar_type() == at::kBFloat16);
     // A bfloat16-stored head under float32 compute (store_bf16_weights_if_exact) is widened for a GEMM (to() is

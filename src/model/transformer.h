@@ -48,6 +48,8 @@ struct LoadOptions {
     std::string dtype = "f32";   ///< compute dtype: f32, bf16, f16
 };
 
+class QuantLinear;
+
 class Transformer {
   public:
     /// Loads an HF model directory (config.json + safetensors). Quantized checkpoints get
@@ -113,13 +115,31 @@ class Transformer {
     int64_t fuse_projections();
     bool fused() const;
     /// Inference on the CPU in float32, decode steps of at most `decode_rows` rows: stores every dense
-    /// weight, and the LM head (with the embedding table when they are one tensor), whose values are all
-    /// bfloat16 values in bfloat16 (DenseLinear::store_bf16_if_exact) — a bf16 checkpoint's weights in half
-    /// the memory, and half the bytes a decode step reads. Same outputs. Returns the number of weight
+    /// weight, and the LM head unless quantized (with the embedding table when they are one tensor), whose
+    /// values are all bfloat16 values in bfloat16 (DenseLinear::store_bf16_if_exact) — a bf16 checkpoint's weights
+    /// in half the memory, and half the bytes a decode step reads. Same outputs. Returns the number of weight
     /// tensors stored so; 0 on other devices and dtypes, and for more rows than kernels::dense_gemv takes
     /// with a bfloat16 weight (MKL's GEMM, faster there, would need a float32 copy every step).
     /// Calibration and training need the float32 weights (the LM head's loss).
     int64_t store_bf16_weights_if_exact(int64_t decode_rows);
+
+    /// Bytes of the LM head before and after quantize_head.
+    struct HeadQuantization {
+        int64_t bytes_before = 0;  ///< the [V, C] weight as stored (compute dtype, or bfloat16 when stored so)
+        int64_t bytes_after = 0;   ///< packed codes, scales, zeros and g_idx
+        int64_t group_size = 0;    ///< the group size used
+    };
+    /// Inference only, opt-in (it changes the logits): replaces the LM head by its round-to-nearest quantization
+    /// (quant::rtn_quantize; `bits` 2, 3, 4 or 8, groups of `group_size` hidden features, -1: one group a row,
+    /// 0: 128, 64 or 32, the first that divides hidden_size),
+    /// made on the model's device and kept as a QuantLinear there, with the blocks' DequantBuffer. head(), forward()
+    /// and decode_step then compute the logits with it, so decode steps read the packed codes (kernels::quant_gemv).
+    /// The embedding keeps reading the original table (a tied table stays, for the embedding only); an untied
+    /// head's weight is freed. Throws lota::Error for other bits, a group size that does not divide hidden_size,
+    /// or a head already quantized.
+    HeadQuantization quantize_head(int bits, int64_t group_size);
+    /// The LM head made by quantize_head, or null.
+    QuantLinear* quantized_head() const { return quantized_head_.get(); }
 
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;
@@ -129,7 +149,8 @@ class Transformer {
     at::Device device() const { return device_; }
     at::ScalarType dtype() const { return dtype_; }
     const at::Tensor& embed_weight() const { return embed_; }
-    const at::Tensor& lm_head_weight() const { return lm_head_; }
+    /// The LM head [V, C]; throws after quantize_head (which keeps no unquantized copy of it).
+    const at::Tensor& lm_head_weight() const;
 
   private:
     at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
@@ -140,7 +161,8 @@ class Transformer {
     io::ModelConfig config_;
     at::Tensor embed_;
     std::vector<Block> blocks_;
-    at::Tensor final_norm_, lm_head_;
+    at::Tensor final_norm_, lm_head_;  // lm_head_ undefined once quantized_head_ is set
+    std::shared_ptr<QuantLinear> quantized_head_;
     at::Tensor inv_freq_;
     at::Device device_;
     at::ScalarType dtype_;

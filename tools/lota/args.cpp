@@ -12,6 +12,7 @@
 #include "data/examples.h"
 #include "io/adapter.h"
 #include "model/device.h"
+#include "util/log.h"
 #include "util/strfmt.h"
 
 namespace lota::cli {
@@ -79,6 +80,33 @@ CLI::Option* add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::strin
     overwrite = false;
     return sub.add_flag("--overwrite", overwrite,
                         "replace an existing " + what + " (only once the new one is complete)");
+}
+
+void add_head_quant_flags(CLI::App& sub, int& bits, int64_t& group_size) {
+    bits = 0;
+    group_size = 0;
+    CLI::Option* bits_flag =
+        sub.add_option("--head-bits", bits,
+                       "quantize the LM head to 2, 3, 4 or 8 bits (RTN) for this run: fewer bytes read a token, "
+                       "slightly different logits; 0: the head as stored")
+            ->check(CLI::IsMember({0, 2, 3, 4, 8}))
+            ->capture_default_str();
+    sub.add_option("--head-group-size", group_size,
+                   "with --head-bits: hidden features per scale and zero point (0: 128, 64 or 32, the first that "
+                   "divides the hidden size; -1: one group per vocabulary row)")
+        ->check(int_range(0, INT64_MAX, -1))
+        ->needs(bits_flag)
+        ->capture_default_str();
+}
+
+void head_quantize(model::Transformer& model, int bits, int64_t group_size, bool log) {
+    if (bits == 0) return;
+    const bool tied = model.config().tie_word_embeddings;
+    const model::Transformer::HeadQuantization q = model.quantize_head(bits, group_size);
+    if (log)
+        LOTA_LOG_INFO("LM head quantized (RTN, %d bits, group %lld): %.1f MiB -> %.1f MiB%s", bits,
+                      (long long)q.group_size, q.bytes_before / 1048576.0, q.bytes_after / 1048576.0,
+                      tied ? " (the tied embedding table stays, for the embedding)" : "");
 }
 
 CLI::Validator int_range(int64_t lo, int64_t hi, int64_t special) {

@@ -14,6 +14,8 @@
 //   --seed S        random seed (default 0)
 //   --json          print the result as one JSON object on stdout (logs stay on stderr)
 //   --overwrite     replace an existing --out (without it, a non-empty --out is refused)
+//   --head-bits N   an RTN-quantized LM head for inference: 2, 3, 4 or 8 bits (default 0: the head as stored)
+//   --head-group-size G  its group size along hidden (default 0: 128, 64 or 32, the first dividing it; -1: one a row)
 //
 // Every numeric flag carries a range check (int_range, real_range below); a value outside it stops
 // the command with one line naming the flag, the range and the value.
@@ -60,6 +62,13 @@ CLI::Option* add_seed_flag(CLI::App& sub, uint64_t& seed, const std::string& wha
 CLI::Option* add_json_flag(CLI::App& sub, bool& json);
 /// --overwrite; sets `overwrite` to false. `what` names what is replaced.
 CLI::Option* add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::string& what);
+
+/// --head-bits N and --head-group-size G (Transformer::quantize_head); set `bits` to 0 (off: the head changes the
+/// logits, so it is opt-in) and `group_size` to 0 (128, 64 or 32, the first that divides hidden_size).
+void add_head_quant_flags(CLI::App& sub, int& bits, int64_t& group_size);
+/// Transformer::quantize_head(bits, group_size) when bits > 0, with one line on stderr when `log` (bits, group,
+/// bytes before and after); nothing when bits is 0.
+void head_quantize(model::Transformer& model, int bits, int64_t group_size, bool log);
 
 /// Check of an integer flag: a value in [lo, hi], or `special` when it is not lo - 1 (e.g. -1 =
 /// "all" for --limit). The error reads "must be an integer >= 1, got 0".

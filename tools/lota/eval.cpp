@@ -29,6 +29,8 @@ namespace eval = lota::eval;
 struct EvalOptions {
     std::string task = "ppl", model, adapter, kl_reference, data, device, dtype, subjects;
     int64_t batch_size = -1, limit = -1;  // −1: the task's default / everything
+    int head_bits = 0;  // 0: the head as stored; else quantized (Transformer::quantize_head)
+    int64_t head_group_size = 0;
     eval::PerplexityOptions ppl;
     eval::HeldoutLossOptions loss;
     eval::MmluOptions mmlu;
@@ -51,12 +53,13 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 // The flags that decide which examples each rank runs and what it computes, for Group::check_same.
 std::string settings_text(const EvalOptions& o) {
-    return lota::strfmt("%s %s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %lld %s", o.task.c_str(),
+    return lota::strfmt("%s %s %s %s %lld %lld %lld %lld %lld %lld %lld %lld %d %lld %s %d %lld", o.task.c_str(),
                         o.device.c_str(), o.dtype.c_str(), o.subjects.c_str(), (long long)o.batch_size,
                         (long long)o.limit, (long long)o.ppl.seqlen, (long long)o.ppl.max_windows,
                         (long long)o.loss.data.source_max_len, (long long)o.loss.data.target_max_len,
                         (long long)o.mmlu.shots, (long long)o.mmlu.max_len, (int)o.mmlu.add_bos,
-                        (long long)o.gen.max_total_len, o.loss.data.format.c_str());
+                        (long long)o.gen.max_total_len, o.loss.data.format.c_str(), o.head_bits,
+                        (long long)o.head_group_size);
 }
 
 // Runs o.task other than ppl/loss (data parallel over `group`); fills `j` and returns the text to print.
@@ -109,16 +112,19 @@ int run_eval(EvalOptions& o) {
         // The generation tasks are decode steps: a bf16 checkpoint's weights are read as bf16 on the CPU.
         if (o.task == "gsm8k" || o.task == "sql" || o.task == "viggo")
             model->store_bf16_weights_if_exact(o.gen.batch_size);
+        lota::cli::head_quantize(*model, o.head_bits, o.head_group_size, group.root());
         std::unique_ptr<lota::model::Transformer> reference;
-        // --kl-reference naming the model itself (no adapter): the model is its own reference, KL 0 without
-        // a second forward.
-        const bool self_reference = !o.kl_reference.empty() && o.adapter.empty() && lota::same_path(o.kl_reference, o.model);
+        // --kl-reference naming the model itself (no adapter, head as stored): the model is its own reference, KL 0
+        // without a second forward. The reference keeps its head as stored.
+        const bool self_reference = !o.kl_reference.empty() && o.adapter.empty() && o.head_bits == 0 &&
+                                    lota::same_path(o.kl_reference, o.model);
         if (!o.kl_reference.empty() && !self_reference)
             reference = lota::cli::load_model(o.kl_reference, "", o.device, o.dtype);
         lota::model::Transformer* const reference_model = self_reference ? model.get() : reference.get();
         nlohmann::json j = {{"task", o.task}, {"model", o.model}, {"adapter", o.adapter}, {"data", o.data},
                             {"device", o.device}, {"dtype", o.dtype}};
         if (reference_model) j["kl_reference"] = o.kl_reference;
+        if (o.head_bits > 0) j.update({{"head_bits", o.head_bits}, {"head_group_size", o.head_group_size}});
         if (!group.single_process()) j["ranks"] = group.size();
         std::string line;
         if (o.task == "ppl") {
@@ -199,6 +205,7 @@ LOTA_COMMAND("eval", "Evaluate a model: perplexity, held-out loss, MMLU, GSM8K, 
     sub.add_option("--max-total-len", o->gen.max_total_len, "gsm8k, sql, viggo: prompt + answer tokens")
         ->check(lota::cli::int_range(2))
         ->capture_default_str();
+    lota::cli::add_head_quant_flags(sub, o->head_bits, o->head_group_size);
     lota::cli::add_json_flag(sub, o->json);
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);

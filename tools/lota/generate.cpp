@@ -28,7 +28,8 @@ namespace {
 struct GenerateCliOptions {
     std::string model, adapter, prompt_ids, prompt, data, format, out, device, dtype;
     bool chat = false, no_cache = false, no_graph = false, json = false, overwrite = false;
-    int64_t batch_size = 16, limit = -1;
+    int64_t batch_size = 16, limit = -1, head_group_size = 0;
+    int head_bits = 0;
     lota::model::GenerateOptions gen;
 };
 
@@ -135,9 +136,11 @@ int run_generate(GenerateCliOptions& o) {
     auto model = lota::cli::load_model(o.model, o.adapter, o.device, o.dtype);
     // Decode steps read every weight: a bf16 checkpoint's weights are read as bf16 on the CPU (same values).
     model->store_bf16_weights_if_exact(o.data.empty() ? 1 : o.batch_size);
+    lota::cli::head_quantize(*model, o.head_bits, o.head_group_size, true);
     o.gen.use_cache = !o.no_cache;
     o.gen.cuda_graph = !o.no_graph;
     nlohmann::json j = {{"model", o.model}, {"adapter", o.adapter}, {"device", o.device}, {"dtype", o.dtype}};
+    if (o.head_bits > 0) j.update({{"head_bits", o.head_bits}, {"head_group_size", o.head_group_size}});
     if (!o.data.empty()) return run_generate_data(o, *model, j);
     if (!o.prompt_ids.empty()) return run_generate_ids(o, *model, j);
     return run_generate_text(o, *model, j);
@@ -168,6 +171,7 @@ LOTA_COMMAND("generate", "Generate a continuation (greedy by default)", [](CLI::
     lota::cli::add_seed_flag(sub, o->gen.seed, "sampling (with --temperature > 0)");
     sub.add_flag("--no-kv-cache", o->no_cache, "recompute the whole sequence each step (reference path)");
     sub.add_flag("--no-cuda-graph", o->no_graph, "CUDA: launch each decode step's kernels one by one");
+    lota::cli::add_head_quant_flags(sub, o->head_bits, o->head_group_size);
     lota::cli::add_device_flag(sub, o->device);
     lota::cli::add_dtype_flag(sub, o->dtype);
     lota::cli::add_json_flag(sub, o->json);

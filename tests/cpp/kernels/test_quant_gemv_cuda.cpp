@@ -75,8 +75,9 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
     EXPECT_GT(tc_cases, 100);
 }
 
-// The tensor-core kernel's plan knobs (bench_gemv --sweep) change the work split, the loads issued
-// together and which row counts use it; every setting must give the same sums.
+// The tensor-core kernels' plan knobs (bench_gemv --sweep) change the work split, the loads issued
+// together, which row counts use them and, up to 8 rows, whether the codes are mma's A or B operand;
+// every setting must give the same sums.
 TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
     const at::Device cuda(at::kCUDA);
     int cases = 0;
@@ -89,21 +90,24 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
             const quant::QuantizedWeight qc = quantized_on(qw, cuda);
             const int64_t group_rows = kernels::quant_gemv_group_rows(qc.g_idx, qc.n_groups());
             for (int64_t M : {1, 5, 16})
-                for (int batch : {2, 4, 8})
-                    for (double waves : {0.5, 2.0}) {
-                        const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
-                        const auto [ref, bound] = gemv_reference(qw, x);
-                        poison_device_cache(cuda);
-                        const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, {1, batch, waves, 0}).cpu();
-                        const at::Tensor err = (y.to(at::kDouble) - ref).abs();
-                        const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
-                        ASSERT_TRUE((err <= tol).all().item<bool>())
-                            << "bits " << bits << " K " << K << " N " << N << " M " << M << " batch " << batch
-                            << " waves " << waves << " max err " << err.max().item<double>();
-                        ++cases;
-                    }
+                for (int a_rows : {-1, 8})  // codes as B at every row count; as A up to 8 rows
+                    for (int batch : {2, 4, 8})
+                        for (double waves : {0.5, 2.0}) {
+                            const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
+                            const auto [ref, bound] = gemv_reference(qw, x);
+                            poison_device_cache(cuda);
+                            const at::Tensor y =
+                                gemv_run(qc, x.to(cuda), group_rows, {1, a_rows, batch, waves, 0}).cpu();
+                            const at::Tensor err = (y.to(at::kDouble) - ref).abs();
+                            const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
+                            ASSERT_TRUE((err <= tol).all().item<bool>())
+                                << "bits " << bits << " K " << K << " N " << N << " M " << M << " codes as "
+                                << (a_rows > 0 && M <= 8 ? "A" : "B") << " batch " << batch << " waves " << waves
+                                << " max err " << err.max().item<double>();
+                            ++cases;
+                        }
         }
-    EXPECT_EQ(cases, 2 * 4 * 3 * 3 * 2 - 3 * 3 * 2);  // 2-bit steps are 64 rows: no 32-row groups
+    EXPECT_EQ(cases, 2 * (2 * 4 * 3 * 3 * 2 - 3 * 3 * 2));  // 2-bit steps are 64 rows: no 32-row groups
 }
 
 // The SIMT kernel's work split (GemvTuning::simt_blocks_per_sm; -1: as many blocks as fit on an SM, from

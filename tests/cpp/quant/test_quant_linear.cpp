@@ -1,6 +1,7 @@
 // QuantLinear, the GPTQ linear loader and the model-level driver on a tiny random model:
 // forward equals a dense layer with the dequantized weight; a quantized checkpoint's layers
-// swapped into the model give the logits of the dequantized dense model; GPTQ beats RTN.
+// swapped into the model give the logits of the dequantized dense model; GPTQ beats RTN; an RTN-quantized
+// LM head (Transformer::quantize_head) gives the logits of its dequantized weight and leaves the embedding alone.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -190,5 +191,110 @@ TEST(TransformerHead, DecodeRowsOnThreadsEqualTheLinearHead) {
         EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<float>();
     }
     at::set_num_threads(threads);
+    lota::remove_tree(dir.string());
+}
+
+// quantize_head: the logits are the final-norm hidden states times the RTN-dequantized head (a float64 product of
+// rtn_quantize's weight), for a prompt (dequantize + GEMM) and a decode step (the packed-code product), and they
+// differ from the stored head's; batched generation keeps the head dequantized with the other layers.
+TEST(TransformerHead, QuantizedHeadGivesTheLogitsOfTheDequantizedHead) {
+    const fs::path base = tmp_dir("qhead_base"), q4 = tmp_dir("qhead_q4");
+    lota_test::make_tiny_model(base, q4, 7);
+    auto m = model::Transformer::load(q4.string(), {"cpu", "f32"});
+    m->fuse_projections();
+    quant::QuantOptions o;
+    o.bits = 4;
+    o.group_size = 32;
+    const at::Tensor head_kn = quant::dequantize(quant::rtn_quantize(m->lm_head_weight(), o)).to(at::kDouble);
+    const torch::NoGradGuard no_grad;
+    at::manual_seed(8);
+    const int64_t B = 2, T = 12, V = m->config().vocab_size;
+    const at::Tensor ids = at::randint(0, V, {B, T}, at::kLong);
+    const at::Tensor stored = m->forward(ids);
+    const model::Transformer::HeadQuantization sizes = m->quantize_head(4, 32);
+    ASSERT_NE(m->quantized_head(), nullptr);
+    EXPECT_EQ(sizes.bytes_before, V * 64 * 4);  // float32 [V, C]
+    EXPECT_LT(sizes.bytes_after * 4, sizes.bytes_before);
+    EXPECT_THROW(m->lm_head_weight(), Error);  // training's loss cannot silently use a missing head
+    const auto reference = [&](const at::Tensor& seq) {  // [B, T', V] in float64
+        return at::matmul(m->final_norm(m->forward_hidden(seq)).to(at::kDouble), head_kn);
+    };
+    const at::Tensor got = m->forward(ids);  // 24 rows: dequantize + GEMM
+    const at::Tensor want = reference(ids);
+    EXPECT_TRUE(at::allclose(got.to(at::kDouble), want, 1e-6, 1e-6))
+        << (got.to(at::kDouble) - want).abs().max().item<double>();
+    EXPECT_GT((got - stored).abs().max().item<float>(), 1e-3);  // the head did change
+    // A decode step: B rows, the packed-code product (kernels::quant_gemv).
+    auto cache = m->make_cache(B, T + 1);
+    m->forward(ids, {}, &cache);
+    const at::Tensor next = want.select(1, T - 1).argmax(-1).view({B, 1});
+    const at::Tensor step = m->forward(next, {}, &cache);
+    const at::Tensor step_want = reference(at::cat({ids, next}, 1)).narrow(1, T, 1);
+    EXPECT_TRUE(at::allclose(step.to(at::kDouble), step_want, 1e-4, 1e-4))
+        << (step.to(at::kDouble) - step_want).abs().max().item<double>();
+    // 20 rows a step (more than the packed-code product takes): the head is kept dequantized like the blocks.
+    const auto prompts = lota_test::random_prompts(V, 20);
+    model::GenerateOptions g;
+    g.max_new_tokens = 6;
+    int64_t tokens_with_head_copy = 0;
+    g.on_token = [&](int64_t, int64_t) { tokens_with_head_copy += m->quantized_head()->holds_dequantized(); };
+    g.keep_dequantized = false;
+    const auto every_step = model::generate(*m, prompts, g);
+    EXPECT_EQ(tokens_with_head_copy, 0);
+    g.keep_dequantized = true;
+    EXPECT_EQ(model::generate(*m, prompts, g), every_step);
+    EXPECT_GT(tokens_with_head_copy, 0);
+    EXPECT_FALSE(m->quantized_head()->holds_dequantized());
+    for (const auto& d : {base, q4}) lota::remove_tree(d.string());
+}
+
+// A tied model embeds with the original table after quantize_head: only the head reads the quantized copy.
+TEST(TransformerHead, QuantizedTiedHeadLeavesTheEmbeddingAlone) {
+    const fs::path dir = tmp_dir("qhead_tied");
+    model::InitOptions io;
+    io.out = dir.string();
+    io.tie_embeddings = true;
+    model::model_init(io);
+    auto m = model::Transformer::load(dir.string(), {});
+    ASSERT_TRUE(m->embed_weight().is_same(m->lm_head_weight()));
+    const torch::NoGradGuard no_grad;
+    const at::Tensor ids = at::randint(0, m->config().vocab_size, {2, 5}, at::kLong);
+    const at::Tensor table = m->embed_weight().clone(), rows = m->embed(ids), logits = m->forward(ids);
+    m->quantize_head(4, 64);
+    EXPECT_TRUE(at::equal(m->embed_weight(), table));
+    EXPECT_TRUE(at::equal(m->embed(ids), rows));
+    EXPECT_FALSE(at::equal(m->forward(ids), logits));
+    EXPECT_EQ(m->store_bf16_weights_if_exact(1), 0);  // float32 values; and no head tensor left to narrow
+    EXPECT_TRUE(at::equal(m->embed(ids), rows));
+    lota::remove_tree(dir.string());
+}
+
+TEST(TransformerHead, QuantizeHeadRejectsBadBitsAndGroupSizes) {
+    const fs::path dir = tmp_dir("qhead_bad");
+    model::InitOptions io;
+    io.out = dir.string();
+    model::model_init(io);
+    auto m = model::Transformer::load(dir.string(), {});  // hidden 64
+    const auto message = [&](int bits, int64_t group) {
+        try {
+            m->quantize_head(bits, group);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no throw");
+    };
+    EXPECT_NE(message(5, 32).find("bits = 5 is not supported"), std::string::npos) << message(5, 32);
+    EXPECT_NE(message(0, 32).find("bits = 0 is not supported"), std::string::npos) << message(0, 32);
+    for (const int64_t group : std::vector<int64_t>{48, -2, 128, int64_t(1) << 33})
+        EXPECT_NE(message(4, group).find("does not divide hidden_size 64"), std::string::npos) << message(4, group);
+    EXPECT_EQ(m->quantized_head(), nullptr);  // nothing changed
+    EXPECT_NO_THROW(m->lm_head_weight());
+    m->quantize_head(8, -1);  // one group per vocabulary row
+    EXPECT_EQ(m->quantized_head()->weight().n_groups(), 1);
+    EXPECT_NE(message(4, 32).find("already quantized"), std::string::npos) << message(4, 32);
+    // 0: the first of 128, 64, 32 that divides hidden_size (64 here: 128 does not)
+    auto auto_group = model::Transformer::load(dir.string(), {});
+    EXPECT_EQ(auto_group->quantize_head(4, 0).group_size, 64);
+    EXPECT_EQ(auto_group->quantized_head()->weight().n_groups(), 1);
     lota::remove_tree(dir.string());
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The decode-sized quantized product (kernels/quant_gemv) on Llama-3.1-8B layer shapes: for M = 1..16 rows of
-# bf16 x, the kernel lota runs, the SIMT kernel alone, dequantize + GEMM and a dense bf16 GEMM, in GPU time
+# bf16 x, the kernel lota runs, each tensor-core kernel (codes as mma's A operand up to 8 rows, as B) and the
+# SIMT kernel alone, dequantize + GEMM and a dense bf16 GEMM, in GPU time
 # (100 calls in a CUDA graph, median of 7 replays, cycling through --copies random copies of the layer so
 # that its codes come from device memory as in a decode step), and the kernel's bandwidth as a fraction of
 # the measured device copy bandwidth. 4-bit g128 on the four layer shapes of a decode step (q/k/v and
@@ -41,11 +42,14 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"gemv"' in l]
 copy = [json.loads(l) for l in open(sys.argv[1]) if '"copy"' in l]
 print(f"copy bandwidth {copy[0]['gb_per_s']:.0f} GB/s\n" if copy else "", end="")
-print("| layer K x N | bits, group | M | kernel us | fraction of copy BW | SIMT us | dequant + GEMM us | bf16 GEMM us |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| layer K x N | bits, group | M | kernel us | fraction of copy BW | tensor cores, codes as A us "
+      "| codes as B us | SIMT us | dequant + GEMM us | bf16 GEMM us |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     g = f"{r['bits']}-bit g{r['group']}" + (" + offsets" if r["offset"] else "")
+    a = f"{r['tc_codes_a_us']:.2f}" if r["tc_codes_a_us"] > 0 else "-"
     print(f"| {r['K']} x {r['N']} | {g} | {r['M']} | {r['kernel_us']:.2f} | {r['fraction_of_copy_bw']:.3f} "
-          f"| {r['simt_kernel_us']:.2f} | {r['dequant_gemm_us']:.1f} | {r['bf16_gemm_us']:.1f} |")
+          f"| {a} | {r['tc_codes_b_us']:.2f} | {r['simt_kernel_us']:.2f} | {r['dequant_gemm_us']:.1f} "
+          f"| {r['bf16_gemm_us']:.1f} |")
 EOF
 bench_stamp "done: $OUT"

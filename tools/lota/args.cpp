@@ -99,10 +99,11 @@ void add_head_quant_flags(CLI::App& sub, int& bits, int64_t& group_size) {
         ->capture_default_str();
 }
 
-void head_quantize(model::Transformer& model, int bits, int64_t group_size, bool log) {
+void head_quantize(model::Transformer& model, int bits, int64_t& group_size, bool log) {
     if (bits == 0) return;
     const bool tied = model.config().tie_word_embeddings;
     const model::Transformer::HeadQuantization q = model.quantize_head(bits, group_size);
+    group_size = q.group_size;
     if (log)
         LOTA_LOG_INFO("LM head quantized (RTN, %d bits, group %lld): %.1f MiB -> %.1f MiB%s", bits,
                       (long long)q.group_size, q.bytes_before / 1048576.0, q.bytes_after / 1048576.0,

@@ -67,8 +67,8 @@ CLI::Option* add_overwrite_flag(CLI::App& sub, bool& overwrite, const std::strin
 /// logits, so it is opt-in) and `group_size` to 0 (128, 64 or 32, the first that divides hidden_size).
 void add_head_quant_flags(CLI::App& sub, int& bits, int64_t& group_size);
 /// Transformer::quantize_head(bits, group_size) when bits > 0, with one line on stderr when `log` (bits, group,
-/// bytes before and after); nothing when bits is 0.
-void head_quantize(model::Transformer& model, int bits, int64_t group_size, bool log);
+/// bytes before and after), and sets `group_size` to the group size used; nothing when bits is 0.
+void head_quantize(model::Transformer& model, int bits, int64_t& group_size, bool log);
 
 /// Check of an integer flag: a value in [lo, hi], or `special` when it is not lo - 1 (e.g. -1 =
 /// "all" for --limit). The error reads "must be an integer >= 1, got 0".

@@ -150,17 +150,6 @@ __device__ __forceinline__ uint32_t x_pair(const XRows<C>& r) {
     return __byte_perm(r.v[P / 2], r.v[P / 2 + C / 4], (P & 1) ? 0x7632 : 0x5410);
 }
 
-// The rows [warp_k_begin, warp_k_end) of x and W that warp `warp` of this block sums: block y's K range
-// (split_rows rows) cut into TC_WARPS contiguous quarters.
-__device__ __forceinline__ int64_t warp_k_begin(const GemvArgs& a, int warp) {
-    return static_cast<int64_t>(blockIdx.y) * a.split_rows + warp * (a.split_rows / TC_WARPS);
-}
-__device__ __forceinline__ int64_t warp_k_end(const GemvArgs& a, int warp) {
-    const int64_t end = warp_k_begin(a, warp) + a.split_rows / TC_WARPS;
-    const int64_t split_end = (static_cast<int64_t>(blockIdx.y) + 1) * a.split_rows;
-    return end < split_end ? (end < a.K ? end : a.K) : (split_end < a.K ? split_end : a.K);
-}
-
 // The end of both kernels, once every warp's sums are in red[warp][row][column]: the block's sum over
 // its K range, added in warp order. One K range: rounded and stored. Several: stored as this range's
 // partial; the last block of the column tile to finish adds all ranges in range order (deterministic
@@ -249,7 +238,12 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
     const int64_t N = a.N, K = a.K, M = a.M;
     const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
-    const int64_t k_begin = warp_k_begin(a, warp), k_end = warp_k_end(a, warp);
+    const int64_t warp_rows = a.split_rows / TC_WARPS;
+    const int64_t split_end = (static_cast<int64_t>(blockIdx.y) + 1) * a.split_rows;
+    const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows + warp * warp_rows;
+    int64_t k_end = k_begin + warp_rows;
+    if (k_end > split_end) k_end = split_end;
+    if (k_end > K) k_end = K;
     const bool row_lo = g < M, row_hi = BIG && g + 8 < M;
     const uint16_t* x_lo = static_cast<const uint16_t*>(a.x) + (row_lo ? g : 0) * K + t * C;
     const uint16_t* x_hi = static_cast<const uint16_t*>(a.x) + (row_hi ? g + 8 : 0) * K + t * C;
@@ -362,7 +356,12 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
     const int64_t N = a.N, K = a.K;
     const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
-    const int64_t k_begin = warp_k_begin(a, warp), k_end = warp_k_end(a, warp);
+    const int64_t warp_rows = a.split_rows / TC_WARPS;
+    const int64_t split_end = (static_cast<int64_t>(blockIdx.y) + 1) * a.split_rows;
+    const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * a.split_rows + warp * warp_rows;
+    int64_t k_end = k_begin + warp_rows;
+    if (k_end > split_end) k_end = split_end;
+    if (k_end > K) k_end = K;
     const bool x_in = g < a.M;  // this lane's B column: row g of x, at its own word rows
     const uint16_t* x_row = static_cast<const uint16_t*>(a.x) + (x_in ? g : 0) * K + t * C;
     const int32_t* wbase = a.qweight + t * N + n0 + 4 * g;  // + (k / C) * N per step

@@ -431,8 +431,8 @@ int64_t simt_splits(const GemvArgs& a, int blocks_per_sm, int64_t* split_rows) {
 
 void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
     // One row of x too: with the codes read from device memory, as a decode step reads them, the
-    // tensor-core kernel is faster than the SIMT one on most 8B layers (bench/gemv.md, --copies).
-XX
+    // tensor-core kernels are faster than the SIMT one on most 8B layers (bench/gemv.md, --copies).
+    // Up to 8 rows the codes are mma's A operand (fewer instructions per code, fewer registers).
     const int tc_a_max_rows = tuning.tc_a_max_rows != 0 ? tuning.tc_a_max_rows : 8;
     a.tc_codes_a = a.M <= tc_a_max_rows;
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Nsight Compute on the two decode-product kernels on the 4096 x 14336 layer, 4-bit g128: the SIMT kernel
-# at 1 row of x and the tensor-core kernel at 16 rows (speed of light, occupancy, launch statistics,
+# Nsight Compute on the decode-product kernels on the 4096 x 14336 layer, 4-bit g128: at 1 row of x the
+# tensor-core kernel with the codes as mma's A operand and the SIMT kernel, at 16 rows the tensor-core
+# kernel with the codes as B (speed of light, occupancy, launch statistics,
 # memory workload, warp states, source counters, scheduler statistics; one launch each after 5). For
 # reading, not a table: the reports are in the output directory and their key lines are printed. Needs a
 # CUDA GPU and ncu.
@@ -18,7 +19,7 @@ bench_parse "$@"
 bench_setup profile_gemv "${ARGS[0]:-build}" "${ARGS[1]:-runs/bench}"
 bench_need bench_gemv
 [ -x "$opt_ncu" ] || bench_die "no Nsight Compute at $opt_ncu (see --ncu)"
-for spec in "quant_gemv_kernel 1" "quant_gemv_tc_kernel 16"; do
+for spec in "quant_gemv_tc_a_kernel 1" "quant_gemv_kernel 1" "quant_gemv_tc_kernel 16"; do
     read -r kernel rows <<< "$spec"
     f="$OUT/ncu-$kernel-m$rows.txt"
     bench_stamp "ncu $kernel, $rows rows"

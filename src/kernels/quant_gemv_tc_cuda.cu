@@ -3,7 +3,7 @@
 // model without act-order. The SIMT kernel (quant_gemv_cuda.cu) spends three to four instructions
 // per code and row of x; here a warp turns two codes into an exact 16-bit pair with one shift and
 // one LOP3 and lets mma.m16n8k16 multiply them with up to 16 rows of x, so the cost per code no
-// longer grows with the rows. At one row the kernel is bound by instruction issue, not by memory
+// longer grows with the rows. At one row such a kernel is bound by instruction issue, not by memory
 // (Nsight Compute), so everything per code and per group is kept to the fewest instructions.
 //
 // Two kernels share that work, measured on an H100 (bench/gemv.md): with up to tc_a_max_rows rows of
@@ -12,14 +12,14 @@
 // is A (quant_gemv_tc_kernel: 16 rows of x in one mma).
 //
 // Layout of quant_gemv_tc_a_kernel (why no shuffles are needed): a sum over k may visit k in any
-// order as long as x and W agree. Lane (g = lane/4, t = lane%4) of a warp loads one 16-byte row piece of qweight: word
-// row w0 + t, columns n0 + 4g .. n0 + 4g + 3. The codes are mma's A operand (rows = output
-// columns): column n0 + 4g + 2T + r is row g + 8r of m-tile T, and a word's codes p and p + C/2
-// (C codes per word; they sit exactly 16 bits apart) form one pair of A's k slots {2t, 2t+1} or
-// {2t+8, 2t+9}. x is the B operand (columns = rows of x): the lane holds x row g at its own word's
-// rows, paired the same way with one byte permute each. Each
-// code enters as 1 + q/2^BITS (the code under the top of 1.0's mantissa: no subtraction), and one
-// more mma with A = 1 gives Σx per row, so per group
+// order as long as x and W agree. Lane (g = lane/4, t = lane%4) of a warp loads one 16-byte row
+// piece of qweight: word row w0 + t, columns n0 + 4g .. n0 + 4g + 3. The codes are mma's A operand
+// (rows = output columns): column n0 + 4g + 2T + r is row g + 8r of m-tile T, and a word's codes p
+// and p + C/2 (C codes per word; they sit exactly 16 bits apart) form one pair of A's k slots
+// {2t, 2t+1} or {2t+8, 2t+9}. x is the B operand (columns = rows of x): the lane holds x row g at
+// its own word's rows, paired the same way with one byte permute each. Each code enters as
+// 1 + q/2^BITS (the code under the top of 1.0's mantissa: no subtraction), and one more mma with
+// A = 1 gives Σx per row, so per group
 //     Σ x·S(Q − Z + F) = S·(2^BITS·Σ x·(1 + Q/2^BITS) − (2^BITS + Z − F)·Σx),
 // summed over a group's steps in the mma's float32 registers and scaled once per group by the
 // lane that holds the sums: lane (g, t) ends with columns n0 + 4g .. + 3 at rows 2t, 2t + 1.
@@ -36,7 +36,7 @@
 // ranges each block stores its float32 partial and the last block of a column tile to finish
 // adds the ranges in order, adds the bias and rounds once (deterministic, no second kernel).
 //
-// Measured on an H100 (bench/gemv.md); quant_gemv_cuda_plan uses it from 1 row on.
+// Measured on an H100 (bench/gemv.md); quant_gemv_cuda_plan uses them from 1 row on.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -116,9 +116,7 @@ int main(int argc, char** argv) {
         if (!gemv) {
             lota::model::QuantLinearOptions no_gemv;
             no_gemv.gemv_max_rows = 0;
-            for (auto& block : model->blocks())
-                for (lota::model::Slot s : lota::model::PROJECTION_SLOTS)
-                    if (auto* q = dynamic_cast<lota::model::QuantLinear*>(block.linear(s).get())) q->set_options(no_gemv);
+            for (lota::model::QuantLinear* q : model->quant_linears()) q->set_options(no_gemv);
         }
         const at::Device dev = model->device();
         if (lora_rank > 0) {
@@ -139,14 +137,9 @@ int main(int argc, char** argv) {
         if (head_bits > 0) {
             const auto head = model->quantize_head(head_bits, head_group_size);
             std::fprintf(stderr, "bench_forward: LM head %d bits, group %lld: %.1f MiB -> %.1f MiB\n", head_bits,
-                         (long long)head_group_size, head.bytes_before / 1048576.0, head.bytes_after / 1048576.0);
+                         (long long)head.group_size, head.bytes_before / 1048576.0, head.bytes_after / 1048576.0);
         }
-        std::vector<lota::model::QuantLinear*> quantized;  // after the fusion: the fused layers are new QuantLinears
-        for (auto& block : model->blocks())
-            for (const lota::model::LinearPtr& l : block.linears)
-                if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) quantized.push_back(q);
-        if (lota::model::QuantLinear* head = model->quantized_head()) quantized.push_back(head);
-        for (lota::model::QuantLinear* q : quantized) {
+        for (lota::model::QuantLinear* q : model->quant_linears()) {  // after the fusion: fused layers are new
             lota::model::QuantLinearOptions o = q->options();
             o.gemv = plan;
             if (!gemv) o.gemv_max_rows = 0;  // the quantized head too (the projections got it before the fusion)

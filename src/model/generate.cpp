@@ -38,13 +38,9 @@ class KeepDequantized {
     /// for all of them and 1 GiB to spare.
     void enable(int64_t rows) {
         const at::Device device = model_.device();
-        std::vector<QuantLinear*> quantized, layers;
-        for (auto& block : model_.blocks())
-            for (const LinearPtr& l : block.linears)
-                if (auto* q = dynamic_cast<QuantLinear*>(l.get())) quantized.push_back(q);
-        if (QuantLinear* head = model_.quantized_head()) quantized.push_back(head);  // Transformer::quantize_head
+        std::vector<QuantLinear*> layers;
         int64_t bytes = 0;
-        for (QuantLinear* q : quantized)
+        for (QuantLinear* q : model_.quant_linears())  // the quantized head too (Transformer::quantize_head)
             if (rows > q->options().gemv_max_rows) {
                 layers.push_back(q);
                 bytes += q->dequantized_bytes(model_.dtype());

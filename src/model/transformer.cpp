@@ -324,6 +324,15 @@ Transformer::HeadQuantization Transformer::quantize_head(int bits, int64_t group
     return sizes;
 }
 
+std::vector<QuantLinear*> Transformer::quant_linears() {
+    std::vector<QuantLinear*> layers;
+    for (Block& b : blocks_)
+        for (const LinearPtr& l : b.linears)
+            if (auto* q = dynamic_cast<QuantLinear*>(l.get())) layers.push_back(q);
+    if (quantized_head_) layers.push_back(quantized_head_.get());
+    return layers;
+}
+
 const at::Tensor& Transformer::lm_head_weight() const {
     LOTA_CHECK(lm_head_.defined(), "the LM head is quantized (quantize_head, for inference): its unquantized "
                "weight, which training's loss needs, is gone");

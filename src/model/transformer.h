@@ -140,6 +140,9 @@ class Transformer {
     HeadQuantization quantize_head(int bits, int64_t group_size);
     /// The LM head made by quantize_head, or null.
     QuantLinear* quantized_head() const { return quantized_head_.get(); }
+    /// Every quantized layer: the blocks' (fused ones included), then the quantized head if any — for code that
+    /// sets their options or keeps them dequantized.
+    std::vector<QuantLinear*> quant_linears();
 
     /// Creates an empty cache for `batch` sequences with room for `capacity` positions.
     KVCache make_cache(int64_t batch, int64_t capacity) const;

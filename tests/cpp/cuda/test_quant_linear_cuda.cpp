@@ -67,7 +67,7 @@ TEST(QuantLinearCuda, GenerationKeepingWeightsDequantizedGivesTheSameTokens) {
     const torch::NoGradGuard no_grad;
     o.keep_dequantized = false;
     const auto every_step = model::generate(*m, prompts, o);
-    const std::vector<model::QuantLinear*> layers = lota_test::quant_layers(*m);
+    const std::vector<model::QuantLinear*> layers = m->quant_linears();
     ASSERT_FALSE(layers.empty());
     // Every quantized layer holds its copy from the first decode step on, and none after the end.
     int64_t tokens_seen = 0, tokens_with_copies = 0;

@@ -116,7 +116,7 @@ TEST(QuantLinear, CpuGenerationKeepingWeightsDequantizedGivesTheSameTokens) {
     at::manual_seed(4);
     // 20 rows a step: more than the packed-code product takes
     const auto prompts = lota_test::random_prompts(m->config().vocab_size, 20);
-    const std::vector<model::QuantLinear*> layers = lota_test::quant_layers(*m);
+    const std::vector<model::QuantLinear*> layers = m->quant_linears();
     ASSERT_FALSE(layers.empty());
     model::GenerateOptions o;
     o.max_new_tokens = 12;

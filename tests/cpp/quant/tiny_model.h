@@ -37,13 +37,4 @@ inline std::vector<std::vector<int64_t>> random_prompts(int64_t vocab, int64_t c
     return prompts;
 }
 
-/// Every quantized layer of `m` (fused ones included).
-inline std::vector<lota::model::QuantLinear*> quant_layers(lota::model::Transformer& m) {
-    std::vector<lota::model::QuantLinear*> layers;
-    for (auto& block : m.blocks())
-        for (const auto& l : block.linears)
-            if (auto* q = dynamic_cast<lota::model::QuantLinear*>(l.get())) layers.push_back(q);
-    return layers;
-}
-
 }  // namespace lota_test

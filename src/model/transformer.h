@@ -138,9 +138,6 @@ class Transformer {
     /// head's weight is freed. Throws lota::Error for other bits, a group size that does not divide hidden_size,
     /// or a head already quantized.
     HeadQuantization quantize_head(int bits, int64_t group_size);
-    /// Decode steps' attention (rope, the KV-cache write and attention) in one CUDA kernel where it applies
-    /// (kernels::decode_attention; on by default), or off: the ATen ops, for side-by-side measurements.
-    void set_decode_attention_kernel(bool on) { decode_attention_kernel_ = on; }
     /// The LM head made by quantize_head, or null.
     QuantLinear* quantized_head() const { return quantized_head_.get(); }
     /// Every quantized layer: the blocks' (fused ones included), then the quantized head if any — for code that
@@ -172,7 +169,6 @@ class Transformer {
     at::Tensor inv_freq_;
     at::Device device_;
     at::ScalarType dtype_;
-    bool decode_attention_kernel_ = true;
 };
 
 /// "f32" | "bf16" | "f16" -> scalar type; throws otherwise.

@@ -5,7 +5,6 @@
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 //                 [--generate 0] [--keep-dequantized 1] [--profile-step S] [--bf16-store 1]
 //                 [--simt-blocks-per-sm 0] [--tc-min-rows 0] [--tc-a-max-rows 0] [--head-bits 0] [--head-group-size 0]
-//                 [--attention-kernel 1] [--attention-chunk 0]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -15,13 +14,10 @@
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 // --bf16-store 0: a bf16 checkpoint run in f32 on the CPU keeps float32 weights (`lota generate` keeps
 // them in bfloat16, Transformer::store_bf16_weights_if_exact).
-// --simt-blocks-per-sm / --tc-min-rows / --tc-a-max-rows / --tc-batch / --tc-waves: the packed-code kernel's plan
-// knobs (kernels::GemvTuning; 0: the default) on every quantized layer, for comparing plans inside whole decode steps.
+// --simt-blocks-per-sm / --tc-min-rows / --tc-a-max-rows: the packed-code kernel's plan knobs (kernels::GemvTuning;
+// 0: the default) on every quantized layer, for comparing plans inside whole decode steps.
 // --head-bits N: the LM head RTN-quantized to N bits in groups of --head-group-size after the load
 // (Transformer::quantize_head, as `lota generate --head-bits`); 0: the head as stored. Every line has "head_bits".
-// --attention-kernel 0: decode steps' attention by ATen ops (rope, index_copy_, SDPA) instead of the one
-// kernel (kernels/decode_attention.h; Transformer::set_decode_attention_kernel). --attention-chunk C: the
-// kernel's ranges of C slots (0: its plan's choice), for comparing plans inside whole decode steps.
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
 // `ncu --profile-from-start off`) spans generate's decode step S (1-based) in every run, warm-up included.
 #include <algorithm>
@@ -78,17 +74,13 @@ int main(int argc, char** argv) {
                              "[--batches 1,16] [--context N] [--steps N] [--repeat N] [--graph 1] [--gemv 1] "
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
                              "[--profile-step S] [--bf16-store 1] [--simt-blocks-per-sm 0] "
-                             "[--tc-min-rows 0] [--tc-a-max-rows 0] [--tc-batch 0] [--tc-waves 0] [--head-bits 0] "
-                             "[--head-group-size 0]\n"
-                             "       [--attention-kernel 1] [--attention-chunk 0]\n");
+                             "[--tc-min-rows 0] [--tc-a-max-rows 0] [--head-bits 0] [--head-group-size 0]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
     int64_t prefill = 2048, context = 128, steps = 64, lora_rank = 0, profile_step = 0, head_group_size = 0;
     int repeat = 5, head_bits = 0;
     bool generate_too = false, keep_dequantized = true, graph = true, gemv = true, fuse = true, bf16_store = true;
-    bool attention_kernel = true;
-    int64_t attention_chunk = 0;
     lota::kernels::GemvTuning plan;  // the packed-code kernel's plan on every quantized layer
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
@@ -111,12 +103,8 @@ int main(int argc, char** argv) {
         else if (k == "--simt-blocks-per-sm") plan.simt_blocks_per_sm = std::stoi(v);
         else if (k == "--tc-min-rows") plan.tc_min_rows = std::stoi(v);
         else if (k == "--tc-a-max-rows") plan.tc_a_max_rows = std::stoi(v);
-        else if (k == "--tc-batch") plan.tc_batch = std::stoi(v);
-        else if (k == "--tc-waves") plan.tc_waves = std::stod(v);
         else if (k == "--head-bits") head_bits = std::stoi(v);
         else if (k == "--head-group-size") head_group_size = std::stoll(v);
-        else if (k == "--attention-kernel") attention_kernel = v != "0";
-        else if (k == "--attention-chunk") attention_chunk = std::stoll(v);
         else {
             std::fprintf(stderr, "bench_forward: unknown option %s\n", k.c_str());
             return 1;
@@ -125,7 +113,6 @@ int main(int argc, char** argv) {
     try {
         torch::NoGradGuard no_grad;
         auto model = lota::model::Transformer::load(dir, {device, dtype});
-        model->set_decode_attention_kernel(attention_kernel, attention_chunk);
         if (!gemv) {
             lota::model::QuantLinearOptions no_gemv;
             no_gemv.gemv_max_rows = 0;

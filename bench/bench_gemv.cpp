@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
                 }
                 for (int a_rows : {-1, 8})  // codes as mma's B operand, or as A (up to 8 rows)
                     for (int batch : {2, 4, 8})
-                        for (double waves : {0.5, 1.0, 2.0, 4.0}) {
+                        for (double waves : {0.5, 1.0, 2.0}) {
                             if (a_rows > 0 && M > 8) continue;
                             tuning = {1, a_rows, batch, waves, 0, true};
                             const double t = graph_seconds_per_call(kernel);

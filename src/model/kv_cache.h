@@ -15,6 +15,7 @@ struct KVCache {
     int64_t length = 0;            ///< number of cached positions
     at::Tensor next_positions;     ///< [B] int64: RoPE position of each sequence's next token
     at::Tensor write_pos;          ///< [1] int64 on the device: == length, read by decode steps
+    at::Tensor slots;              ///< [capacity] int64: 0 .. capacity − 1
     int64_t capacity() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
 };
 

@@ -9,7 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "kernels/dense_gemv.h"
-#include "kernels/decode_attention.h"
+#include "kernels/kv_cache_write.h"
 #include "kernels/rms_norm.h"
 #include "model/arch.h"
 #include "model/fused_linear.h"
@@ -106,6 +106,7 @@ KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
     c.key_mask = at::zeros({batch, capacity}, opts.dtype(at::kBool));
     c.next_positions = at::zeros({batch}, opts.dtype(at::kLong));
     c.write_pos = at::zeros({1}, opts.dtype(at::kLong));
+    c.slots = at::arange(capacity, opts.dtype(at::kLong));
     return c;
 }
 
@@ -181,21 +182,6 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
         k = unpack(b.linear(Slot::K)->forward(x));
         v = unpack(b.linear(Slot::V)->forward(x));
     }
-    const double scale = 1.0 / std::sqrt((double)D);
-    if (ctx.cache && ctx.whole_cache) {
-        // A decode step (T = 1): rope, the cache write and attention over the cache in one call (one kernel
-        // on CUDA).
-        KVCache& c = *ctx.cache;
-        q = q.view({B, T, H, D});
-        k = k.view({B, T, Hkv, D});
-        if (config_.qk_norm) {
-            q = rms_norm(q, b.q_norm);
-            k = rms_norm(k, b.k_norm);
-        }
-        return kernels::decode_attention(q, k, v.view({B, T, Hkv, D}), ctx.cos, ctx.sin, c.k[layer], c.v[layer],
-                                         c.key_mask, c.write_pos, scale, ctx.attn_mask, decode_attention_kernel_,
-                                         decode_attention_chunk_);
-    }
     v = v.view({B, T, Hkv, D}).transpose(1, 2);
     if (y.defined() && !config_.qk_norm) {
         // q and k are adjacent heads of y: one rotation for both (elementwise: the same values).
@@ -213,7 +199,13 @@ at::Tensor Transformer::attn_core(int64_t layer, const at::Tensor& x, const Forw
         q = rope_apply(q.transpose(1, 2), ctx.cos, ctx.sin);
         k = rope_apply(k.transpose(1, 2), ctx.cos, ctx.sin);
     }
-    if (ctx.cache) {
+    const double scale = 1.0 / std::sqrt((double)D);
+    if (ctx.cache && ctx.whole_cache) {
+        KVCache& c = *ctx.cache;
+        kernels::kv_cache_write(c.k[layer], c.v[layer], k, v, c.write_pos);  // one kernel on CUDA
+        k = c.k[layer];
+        v = c.v[layer];
+    } else if (ctx.cache) {
         KVCache& c = *ctx.cache;
         c.k[layer].narrow(2, c.length, T).copy_(k);
         c.v[layer].narrow(2, c.length, T).copy_(v);
@@ -416,7 +408,7 @@ at::Tensor Transformer::head(const at::Tensor& h) const {
 }
 
 at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) {
-    const int64_t B = ids.size(0);
+    const int64_t B = ids.size(0), S = cache.capacity();
     LOTA_CHECK(ids.dim() == 2 && ids.size(1) == 1 && mask.sizes() == ids.sizes(),
                "decode step: expected ids and mask [batch, 1], got %s and %s", shape_str(ids.sizes().vec()).c_str(),
                shape_str(mask.sizes().vec()).c_str());
@@ -429,9 +421,10 @@ at::Tensor Transformer::decode_step(const at::Tensor& ids, const at::Tensor& mas
     std::tie(ctx.cos, ctx.sin) = rope_cos_sin(inv_freq_, positions, dtype_);
     ctx.cache = &cache;
     ctx.whole_cache = true;
-    ctx.causal = false;  // attn_core attends each row to its real keys and itself (kernels/decode_attention.h)
-    if (!(decode_attention_kernel_ && device_.is_cuda()))  // the ATen-op path's mask, once a step
-        ctx.attn_mask = kernels::decode_attention_mask(cache.key_mask, cache.write_pos, dtype_);
+    ctx.causal = false;
+    // Real keys, plus the new token itself (a padding row must not be all-masked).
+    ctx.attn_mask = additive_mask(
+        cache.key_mask.view({B, 1, 1, S}).logical_or(cache.slots.eq(cache.write_pos).view({1, 1, 1, S})), dtype_);
     const at::Tensor h = run_blocks(embed(ids), ctx);
     cache.next_positions.add_(mask.view({B}));
     cache.write_pos.add_(1);

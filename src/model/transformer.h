@@ -138,13 +138,6 @@ class Transformer {
     /// head's weight is freed. Throws lota::Error for other bits, a group size that does not divide hidden_size,
     /// or a head already quantized.
     HeadQuantization quantize_head(int bits, int64_t group_size);
-    /// Decode steps' attention (rope, the KV-cache write and attention) in one CUDA kernel where it applies
-    /// (kernels::decode_attention; on by default), or off: the ATen ops, for side-by-side measurements;
-    /// chunk_keys > 0 sets the kernel's slots per range (0: its plan's choice).
-    void set_decode_attention_kernel(bool on, int64_t chunk_keys = 0) {
-        decode_attention_kernel_ = on;
-        decode_attention_chunk_ = chunk_keys;
-    }
     /// The LM head made by quantize_head, or null.
     QuantLinear* quantized_head() const { return quantized_head_.get(); }
     /// Every quantized layer: the blocks' (fused ones included), then the quantized head if any — for code that
@@ -176,8 +169,6 @@ class Transformer {
     at::Tensor inv_freq_;
     at::Device device_;
     at::ScalarType dtype_;
-    bool decode_attention_kernel_ = true;
-    int64_t decode_attention_chunk_ = 0;  ///< the kernel's slots per range; 0: its plan's choice
 };
 
 /// "f32" | "bf16" | "f16" -> scalar type; throws otherwise.

@@ -1,8 +1,8 @@
 // The fused decode ops, RMSNorm and the residual add before it (kernels/rms_norm.h), the rotary embedding
-// (kernels/rope.h), SwiGLU (kernels/silu_mul.h) and a decode step's attention (kernels/decode_attention.h):
-// their CPU paths against the definitions, and bad input. The CUDA kernels' suites are
+// (kernels/rope.h), SwiGLU (kernels/silu_mul.h) and the KV-cache write (kernels/kv_cache_write.h): their
+// CPU paths against the definitions, and bad input. The CUDA kernels' suites are
 // tests/cpp/kernels/test_rms_norm_cuda.cpp, test_rope_cuda.cpp, test_silu_mul_cuda.cpp and
-// test_decode_attention_cuda.cpp.
+// test_kv_cache_write_cuda.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,9 +14,8 @@
 
 #include <ATen/ATen.h>
 
-#include "../decode_attention_reference.h"
 #include "../test_error.h"
-#include "kernels/decode_attention.h"
+#include "kernels/kv_cache_write.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
 #include "kernels/silu_mul.h"
@@ -64,44 +63,21 @@ TEST(SiluMul, CpuMatchesFloat64Definition) {
     EXPECT_THROW(kernels::silu_mul(gate, up.to(at::kHalf)), Error);
 }
 
-TEST(DecodeAttention, CpuMatchesFloat64DefinitionAndRefusesBadInput) {
-    const at::Device cpu(at::kCPU);
-    struct Shape {
-        int64_t B, H, Hkv, S, D, p;
-    };
-    for (Shape s : {Shape{2, 4, 2, 9, 8, 4}, Shape{1, 3, 3, 1, 16, 0}, Shape{3, 6, 1, 40, 8, 39}}) {
-        at::manual_seed(s.S + s.p);
-        const lota_test::DecodeAttentionCase c =
-            lota_test::make_decode_attention_case(s.B, s.H, s.Hkv, s.S, s.D, s.p, at::kFloat, cpu);
-        at::Tensor kc = c.k_cache.clone(), vc = c.v_cache.clone();
-        const at::Tensor o =
-            kernels::decode_attention(c.q, c.k, c.v, c.cos, c.sin, kc, vc, c.key_mask, c.write_pos, c.scale);
-        const at::Tensor ref = lota_test::decode_attention_reference(c);
-        EXPECT_TRUE(at::allclose(o.to(at::kDouble), ref, 1e-5, 1e-5)) << lota_test::describe(c);
-        const auto [k_want, v_want] = lota_test::decode_attention_expected_caches(c);
-        EXPECT_TRUE(at::equal(kc, k_want) && at::equal(vc, v_want)) << lota_test::describe(c);
-        // The mask a decode step builds once for all its layers: the same result.
-        const at::Tensor step_mask = kernels::decode_attention_mask(c.key_mask, c.write_pos, at::kFloat);
-        kc = c.k_cache.clone(), vc = c.v_cache.clone();
-        const at::Tensor o2 = kernels::decode_attention(c.q, c.k, c.v, c.cos, c.sin, kc, vc, c.key_mask,
-                                                        c.write_pos, c.scale, step_mask);
-        EXPECT_TRUE(at::equal(o, o2)) << lota_test::describe(c);
-    }
-    const lota_test::DecodeAttentionCase c = lota_test::make_decode_attention_case(2, 4, 2, 6, 8, 1, at::kFloat, cpu);
-    at::Tensor kc = c.k_cache.clone(), vc = c.v_cache.clone();
-    const auto call = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask, const at::Tensor& pos) {
-        return kernels::decode_attention(q, k, c.v, c.cos, c.sin, kc, vc, mask, pos, c.scale);
-    };
-    EXPECT_THROW(call(c.q.narrow(3, 0, 4), c.k, c.key_mask, c.write_pos), Error);          // D differs
-    EXPECT_THROW(call(c.q.narrow(2, 0, 3), c.k, c.key_mask, c.write_pos), Error);          // H not a multiple of Hkv
-    EXPECT_THROW(call(c.q, c.k.to(at::kDouble), c.key_mask, c.write_pos), Error);          // dtype
-    EXPECT_THROW(call(c.q, c.k.transpose(2, 3), c.key_mask, c.write_pos), Error);          // elements not contiguous
-    EXPECT_THROW(call(c.q, c.k, c.key_mask.narrow(1, 0, 5), c.write_pos), Error);         // mask length
-    EXPECT_THROW(call(c.q, c.k, c.key_mask, c.write_pos.to(at::kInt)), Error);             // int32 slot
-    EXPECT_THROW(call(c.q, c.k, c.key_mask, at::zeros({2}, at::kLong)), Error);           // two slots
-    EXPECT_THROW(kernels::decode_attention(c.q, c.k, c.v, c.cos, c.sin, kc, vc, c.key_mask, c.write_pos, c.scale,
-                                           at::zeros({2, 1, 1, 5})),
-                 Error);  // a step mask of another cache length
+TEST(KvCacheWrite, CpuWritesTheSlotAndRefusesBadInput) {
+    at::manual_seed(7);
+    at::Tensor kc = at::randn({2, 3, 6, 8}), vc = at::randn({2, 3, 6, 8});
+    const at::Tensor k0 = kc.clone(), v0 = vc.clone();
+    const at::Tensor y = at::randn({2, 1, 2 * 3 * 8});
+    const at::Tensor k = y.narrow(-1, 0, 24).view({2, 1, 3, 8}).transpose(1, 2);
+    const at::Tensor v = y.narrow(-1, 24, 24).view({2, 1, 3, 8}).transpose(1, 2);
+    kernels::kv_cache_write(kc, vc, k, v, at::full({1}, 4, at::kLong));
+    EXPECT_TRUE(at::equal(kc.select(2, 4), k.select(2, 0)) && at::equal(vc.select(2, 4), v.select(2, 0)));
+    EXPECT_TRUE(at::equal(kc.narrow(2, 0, 4), k0.narrow(2, 0, 4)) && at::equal(vc.narrow(2, 5, 1), v0.narrow(2, 5, 1)));
+    const at::Tensor pos = at::zeros({1}, at::kLong);
+    EXPECT_THROW(kernels::kv_cache_write(kc, vc, k.narrow(3, 0, 4), v, pos), Error);  // D differs
+    EXPECT_THROW(kernels::kv_cache_write(kc, vc, k, v.to(at::kDouble), pos), Error);  // dtype
+    EXPECT_THROW(kernels::kv_cache_write(kc, vc, k, v, pos.to(at::kInt)), Error);     // int32 slot
+    EXPECT_THROW(kernels::kv_cache_write(kc, vc, k, v, at::zeros({2}, at::kLong)), Error);
 }
 
 TEST(Rope, CpuMatchesFloat64Definition) {

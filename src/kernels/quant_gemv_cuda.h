@@ -23,6 +23,7 @@ struct GemvArgs {
     bool tensor_cores = false;  ///< set by quant_gemv_cuda_plan: the tensor-core kernel runs
     bool tc_codes_a = false;    ///< set by the plan: with up to 8 rows, the tensor-core kernel takes the codes as A
     int tc_batch = 4;           ///< tensor-core kernel: steps whose loads a warp issues together (2, 4, 8)
+    bool tc_pdl = false;        ///< tensor-core kernel: launched to start before the previous kernel ends
     int64_t splits = 1;         ///< K is cut into `splits` ranges of split_rows rows
     int64_t split_rows = 0;     ///< a multiple of 32
     float* partial = nullptr;   ///< [splits, M, N] float32 scratch
@@ -40,6 +41,7 @@ struct GemvTuning {
     double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at (< 0: as many as fit, one wave)
     bool tensor_cores = true;    ///< false: the SIMT kernel runs every case
+    int tc_pdl = 0;              ///< < 0: the tensor-core kernel waits for the previous kernel to end before it starts
 };
 
 /// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,

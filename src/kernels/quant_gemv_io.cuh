@@ -12,6 +12,23 @@
 
 namespace lota::kernels {
 
+// Programmatic dependent launch (compute capability 9.0; no-ops below): a kernel that calls
+// allow_dependents_early() lets the next kernel of its stream, when that one is launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization, start before it ends; that kernel must call
+// wait_for_previous_kernel() before it reads what the previous kernels write (it may read constant
+// data such as weights before). Without the attribute both return at once.
+__device__ __forceinline__ void allow_dependents_early() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float load_as_float(const void* p, GemvType t, int64_t i) {
     switch (t) {
         case GemvType::F16: return __half2float(static_cast<const __half*>(p)[i]);

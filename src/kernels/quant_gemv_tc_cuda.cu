@@ -36,7 +36,12 @@
 // ranges each block stores its float32 partial and the last block of a column tile to finish
 // adds the ranges in order, adds the bias and rounds once (deterministic, no second kernel).
 //
-// Measured on an H100 (bench/gemv.md); quant_gemv_cuda_plan uses them from 1 row on.
+// Launch (compute capability 9.0): a programmatic dependent launch, so that the blocks start while the
+// previous kernel (RMSNorm, SwiGLU: they let dependents start early) still runs; each warp asks L2 for
+// its first codes, waits for that kernel (x is its output), then runs as above. The partial sums and
+// tile counters are touched only after the wait.
+//
+// Measured on an H100 (bench/gemv.md, bench/decode.md); quant_gemv_cuda_plan uses them from 1 row on.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -228,6 +233,16 @@ __device__ __forceinline__ GroupMeta4 load_meta4(const GemvArgs& a, int64_t gn) 
     return m;
 }
 
+// Before waiting for the previous kernel (x is its output): asks L2 for the codes of the warp's first
+// 8 steps (lane g: step g, word row t; one 128-byte line each), which no kernel writes.
+template <int STEP, int C>
+__device__ __forceinline__ void prefetch_codes_then_wait(const int32_t* wline, int64_t N, int64_t k_begin,
+                                                         int64_t k_end, int g) {
+    const int64_t k = k_begin + static_cast<int64_t>(g) * STEP;
+    if (k < k_end) asm volatile("prefetch.global.L2 [%0];" ::"l"(wline + (k / C) * N));
+    wait_for_previous_kernel();
+}
+
 // BITS: 2 or 4. BIG: more than 8 rows of x (the A fragment's rows g + 8 are used). U: steps whose
 // loads a warp issues together before multiplying them.
 template <int BITS, bool BF16, bool BIG, int U>
@@ -288,6 +303,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
         clear_group();
     };
 
+    prefetch_codes_then_wait<STEP, C>(a.qweight + t * N + n0, N, k_begin, k_end, g);
     if (k_begin < k_end) {
         const uint32_t pair_mask = ((1u << BITS) - 1u) * 0x00010001u, magic = Half16<BF16>::magic;
         int64_t gi = k_begin / a.group_rows;
@@ -389,6 +405,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
         clear_group();
     };
 
+    prefetch_codes_then_wait<STEP, C>(a.qweight + t * N + n0, N, k_begin, k_end, g);
     if (k_begin < k_end) {
         const uint32_t mask = ((1u << BITS) - 1u) * 0x00010001u << (Half16<BF16>::mantissa - BITS);
         const uint32_t one = Half16<BF16>::one;
@@ -399,14 +416,18 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
         int64_t meta_at = (k_begin / a.group_rows) * N + n0 + 4 * g;
         GroupMeta4 meta = load_meta4(a, meta_at);
         for (int64_t kb = k_begin; kb < k_end; kb += U * STEP) {
-            // Issue the code loads of U steps at once (the warp's bytes in flight), then multiply. x is
-            // loaded at its step: it is small and read by every block, so it comes from L1 or L2 (loading
-            // it a step ahead needs registers that cost occupancy, or spills).
+            // Issue the loads of U steps, codes and x, at once (the warp's bytes in flight), then multiply.
+            // x comes from L1 or L2, but loaded at its step each step waited for it in turn: in a decode
+            // step this kernel is a chain of such waits more than a stream of bytes. Loading it with the
+            // codes costs registers (5 resident blocks an SM instead of 7 at 4 bits, U 4) and was faster
+            // in whole decode steps (bench/decode.md).
             int4 w[U];
+            XRows<C> xs[U];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 const int64_t k = kb + u * STEP;
                 w[u] = k < k_end ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
+                xs[u] = load_x<C>(x_row + k, x_in && k < k_end);
             }
 #pragma unroll
             for (int u = 0; u < U; ++u) {
@@ -418,7 +439,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
                     meta_at += N;
                     meta = load_meta4(a, meta_at);
                 }
-                const XRows<C> xr = load_x<C>(x_row + k, x_in);
+                const XRows<C>& xr = xs[u];
                 const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
                                            static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
                 // k-quarter h takes the words' pairs 2h (k slots 2t, 2t+1) and 2h + 1 (slots 2t+8, 2t+9).
@@ -475,7 +496,7 @@ TcKernel kernel_with_kind(int kind, int batch) {
 }
 
 // The instance for these arguments (bits, x's type, kernel and rows, a.tc_batch) and its index in
-// 0 .. 35 (for the occupancy cache).
+// 0 .. 35 (for the occupancy and early-launch caches).
 TcKernel tc_kernel(const GemvArgs& a, int* index) {
     const bool bf16 = a.x_type == GemvType::BF16;
     const int kind = a.tc_codes_a && a.M <= 8 ? 0 : a.M > 8 ? 2 : 1;
@@ -497,6 +518,22 @@ int resident_blocks_of(const GemvArgs& a) {
         cache[index].store(n);
     }
     return n > 0 ? n : 0;
+}
+
+// Whether the instance on this device was compiled with wait_for_previous_kernel (PTX of compute
+// capability 9.0 or later: one built for an older one and JIT-compiled would not wait), asked once.
+bool compiled_to_wait(const GemvArgs& a) {
+    static std::atomic<int> cache[36];  // 0: not asked yet; 1: yes; -1: no
+    int index = 0;
+    const TcKernel k = tc_kernel(a, &index);
+    int v = cache[index].load();
+    if (v == 0) {
+        cudaFuncAttributes attr{};
+        const bool ok = cudaFuncGetAttributes(&attr, k) == cudaSuccess;
+        v = ok && attr.ptxVersion >= 90 && attr.binaryVersion >= 90 ? 1 : -1;
+        cache[index].store(v);
+    }
+    return v > 0;
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -538,8 +575,19 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
 
 void quant_gemv_tc_launch(const GemvArgs& a, void* stream_ptr) {
     int index = 0;
-    const dim3 grid(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
-    tc_kernel(a, &index)<<<grid, TC_WARPS * 32, 0, static_cast<cudaStream_t>(stream_ptr)>>>(a, quant_gemv_tile_counters());
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(static_cast<unsigned>(a.N / TC_COLS), static_cast<unsigned>(a.splits));
+    config.blockDim = dim3(TC_WARPS * 32);
+    config.stream = static_cast<cudaStream_t>(stream_ptr);
+    // May start while the previous kernel runs (it loads codes, then waits: prefetch_codes_then_wait).
+    cudaLaunchAttribute early;
+    early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    early.val.programmaticStreamSerializationAllowed = 1;
+    if (a.tc_pdl && compiled_to_wait(a)) {
+        config.attrs = &early;
+        config.numAttrs = 1;
+    }
+    cudaLaunchKernelEx(&config, tc_kernel(a, &index), a, quant_gemv_tile_counters());
 }
 
 int* quant_gemv_tile_counters() {

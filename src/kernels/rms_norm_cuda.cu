@@ -57,6 +57,7 @@ __device__ __forceinline__ float input_at(const NormArgs<T>& a, int64_t e) {
 // row again (from L2).
 template <typename T, bool RESIDUAL>
 __global__ void __launch_bounds__(THREADS) rms_norm_kernel(NormArgs<T> a) {
+    allow_dependents_early();  // the next product may start loading its weights
     constexpr int V = 16 / sizeof(T);
     __shared__ float warp_sums[THREADS / 32];
     const int64_t row = static_cast<int64_t>(blockIdx.x) * a.H, H = a.H;
@@ -83,6 +84,7 @@ __global__ void __launch_bounds__(THREADS) rms_norm_kernel(NormArgs<T> a) {
 // held in registers between the sum and the output.
 template <typename T, bool RESIDUAL>
 __global__ void __launch_bounds__(THREADS) rms_norm_registers_kernel(NormArgs<T> a) {
+    allow_dependents_early();  // the next product may start loading its weights
     constexpr int V = 16 / sizeof(T), RUNS = REG_ELEMS / V;
     union Run {
         uint4 raw;

@@ -19,6 +19,7 @@ __device__ __forceinline__ T silu_times(T g, T u) {
 
 template <typename T, bool VECTOR>
 __global__ void silu_mul_kernel(const T* gate, const T* up, int64_t ld, T* out, int64_t rows, int64_t n) {
+    allow_dependents_early();  // the down product may start loading its weights
     constexpr int V = 16 / sizeof(T);
     const int64_t per_row = (n + V - 1) / V;
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -46,7 +46,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <mutex>
 #include <type_traits>
 #include <utility>
@@ -496,7 +495,7 @@ TcKernel kernel_with_kind(int kind, int batch) {
 }
 
 // The instance for these arguments (bits, x's type, kernel and rows, a.tc_batch) and its index in
-// 0 .. 35 (for the occupancy and early-launch caches).
+// 0 .. 35 (for instance_info).
 TcKernel tc_kernel(const GemvArgs& a, int* index) {
     const bool bf16 = a.x_type == GemvType::BF16;
     const int kind = a.tc_codes_a && a.M <= 8 ? 0 : a.M > 8 ? 2 : 1;
@@ -506,34 +505,29 @@ TcKernel tc_kernel(const GemvArgs& a, int* index) {
     return bf16 ? kernel_with_kind<4, true>(kind, batch) : kernel_with_kind<4, false>(kind, batch);
 }
 
-// Blocks of the instance resident per SM (registers and shared memory allowing), asked once.
-int resident_blocks_of(const GemvArgs& a) {
-    static std::atomic<int> cache[36];  // 0: not asked yet; -1: the query failed
-    int index = 0;
-    const TcKernel k = tc_kernel(a, &index);
-    int n = cache[index].load();
-    if (n == 0) {
-        int v = 0;
-        n = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, k, TC_WARPS * 32, 0) == cudaSuccess && v > 0 ? v : -1;
-        cache[index].store(n);
-    }
-    return n > 0 ? n : 0;
-}
+// What the launches need to know of an instance, asked of the runtime once per instance: its blocks
+// resident per SM (registers and shared memory allowing; 0 if the query failed), and whether it was
+// compiled with wait_for_previous_kernel (PTX of compute capability 9.0 or later: one built for an
+// older one and JIT-compiled would not wait, so it must not be launched to start early).
+struct InstanceInfo {
+    int resident_blocks = 0;
+    bool compiled_to_wait = false;
+};
 
-// Whether the instance on this device was compiled with wait_for_previous_kernel (PTX of compute
-// capability 9.0 or later: one built for an older one and JIT-compiled would not wait), asked once.
-bool compiled_to_wait(const GemvArgs& a) {
-    static std::atomic<int> cache[36];  // 0: not asked yet; 1: yes; -1: no
+const InstanceInfo& instance_info(const GemvArgs& a) {
+    static std::once_flag asked[36];
+    static InstanceInfo info[36];
     int index = 0;
     const TcKernel k = tc_kernel(a, &index);
-    int v = cache[index].load();
-    if (v == 0) {
+    std::call_once(asked[index], [&] {
+        int blocks = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, TC_WARPS * 32, 0) == cudaSuccess && blocks > 0)
+            info[index].resident_blocks = blocks;
         cudaFuncAttributes attr{};
-        const bool ok = cudaFuncGetAttributes(&attr, k) == cudaSuccess;
-        v = ok && attr.ptxVersion >= 90 && attr.binaryVersion >= 90 ? 1 : -1;
-        cache[index].store(v);
-    }
-    return v > 0;
+        info[index].compiled_to_wait =
+            cudaFuncGetAttributes(&attr, k) == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+    });
+    return info[index];
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -552,7 +546,7 @@ bool quant_gemv_tc_eligible(const GemvArgs& a) {
     return a.M >= 1 && a.M <= 16 && a.group_rows > 0 && a.group_rows % step == 0 && a.K % step == 0 &&
            a.N % TC_COLS == 0 && a.N / TC_COLS <= QUANT_GEMV_MAX_TILES && aligned16(a.qweight) && aligned16(a.scales) &&
            aligned16(a.zeros) && (a.offset == nullptr || aligned16(a.offset)) && aligned16(a.x) &&
-           device_major() >= 8 && quant_gemv_tile_counters() != nullptr && resident_blocks_of(a) > 0;
+           device_major() >= 8 && quant_gemv_tile_counters() != nullptr && instance_info(a).resident_blocks > 0;
 }
 
 int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows) {
@@ -562,7 +556,7 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
     // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
     const double waves = tuning.tc_waves > 0 ? tuning.tc_waves : 1.0;
     const int64_t wave_warps =
-        static_cast<int64_t>(waves * static_cast<double>(resident_blocks_of(a)) * sm_count * TC_WARPS);
+        static_cast<int64_t>(waves * static_cast<double>(instance_info(a).resident_blocks) * sm_count * TC_WARPS);
     int64_t per_warp = (tiles * steps + wave_warps - 1) / wave_warps;
     if (per_warp < 2) per_warp = 2;
     int64_t splits = (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp);
@@ -583,7 +577,7 @@ void quant_gemv_tc_launch(const GemvArgs& a, void* stream_ptr) {
     cudaLaunchAttribute early;
     early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     early.val.programmaticStreamSerializationAllowed = 1;
-    if (a.tc_pdl && compiled_to_wait(a)) {
+    if (a.tc_pdl && instance_info(a).compiled_to_wait) {
         config.attrs = &early;
         config.numAttrs = 1;
     }

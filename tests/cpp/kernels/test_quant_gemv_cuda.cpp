@@ -108,7 +108,7 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
                             ++cases;
                         }
         }
-    EXPECT_EQ(cases, (4 + 3) * 3 * 2 * 3 * 2);  // 2-bit steps are 64 rows: no 32-row groups
+    EXPECT_EQ(cases, 2 * (2 * 4 * 3 * 3 * 2 - 3 * 3 * 2));  // 2-bit steps are 64 rows: no 32-row groups
 }
 
 // The SIMT kernel's work split (GemvTuning::simt_blocks_per_sm; -1: as many blocks as fit on an SM, from

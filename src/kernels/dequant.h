@@ -1,6 +1,6 @@
 // GPTQ dequantization op: W[k,n] = S[g,n]·(Q[k,n] − Z[g,n] + F[g,n]), g = g_idx[k] (DESIGN §1),
 // from packed codes into a [K, N] buffer of the compute dtype. Validates once, then runs the CPU
-// reference loops (dequant_cpu.cpp) or the CUDA kernel (dequant_cuda.cu); both evaluate
+// kernel (dequant_cpu.cpp) or the CUDA kernel (dequant_cuda.cu); both evaluate
 // kernels::dequant_value in float32 and round once, so they agree bit for bit.
 #pragma once
 
@@ -21,7 +21,7 @@ at::Tensor dequant_forward(const at::Tensor& qweight, const at::Tensor& zeros, c
 void dequant_check_args(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
                         const at::Tensor& g_idx, const at::Tensor& offset, int bits);
 
-/// CPU reference (plain loops, the spec); arguments already validated.
+/// The CPU kernel (dequant_cpu.cpp); arguments already validated.
 void dequant_cpu(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
                  const at::Tensor& g_idx, const at::Tensor& offset, int bits, at::Tensor& out);
 

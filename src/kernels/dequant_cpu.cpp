@@ -1,25 +1,68 @@
-// CPU reference of the GPTQ dequantization op (see dequant.h): plain loops over
-// kernels::gptq_stream_get and kernels::dequant_value, parallel over rows k only.
+// The GPTQ dequantization op on the CPU (see dequant.h), the twin of dequant_cuda.cu.
+//
+// Row k of W needs one shift of one word row of qweight (Note [GPTQ bit stream]): its codes sit at bit
+// (k·b) mod 32 of word row k·b/32 in every column, and only for 3 bits at the rows where a code straddles two
+// words (k·3 mod 32 = 30 or 31) is the next word row ORed in. So a row is one loop over its N columns that
+// vectorises, with kernels::dequant_value's operations in its order (Q − Z exact, + F, · S). The scales of the
+// row's group are widened to float32 once per group a task meets (contiguous groups: once per group).
+#include <type_traits>
+#include <vector>
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "kernels/cpu_simd.h"
 #include "kernels/dequant.h"
 #include "kernels/dequant_formula.h"
 
 namespace lota::kernels {
 namespace {
 
+// Row k's codes as (w0 >> shift | w1 << (32 − shift)) & mask; w1 is null unless they straddle, f null
+// without LoTA offset (adding 0.0f to the integer difference is exact, so both give dequant_value's result).
+LOTA_CPU_CLONES void dequant_row(const int32_t* w0, const int32_t* w1, int shift, uint32_t mask, const int32_t* z,
+                                 const float* s, const float* f, int64_t N, float* out) {
+    const auto u = [](int32_t v) { return static_cast<uint32_t>(v); };
+    if (w1 == nullptr && f == nullptr) {
+        for (int64_t n = 0; n < N; ++n) {
+            const int32_t d = static_cast<int32_t>((u(w0[n]) >> shift) & mask) - z[n];
+            out[n] = s[n] * static_cast<float>(d);
+        }
+    } else if (w1 == nullptr) {
+        for (int64_t n = 0; n < N; ++n) {
+            const int32_t d = static_cast<int32_t>((u(w0[n]) >> shift) & mask) - z[n];
+            out[n] = s[n] * (static_cast<float>(d) + f[n]);
+        }
+    } else {  // 3 bits, a straddling row: shift is 30 or 31
+        for (int64_t n = 0; n < N; ++n) {
+            const int32_t d = static_cast<int32_t>(((u(w0[n]) >> shift) | (u(w1[n]) << (32 - shift))) & mask) - z[n];
+            out[n] = s[n] * (static_cast<float>(d) + (f != nullptr ? f[n] : 0.0f));
+        }
+    }
+}
+
 template <typename T>
 void dequant_cpu_typed(const int32_t* qweight, const int32_t* zeros, const c10::Half* scales, const int32_t* g_idx,
                        const float* offset, int64_t K, int64_t N, int bits, T* out) {
+    const uint32_t mask = (1u << bits) - 1u;
     at::parallel_for(0, K, 16, [&](int64_t k0, int64_t k1) {
+        std::vector<float> s(N);                                   // the current group's scales in float32
+        std::vector<float> row(std::is_same_v<T, float> ? 0 : N);  // a row before its rounding to T
+        int64_t cached = -1;
         for (int64_t k = k0; k < k1; ++k) {
             const int64_t g = g_idx[k];
-            for (int64_t n = 0; n < N; ++n) {
-                const int32_t q = static_cast<int32_t>(gptq_stream_get(qweight + n, N, k, bits));
-                const float f = offset ? offset[g * N + n] : 0.0f;
-                out[k * N + n] = static_cast<T>(dequant_value(q, zeros[g * N + n], static_cast<float>(scales[g * N + n]), f));
+            if (g != cached) {
+                for (int64_t n = 0; n < N; ++n) s[n] = static_cast<float>(scales[g * N + n]);
+                cached = g;
             }
+            const int64_t bit = k * bits, w = bit >> 5;
+            const int shift = static_cast<int>(bit & 31);
+            const int32_t* w1 = shift + bits > 32 ? qweight + (w + 1) * N : nullptr;
+            float* dst = std::is_same_v<T, float> ? reinterpret_cast<float*>(out + k * N) : row.data();
+            dequant_row(qweight + w * N, w1, shift, mask, zeros + g * N, s.data(), offset ? offset + g * N : nullptr, N,
+                        dst);
+            if constexpr (!std::is_same_v<T, float>)
+                for (int64_t n = 0; n < N; ++n) out[k * N + n] = static_cast<T>(row[n]);
         }
     });
 }

@@ -210,13 +210,20 @@ INSTANTIATE_TEST_SUITE_P(AllBitsAndGroups, PackRoundTrip,
                          ::testing::Combine(::testing::Values(2, 3, 4, 8), ::testing::Values(32, 64, 128, -1)));
 
 TEST(Pack, DequantWithOffsetIsSTimesQMinusZPlusF) {
-    QuantizedWeight qw = random_qw(4, 32, 64, 32, 7);
-    qw.offset = at::rand({qw.n_groups(), 32}, at::kFloat) - 0.5;
-    const at::Tensor gi = qw.g_idx.to(at::kLong);
-    const at::Tensor ref = qw.scales.to(at::kFloat).index_select(0, gi) *
-                           ((unpack_codes(qw).to(at::kFloat) - qw.zeros.to(at::kFloat).index_select(0, gi)) +
-                            qw.offset.index_select(0, gi));
-    EXPECT_TRUE(at::equal(dequantize(qw), ref));
+    // Every width, 37 columns (no whole vector), act-order groups (the group changes from row to row).
+    for (const int bits : {2, 3, 4, 8}) {
+        for (const bool desc_act : {false, true}) {
+            QuantizedWeight qw = random_qw(bits, 32, 128, 37, 7 + bits, desc_act);
+            qw.offset = at::rand({qw.n_groups(), 37}, at::kFloat) - 0.5;
+            const at::Tensor gi = qw.g_idx.to(at::kLong);
+            const at::Tensor ref = qw.scales.to(at::kFloat).index_select(0, gi) *
+                                   ((unpack_codes(qw).to(at::kFloat) - qw.zeros.to(at::kFloat).index_select(0, gi)) +
+                                    qw.offset.index_select(0, gi));
+            EXPECT_TRUE(at::equal(dequantize(qw), ref)) << "bits " << bits << " act-order " << desc_act;
+            EXPECT_TRUE(at::equal(dequantize(qw, at::kBFloat16), ref.to(at::kBFloat16))) << "bits " << bits;
+            EXPECT_TRUE(at::equal(dequantize(qw, at::kHalf), ref.to(at::kHalf))) << "bits " << bits;
+        }
+    }
 }
 
 TEST(Pack, BadInputsThrowWithShapes) {

@@ -27,8 +27,9 @@ struct KernelTotal {
 void step_trace_begin(bool cuda) {
     std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
     if (cuda) activities.insert(prof::ActivityType::CUDA);
-    // With the caching allocator's events: the trace shows where the step's memory peak is.
-    const prof::ProfilerConfig config(prof::ProfilerState::KINETO, /*report_input_shapes=*/false,
+    // With the caching allocator's events (the trace shows where the step's memory peak is) and every op's
+    // input shapes (which products take the time).
+    const prof::ProfilerConfig config(prof::ProfilerState::KINETO, /*report_input_shapes=*/true,
                                       /*profile_memory=*/true);
     torch::autograd::profiler::prepareProfiler(config, activities);
     torch::autograd::profiler::enableProfiler(config, activities);

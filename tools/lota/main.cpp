@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 
+#include <ATen/Context.h>
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
@@ -21,6 +22,11 @@ std::string subcommand_name(const CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Float32 denormals are flushed to zero on the CPU (FTZ/DAZ), set before any thread starts so that every
+    // thread (OpenMP's, the autograd engine's) inherits it. A backward pass whose gradients reach ~1e-38
+    // otherwise runs the products that touch them at a fraction of their speed (the main job's training step
+    // spent 19.5 ms instead of 5.3 in each down projection's ∂x). Only values below 1.2e-38 change (to 0).
+    at::globalContext().setFlushDenormal(true);
     CLI::App app{"lota: quantize, fine-tune (LoTA-QAF), merge and run quantized LLMs"};
     app.require_subcommand(1);
     lota::cli::register_all(app);

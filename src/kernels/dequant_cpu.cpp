@@ -18,25 +18,21 @@
 namespace lota::kernels {
 namespace {
 
-// Row k's codes as (w0 >> shift | w1 << (32 − shift)) & mask; w1 is null unless they straddle, f null
-// without LoTA offset (adding 0.0f to the integer difference is exact, so both give dequant_value's result).
+// Row k's codes as (w0 >> shift | w1 << (32 − shift)) & mask, w1 null unless they straddle, through
+// kernels::dequant_value; f null without LoTA offset (adding 0.0f to the integer difference is exact).
 LOTA_CPU_CLONES void dequant_row(const int32_t* w0, const int32_t* w1, int shift, uint32_t mask, const int32_t* z,
                                  const float* s, const float* f, int64_t N, float* out) {
     const auto u = [](int32_t v) { return static_cast<uint32_t>(v); };
     if (w1 == nullptr && f == nullptr) {
-        for (int64_t n = 0; n < N; ++n) {
-            const int32_t d = static_cast<int32_t>((u(w0[n]) >> shift) & mask) - z[n];
-            out[n] = s[n] * static_cast<float>(d);
-        }
+        for (int64_t n = 0; n < N; ++n)
+            out[n] = dequant_value(static_cast<int32_t>((u(w0[n]) >> shift) & mask), z[n], s[n], 0.0f);
     } else if (w1 == nullptr) {
-        for (int64_t n = 0; n < N; ++n) {
-            const int32_t d = static_cast<int32_t>((u(w0[n]) >> shift) & mask) - z[n];
-            out[n] = s[n] * (static_cast<float>(d) + f[n]);
-        }
+        for (int64_t n = 0; n < N; ++n)
+            out[n] = dequant_value(static_cast<int32_t>((u(w0[n]) >> shift) & mask), z[n], s[n], f[n]);
     } else {  // 3 bits, a straddling row: shift is 30 or 31
         for (int64_t n = 0; n < N; ++n) {
-            const int32_t d = static_cast<int32_t>(((u(w0[n]) >> shift) | (u(w1[n]) << (32 - shift))) & mask) - z[n];
-            out[n] = s[n] * (static_cast<float>(d) + (f != nullptr ? f[n] : 0.0f));
+            const uint32_t q = ((u(w0[n]) >> shift) | (u(w1[n]) << (32 - shift))) & mask;
+            out[n] = dequant_value(static_cast<int32_t>(q), z[n], s[n], f != nullptr ? f[n] : 0.0f);
         }
     }
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
@@ -158,6 +159,7 @@ std::unique_ptr<Group> Group::join(const std::string& device, const std::string&
     const Launch& l = g->launch_;
     Impl& im = *g->impl_;
     im.silent = silent_limit();
+    std::signal(SIGPIPE, SIG_IGN);  // Note [rank failures]: a dead peer's socket must fail the write, not the process
     // c10d logs every failed store call with a C++ backtrace; when a rank stops, the others' messages
     // (Note [rank failures]) say what happened. TORCH_CPP_LOG_LEVEL, when set, still decides.
     if (env_str("TORCH_CPP_LOG_LEVEL").empty()) {

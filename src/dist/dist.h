@@ -16,6 +16,8 @@
 // same message, and at once when a peer left a failure message (Group::abort, which the CLI calls
 // with the error that stops a rank). Ranks that finish cleanly say so first ("done/<rank>"), so a rank that ends early is
 // not taken for a dead one. Rank 0, when it holds the store, leaves only after every rank is done.
+// A rank ignores SIGPIPE: Gloo writes to its peers with writev(), and a write to the socket of a
+// peer that was killed would otherwise end the process silently instead of failing the collective.
 #pragma once
 
 #include <cstdint>

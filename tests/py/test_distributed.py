@@ -245,8 +245,17 @@ def test_killed_rank_is_named(setup):
             time.sleep(0.2)
         assert list(out.glob("checkpoint-*")), "no checkpoint within 120 s"
 
-    err = kill_rank_1(procs, under_way, timeout=60)
-    assert procs[0].returncode != 0
+    def under_way_ignoring_sigpipe():
+        under_way()
+        # Gloo writes to a peer with writev(): with SIGPIPE's default action, a write to the killed
+        # rank's socket would end rank 0 silently (signal 13) instead of failing the collective.
+        status = Path(f"/proc/{procs[0].pid}/status")
+        if status.exists():
+            ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status.read_text(), re.M).group(1), 16)
+            assert ignored >> (signal.SIGPIPE - 1) & 1, "rank 0 does not ignore SIGPIPE"
+
+    err = kill_rank_1(procs, under_way_ignoring_sigpipe, timeout=60)
+    assert procs[0].returncode == 1, (procs[0].returncode, err)
     assert "rank 1 stopped" in err, err
     assert not (out / "adapter_model.safetensors").exists()
 

@@ -8,7 +8,7 @@
 // AVX-512, 6 × 4 tiles of 16 floats in 29 of its 32 (10 loads per 24 FMAs). A block of NT weight rows
 // (NT·K floats, ≤ 36 KiB for K ≤ 1536) is read from memory once and from L1 for every further tile of
 // input rows; blocks are split over the threads. The widest build the CPU runs is chosen once, at the
-// first call; elsewhere the AVX2 loops built for the baseline ISA. Each output's sum is the same
+// first call (cpu_simd.h); elsewhere the AVX2 loops built for the baseline ISA. Each output's sum is the same
 // function of its row pair for a given vector width (lanes added in a fixed tree).
 #include "kernels/dense_gemv.h"
 
@@ -27,11 +27,8 @@ namespace lota::kernels {
 namespace {
 
 #if defined(__GNUC__)
-typedef float v16f __attribute__((vector_size(64)));
-
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
 typedef uint16_t v16u16 __attribute__((vector_size(32)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
 
 template <typename Vec>
 __attribute__((always_inline)) inline Vec load_vec(const float* p) {
@@ -151,7 +148,7 @@ __attribute__((target("avx2,fma"))) void rows_block_avx2(const float* x, const W
 }
 
 template <typename W>
-__attribute__((target("avx512f"))) void rows_block_avx512(const float* x, const W* w, float* y, int64_t M,
+LOTA_CPU_AVX512 void rows_block_avx512(const float* x, const W* w, float* y, int64_t M,
                                                           int64_t K, int64_t N, int64_t n0, int64_t n1) {
     rows_block_impl<true, v16f, 4, 6>(x, w, y, M, K, N, n0, n1);
 }
@@ -160,9 +157,8 @@ __attribute__((target("avx512f"))) void rows_block_avx512(const float* x, const 
 template <typename W>
 void rows_block(const float* x, const W* w, float* y, int64_t M, int64_t K, int64_t N, int64_t n0, int64_t n1) {
 #if defined(__x86_64__) && !defined(__clang__)
-    static const bool avx512 = __builtin_cpu_supports("avx512f");
     static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (avx512) return rows_block_avx512(x, w, y, M, K, N, n0, n1);
+    if (cpu_vector_floats() == 16) return rows_block_avx512(x, w, y, M, K, N, n0, n1);
     if (avx2) return rows_block_avx2(x, w, y, M, K, N, n0, n1);
 #endif
     rows_block_impl<false, v8f, 3, 4>(x, w, y, M, K, N, n0, n1);

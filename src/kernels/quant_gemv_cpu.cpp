@@ -1,10 +1,10 @@
 // The decode-sized quantized product on the CPU (see quant_gemv.h): y = x·W with W = S·(Q − Z + F)
 // read straight from the packed codes, no dequantized copy of W.
 //
-// One row (batch-1 decode, the common case) runs gemv_row_strips: strips of 32 columns split over the
+// One row (batch-1 decode, the common case) runs row_strips: strips of 32 columns split over the
 // threads, groups as the outer loop so packed rows are read in long contiguous runs, partial sums in
-// vector registers. 2–16 rows run gemv_rows_strips: strips of 8 columns, each code unpacked once into a
-// register and multiplied into 8 rows' accumulators. Columns past the last whole strip, and more than 16
+// vector registers. 2–16 rows run rows_strips: strips of one vector's columns, each code unpacked once into
+// a register and multiplied into 8 rows' accumulators. Columns past the last whole strip, and more than 16
 // rows, run gemv_block: blocks of BLOCK_N columns (parallel) and tiles of up to TILE_M rows, each packed
 // word unpacked once per tile and multiplied into every row of the tile. All compute
 //     y[m,n] = Σ_g S[g,n] · Σ_{k∈g} x[m,k] · (Q[k,n] − (Z[g,n] − F[g,n]))
@@ -12,9 +12,10 @@
 // rounded once to the output dtype). Only contiguous groups (group_rows > 0, a multiple of 32) take
 // these kernels; act-order layers use the reference (dequantize, then one GEMM).
 //
-// The column loops are written to vectorize (GCC vector types in the strip kernels); on x86-64 the
-// kernels are also compiled for AVX2+FMA (x86-64-v3) and the loader picks that clone when the CPU
-// has it.
+// The column loops are written to vectorize (GCC vector types in the strip kernels, cpu_simd.h); on x86-64
+// the strip kernels are built with 8-float vectors for AVX2+FMA (x86-64-v3, the loader picks that clone
+// when the CPU has it) and with 16-float vectors for AVX-512, taken where cpu_vector_floats() is 16. The
+// lanes are columns, so both sum each column in the same order.
 #include <algorithm>
 #include <cstdint>
 
@@ -86,37 +87,42 @@ LOTA_CPU_CLONES void gemv_block(const CpuGemvArgs& a, int64_t m0, int64_t mt, in
 #if defined(__GNUC__)
 // One row (M == 1, the decode step of batch 1), strips [s0, s1) of STRIP columns. Groups are the outer
 // loop, so each group's packed rows are read as long contiguous runs (one page each, prefetch-friendly)
-// rather than short pieces at a stride of a whole row. A strip's partial sums stay in V 8-float vector
-// registers across the group, and the group's shift is taken out of the inner loop:
+// rather than short pieces at a stride of a whole row. A strip's partial sums stay in STRIP / W vector
+// registers of W floats across the group, and the group's shift is taken out of the inner loop:
 //     Σ_k x·(Q − s) = Σ_k x·Q − s·Σ_k x,   Σ_k x per group precomputed (x_sum).
-constexpr int V = 4;                 // vectors per strip: no register spills on AVX2
-constexpr int64_t STRIP = 8 * V;     // columns per strip
+constexpr int64_t STRIP = 32;  // columns per strip: 4 vectors on AVX2 (no register spills), 2 on AVX-512
 
-// Code k of 8 columns from `lo` (the columns' packed word holding bit k·bits; the next word row at
+// Code k of W columns from `lo` (the columns' packed word holding bit k·bits; the next word row at
 // lo + N): bits [sh, sh + bits) of the little-endian stream; kStraddle (sh + bits > 32, 3-bit codes)
 // takes the high bits from the next word. A template argument, so callers branch once per code row.
-template <bool kStraddle>
-__attribute__((always_inline)) inline v8f codes_at(const CpuGemvArgs& a, const uint32_t* lo, int sh, v8u mask) {
-    v8u code = load_v8u(lo) >> sh;
-    if constexpr (kStraddle) code |= load_v8u(lo + a.N) << (32 - sh);
-    return __builtin_convertvector((v8i)(code & mask), v8f);
+template <int W, bool kStraddle>
+__attribute__((always_inline)) inline typename Vec<W>::f codes_at(const CpuGemvArgs& a, const uint32_t* lo, int sh,
+                                                                  typename Vec<W>::u mask) {
+    using V = Vec<W>;
+    typename V::u code = load_vec_bytes<typename V::u>(lo) >> sh;
+    if constexpr (kStraddle) code |= load_vec_bytes<typename V::u>(lo + a.N) << (32 - sh);
+    return __builtin_convertvector((typename V::i)(code & mask), typename V::f);
 }
 
-// The grid of 8 columns of group row gn = g·N + n0: shift Z − F and scale S, converted 8 at a time (one
-// vcvtdq2ps and one vcvtph2ps in the AVX2 build): at g 32 a scalar conversion per column cost as much as
-// the group's 32 code rows.
-__attribute__((always_inline)) inline void grid_at(const CpuGemvArgs& a, int64_t gn, v8f& shift, v8f& scale) {
-    v8i z;
-    __builtin_memcpy(&z, a.zeros + gn, sizeof(z));
-    shift = __builtin_convertvector(z, v8f);
-    if (a.offset) shift -= load_v8f(a.offset + gn);
-    v8h s;
-    __builtin_memcpy(&s, a.scales + gn, sizeof(s));
-    scale = __builtin_convertvector(s, v8f);
+// The grid of W columns of group row gn = g·N + n0: shift Z − F and scale S, converted W at a time (one
+// vcvtdq2ps and one vcvtph2ps): at g 32 a scalar conversion per column cost as much as the group's 32
+// code rows.
+template <int W>
+__attribute__((always_inline)) inline void grid_at(const CpuGemvArgs& a, int64_t gn, typename Vec<W>::f& shift,
+                                                   typename Vec<W>::f& scale) {
+    using V = Vec<W>;
+    shift = __builtin_convertvector(load_vec_bytes<typename V::i>(a.zeros + gn), typename V::f);
+    if (a.offset) shift -= load_vec_bytes<typename V::f>(a.offset + gn);
+    scale = __builtin_convertvector(load_vec_bytes<typename V::h>(a.scales + gn), typename V::f);
 }
 
-LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
-    const v8u vmask = v8u{} + ((1u << a.bits) - 1u);
+template <int W>
+__attribute__((always_inline)) inline void row_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0,
+                                                      int64_t s1) {
+    using V = Vec<W>;
+    using vf = typename V::f;
+    constexpr int NV = STRIP / W;
+    const typename V::u vmask = typename V::u{} + ((1u << a.bits) - 1u);
     const int64_t G = (a.K + a.group_rows - 1) / a.group_rows;
     float* y = a.y;
     for (int64_t n = s0 * STRIP; n < s1 * STRIP; ++n) y[n] = 0.0f;
@@ -125,18 +131,18 @@ LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, i
         const bool whole_words = 32 % a.bits == 0 && k_end - k0 == a.group_rows;
         for (int64_t s = s0; s < s1; ++s) {
             const int64_t n0 = s * STRIP;
-            v8f acc[V] = {};
+            vf acc[NV] = {};
             if (whole_words) {
                 // 2, 4 or 8 bits: each word holds 32/bits whole codes, loaded once for all of them.
                 const int per = 32 / a.bits;
                 for (int64_t k = k0; k < k_end; k += per) {
                     const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0);
-                    v8u w[V];
-                    for (int v = 0; v < V; ++v) w[v] = load_v8u(row + 8 * v);
+                    typename V::u w[NV];
+                    for (int v = 0; v < NV; ++v) w[v] = load_vec_bytes<typename V::u>(row + W * v);
                     for (int i = 0; i < per; ++i) {
                         const float xk = a.x[k + i];
-                        for (int v = 0; v < V; ++v) {
-                            acc[v] += xk * __builtin_convertvector((v8i)(w[v] & vmask), v8f);
+                        for (int v = 0; v < NV; ++v) {
+                            acc[v] += xk * __builtin_convertvector((typename V::i)(w[v] & vmask), vf);
                             w[v] >>= a.bits;
                         }
                     }
@@ -148,48 +154,49 @@ LOTA_CPU_CLONES void gemv_row_strips(const CpuGemvArgs& a, const float* x_sum, i
                     const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
                     const float xk = a.x[k];
                     if (sh + a.bits <= 32)
-                        for (int v = 0; v < V; ++v) acc[v] += xk * codes_at<false>(a, lo + 8 * v, sh, vmask);
+                        for (int v = 0; v < NV; ++v) acc[v] += xk * codes_at<W, false>(a, lo + W * v, sh, vmask);
                     else
-                        for (int v = 0; v < V; ++v) acc[v] += xk * codes_at<true>(a, lo + 8 * v, sh, vmask);
+                        for (int v = 0; v < NV; ++v) acc[v] += xk * codes_at<W, true>(a, lo + W * v, sh, vmask);
                 }
             }
             const int64_t gn = g * a.N + n0;
             const float xs = x_sum[g];
-            for (int v = 0; v < V; ++v) {
-                v8f shift, scale, out;
-                grid_at(a, gn + 8 * v, shift, scale);
-                __builtin_memcpy(&out, y + n0 + 8 * v, sizeof(out));
+            for (int v = 0; v < NV; ++v) {
+                vf shift, scale;
+                grid_at<W>(a, gn + W * v, shift, scale);
+                vf out = load_vec_bytes<vf>(y + n0 + W * v);
                 out += scale * (acc[v] - shift * xs);
-                __builtin_memcpy(y + n0 + 8 * v, &out, sizeof(out));
+                __builtin_memcpy(y + n0 + W * v, &out, sizeof(out));
             }
         }
     }
 }
 
-// 2–16 rows (a batched decode step): one strip of 8 columns against RT rows at a time, so each code row
-// of the strip is unpacked once into a register and multiplied into RT rows' accumulators, and read again
-// for the next rows from L1. The group's shift comes out of the inner loop as in gemv_row_strips, with
-// Σ_k x per row and group in x_sum [M, G]. (8 rows of one vector measured faster than 4 rows of two on
-// a 2-core EPYC: the unpacking is shared by more rows.)
-constexpr int64_t STRIP_R = 8;  // columns per strip
-constexpr int RT = 8;           // rows per tile
+// 2–16 rows (a batched decode step): one strip of W columns (one vector) against RT rows at a time, so
+// each code row of the strip is unpacked once into a register and multiplied into RT rows' accumulators,
+// and read again for the next rows from L1. The group's shift comes out of the inner loop as in
+// row_strips, with Σ_k x per row and group in x_sum [M, G]. (8 rows of one vector measured faster than 4
+// rows of two on a 2-core EPYC: the unpacking is shared by more rows.)
+constexpr int RT = 8;  // rows per tile
 
-template <int R>
+template <int W, int R>
 __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, const float* x_sum, int64_t m0,
                                                       int64_t n0) {
-    const v8u vmask = v8u{} + ((1u << a.bits) - 1u);
+    using V = Vec<W>;
+    using vf = typename V::f;
+    const typename V::u vmask = typename V::u{} + ((1u << a.bits) - 1u);
     const int64_t G = (a.K + a.group_rows - 1) / a.group_rows;
     const float* x = a.x + m0 * a.K;
-    v8f out[R] = {};
+    vf out[R] = {};
     for (int64_t g = 0; g < G; ++g) {
         const int64_t k0 = g * a.group_rows, k_end = std::min(a.K, k0 + a.group_rows);
-        v8f acc[R] = {};
+        vf acc[R] = {};
         if (32 % a.bits == 0 && k_end - k0 == a.group_rows) {
             const int per = 32 / a.bits;
             for (int64_t k = k0; k < k_end; k += per) {
-                v8u w = load_v8u(reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0));
+                auto w = load_vec_bytes<typename V::u>(reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0));
                 for (int i = 0; i < per; ++i) {
-                    const v8f c = __builtin_convertvector((v8i)(w & vmask), v8f);
+                    const vf c = __builtin_convertvector((typename V::i)(w & vmask), vf);
                     w >>= a.bits;
                     for (int r = 0; r < R; ++r) acc[r] += x[r * a.K + k + i] * c;
                 }
@@ -199,35 +206,53 @@ __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, cons
                 const int64_t bit = k * a.bits;
                 const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
                 const int sh = static_cast<int>(bit & 31);
-                const v8f c = sh + a.bits <= 32 ? codes_at<false>(a, lo, sh, vmask) : codes_at<true>(a, lo, sh, vmask);
+                const vf c = sh + a.bits <= 32 ? codes_at<W, false>(a, lo, sh, vmask) : codes_at<W, true>(a, lo, sh, vmask);
                 for (int r = 0; r < R; ++r) acc[r] += x[r * a.K + k] * c;
             }
         }
-        v8f shift, scale;
-        grid_at(a, g * a.N + n0, shift, scale);
+        vf shift, scale;
+        grid_at<W>(a, g * a.N + n0, shift, scale);
         for (int r = 0; r < R; ++r) out[r] += scale * (acc[r] - shift * x_sum[(m0 + r) * G + g]);
     }
-    for (int r = 0; r < R; ++r) __builtin_memcpy(a.y + (m0 + r) * a.N + n0, &out[r], sizeof(v8f));
+    for (int r = 0; r < R; ++r) __builtin_memcpy(a.y + (m0 + r) * a.N + n0, &out[r], sizeof(vf));
 }
 
-// Strips [s0, s1) of all M rows: tiles of RT rows, then the last M mod RT rows in one smaller tile.
-LOTA_CPU_CLONES void gemv_rows_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+// Strips [s0, s1) of W columns, all M rows: tiles of RT rows, then the last M mod RT rows in one smaller tile.
+template <int W>
+__attribute__((always_inline)) inline void rows_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0,
+                                                       int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
-        const int64_t n0 = s * STRIP_R;
+        const int64_t n0 = s * W;
         int64_t m = 0;
-        for (; m + RT <= a.M; m += RT) strip_rows<RT>(a, x_sum, m, n0);
+        for (; m + RT <= a.M; m += RT) strip_rows<W, RT>(a, x_sum, m, n0);
         switch (a.M - m) {
-            case 7: strip_rows<7>(a, x_sum, m, n0); break;
-            case 6: strip_rows<6>(a, x_sum, m, n0); break;
-            case 5: strip_rows<5>(a, x_sum, m, n0); break;
-            case 4: strip_rows<4>(a, x_sum, m, n0); break;
-            case 3: strip_rows<3>(a, x_sum, m, n0); break;
-            case 2: strip_rows<2>(a, x_sum, m, n0); break;
-            case 1: strip_rows<1>(a, x_sum, m, n0); break;
+            case 7: strip_rows<W, 7>(a, x_sum, m, n0); break;
+            case 6: strip_rows<W, 6>(a, x_sum, m, n0); break;
+            case 5: strip_rows<W, 5>(a, x_sum, m, n0); break;
+            case 4: strip_rows<W, 4>(a, x_sum, m, n0); break;
+            case 3: strip_rows<W, 3>(a, x_sum, m, n0); break;
+            case 2: strip_rows<W, 2>(a, x_sum, m, n0); break;
+            case 1: strip_rows<W, 1>(a, x_sum, m, n0); break;
             default: break;
         }
     }
 }
+
+// The builds: 8-float vectors (AVX2+FMA, or the baseline ISA) and 16-float vectors (AVX-512).
+LOTA_CPU_CLONES void gemv_row_strips8(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+    row_strips<8>(a, x_sum, s0, s1);
+}
+LOTA_CPU_CLONES void gemv_rows_strips8(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+    rows_strips<8>(a, x_sum, s0, s1);
+}
+#if LOTA_HAVE_CPU_AVX512
+LOTA_CPU_AVX512 void gemv_row_strips16(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+    row_strips<16>(a, x_sum, s0, s1);
+}
+LOTA_CPU_AVX512 void gemv_rows_strips16(const CpuGemvArgs& a, const float* x_sum, int64_t s0, int64_t s1) {
+    rows_strips<16>(a, x_sum, s0, s1);
+}
+#endif
 #endif
 
 }  // namespace
@@ -254,14 +279,28 @@ at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const 
         const int64_t G = (a.K + group_rows - 1) / group_rows;
         const at::Tensor x_sum = at::pad(xf, {0, G * group_rows - a.K}).view({a.M, G, group_rows}).sum(-1);
         const float* xs = x_sum.data_ptr<float>();
+        [[maybe_unused]] const bool wide = cpu_vector_floats() == 16;
         if (a.M == 1) {
             const int64_t strips = a.N / STRIP;
-            at::parallel_for(0, strips, 1, [&](int64_t s0, int64_t s1) { gemv_row_strips(a, xs, s0, s1); });
+            at::parallel_for(0, strips, 1, [&](int64_t s0, int64_t s1) {
+#if LOTA_HAVE_CPU_AVX512
+                if (wide) return gemv_row_strips16(a, xs, s0, s1);
+#endif
+                gemv_row_strips8(a, xs, s0, s1);
+            });
             if (a.N % STRIP != 0) gemv_block(a, 0, 1, strips * STRIP, a.N % STRIP);
         } else {
-            const int64_t strips = a.N / STRIP_R;
-            at::parallel_for(0, strips, 4, [&](int64_t s0, int64_t s1) { gemv_rows_strips(a, xs, s0, s1); });
-            if (a.N % STRIP_R != 0) gemv_block(a, 0, a.M, strips * STRIP_R, a.N % STRIP_R);
+            // Strips of 8 columns; with 16-float vectors, pairs of them, and a last odd one in the 8-float build.
+            const int64_t strips = a.N / 8;
+            int64_t done = 0;
+#if LOTA_HAVE_CPU_AVX512
+            if (wide) {
+                done = 2 * (strips / 2);
+                at::parallel_for(0, strips / 2, 2, [&](int64_t s0, int64_t s1) { gemv_rows_strips16(a, xs, s0, s1); });
+            }
+#endif
+            at::parallel_for(done, strips, 4, [&](int64_t s0, int64_t s1) { gemv_rows_strips8(a, xs, s0, s1); });
+            if (a.N % 8 != 0) gemv_block(a, 0, a.M, strips * 8, a.N % 8);
         }
         return y;
     }

@@ -5,7 +5,7 @@
 //                 [--context 128] [--steps 64] [--repeat 5] [--graph 1] [--gemv 1] [--fuse 1] [--lora-rank R] [--label X]
 //                 [--generate 0] [--keep-dequantized 1] [--profile-step S] [--bf16-store 1]
 //                 [--simt-blocks-per-sm 0] [--tc-min-rows 0] [--tc-a-max-rows 0] [--tc-batch 0] [--tc-waves 0]
-//                 [--tc-pdl 0] [--head-bits 0] [--head-group-size 0]
+//                 [--tc-pdl 0] [--tc-block-steps 0] [--tc-x-smem 0] [--head-bits 0] [--head-group-size 0]
 // --fuse 0: q/k/v and gate/up as separate products (lota's commands fuse them, Transformer::fuse_projections);
 // --graph 0: decode steps launched op by op instead of replayed as a CUDA graph; --gemv 0:
 // quantized layers use dequant + GEMM for decode too (comparisons); --lora-rank R: an unmerged
@@ -15,9 +15,11 @@
 // --keep-dequantized 0: its batches of more than 16 rows dequantize every step (GenerateOptions).
 // --bf16-store 0: a bf16 checkpoint run in f32 on the CPU keeps float32 weights (`lota generate` keeps
 // them in bfloat16, Transformer::store_bf16_weights_if_exact).
-// --simt-blocks-per-sm / --tc-min-rows / --tc-a-max-rows / --tc-batch / --tc-waves / --tc-pdl: the packed-code
-// kernel's plan knobs (kernels::GemvTuning; 0: the default) on every quantized layer, for comparing plans inside
-// whole decode steps (--tc-pdl -1: the tensor-core kernel waits for the previous kernel to end before it starts).
+// --simt-blocks-per-sm / --tc-min-rows / --tc-a-max-rows / --tc-batch / --tc-waves / --tc-pdl / --tc-block-steps /
+// --tc-x-smem: the packed-code kernel's plan knobs (kernels::GemvTuning; 0: the default) on every quantized layer,
+// for comparing plans inside whole decode steps (--tc-pdl -1: the tensor-core kernel waits for the previous kernel to
+// end before it starts; --tc-block-steps C: K ranges cut for whole waves of blocks that cost their steps per warp +
+// C; --tc-x-smem 1: the codes-as-A kernel copies x through shared memory instead of holding it in registers).
 // --head-bits N: the LM head RTN-quantized to N bits in groups of --head-group-size after the load
 // (Transformer::quantize_head, as `lota generate --head-bits`); 0: the head as stored. Every line has "head_bits".
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for
@@ -77,7 +79,7 @@ int main(int argc, char** argv) {
                              "[--fuse 1] [--lora-rank R] [--label X] [--generate 0] [--keep-dequantized 1] "
                              "[--profile-step S] [--bf16-store 1] [--simt-blocks-per-sm 0] "
                              "[--tc-min-rows 0] [--tc-a-max-rows 0] [--tc-batch 0] [--tc-waves 0] [--tc-pdl 0] "
-                             "[--head-bits 0] [--head-group-size 0]\n");
+                             "[--tc-block-steps 0] [--tc-x-smem 0] [--head-bits 0] [--head-group-size 0]\n");
         return 1;
     }
     std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16", label = "lota";
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
         else if (k == "--tc-batch") plan.tc_batch = std::stoi(v);
         else if (k == "--tc-waves") plan.tc_waves = std::stod(v);
         else if (k == "--tc-pdl") plan.tc_pdl = std::stoi(v);
+        else if (k == "--tc-block-steps") plan.tc_block_steps = std::stod(v);
+        else if (k == "--tc-x-smem") plan.tc_x_smem = std::stoi(v);
         else if (k == "--head-bits") head_bits = std::stoi(v);
         else if (k == "--head-group-size") head_group_size = std::stoll(v);
         else {

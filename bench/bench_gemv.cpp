@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -178,17 +179,21 @@ int main(int argc, char** argv) {
                                 (long long)K, (long long)N, bits, (long long)M, copies, bps, t * 1e6,
                                 bytes / t / 1e9);
                 }
-                for (int a_rows : {-1, 8})  // codes as mma's B operand, or as A (up to 8 rows)
+                // K ranges for 0.5, 1 or 2 waves (tc_waves), or for whole waves of blocks that cost their steps
+                // per warp + 2, 4 or 8 (tc_block_steps).
+                const std::pair<double, double> splits[] = {{0.5, 0}, {1.0, 0}, {2.0, 0}, {0, 2}, {0, 4}, {0, 8}};
+                // Codes as mma's B operand, or as A (up to 8 rows) with x in registers or through shared memory.
+                for (const auto& [a_rows, x_smem] : {std::pair<int, int>{-1, 0}, {8, 0}, {8, 1}})
                     for (int batch : {2, 4, 8})
-                        for (double waves : {0.5, 1.0, 2.0}) {
+                        for (const auto& [waves, block_steps] : splits) {
                             if (a_rows > 0 && M > 8) continue;
-                            tuning = {1, a_rows, batch, waves, 0, true};
+                            tuning = {1, a_rows, batch, waves, 0, true, 0, block_steps, x_smem};
                             const double t = graph_seconds_per_call(kernel);
                             std::printf("{\"what\":\"tc_sweep\",\"K\":%lld,\"N\":%lld,\"bits\":%d,\"M\":%lld,"
-                                        "\"copies\":%d,\"codes_as\":\"%s\",\"batch\":%d,\"waves\":%.1f,"
-                                        "\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
+                                        "\"copies\":%d,\"codes_as\":\"%s\",\"x_smem\":%d,\"batch\":%d,"
+                                        "\"waves\":%.1f,\"block_steps\":%.0f,\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
                                         (long long)K, (long long)N, bits, (long long)M, copies, a_rows > 0 ? "A" : "B",
-                                        batch, waves, t * 1e6, bytes / t / 1e9);
+                                        x_smem, batch, waves, block_steps, t * 1e6, bytes / t / 1e9);
                         }
                 continue;
             }

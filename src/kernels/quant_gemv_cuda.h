@@ -24,6 +24,7 @@ struct GemvArgs {
     bool tc_codes_a = false;    ///< set by the plan: with up to 8 rows, the tensor-core kernel takes the codes as A
     int tc_batch = 4;           ///< tensor-core kernel: steps whose loads a warp issues together (2, 4, 8)
     bool tc_pdl = false;        ///< tensor-core kernel: launched to start before the previous kernel ends
+    bool tc_x_smem = false;     ///< tensor-core kernel, codes as A: x copied through shared memory, not registers
     int64_t splits = 1;         ///< K is cut into `splits` ranges of split_rows rows
     int64_t split_rows = 0;     ///< a multiple of 32
     float* partial = nullptr;   ///< [splits, M, N] float32 scratch
@@ -42,6 +43,10 @@ struct GemvTuning {
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at (< 0: as many as fit, one wave)
     bool tensor_cores = true;    ///< false: the SIMT kernel runs every case
     int tc_pdl = 0;              ///< < 0: the tensor-core kernel waits for the previous kernel to end before it starts
+    /// > 0: the tensor-core kernel's K ranges are cut for the fewest whole waves × (steps per warp + this
+    /// fixed cost of a block, in steps) instead of for tc_waves
+    double tc_block_steps = 0.0;
+    int tc_x_smem = 0;  ///< > 0: the codes-as-A kernel copies x through shared memory (cp.async), not registers
 };
 
 /// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,

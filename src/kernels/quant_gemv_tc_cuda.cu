@@ -46,6 +46,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <mutex>
 #include <type_traits>
 #include <utility>
@@ -152,6 +153,39 @@ __device__ __forceinline__ XRows<C> load_x(const uint16_t* __restrict__ x, bool 
 template <int C, int P>
 __device__ __forceinline__ uint32_t x_pair(const XRows<C>& r) {
     return __byte_perm(r.v[P / 2], r.v[P / 2 + C / 4], (P & 1) ? 0x7632 : 0x5410);
+}
+
+// x through shared memory (GemvArgs::tc_x_smem): a lane copies its own C values of x for a step into its
+// slot with cp.async, which holds no registers while they travel (zeros when `valid` is false; nothing is
+// read then), waits for all its copies, and reads each slot back at its step. Only the lane that wrote a
+// slot reads it, so no barrier is needed.
+template <int C>
+__device__ __forceinline__ void copy_x_async(uint4* slot, const uint16_t* __restrict__ x, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(slot));
+    const int bytes = valid ? 16 : 0;
+#pragma unroll
+    for (int i = 0; i < C / 8; ++i)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(dst + 16 * i), "l"(x + 8 * i), "r"(bytes)
+                     : "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait_x_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
+template <int C>
+__device__ __forceinline__ XRows<C> read_x(const uint4* slot) {
+    XRows<C> r;
+#pragma unroll
+    for (int i = 0; i < C / 8; ++i) {
+        const uint4 q = slot[i];
+        r.v[4 * i] = q.x; r.v[4 * i + 1] = q.y; r.v[4 * i + 2] = q.z; r.v[4 * i + 3] = q.w;
+    }
+    return r;
 }
 
 // The end of both kernels, once every warp's sums are in red[warp][row][column]: the block's sum over
@@ -361,13 +395,15 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_kernel(GemvArgs a
 }
 
 // Codes as A (see the top): up to 8 rows of x. BITS: 2 or 4. U: steps whose code loads a warp
-// issues together before multiplying them.
-template <int BITS, bool BF16, int U>
-__global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs a, int* tile_counters) {
+// issues together before multiplying them. XS: x of those steps copied through shared memory
+// (copy_x_async) instead of loaded into registers. The kernels are below.
+template <int BITS, bool BF16, int U, bool XS>
+__device__ __forceinline__ void quant_gemv_tc_a(const GemvArgs& a, int* tile_counters) {
     constexpr int C = 32 / BITS;  // codes per word
     constexpr int STEP = 4 * C;   // rows per warp step (4 word rows)
     constexpr float UNIT = float(1 << BITS);
     __shared__ float red[TC_WARPS][16][TC_COLS + 1];  // + 1: fewer bank conflicts
+    __shared__ uint4 x_slots[XS ? TC_WARPS : 1][XS ? U : 1][32][C / 8];  // XS: each lane's x of a batch
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
     const int64_t N = a.N, K = a.K;
     const int64_t n0 = static_cast<int64_t>(blockIdx.x) * TC_COLS;
@@ -419,15 +455,20 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
             // x comes from L1 or L2, but loaded at its step each step waited for it in turn: in a decode
             // step this kernel is a chain of such waits more than a stream of bytes. Loading it with the
             // codes costs registers (5 resident blocks an SM instead of 7 at 4 bits, U 4) and was faster
-            // in whole decode steps (bench/decode.md).
+            // in whole decode steps (bench/decode.md); copied through shared memory (XS) it costs none.
             int4 w[U];
-            XRows<C> xs[U];
+            XRows<C> xs[XS ? 1 : U];
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 const int64_t k = kb + u * STEP;
                 w[u] = k < k_end ? __ldg(reinterpret_cast<const int4*>(wbase + (k / C) * N)) : make_int4(0, 0, 0, 0);
-                xs[u] = load_x<C>(x_row + k, x_in && k < k_end);
+                const bool valid = x_in && k < k_end;
+                if constexpr (XS)
+                    copy_x_async<C>(x_slots[warp][u][lane], valid ? x_row + k : x_row, valid);
+                else
+                    xs[u] = load_x<C>(x_row + k, valid);
             }
+            if constexpr (XS) wait_x_copies();
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 const int64_t k = kb + u * STEP;
@@ -438,7 +479,7 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
                     meta_at += N;
                     meta = load_meta4(a, meta_at);
                 }
-                const XRows<C>& xr = xs[u];
+                const XRows<C> xr = XS ? read_x<C>(x_slots[warp][u][lane]) : xs[XS ? 0 : u];
                 const uint32_t words[4] = {static_cast<uint32_t>(w[u].x), static_cast<uint32_t>(w[u].y),
                                            static_cast<uint32_t>(w[u].z), static_cast<uint32_t>(w[u].w)};
                 // k-quarter h takes the words' pairs 2h (k slots 2t, 2t+1) and 2h + 1 (slots 2t+8, 2t+9).
@@ -471,12 +512,28 @@ __global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs
     finish_block(a, red, tile_counters, n0);
 }
 
+// x in registers: 96 registers at 4 bits and batch 4 (5 blocks an SM), as ptxas chooses.
+template <int BITS, bool BF16, int U>
+__global__ void __launch_bounds__(TC_WARPS * 32) quant_gemv_tc_a_kernel(GemvArgs a, int* tile_counters) {
+    quant_gemv_tc_a<BITS, BF16, U, false>(a, tile_counters);
+}
+
+// x through shared memory: 74 registers at 4 bits and batch 4 as ptxas chooses, held to 72 (7 blocks an SM;
+// it then keeps one 4-byte value in local memory) while a batch is at most 32 word rows (4 bits: batch 4).
+template <int BITS, bool BF16, int U>
+__global__ void __launch_bounds__(TC_WARPS * 32, U * 32 / BITS <= 32 ? 7 : 1)
+    quant_gemv_tc_a_xs_kernel(GemvArgs a, int* tile_counters) {
+    quant_gemv_tc_a<BITS, BF16, U, true>(a, tile_counters);
+}
+
 using TcKernel = void (*)(GemvArgs, int*);
 
-// KIND 0: codes as A (up to 8 rows); 1: codes as B, up to 8 rows; 2: codes as B, up to 16 rows.
+// KIND 0: codes as A (up to 8 rows); 1: codes as B, up to 8 rows; 2: codes as B, up to 16 rows; 3: codes
+// as A, x through shared memory.
 template <int BITS, bool BF16, int KIND, int U>
 TcKernel kernel_of() {
     if constexpr (KIND == 0) return quant_gemv_tc_a_kernel<BITS, BF16, U>;
+    else if constexpr (KIND == 3) return quant_gemv_tc_a_xs_kernel<BITS, BF16, U>;
     else return quant_gemv_tc_kernel<BITS, BF16, KIND == 2, U>;
 }
 
@@ -491,16 +548,18 @@ template <int BITS, bool BF16>
 TcKernel kernel_with_kind(int kind, int batch) {
     if (kind == 0) return kernel_with_batch<BITS, BF16, 0>(batch);
     if (kind == 1) return kernel_with_batch<BITS, BF16, 1>(batch);
-    return kernel_with_batch<BITS, BF16, 2>(batch);
+    if (kind == 2) return kernel_with_batch<BITS, BF16, 2>(batch);
+    return kernel_with_batch<BITS, BF16, 3>(batch);
 }
 
-// The instance for these arguments (bits, x's type, kernel and rows, a.tc_batch) and its index in
-// 0 .. 35 (for instance_info).
+// The instance for these arguments (bits, x's type, kernel and rows, a.tc_x_smem, a.tc_batch) and its index
+// in 0 .. kInstances - 1 (for instance_info).
+constexpr int kInstances = 2 * 2 * 4 * 3;
 TcKernel tc_kernel(const GemvArgs& a, int* index) {
     const bool bf16 = a.x_type == GemvType::BF16;
-    const int kind = a.tc_codes_a && a.M <= 8 ? 0 : a.M > 8 ? 2 : 1;
+    const int kind = a.tc_codes_a && a.M <= 8 ? (a.tc_x_smem ? 3 : 0) : a.M > 8 ? 2 : 1;
     const int batch = a.tc_batch == 2 || a.tc_batch == 8 ? a.tc_batch : 4;
-    *index = (((a.bits == 4) * 2 + bf16) * 3 + kind) * 3 + (batch == 2 ? 0 : batch == 4 ? 1 : 2);
+    *index = (((a.bits == 4) * 2 + bf16) * 4 + kind) * 3 + (batch == 2 ? 0 : batch == 4 ? 1 : 2);
     if (a.bits == 2) return bf16 ? kernel_with_kind<2, true>(kind, batch) : kernel_with_kind<2, false>(kind, batch);
     return bf16 ? kernel_with_kind<4, true>(kind, batch) : kernel_with_kind<4, false>(kind, batch);
 }
@@ -515,8 +574,8 @@ struct InstanceInfo {
 };
 
 const InstanceInfo& instance_info(const GemvArgs& a) {
-    static std::once_flag asked[36];
-    static InstanceInfo info[36];
+    static std::once_flag asked[kInstances];
+    static InstanceInfo info[kInstances];
     int index = 0;
     const TcKernel k = tc_kernel(a, &index);
     std::call_once(asked[index], [&] {
@@ -552,17 +611,36 @@ bool quant_gemv_tc_eligible(const GemvArgs& a) {
 int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm_count, int64_t* split_rows) {
     const int64_t step = 4 * (32 / a.bits);
     const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
-    // Enough K ranges for one wave of resident blocks, rounded up (measured: the shorter ranges
-    // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
-    const double waves = tuning.tc_waves > 0 ? tuning.tc_waves : 1.0;
-    const int64_t wave_warps =
-        static_cast<int64_t>(waves * static_cast<double>(instance_info(a).resident_blocks) * sm_count * TC_WARPS);
-    int64_t per_warp = (tiles * steps + wave_warps - 1) / wave_warps;
-    if (per_warp < 2) per_warp = 2;
-    int64_t splits = (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp);
-    if (splits < 1) splits = 1;
-    // Even ranges (in whole steps per warp); the last one may be shorter.
-    per_warp = (steps + splits * TC_WARPS - 1) / (splits * TC_WARPS);
+    const auto ranges_of = [&](int64_t per_warp) { return (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp); };
+    int64_t per_warp = 0;
+    if (tuning.tc_block_steps > 0) {
+        // Whole waves: a block takes about its steps per warp plus a fixed cost (its launch, first loads
+        // and the reduction), and a wave of blocks that does not fill every resident slot takes as long as
+        // a full one. The fewest K ranges with the least waves × (steps per warp + fixed cost).
+        const int64_t slots = static_cast<int64_t>(instance_info(a).resident_blocks) * sm_count;
+        const int64_t max_splits = std::max<int64_t>(1, steps / (2 * TC_WARPS));  // every warp keeps 2 steps
+        double best = 0.0;
+        for (int64_t splits = 1; splits <= max_splits; ++splits) {
+            const int64_t pw = std::max<int64_t>(1, (steps + TC_WARPS * splits - 1) / (TC_WARPS * splits));
+            const int64_t waves = (tiles * ranges_of(pw) + slots - 1) / slots;
+            const double cost = static_cast<double>(waves) * (static_cast<double>(pw) + tuning.tc_block_steps);
+            if (per_warp == 0 || cost < best) {
+                best = cost;
+                per_warp = pw;
+            }
+        }
+    } else {
+        // Enough K ranges for one wave of resident blocks, rounded up (measured: the shorter ranges
+        // and finer balance beat an exact single wave); every warp keeps at least 2 steps.
+        const double waves = tuning.tc_waves > 0 ? tuning.tc_waves : 1.0;
+        const int64_t wave_warps =
+            static_cast<int64_t>(waves * static_cast<double>(instance_info(a).resident_blocks) * sm_count * TC_WARPS);
+        per_warp = (tiles * steps + wave_warps - 1) / wave_warps;
+        if (per_warp < 2) per_warp = 2;
+        // Even ranges (in whole steps per warp); the last one may be shorter.
+        const int64_t splits = std::max<int64_t>(1, ranges_of(per_warp));
+        per_warp = (steps + splits * TC_WARPS - 1) / (splits * TC_WARPS);
+    }
     *split_rows = per_warp * TC_WARPS * step;
     return (a.K + *split_rows - 1) / *split_rows;
 }

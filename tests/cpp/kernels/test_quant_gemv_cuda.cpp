@@ -76,8 +76,8 @@ TEST(QuantGemvCuda, MatchesFloat64ReferenceOnRandomShapes) {
 }
 
 // The tensor-core kernels' plan knobs (bench_gemv --sweep) change the work split, the loads issued
-// together, which row counts use them and, up to 8 rows, whether the codes are mma's A or B operand;
-// every setting must give the same sums.
+// together, which row counts use them and, up to 8 rows, whether the codes are mma's A or B operand and
+// whether x goes through shared memory; every setting must give the same sums.
 TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
     const at::Device cuda(at::kCUDA);
     int cases = 0;
@@ -92,23 +92,29 @@ TEST(QuantGemvCuda, TensorCoreKnobsMatchFloat64Reference) {
             for (int64_t M : {1, 5, 16})
                 for (int a_rows : {-1, 8})  // codes as B at every row count; as A up to 8 rows
                     for (int batch : {2, 4, 8})
-                        for (double waves : {0.5, 2.0}) {
+                        for (const auto& [waves, block_steps, x_smem] :
+                             {std::tuple<double, double, int>{0.5, 0, 1}, {2.0, 0, 0}, {0, 4, 1}}) {
                             const at::Tensor x = at::randn({M, K}).to(at::kBFloat16);
                             const auto [ref, bound] = gemv_reference(qw, x);
                             poison_device_cache(cuda);
-                            // launched to start early (programmatic dependent launch) at 2 waves only
-                            const kernels::GemvTuning tuning{1, a_rows, batch, waves, 0, true, waves > 1 ? 0 : -1};
+                            // K ranges for 0.5 or 2 waves, or for whole waves (tc_block_steps); launched to start
+                            // early (programmatic dependent launch) except at 0.5 waves; codes as A: x through
+                            // shared memory or registers
+                            const int pdl = waves == 0.5 ? -1 : 0, simt = 0;
+                            const kernels::GemvTuning tuning{1, a_rows, batch, waves, simt, true, pdl, block_steps,
+                                                             x_smem};
                             const at::Tensor y = gemv_run(qc, x.to(cuda), group_rows, tuning).cpu();
                             const at::Tensor err = (y.to(at::kDouble) - ref).abs();
                             const at::Tensor tol = 2e-5 * bound + gemv_out_eps(at::kBFloat16) * ref.abs() + 1e-6;
                             ASSERT_TRUE((err <= tol).all().item<bool>())
                                 << "bits " << bits << " K " << K << " N " << N << " M " << M << " codes as "
                                 << (a_rows > 0 && M <= 8 ? "A" : "B") << " batch " << batch << " waves " << waves
+                                << " block steps " << block_steps << " x through shared memory " << x_smem
                                 << " max err " << err.max().item<double>();
                             ++cases;
                         }
         }
-    EXPECT_EQ(cases, 2 * (2 * 4 * 3 * 3 * 2 - 3 * 3 * 2));  // 2-bit steps are 64 rows: no 32-row groups
+    EXPECT_EQ(cases, 2 * (2 * 4 * 3 * 3 * 3 - 3 * 3 * 3));  // 2-bit steps are 64 rows: no 32-row groups
 }
 
 // The SIMT kernel's work split (GemvTuning::simt_blocks_per_sm; -1: as many blocks as fit on an SM, from

@@ -19,7 +19,8 @@
 // --tc-x-smem: the packed-code kernel's plan knobs (kernels::GemvTuning; 0: the default) on every quantized layer,
 // for comparing plans inside whole decode steps (--tc-pdl -1: the tensor-core kernel waits for the previous kernel to
 // end before it starts; --tc-block-steps C: K ranges cut for whole waves of blocks that cost their steps per warp +
-// C; --tc-x-smem 1: the codes-as-A kernel copies x through shared memory instead of holding it in registers).
+// C, default 4, -1: for --tc-waves; --tc-x-smem -1: the codes-as-A kernel holds x in registers instead of copying
+// it through shared memory).
 // --head-bits N: the LM head RTN-quantized to N bits in groups of --head-group-size after the load
 // (Transformer::quantize_head, as `lota generate --head-bits`); 0: the head as stored. Every line has "head_bits".
 // --profile-step S (with --generate 1, CUDA): the profiler capture (cudaProfilerStart/Stop, for

@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
                 // per warp + 2, 4 or 8 (tc_block_steps).
                 const std::pair<double, double> splits[] = {{0.5, 0}, {1.0, 0}, {2.0, 0}, {0, 2}, {0, 4}, {0, 8}};
                 // Codes as mma's B operand, or as A (up to 8 rows) with x in registers or through shared memory.
-                for (const auto& [a_rows, x_smem] : {std::pair<int, int>{-1, 0}, {8, 0}, {8, 1}})
+                for (const auto& [a_rows, x_smem] : {std::pair<int, int>{-1, 0}, {8, -1}, {8, 1}})
                     for (int batch : {2, 4, 8})
                         for (const auto& [waves, block_steps] : splits) {
                             if (a_rows > 0 && M > 8) continue;
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
                                         "\"copies\":%d,\"codes_as\":\"%s\",\"x_smem\":%d,\"batch\":%d,"
                                         "\"waves\":%.1f,\"block_steps\":%.0f,\"tc_us\":%.2f,\"gb_per_s\":%.1f}\n",
                                         (long long)K, (long long)N, bits, (long long)M, copies, a_rows > 0 ? "A" : "B",
-                                        x_smem, batch, waves, block_steps, t * 1e6, bytes / t / 1e9);
+                                        x_smem > 0, batch, waves, block_steps, t * 1e6, bytes / t / 1e9);
                         }
                 continue;
             }

@@ -436,7 +436,7 @@ void quant_gemv_cuda_plan(GemvArgs& a, const GemvTuning& tuning) {
     const int tc_a_max_rows = tuning.tc_a_max_rows != 0 ? tuning.tc_a_max_rows : 8;
     a.tc_codes_a = a.M <= tc_a_max_rows;
     a.tc_pdl = tuning.tc_pdl >= 0;
-    a.tc_x_smem = tuning.tc_x_smem > 0;
+    a.tc_x_smem = tuning.tc_x_smem >= 0;
     a.tc_batch = tuning.tc_batch > 0 ? tuning.tc_batch : a.bits == 2 || a.M > 8 ? 2 : 4;
     const int tc_min_rows = tuning.tc_min_rows > 0 ? tuning.tc_min_rows : 1;
     a.tensor_cores = tuning.tensor_cores && a.M >= tc_min_rows && quant_gemv_tc_eligible(a);

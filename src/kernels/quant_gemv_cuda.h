@@ -39,14 +39,14 @@ struct GemvTuning {
     int tc_min_rows = 0;     ///< fewest rows of x that use the tensor-core kernel (default 1)
     int tc_a_max_rows = 0;   ///< most rows of x (up to 8) whose tensor-core kernel takes the codes as A (< 0: none)
     int tc_batch = 0;        ///< its steps of loads issued together per warp: 2, 4 or 8
-    double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1)
+    double tc_waves = 0.0;   ///< resident-block waves its K ranges are cut for (default 1; see tc_block_steps)
     int simt_blocks_per_sm = 0;  ///< SIMT kernel: blocks per SM its K ranges aim at (< 0: as many as fit, one wave)
     bool tensor_cores = true;    ///< false: the SIMT kernel runs every case
     int tc_pdl = 0;              ///< < 0: the tensor-core kernel waits for the previous kernel to end before it starts
-    /// > 0: the tensor-core kernel's K ranges are cut for the fewest whole waves × (steps per warp + this
-    /// fixed cost of a block, in steps) instead of for tc_waves
+    /// The tensor-core kernel's K ranges are cut for the fewest whole waves × (steps per warp + this fixed
+    /// cost of a block, in steps); default 4 unless tc_waves is set; < 0: cut for tc_waves
     double tc_block_steps = 0.0;
-    int tc_x_smem = 0;  ///< > 0: the codes-as-A kernel copies x through shared memory (cp.async), not registers
+    int tc_x_smem = 0;  ///< the codes-as-A kernel copies x through shared memory (cp.async; the default), < 0: registers
 };
 
 /// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,

@@ -613,7 +613,9 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
     const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
     const auto ranges_of = [&](int64_t per_warp) { return (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp); };
     int64_t per_warp = 0;
-    if (tuning.tc_block_steps > 0) {
+    // Default: whole waves at a fixed cost of 4 steps (measured, bench/gemv.md); tc_waves alone asks for the other rule.
+    const double block_steps = tuning.tc_block_steps != 0 ? tuning.tc_block_steps : tuning.tc_waves > 0 ? -1.0 : 4.0;
+    if (block_steps > 0) {
         // Whole waves: a block takes about its steps per warp plus a fixed cost (its launch, first loads
         // and the reduction), and a wave of blocks that does not fill every resident slot takes as long as
         // a full one. The fewest K ranges with the least waves × (steps per warp + fixed cost).
@@ -623,7 +625,7 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
         for (int64_t splits = 1; splits <= max_splits; ++splits) {
             const int64_t pw = std::max<int64_t>(1, (steps + TC_WARPS * splits - 1) / (TC_WARPS * splits));
             const int64_t waves = (tiles * ranges_of(pw) + slots - 1) / slots;
-            const double cost = static_cast<double>(waves) * (static_cast<double>(pw) + tuning.tc_block_steps);
+            const double cost = static_cast<double>(waves) * (static_cast<double>(pw) + block_steps);
             if (per_warp == 0 || cost < best) {
                 best = cost;
                 per_warp = pw;

@@ -18,6 +18,7 @@
 // lanes are columns, so both sum each column in the same order.
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -117,6 +118,39 @@ __attribute__((always_inline)) inline void grid_at(const CpuGemvArgs& a, int64_t
     scale = __builtin_convertvector(load_vec_bytes<typename V::h>(a.scales + gn), typename V::f);
 }
 
+// Code I of each column of a word (bits [B·I, B·I + B)) as the float 1 + q/2^B, exactly: moved to the top B
+// bits of the mantissa by one shift and joined with the exponent of 1 by one and-or (one vpternlogd on AVX-512),
+// with no integer-to-float conversion.
+template <int B, int I, typename U, typename F>
+__attribute__((always_inline)) inline F unit_code(U w) {
+    constexpr int s = 23 - B - B * I;
+    U t;
+    if constexpr (s >= 0)
+        t = w << s;
+    else
+        t = w >> -s;
+    return (F)((t & (((1u << B) - 1u) << (23 - B))) | 0x3F800000u);
+}
+
+// Σ_k x·(1 + q/2^B) over the code rows [k0, k_end) of NV vectors of W columns from column n0, for B = 2, 4 or
+// 8 bits (each word holds 32/B whole codes, loaded once for all of them): even codes of a word into
+// units[0], odd ones into units[1] (two chains of FMAs a vector, not one).
+template <int W, int NV, int B, size_t... I>
+__attribute__((always_inline)) inline void unit_code_rows(const CpuGemvArgs& a, int64_t k0, int64_t k_end, int64_t n0,
+                                                          typename Vec<W>::f (*units)[NV], std::index_sequence<I...>) {
+    using V = Vec<W>;
+    constexpr int PER = 32 / B;
+    static_assert(sizeof...(I) == PER, "one index per code of a word");
+    for (int64_t k = k0; k < k_end; k += PER) {
+        const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / PER) * a.N + n0);
+        const float* xk = a.x + k;
+        for (int v = 0; v < NV; ++v) {
+            const typename V::u w = load_vec_bytes<typename V::u>(row + W * v);
+            ((units[I % 2][v] += xk[I] * unit_code<B, I, typename V::u, typename V::f>(w)), ...);
+        }
+    }
+}
+
 template <int W>
 __attribute__((always_inline)) inline void row_strips(const CpuGemvArgs& a, const float* x_sum, int64_t s0,
                                                       int64_t s1) {
@@ -134,20 +168,15 @@ __attribute__((always_inline)) inline void row_strips(const CpuGemvArgs& a, cons
             const int64_t n0 = s * STRIP;
             vf acc[NV] = {};
             if (whole_words) {
-                // 2, 4 or 8 bits: each word holds 32/bits whole codes, loaded once for all of them.
-                const int per = 32 / a.bits;
-                for (int64_t k = k0; k < k_end; k += per) {
-                    const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0);
-                    typename V::u w[NV];
-                    for (int v = 0; v < NV; ++v) w[v] = load_vec_bytes<typename V::u>(row + W * v);
-                    for (int i = 0; i < per; ++i) {
-                        const float xk = a.x[k + i];
-                        for (int v = 0; v < NV; ++v) {
-                            acc[v] += xk * __builtin_convertvector((typename V::i)(w[v] & vmask), vf);
-                            w[v] >>= a.bits;
-                        }
-                    }
+                // 2, 4 or 8 bits: Σ x·(1 + q/2^b) (unit_code_rows), then Σ x·q = 2^b·(that − Σ x).
+                vf units[2][NV] = {};
+                switch (a.bits) {
+                    case 2: unit_code_rows<W, NV, 2>(a, k0, k_end, n0, units, std::make_index_sequence<16>{}); break;
+                    case 4: unit_code_rows<W, NV, 4>(a, k0, k_end, n0, units, std::make_index_sequence<8>{}); break;
+                    default: unit_code_rows<W, NV, 8>(a, k0, k_end, n0, units, std::make_index_sequence<4>{}); break;
                 }
+                const float xs = x_sum[g], unit = static_cast<float>(1 << a.bits);
+                for (int v = 0; v < NV; ++v) acc[v] = (units[0][v] + units[1][v] - xs) * unit;
             } else {  // 3 bits (codes may straddle two words), or a short last group
                 for (int64_t k = k0; k < k_end; ++k) {
                     const int64_t bit = k * a.bits;

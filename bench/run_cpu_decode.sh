@@ -2,7 +2,8 @@
 # CPU decode tokens/s of SmolLM2-135M-Instruct at batch 1: prompt 128 tokens, then 64 greedy steps, median of
 # 3 after a warm-up, all cores of the machine (OMP threads = llama.cpp threads). Rows: lota f32 and bf16;
 # lota 4-, 3- and 2-bit (RTN, group 32: the grid of llama.cpp's Q4_1) through the packed-code kernel and,
-# for comparison, through dequantize + GEMM; llama.cpp (llama-cpp-python) on the Q4_1 GGUF of the same
+# for comparison, through dequantize + GEMM; the 4-bit model with its head RTN-quantized to 8 bits g32 (opt-in, as
+# the GGUF's Q8_0 head); llama.cpp (llama-cpp-python) on the Q4_1 GGUF of the same
 # model, the file lota imports; the same import rounded to bf16 (a bf16 checkpoint) in f32 and at 4 bits,
 # its weights read as bfloat16 (as `lota generate` does) and as a float32 copy. Writes its table to
 # WORK_DIR/cpu_decode/cpu_decode.md.
@@ -42,6 +43,9 @@ for bits in 4 3 2; do
     Q="$MODELS/smollm2-rtn${bits}g32"
     bench_quantize "$SMOL" "$Q" --method rtn --bits "$bits" --group-size 32 --device cpu
     row "lota ${bits}-bit g32" "$Q" --dtype f32
+    # The GGUF stores the tied head as Q8_0; lota keeps it as imported unless asked (opt-in, changes the logits).
+    [ "$bits" = 4 ] && row "lota 4-bit g32, head at 8 bits g32 (--head-bits 8)" "$Q" --dtype f32 --head-bits 8 \
+        --head-group-size 32
     row "lota ${bits}-bit g32, dequantize + GEMM" "$Q" --dtype f32 --gemv 0
 done
 # A bf16 checkpoint (as HF ships most models; here the same import rounded to bf16), run in f32: lota keeps

@@ -22,32 +22,18 @@
 #if defined(__GNUC__)
 namespace lota::kernels {
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef _Float16 v8h __attribute__((vector_size(16)));
-typedef float v16f __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef _Float16 v16h __attribute__((vector_size(32)));
-
 /// The vector types of W floats (8 or 16): f float32, u/i 32-bit integers, h float16 (half the bytes).
 template <int W>
-struct Vec;
-template <>
-struct Vec<8> {
-    using f = v8f;
-    using u = v8u;
-    using i = v8i;
-    using h = v8h;
+struct Vec {
+    typedef float f __attribute__((vector_size(4 * W)));
+    typedef uint32_t u __attribute__((vector_size(4 * W)));
+    typedef int32_t i __attribute__((vector_size(4 * W)));
+    typedef _Float16 h __attribute__((vector_size(2 * W)));
 };
-template <>
-struct Vec<16> {
-    using f = v16f;
-    using u = v16u;
-    using i = v16i;
-    using h = v16h;
-};
+using v8f = Vec<8>::f;
+using v8u = Vec<8>::u;
+using v16f = Vec<16>::f;
+using v16u = Vec<16>::u;
 
 // The helpers are internal and always inlined, so the vector return's ABI (psabi warns for the non-AVX
 // build) never applies.
@@ -60,9 +46,6 @@ __attribute__((always_inline)) inline V load_vec_bytes(const T* p) {
     __builtin_memcpy(&v, p, sizeof(v));
     return v;
 }
-
-__attribute__((always_inline)) inline v8f load_v8f(const float* p) { return load_vec_bytes<v8f>(p); }
-__attribute__((always_inline)) inline v8u load_v8u(const uint32_t* p) { return load_vec_bytes<v8u>(p); }
 
 /// Floats a vector of the widest build this CPU runs: 16 with AVX-512 (F, BW, CD, DQ, VL), else 8. It
 /// follows ATen's own choice, so ATEN_CPU_CAPABILITY=avx2 (or default) keeps lota's kernels at 8 floats too.

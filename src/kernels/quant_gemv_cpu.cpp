@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <utility>
-#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -305,18 +304,10 @@ at::Tensor quant_gemv_cpu(const at::Tensor& x, const at::Tensor& qweight, const 
     a.y = y.data_ptr<float>();
 #if defined(__GNUC__)
     if (a.M <= 16) {
-        // Σ_k x per row and group (in double, rounded once): the groups' shifts leave the inner loops
-        // (row_strips). A plain loop: at decode sizes ATen's pad + sum cost more than the sums.
+        // Σ_k x per row and group: the groups' shifts leave the inner loops (row_strips).
         const int64_t G = (a.K + group_rows - 1) / group_rows;
-        thread_local std::vector<float> x_sum;
-        x_sum.resize(a.M * G);
-        for (int64_t m = 0; m < a.M; ++m)
-            for (int64_t g = 0; g < G; ++g) {
-                double sum = 0.0;
-                for (int64_t k = g * group_rows; k < std::min(a.K, (g + 1) * group_rows); ++k) sum += a.x[m * a.K + k];
-                x_sum[m * G + g] = static_cast<float>(sum);
-            }
-        const float* xs = x_sum.data();
+        const at::Tensor x_sum = at::pad(xf, {0, G * group_rows - a.K}).view({a.M, G, group_rows}).sum(-1);
+        const float* xs = x_sum.data_ptr<float>();
         [[maybe_unused]] const bool wide = cpu_vector_floats() == 16;
         if (a.M == 1) {
             const int64_t strips = a.N / STRIP;

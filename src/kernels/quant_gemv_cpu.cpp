@@ -223,7 +223,8 @@ __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, cons
         if (32 % a.bits == 0 && k_end - k0 == a.group_rows) {
             const int per = 32 / a.bits;
             for (int64_t k = k0; k < k_end; k += per) {
-                auto w = load_vec_bytes<typename V::u>(reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0));
+                const uint32_t* row = reinterpret_cast<const uint32_t*>(a.qweight + (k / per) * a.N + n0);
+                typename V::u w = load_vec_bytes<typename V::u>(row);
                 for (int i = 0; i < per; ++i) {
                     const vf c = __builtin_convertvector((typename V::i)(w & vmask), vf);
                     w >>= a.bits;
@@ -235,7 +236,8 @@ __attribute__((always_inline)) inline void strip_rows(const CpuGemvArgs& a, cons
                 const int64_t bit = k * a.bits;
                 const uint32_t* lo = reinterpret_cast<const uint32_t*>(a.qweight + (bit >> 5) * a.N + n0);
                 const int sh = static_cast<int>(bit & 31);
-                const vf c = sh + a.bits <= 32 ? codes_at<W, false>(a, lo, sh, vmask) : codes_at<W, true>(a, lo, sh, vmask);
+                const vf c =
+                    sh + a.bits <= 32 ? codes_at<W, false>(a, lo, sh, vmask) : codes_at<W, true>(a, lo, sh, vmask);
                 for (int r = 0; r < R; ++r) acc[r] += x[r * a.K + k] * c;
             }
         }

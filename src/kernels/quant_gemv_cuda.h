@@ -46,7 +46,7 @@ struct GemvTuning {
     /// The tensor-core kernel's K ranges are cut for the fewest whole waves × (steps per warp + this fixed
     /// cost of a block, in steps); default 4 unless tc_waves is set; < 0: cut for tc_waves
     double tc_block_steps = 0.0;
-    int tc_x_smem = 0;  ///< the codes-as-A kernel copies x through shared memory (cp.async; the default), < 0: registers
+    int tc_x_smem = 0;  ///< codes-as-A kernel: x through shared memory (cp.async; the default), < 0: registers
 };
 
 /// Chooses the kernel (the tensor-core one when tuning.tensor_cores and quant_gemv_tc_eligible,

@@ -613,7 +613,8 @@ int64_t quant_gemv_tc_splits(const GemvArgs& a, const GemvTuning& tuning, int sm
     const int64_t steps = a.K / step, tiles = a.N / TC_COLS;
     const auto ranges_of = [&](int64_t per_warp) { return (steps + TC_WARPS * per_warp - 1) / (TC_WARPS * per_warp); };
     int64_t per_warp = 0;
-    // Default: whole waves at a fixed cost of 4 steps (measured, bench/gemv.md); tc_waves alone asks for the other rule.
+    // Default: whole waves at a fixed cost of 4 steps (measured, bench/gemv.md); tc_waves alone asks for the
+    // one-wave rule.
     const double block_steps = tuning.tc_block_steps != 0 ? tuning.tc_block_steps : tuning.tc_waves > 0 ? -1.0 : 4.0;
     if (block_steps > 0) {
         // Whole waves: a block takes about its steps per warp plus a fixed cost (its launch, first loads
